@@ -1,0 +1,147 @@
+"""The running exporter: builds the parts from a config and swaps them on reload.
+
+``cli`` only parses flags and calls into here; tests build an :class:`Exporter` directly with a
+fake clock and an HTTP fake, the same way the CLI does with the real ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import requests
+from prometheus_client import CollectorRegistry, disable_created_metrics
+
+from trtc_exporter.budget import Budget
+from trtc_exporter.client import TrtcClient
+from trtc_exporter.clock import SYSTEM_CLOCK, Clock
+from trtc_exporter.collector import TranscriptionCollector
+from trtc_exporter.config import Config, load_config
+from trtc_exporter.credentials import CredentialProvider, CredentialsError, resolve
+from trtc_exporter.metrics import ApiMetrics
+from trtc_exporter.planning import plan
+from trtc_exporter.response import NOT_FOUND
+from trtc_exporter.runtime import Runtime, revision
+from trtc_exporter.scheduler import Poller
+from trtc_exporter.skew import SkewEstimator
+from trtc_exporter.state import StateStore, TargetState
+from trtc_exporter.target import ACTIONS, Target, in_shard
+from trtc_exporter.validation import ConfigError
+
+log = logging.getLogger(__name__)
+# _created series double the counter output and no dashboard of ours uses them
+disable_created_metrics()
+
+
+def budget_rates(config: Config) -> dict[str, float]:
+    return {action: config.api.rate_for(action) for action in ACTIONS.values()}
+
+
+class Exporter:
+    def __init__(self, config: Config, credentials: CredentialProvider, *,
+                 clock: Clock = SYSTEM_CLOCK, config_path: str = "",
+                 session: requests.Session | None = None, shard: tuple[int, int] = (0, 1),
+                 demo: bool = False) -> None:
+        self.clock = clock
+        self.runtime = Runtime(config, config_path=config_path,
+                               credentials_source=credentials.source, shard_index=shard[0],
+                               shard_count=shard[1], demo=demo,
+                               reload_success_time=clock.time())
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.budget = Budget(budget_rates(config), clock, guard=config.api.rate_guard)
+        self.skew = SkewEstimator()
+        self.client = TrtcClient(endpoint=config.api.endpoint, credentials=credentials,
+                                 budget=self.budget, metrics=ApiMetrics(self.registry),
+                                 clock=clock, timeout=config.api.timeout,
+                                 max_retries=config.api.max_retries, skew=self.skew,
+                                 session=session)
+        self.store = StateStore()
+        self.poller = Poller(config, self.client.describe, self.store, self.budget, clock)
+        self.revision = revision()
+        self.collector = TranscriptionCollector(self.store, self.poller, self.budget,
+                                                self.runtime, self.skew, clock, self.revision)
+        self.registry.register(self.collector)
+        self._reload_lock = threading.Lock()
+        self._apply_targets(config)
+
+    @property
+    def config(self) -> Config:
+        return self.runtime.config
+
+    def _own_targets(self, config: Config) -> list[Target]:
+        rt = self.runtime
+        return [t for t in config.targets if in_shard(t, rt.shard_index, rt.shard_count)]
+
+    def _apply_targets(self, config: Config) -> None:
+        targets = self._own_targets(config)
+        for line in plan(config, targets, budget_rates(config)):
+            if line.targets:
+                log.info("capacity plan: %s", line.summary())
+        self.poller.set_targets(targets, config)
+
+    def start(self) -> None:
+        self.poller.mark_started()
+        self.poller.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.poller.stop(timeout)
+
+    def reload(self) -> tuple[bool, str]:
+        """Re-read the config file; apply it whole or keep the running one (last-known-good)."""
+        with self._reload_lock:
+            try:
+                config = load_config(self.runtime.config_path)
+                credentials = resolve(config.api.credentials)
+            except (ConfigError, CredentialsError) as exc:
+                self.runtime.reload_successful = False
+                self.runtime.reload_error = str(exc)
+                log.error("reload failed, keeping the running configuration: %s",
+                          str(exc).replace("\n", "; "))
+                return False, str(exc)
+            self.client.set_credentials(credentials)
+            self.budget.update(budget_rates(config))
+            self._apply_targets(config)
+            self.runtime.config = config
+            self.runtime.credentials_source = credentials.source
+            self.runtime.reload_successful = True
+            self.runtime.reload_error = ""
+            self.runtime.reload_success_time = self.clock.time()
+            log.info("configuration reloaded: %d targets", len(config.targets))
+            return True, "configuration reloaded"
+
+    # -- health -----------------------------------------------------------------------------
+    def healthy(self) -> bool:
+        """False when the poller has made no progress for three effective intervals."""
+        stretch = max(self.poller.stretch.values(), default=1.0)
+        limit = 3 * self.config.poll_interval * stretch + 5
+        return self.clock.time() - self.poller.stats.last_progress <= limit
+
+    def ready(self) -> bool:
+        return self.poller.stats.ready
+
+    def target_rows(self) -> list[dict[str, Any]]:
+        """The per-target table of the landing page and /api/v1/targets."""
+        now, mono = self.clock.time(), self.clock.monotonic()
+        rows = [_row(s, now, self.poller.due_time(s.target.key), mono)
+                for s in self.store.snapshot()]
+        return sorted(rows, key=lambda r: (r["api"], r["task_id"], r["sdk_app_id"],
+                                           r["session_id"]))
+
+
+def _row(state: TargetState, now: float, due: float | None, mono: float) -> dict[str, Any]:
+    t = state.target
+    return {
+        "id": t.id, "api": t.api, "action": t.action, "region": t.region, "task_id": t.task_id,
+        "sdk_app_id": t.sdk_app_id, "session_id": t.session_id, "labels": dict(t.labels),
+        "source": t.source, "status": state.shown_status(now),
+        "resolved_task_id": state.resolved_task_id, "start_time": state.start_time,
+        "last_success": state.last_success or None,
+        "age_seconds": round(now - state.last_answer, 3) if state.last_answer else None,
+        "poll_success": state.poll_success, "last_error_code": state.last_error_code or None,
+        "request_id": state.last_request_id or None,
+        "latency_seconds": round(state.last_latency, 4) if state.last_poll else None,
+        "next_poll_in_seconds": None if due is None else round(max(0.0, due - mono), 3),
+        "interval_seconds": state.interval or None,
+        "not_found": state.status == NOT_FOUND,
+    }

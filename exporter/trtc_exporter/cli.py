@@ -1,0 +1,150 @@
+"""Command line: parses flags, builds the exporter, serves HTTP, handles signals. Only wiring.
+
+Exit codes: 0 normal stop and valid ``--config.check``; 2 usage, config or credentials errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+
+from trtc_exporter import __version__, logsetup
+from trtc_exporter.app import Exporter, budget_rates
+from trtc_exporter.config import Config, load_config
+from trtc_exporter.credentials import CredentialProvider, CredentialsError, resolve
+from trtc_exporter.planning import plan
+from trtc_exporter.validation import ConfigError
+
+log = logging.getLogger("trtc_exporter")
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="trtc-transcription-exporter",
+        description="Prometheus exporter for Tencent Cloud TRTC AI transcription tasks. "
+                    "Run 'trtc-transcription-exporter simulate --help' for the API simulator.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    cfg = parser.add_argument_group("configuration")
+    cfg.add_argument("--config.file", dest="config_file", default="trtc-exporter.yml",
+                     help="YAML configuration file (default: %(default)s)")
+    cfg.add_argument("--config.check", dest="config_check", action="store_true",
+                     help="validate the configuration, print a summary and exit 0 (valid) or 2")
+    cfg.add_argument("--demo", action="store_true",
+                     help="run against an embedded simulator with moving demo tasks; "
+                          "no config file or credentials needed")
+    cfg.add_argument("--shard", default="0/1", metavar="I/N",
+                     help="poll only the targets of shard I of N (stable hash); default %(default)s")
+    web = parser.add_argument_group("web")
+    web.add_argument("--web.listen-address", dest="listen", default=":9877",
+                     help="address to listen on, host:port or :port (default %(default)s)")
+    web.add_argument("--web.telemetry-path", dest="telemetry_path", default="/metrics",
+                     help="path of the metrics endpoint (default %(default)s)")
+    web.add_argument("--web.config.file", dest="web_config", default="",
+                     help="exporter-toolkit web config: TLS, mTLS, basic auth, headers")
+    web.add_argument("--web.healthcheck-unauthenticated", dest="health_open",
+                     action="store_true",
+                     help="serve /-/healthy and /-/ready without basic auth (TLS still applies)")
+    logs = parser.add_argument_group("logging")
+    logs.add_argument("--log.level", dest="log_level", default="info",
+                      choices=list(logsetup.LEVELS))
+    logs.add_argument("--log.format", dest="log_format", default="logfmt",
+                      choices=["logfmt", "json"])
+    return parser
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    try:
+        index, count = (int(p) for p in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shard: expected I/N, got {text!r}") from None
+    if count < 1 or not 0 <= index < count:
+        raise argparse.ArgumentTypeError(f"--shard: need 0 <= I < N, got {text!r}")
+    return index, count
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["simulate"]:
+        from trtc_exporter.simulator.cli import main as simulate
+
+        return simulate(args_list[1:])
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    try:
+        shard = parse_shard(args.shard)
+    except argparse.ArgumentTypeError as exc:
+        parser.error(str(exc))
+    logsetup.setup(args.log_level, args.log_format)
+    if args.config_check:
+        return check_config(args.config_file)
+    try:
+        exporter = build_exporter(args, shard)
+    except (ConfigError, CredentialsError) as exc:
+        for line in str(exc).splitlines():
+            print(line, file=sys.stderr)
+        return EXIT_USAGE
+    from trtc_exporter.serve import ServeError, serve
+
+    try:
+        return serve(exporter, args)
+    except ServeError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_USAGE
+
+
+def check_config(path: str) -> int:
+    try:
+        config = load_config(path)
+        refuse_overload(config)
+    except ConfigError as exc:
+        for line in exc.lines:
+            print(line, file=sys.stderr)
+        return EXIT_USAGE
+    regions = sorted({t.region for t in config.targets})
+    print(f"{path}: valid")
+    print(f"targets: {len(config.targets)}; regions: {', '.join(regions) or 'none'}")
+    for line in plan(config, config.targets, budget_rates(config)):
+        print(f"plan: {line.summary()}")
+    return 0
+
+
+def refuse_overload(config: Config) -> None:
+    """With api.on_overload: refuse, a config that needs more than the budget is an error."""
+    if config.api.on_overload != "refuse":
+        return
+    lines = [f"api.on_overload: refuse: {p.summary()}"
+             for p in plan(config, config.targets, budget_rates(config)) if p.stretch > 1]
+    if lines:
+        raise ConfigError(lines)
+
+
+def build_exporter(args: argparse.Namespace, shard: tuple[int, int]) -> Exporter:
+    if args.demo:
+        from trtc_exporter.demo import build_demo_exporter
+
+        return build_demo_exporter(shard)
+    config = load_config(args.config_file)
+    refuse_overload(config)
+    credentials: CredentialProvider = resolve(config.api.credentials)
+    log.info("starting trtc-transcription-exporter %s: %d targets, credentials from %s",
+             __version__, len(config.targets), credentials.source)
+    return Exporter(config, credentials, config_path=args.config_file, shard=shard)
+
+
+def install_signals(exporter: Exporter, stop: threading.Event) -> None:
+    def on_stop(signum: int, frame: FrameType | None) -> None:
+        log.info("received %s; shutting down", signal.Signals(signum).name)
+        stop.set()
+
+    def on_hup(signum: int, frame: FrameType | None) -> None:
+        threading.Thread(target=exporter.reload, name="sighup-reload", daemon=True).start()
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGHUP, on_hup)

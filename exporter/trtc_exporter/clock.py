@@ -1,0 +1,80 @@
+"""Injectable time, so budget, scheduler and simulator can be tested without real sleeping.
+
+``FakeClock`` ships in the package (like httpx's MockTransport): tests and the soak run drive time
+by hand, and a sleeping thread wakes when another thread advances the clock.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Protocol
+
+
+class Clock(Protocol):
+    """Monotonic time for intervals and waits; wall time for timestamps shown to users."""
+
+    def monotonic(self) -> float: ...
+
+    def time(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+    def wait(self, event: threading.Event, seconds: float) -> bool:
+        """Wait for the event or the timeout; True when the event is set."""
+        ...
+
+
+class SystemClock:
+    """The real clocks of the machine."""
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def time(self) -> float:
+        return time.time()
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            time.sleep(seconds)
+
+    def wait(self, event: threading.Event, seconds: float) -> bool:
+        return event.wait(max(0.0, seconds))
+
+
+class FakeClock:
+    """A clock that moves only when told to; sleepers wake when time reaches their deadline."""
+
+    def __init__(self, start: float = 1_795_514_400.0) -> None:
+        self._now = start
+        self._cond = threading.Condition()
+
+    def monotonic(self) -> float:
+        with self._cond:
+            return self._now
+
+    def time(self) -> float:
+        return self.monotonic()
+
+    def advance(self, seconds: float) -> None:
+        with self._cond:
+            self._now += seconds
+            self._cond.notify_all()
+
+    def sleep(self, seconds: float) -> None:
+        with self._cond:
+            deadline = self._now + seconds
+            while self._now < deadline:
+                self._cond.wait(0.05)
+
+    def wait(self, event: threading.Event, seconds: float) -> bool:
+        with self._cond:
+            deadline = self._now + seconds
+            while self._now < deadline:
+                if event.is_set():
+                    return True
+                self._cond.wait(0.01)
+        return event.is_set()
+
+
+SYSTEM_CLOCK = SystemClock()

@@ -1,0 +1,46 @@
+"""``--log.level`` and ``--log.format`` (logfmt or json), the formats Prometheus users grep."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+
+LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
+          "error": logging.ERROR}
+
+
+def _timestamp(record: logging.LogRecord) -> str:
+    stamp = datetime.fromtimestamp(record.created, tz=UTC)
+    return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _message(record: logging.LogRecord) -> str:
+    text = record.getMessage()
+    if record.exc_info and record.exc_info[0] is not None:
+        text += f" ({record.exc_info[0].__name__}: {record.exc_info[1]})"
+    return text
+
+
+class LogfmtFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        msg = _message(record).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        return (f'ts={_timestamp(record)} level={record.levelname.lower()} '
+                f'caller={record.name} msg="{msg}"')
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps({"ts": _timestamp(record), "level": record.levelname.lower(),
+                           "caller": record.name, "msg": _message(record)}, ensure_ascii=False)
+
+
+def setup(level: str = "info", fmt: str = "logfmt") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else LogfmtFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(LEVELS[level])
+    # urllib3 logs full URLs and headers at debug; keep it quiet even at --log.level=debug
+    logging.getLogger("urllib3").setLevel(logging.WARNING)

@@ -1,0 +1,128 @@
+"""Every metric name, type, HELP text and label set the exporter exposes, declared once.
+
+Dashboards, alert rules and tests check their queries against :data:`ALL_METRIC_NAMES`, so a
+renamed metric breaks a test instead of a user's dashboard.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from trtc_exporter.target import IDENTITY_LABELS
+
+CACHED = " Cached from the last background poll; a scrape never calls the API."
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    name: str
+    kind: str
+    help: str
+    labels: tuple[str, ...] = ()
+
+
+TASK = IDENTITY_LABELS
+APP = ("api", "region", "sdk_app_id")
+SPECS: tuple[Spec, ...] = (
+    Spec("trtc_ai_transcription_status", "gauge",
+         "Task status as a StateSet: 1 for the current status, 0 for the others." + CACHED,
+         TASK + ("status",)),
+    Spec("trtc_ai_transcription_start_time_seconds", "gauge",
+         "Task StartTime as Unix seconds (1.0 StartTime read as UTC+8)." + CACHED, TASK),
+    Spec("trtc_ai_transcription_status_change_time_seconds", "gauge",
+         "Unix time at which the exporter last observed a status transition." + CACHED, TASK),
+    Spec("trtc_ai_transcription_info", "gauge",
+         "Always 1; resolved_task_id is the TaskId the API returned for the target." + CACHED,
+         TASK + ("resolved_task_id",)),
+    Spec("trtc_ai_transcription_last_success_time_seconds", "gauge",
+         "Unix time of the last successful poll of the target, 0 before the first." + CACHED,
+         TASK),
+    Spec("trtc_ai_transcription_poll_success", "gauge",
+         "1 if the last poll of the target succeeded (NotFound counts as an answer), else 0."
+         + CACHED, TASK),
+    Spec("trtc_ai_transcription_tasks", "gauge",
+         "Number of targets per status, per application." + CACHED, APP + ("status",)),
+    Spec("trtc_ai_transcription_in_progress_seconds_total", "counter",
+         "Transcription time observed between consecutive polls that both saw InProgress."
+         + CACHED, APP),
+    Spec("trtc_ai_transcription_running_seconds", "gauge",
+         "Seconds since StartTime for targets InProgress (absent otherwise)." + CACHED, TASK),
+    Spec("trtc_ai_transcription_concurrency_limit", "gauge",
+         "Configured concurrent task quota of the application (apps.<id>.max_concurrent_tasks).",
+         ("sdk_app_id",)),
+    Spec("trtc_api_requests_total", "counter",
+         "API requests sent, every attempt and retry included.", ("action", "region")),
+    Spec("trtc_api_request_duration_seconds", "histogram",
+         "Latency of API requests, every attempt and retry included.", ("action", "region")),
+    Spec("trtc_api_errors_total", "counter",
+         "Failed API attempts by Tencent Error.Code or transport code (bounded set, else Other).",
+         ("action", "region", "code")),
+    Spec("trtc_api_throttled_total", "counter",
+         "RequestLimitExceeded answers.", ("action", "region")),
+    Spec("trtc_api_retries_total", "counter",
+         "Retried API attempts (each retry spends budget).", ("action", "region")),
+    Spec("trtc_exporter_budget_rate", "gauge",
+         "Request budget in requests/s: kind=configured (after budget_share) or effective "
+         "(after adaptive throttling).", ("action", "kind")),
+    Spec("trtc_exporter_budget_demand_rate", "gauge",
+         "Requests/s the current target set needs at its planned intervals.", ("action",)),
+    Spec("trtc_exporter_budget_wait_seconds", "histogram",
+         "Time a request waited for a budget token.", ("action",)),
+    Spec("trtc_exporter_poll_interval_seconds", "gauge", "Configured poll_interval."),
+    Spec("trtc_exporter_poll_interval_effective_seconds", "gauge",
+         "Base poll interval after capacity planning (stretched when demand exceeds budget).",
+         ("action",)),
+    Spec("trtc_exporter_targets", "gauge", "Monitored targets by source.", ("source",)),
+    Spec("trtc_exporter_last_cycle_time_seconds", "gauge",
+         "Unix time at which the poller last completed a full pass over all targets."),
+    Spec("trtc_exporter_cycle_duration_seconds", "gauge",
+         "Duration of the last full pass over all targets."),
+    Spec("trtc_exporter_poller_last_progress_time_seconds", "gauge",
+         "Unix time of the poller's last completed poll (watchdog for /-/healthy)."),
+    Spec("trtc_exporter_config_last_reload_successful", "gauge",
+         "1 if the last configuration load succeeded."),
+    Spec("trtc_exporter_config_last_reload_success_time_seconds", "gauge",
+         "Unix time of the last successful configuration load."),
+    Spec("trtc_exporter_clock_skew_seconds", "gauge",
+         "Smoothed server Date minus local clock, from API responses."),
+    Spec("trtc_exporter_credentials_source", "gauge",
+         "1 for the source the credentials come from (never the value).", ("source",)),
+    Spec("trtc_exporter_pricing_usd_per_minute", "gauge",
+         "Configured list price used for cost estimates.", ("kind",)),
+    Spec("trtc_exporter_cost_threshold_usd", "gauge",
+         "Configured daily estimated-cost alert threshold per application.", ("sdk_app_id",)),
+    Spec("trtc_exporter_shard", "gauge",
+         "Which shard of the target set this replica polls (index of count).",
+         ("index", "count")),
+    Spec("trtc_exporter_build_info", "gauge", "Always 1; build metadata.",
+         ("version", "revision", "python_version")),
+)
+BY_NAME = {spec.name: spec for spec in SPECS}
+ALL_METRIC_NAMES = frozenset(BY_NAME)
+
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 6.0, 10.0)
+WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+def _counter(registry: CollectorRegistry, name: str) -> Counter:
+    spec = BY_NAME[name]
+    return Counter(name.removesuffix("_total"), spec.help, spec.labels, registry=registry)
+
+
+def _histogram(registry: CollectorRegistry, name: str, buckets: tuple[float, ...]) -> Histogram:
+    spec = BY_NAME[name]
+    return Histogram(name, spec.help, spec.labels, registry=registry, buckets=buckets)
+
+
+class ApiMetrics:
+    """Live instruments updated by the client on every attempt (our own instrumentation)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = _counter(registry, "trtc_api_requests_total")
+        self.duration = _histogram(registry, "trtc_api_request_duration_seconds", LATENCY_BUCKETS)
+        self.errors = _counter(registry, "trtc_api_errors_total")
+        self.throttled = _counter(registry, "trtc_api_throttled_total")
+        self.retries = _counter(registry, "trtc_api_retries_total")
+        self.budget_wait = _histogram(registry, "trtc_exporter_budget_wait_seconds", WAIT_BUCKETS)

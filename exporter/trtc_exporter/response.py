@@ -1,0 +1,160 @@
+"""Parsing of Tencent Cloud API 3.0 answers into typed results, and the bounded error-code set.
+
+Pure functions over bytes, so the parser can be fuzzed: whatever the server sends, the result is a
+:class:`TaskStatus` or an :class:`ApiFailure`, never an exception.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+log = logging.getLogger(__name__)
+
+STATES = {
+    "DescribeAITranscription": ("Idle", "Preparing", "InProgress", "Stopped"),
+    "DescribeCloudTranscription": ("Idle", "InProgress", "Exited"),
+}
+UNKNOWN = "Unknown"
+NOT_FOUND = "NotFound"
+BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
+
+TRANSPORT_CODES = frozenset({"Timeout", "ConnectionError", "HTTP5xx", "InvalidResponse"})
+KNOWN_CODES = frozenset({
+    "AuthFailure.SignatureExpire", "AuthFailure.SignatureFailure", "AuthFailure.SecretIdNotFound",
+    "AuthFailure.InvalidSecretId", "AuthFailure.InvalidAuthorization", "AuthFailure.TokenFailure",
+    "AuthFailure.MFAFailure", "AuthFailure.UnauthorizedOperation", "UnauthorizedOperation",
+    "FailedOperation", "FailedOperation.TaskNotExist", "ResourceNotFound",
+    "InvalidParameter", "InvalidParameter.TaskId", "InvalidParameterValue", "MissingParameter",
+    "UnknownParameter", "InvalidAction", "NoSuchVersion", "UnsupportedRegion",
+    "UnsupportedOperation", "RequestLimitExceeded", "RequestLimitExceeded.UinLimitExceeded",
+    "RequestLimitExceeded.GlobalRegionUinLimitExceeded", "RequestLimitExceeded.IPLimitExceeded",
+    "InternalError", "ServiceUnavailable", "ResourceUnavailable", "LimitExceeded",
+}) | TRANSPORT_CODES
+NOT_FOUND_CODES = frozenset({"FailedOperation.TaskNotExist", "ResourceNotFound"})
+THROTTLE_PREFIX = "RequestLimitExceeded"
+_RETRYABLE = frozenset({"InternalError", "ServiceUnavailable", "ResourceUnavailable",
+                        "AuthFailure.SignatureExpire"}) | TRANSPORT_CODES
+_CODE_SHAPE = re.compile(r"^[A-Za-z][A-Za-z0-9]*(\.[A-Za-z0-9]+)*$")
+
+
+def bounded_code(code: str) -> str:
+    """The label value for an error code: known codes as they are, anything else ``Other``."""
+    if code in KNOWN_CODES:
+        return code
+    if code.startswith("InternalError."):
+        return "InternalError"
+    if code.startswith("ResourceNotFound."):
+        return "ResourceNotFound"
+    return "Other"
+
+
+def is_retryable(code: str) -> bool:
+    return code in _RETRYABLE or code.startswith((THROTTLE_PREFIX, "InternalError."))
+
+
+def is_throttle(code: str) -> bool:
+    return code.startswith(THROTTLE_PREFIX)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskStatus:
+    """A successful answer: the state (one of the action's states, or Unknown) and its details."""
+
+    status: str
+    raw_status: str
+    start_time: float | None
+    task_id: str
+    session_id: str
+    request_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ApiFailure:
+    """A failed attempt: Tencent ``Error.Code`` or a transport code; message is for logs only."""
+
+    code: str
+    message: str
+    request_id: str = ""
+
+    @property
+    def retryable(self) -> bool:
+        return is_retryable(self.code)
+
+
+def parse_response(action: str, body: bytes) -> TaskStatus | ApiFailure:
+    """Turn an HTTP 200 body into a result; malformed bodies become InvalidResponse."""
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        return ApiFailure("InvalidResponse", "body is not JSON")
+    response = document.get("Response") if isinstance(document, dict) else None
+    if not isinstance(response, dict):
+        return ApiFailure("InvalidResponse", "no Response object")
+    request_id = _text(response.get("RequestId"))
+    error = response.get("Error")
+    if error is not None:
+        return _failure(error, request_id)
+    raw_status = response.get("Status")
+    if not isinstance(raw_status, str):
+        return ApiFailure("InvalidResponse", "Status missing or not a string", request_id)
+    return TaskStatus(
+        status=normalise_status(action, raw_status),
+        raw_status=raw_status,
+        start_time=parse_start_time(response.get("StartTime")),
+        task_id=_text(response.get("TaskId")),
+        session_id=_text(response.get("SessionId")),
+        request_id=request_id,
+    )
+
+
+def _failure(error: object, request_id: str) -> ApiFailure:
+    if not isinstance(error, dict) or not isinstance(error.get("Code"), str):
+        return ApiFailure("InvalidResponse", "Error without a Code", request_id)
+    code = error["Code"]
+    if not _CODE_SHAPE.match(code) or len(code) > 100:
+        return ApiFailure("InvalidResponse", "Error.Code is not a code", request_id)
+    return ApiFailure(code, _text(error.get("Message"))[:500], request_id)
+
+
+def _text(value: object) -> str:
+    return value[:256] if isinstance(value, str) else ""
+
+
+_warned_statuses: set[str] = set()
+
+
+def normalise_status(action: str, raw: str) -> str:
+    """Known states pass through; anything else is Unknown, logged once per distinct value."""
+    if raw in STATES.get(action, ()):
+        return raw
+    if len(_warned_statuses) < 100 and raw not in _warned_statuses:
+        _warned_statuses.add(raw)
+        log.warning("unknown task status %r from %s; shown as Unknown", raw[:64], action)
+    return UNKNOWN
+
+
+def parse_start_time(value: object) -> float | None:
+    """Epoch seconds from StartTime.
+
+    1.0 sends ``"2025-04-24 16:17:56.931660"`` without a zone; we read it as Beijing time (UTC+8),
+    the zone of the service's console and examples. 2.0 sends an integer epoch (seconds; values
+    beyond year 5000 are taken as milliseconds). Empty, zero or unparsable → None.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        if value <= 0 or value != value:
+            return None
+        return float(value) / 1000.0 if value > 95_617_584_000 else float(value)
+    if not isinstance(value, str) or not value.strip():
+        return None
+    for fmt in ("%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S"):
+        try:
+            return datetime.strptime(value.strip(), fmt).replace(tzinfo=BEIJING).timestamp()
+        except ValueError:
+            continue
+    return None

@@ -1,0 +1,46 @@
+"""Mutable facts about the running exporter that the collector and web pages show.
+
+The poller owns target state; this holds the rest (current config, reload outcome, credential
+source, shard), swapped by the CLI on start and on reload.
+"""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from trtc_exporter import __version__
+from trtc_exporter.config import Config
+
+
+@dataclass(slots=True)
+class Runtime:
+    config: Config
+    config_path: str = ""
+    credentials_source: str = ""
+    reload_successful: bool = True
+    reload_success_time: float = 0.0
+    reload_error: str = ""
+    shard_index: int = 0
+    shard_count: int = 1
+    demo: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+
+def revision() -> str:
+    """The git commit when run from a checkout, else 'unknown' (wheels carry no .git)."""
+    root = Path(__file__).resolve().parents[2]
+    if not (root / ".git").exists():
+        return "unknown"
+    try:
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],  # noqa: S607
+                             capture_output=True, text=True, timeout=2, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
+BUILD_INFO = {"version": __version__, "python_version": platform.python_version()}

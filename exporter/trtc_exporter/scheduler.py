@@ -1,0 +1,255 @@
+"""The background poller: decides when each target is polled and runs the polls.
+
+A dispatcher thread moves due targets into one lane per API action; each lane has its own workers
+and its own budget, so a saturated 1.0 budget never delays a 2.0 poll. A target is never queued
+twice (no pile-up): it is rescheduled only when its poll has finished.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import queue
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+
+from trtc_exporter.budget import Budget
+from trtc_exporter.client import Outcome
+from trtc_exporter.clock import Clock
+from trtc_exporter.config import Config
+from trtc_exporter.planning import capacity, state_interval, stretch_factor
+from trtc_exporter.schedule import Key, Schedule, spread
+from trtc_exporter.state import StateStore, TargetState, apply_outcome
+from trtc_exporter.target import Target
+
+log = logging.getLogger(__name__)
+PollFn = Callable[[Target, threading.Event], Outcome]
+
+
+@dataclass(slots=True)
+class PollerStats:
+    """What the health endpoints and internal metrics read."""
+
+    ready: bool = False
+    last_progress: float = 0.0
+    last_cycle_time: float = 0.0
+    cycle_duration: float = 0.0
+    retired: int = 0
+
+
+class Poller:
+    def __init__(self, config: Config, poll: PollFn, store: StateStore, budget: Budget,
+                 clock: Clock) -> None:
+        self._config = config
+        self._poll = poll
+        self._store = store
+        self._budget = budget
+        self._clock = clock
+        self._lock = threading.Condition()
+        self._schedule = Schedule()
+        self._targets: dict[Key, Target] = {}
+        self._retired: set[Key] = set()
+        self._lanes: dict[str, queue.Queue[Key | None]] = {}
+        self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()
+        self._stretch: dict[str, float] = {}
+        self._demand: dict[str, float] = {}
+        self._cycle_pending: set[Key] = set()
+        self._cycle_start = clock.monotonic()
+        self.stats = PollerStats(last_progress=clock.time())
+
+    # -- target set -------------------------------------------------------------------------
+    def set_targets(self, targets: Iterable[Target], config: Config | None = None) -> None:
+        """Swap the target set; survivors keep state and schedule, new ones get a phase slot."""
+        with self._lock:
+            if config is not None:
+                self._config = config
+            wanted = {t.key: t for t in targets}
+            self._retired &= wanted.keys()
+            active = {k: t for k, t in wanted.items() if k not in self._retired}
+            for key in self._targets.keys() - active.keys():
+                self._schedule.remove(key)
+            new_keys = [k for k in active if k not in self._targets]
+            self._targets = active
+            self._store.sync(active.values())
+            self._replan_locked()
+            now = self._clock.monotonic()
+            offsets = spread(new_keys)
+            for key in new_keys:
+                self._schedule.set(key, now + offsets[key] * self._interval_of(key))
+            self._cycle_pending &= active.keys()
+            self._lock.notify_all()
+
+    def targets(self) -> list[Target]:
+        with self._lock:
+            return list(self._targets.values())
+
+    @property
+    def demand(self) -> dict[str, float]:
+        with self._lock:
+            return dict(self._demand)
+
+    @property
+    def stretch(self) -> dict[str, float]:
+        with self._lock:
+            return dict(self._stretch)
+
+    def due_time(self, key: Key) -> float | None:
+        """Monotonic due time of a target's next poll (None while it is being polled)."""
+        with self._lock:
+            return self._schedule.due_at(key)
+
+    # -- planning ---------------------------------------------------------------------------
+    def _interval_of(self, key: Key) -> float:
+        target = self._targets[key]
+        state = self._store.get(key) or TargetState(target)
+        base = state_interval(target, state.status, state.seen, state.not_found_streak,
+                              self._config)
+        return base * self._stretch.get(target.action, 1.0)
+
+    def _replan_locked(self) -> None:
+        demand: dict[str, float] = {}
+        for key, target in self._targets.items():
+            state = self._store.get(key) or TargetState(target)
+            interval = state_interval(target, state.status, state.seen, state.not_found_streak,
+                                      self._config)
+            demand[target.action] = demand.get(target.action, 0.0) + 1.0 / interval
+        stretch = {}
+        for action, needed in demand.items():
+            available = capacity(self._budget.limiter(action).effective_rate,
+                                 self._config.api.rate_guard)
+            stretch[action] = stretch_factor(needed, available)
+            if stretch[action] > 1.0 and self._stretch.get(action, 1.0) <= 1.0:
+                log.warning("%s: %d targets need %.1f req/s; budget %.1f req/s; intervals "
+                            "stretched x%.2f", action, sum(1 for t in self._targets.values()
+                                                          if t.action == action),
+                            needed, available, stretch[action])
+        self._demand, self._stretch = demand, stretch
+
+    # -- running ----------------------------------------------------------------------------
+    def start(self) -> None:
+        for action in sorted({t.action for t in self._targets.values()} |
+                             {a for a, _ in self._budget.items()}):
+            self._ensure_lane(action)
+        dispatcher = threading.Thread(target=self._dispatch_loop, name="dispatcher", daemon=True)
+        dispatcher.start()
+        self._threads.append(dispatcher)
+
+    def _ensure_lane(self, action: str) -> queue.Queue[Key | None]:
+        if action in self._lanes:
+            return self._lanes[action]
+        lane: queue.Queue[Key | None] = queue.Queue()
+        self._lanes[action] = lane
+        rate = self._budget.limiter(action).configured_rate
+        workers = min(64, max(4, math.ceil(rate * 1.5)))
+        for i in range(workers):
+            thread = threading.Thread(target=self._work, args=(lane,), daemon=True,
+                                      name=f"poll-{action}-{i}")
+            thread.start()
+            self._threads.append(thread)
+        return lane
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop dispatching, let in-flight polls finish within ``timeout`` seconds."""
+        self._stop.set()
+        with self._lock:
+            self._lock.notify_all()
+        for lane in self._lanes.values():
+            for _ in range(64):
+                lane.put(None)
+        deadline = self._clock.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - self._clock.monotonic()))
+
+    def _dispatch_loop(self) -> None:
+        last_plan = 0.0
+        while not self._stop.is_set():
+            with self._lock:
+                now = self._clock.monotonic()
+                if now - last_plan >= 1.0:
+                    self._replan_locked()
+                    last_plan = now
+                for key in self._schedule.pop_due(now):
+                    self._ensure_lane(self._targets[key].action).put(key)
+                nxt = self._schedule.next_due()
+                if not self._targets or not self._cycle_pending:
+                    self.stats.last_progress = self._clock.time()
+                wait = 1.0 if nxt is None else min(1.0, max(0.0, nxt - now))
+            self._clock.wait(self._stop, wait)
+
+    def _work(self, lane: queue.Queue[Key | None]) -> None:
+        while not self._stop.is_set():
+            key = lane.get()
+            if key is None:
+                return
+            self.poll_one(key)
+
+    def poll_one(self, key: Key) -> None:
+        """Poll one target now and reschedule it; public so tests can drive polls by hand."""
+        with self._lock:
+            target = self._targets.get(key)
+            self._schedule.hold(key)
+        if target is None:
+            return
+        prev = self._store.get(key) or TargetState(target)
+        outcome = self._poll(target, self._stop)
+        new = apply_outcome(prev, outcome, self._clock.time())
+        with self._lock:
+            if key not in self._targets:
+                return
+            self._finish_locked(key, prev, new)
+
+    def _finish_locked(self, key: Key, prev: TargetState, new: TargetState) -> None:
+        now_wall, now = self._clock.time(), self._clock.monotonic()
+        if self._should_retire(new, now_wall):
+            self._retire_locked(key, new)
+        else:
+            interval = self._interval_after(new)
+            new = _with_schedule(new, interval, now_wall + interval)
+            self._store.record_poll(prev, new)
+            self._schedule.set(key, now + interval)
+        self.stats.last_progress = now_wall
+        self._cycle_done_locked(key, now)
+
+    def _interval_after(self, state: TargetState) -> float:
+        t = state.target
+        base = state_interval(t, state.status, state.seen, state.not_found_streak, self._config)
+        return base * self._stretch.get(t.action, 1.0)
+
+    def _should_retire(self, state: TargetState, now: float) -> bool:
+        retention = self._config.schedule.stopped_retention
+        return state.ended_at is not None and now - state.ended_at >= retention
+
+    def _retire_locked(self, key: Key, state: TargetState) -> None:
+        log.info("%s ended (%s) and its retention passed; no longer polled",
+                 state.target.describe(), state.status)
+        self._retired.add(key)
+        self._targets.pop(key, None)
+        self._store.remove(key)
+        self.stats.retired += 1
+
+    def _cycle_done_locked(self, key: Key, now: float) -> None:
+        self._cycle_pending.discard(key)
+        if self._cycle_pending:
+            return
+        if not self.stats.ready:
+            log.info("first poll cycle done: %d targets in %.1fs", len(self._targets),
+                     now - self._cycle_start)
+        self.stats.ready = True
+        self.stats.last_cycle_time = self._clock.time()
+        self.stats.cycle_duration = now - self._cycle_start
+        self._cycle_start = now
+        self._cycle_pending = set(self._targets)
+
+    def mark_started(self) -> None:
+        """Begin the first cycle with the current targets (ready when each was polled once)."""
+        with self._lock:
+            self._cycle_pending = set(self._targets)
+            self._cycle_start = self._clock.monotonic()
+            if not self._targets:
+                self.stats.ready = True
+
+
+def _with_schedule(state: TargetState, interval: float, next_poll: float) -> TargetState:
+    return replace(state, interval=interval, next_poll=next_poll)

@@ -1,0 +1,207 @@
+"""HTTP endpoints: /, /metrics, /-/healthy, /-/ready, /-/reload, /probe, /api/v1/targets.
+
+Handlers only read the poller's snapshot (and /-/reload re-reads the config); nothing here calls
+the TRTC API. Any handler error becomes a 500 with a short text for that request only, except
+/metrics, which falls back to the exporter's own health series and still answers 200.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+from collections.abc import Callable
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import choose_encoder
+
+from trtc_exporter.app import Exporter
+from trtc_exporter.collector import TranscriptionCollector
+from trtc_exporter.landing import render_landing
+from trtc_exporter.state import TargetState
+
+log = logging.getLogger(__name__)
+
+
+class Routes:
+    """What the handler needs from the exporter, plus the telemetry path flag."""
+
+    def __init__(self, exporter: Exporter, telemetry_path: str = "/metrics") -> None:
+        self.exporter = exporter
+        self.telemetry_path = telemetry_path
+
+    def table(self) -> dict[tuple[str, str], Callable[[ExporterHandler], None]]:
+        return {
+            ("GET", "/"): ExporterHandler.landing,
+            ("GET", self.telemetry_path): ExporterHandler.metrics,
+            ("GET", "/-/healthy"): ExporterHandler.healthy,
+            ("GET", "/-/ready"): ExporterHandler.ready,
+            ("POST", "/-/reload"): ExporterHandler.reload,
+            ("PUT", "/-/reload"): ExporterHandler.reload,
+            ("GET", "/probe"): ExporterHandler.probe,
+            ("GET", "/api/v1/targets"): ExporterHandler.targets,
+        }
+
+
+class ExporterHandler(BaseHTTPRequestHandler):
+    routes: Routes
+    server_version = "trtc-transcription-exporter"
+    sys_version = ""
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_HEAD(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def _dispatch(self, method: str) -> None:
+        path = urlsplit(self.path).path
+        table = self.routes.table()
+        handler = table.get((method, path))
+        if handler is None:
+            allowed = any(p == path for _, p in table)
+            status = HTTPStatus.METHOD_NOT_ALLOWED if allowed else HTTPStatus.NOT_FOUND
+            self.send_text(status, f"{status.phrase}\n")
+            return
+        try:
+            handler(self)
+        except Exception:
+            log.exception("error serving %s %s", method, path)
+            self.send_text(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error\n")
+
+    # -- responses --------------------------------------------------------------------------
+    def send_body(self, status: int, body: bytes, content_type: str,
+                  headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def send_text(self, status: int, text: str) -> None:
+        self.send_body(status, text.encode(), "text/plain; charset=utf-8")
+
+    def send_json(self, status: int, document: Any) -> None:
+        body = json.dumps(document, indent=1, sort_keys=True).encode()
+        self.send_body(status, body, "application/json")
+
+    def query(self) -> dict[str, str]:
+        return {k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()}
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("http %s - %s", self.address_string(), format % args)
+
+    # -- endpoints --------------------------------------------------------------------------
+    @property
+    def exporter(self) -> Exporter:
+        return self.routes.exporter
+
+    def metrics(self) -> None:
+        self.send_registry(self.exporter.registry)
+
+    def send_registry(self, registry: CollectorRegistry) -> None:
+        encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
+        body = encoder(registry)
+        headers = {}
+        if "gzip" in self.headers.get("Accept-Encoding", ""):
+            body = gzip.compress(body, compresslevel=1)
+            headers["Content-Encoding"] = "gzip"
+        self.send_body(HTTPStatus.OK, body, content_type, headers)
+
+    def landing(self) -> None:
+        html = render_landing(self.exporter, self.routes.telemetry_path)
+        self.send_body(HTTPStatus.OK, html.encode(), "text/html; charset=utf-8")
+
+    def healthy(self) -> None:
+        if self.exporter.healthy():
+            self.send_text(HTTPStatus.OK, "Healthy.\n")
+        else:
+            self.send_text(HTTPStatus.SERVICE_UNAVAILABLE, "Poller has made no progress.\n")
+
+    def ready(self) -> None:
+        if self.exporter.ready():
+            self.send_text(HTTPStatus.OK, "Ready.\n")
+        else:
+            self.send_text(HTTPStatus.SERVICE_UNAVAILABLE, "First poll cycle not done yet.\n")
+
+    def reload(self) -> None:
+        if not self.exporter.runtime.config_path:
+            self.send_text(HTTPStatus.BAD_REQUEST, "no --config.file to reload (demo mode)\n")
+            return
+        ok, message = self.exporter.reload()
+        status = HTTPStatus.OK if ok else HTTPStatus.INTERNAL_SERVER_ERROR
+        self.send_text(status, message + "\n")
+
+    def targets(self) -> None:
+        self.send_json(HTTPStatus.OK, {"status": "success", "data": self.exporter.target_rows()})
+
+    def probe(self) -> None:
+        params = self.query()
+        match = probe_matcher(params)
+        if match is None:
+            self.send_text(HTTPStatus.BAD_REQUEST,
+                           "probe needs task_id, or sdk_app_id and session_id\n")
+            return
+        exporter = self.exporter
+        found = [s for s in exporter.store.snapshot() if match(s)]
+        registry = CollectorRegistry(auto_describe=True)
+        registry.register(TranscriptionCollector(
+            exporter.store, exporter.poller, exporter.budget, exporter.runtime, exporter.skew,
+            exporter.clock, only=match))
+        registry.register(_ProbeSuccess(found, exporter.clock.time()))
+        self.send_registry(registry)
+
+
+def probe_matcher(params: dict[str, str]) -> Callable[[TargetState], bool] | None:
+    """A predicate selecting the probed target's state from the query parameters."""
+    task_id, app, session = (params.get("task_id", ""), params.get("sdk_app_id", ""),
+                             params.get("session_id", ""))
+    if not task_id and not (app and session):
+        return None
+    api, region = params.get("api"), params.get("region")
+
+    def match(state: TargetState) -> bool:
+        key = state.target.identity_labels
+        if (api and key["api"] != api) or (region and key["region"] != region):
+            return False
+        if task_id:
+            return key["task_id"] == task_id and (not app or key["sdk_app_id"] == app)
+        return key["sdk_app_id"] == app and key["session_id"] == session
+
+    return match
+
+
+class _ProbeSuccess:
+    def __init__(self, found: list[TargetState], now: float) -> None:
+        self._ok = any(s.poll_success and s.shown_status(now) != "Unknown" for s in found)
+
+    def describe(self) -> list[GaugeMetricFamily]:
+        return []
+
+    def collect(self) -> list[GaugeMetricFamily]:
+        family = GaugeMetricFamily("probe_success",
+                                   "1 if the probed target is known and its last poll succeeded.")
+        family.add_metric([], 1.0 if self._ok else 0.0)
+        return [family]
+
+
+def handler_class(routes: Routes) -> type[ExporterHandler]:
+    return type("BoundExporterHandler", (ExporterHandler,), {"routes": routes})
