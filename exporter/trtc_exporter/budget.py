@@ -122,8 +122,10 @@ class RateLimiter:
         if self._rate >= self.configured_rate or now < self._cooldown_until:
             self._last_adjust = max(self._last_adjust, min(now, self._cooldown_until))
             return
-        if now - self._last_throttle >= self._policy.ceiling_memory:
+        forget_at = self._last_throttle + self._policy.ceiling_memory
+        if now >= forget_at and self._ceiling < self.configured_rate:
             self._ceiling = self.configured_rate
+            self._last_adjust = max(self._last_adjust, forget_at)
         elapsed = now - self._last_adjust
         if elapsed <= 0 or self._rate >= self._ceiling:
             self._last_adjust = now

@@ -43,10 +43,15 @@ class SystemClock:
 
 
 class FakeClock:
-    """A clock that moves only when told to; sleepers wake when time reaches their deadline."""
+    """A clock that moves only when told to; sleepers wake when time reaches their deadline.
 
-    def __init__(self, start: float = 1_795_514_400.0) -> None:
+    With ``auto_advance`` every sleep moves time forward at once instead: single-threaded tests of
+    code that backs off or waits for a token then run instantly and deterministically.
+    """
+
+    def __init__(self, start: float = 1_795_514_400.0, auto_advance: bool = False) -> None:
         self._now = start
+        self._auto = auto_advance
         self._cond = threading.Condition()
 
     def monotonic(self) -> float:
@@ -62,12 +67,19 @@ class FakeClock:
             self._cond.notify_all()
 
     def sleep(self, seconds: float) -> None:
+        if self._auto:
+            self.advance(max(0.0, seconds))
+            return
         with self._cond:
             deadline = self._now + seconds
             while self._now < deadline:
                 self._cond.wait(0.05)
 
     def wait(self, event: threading.Event, seconds: float) -> bool:
+        if self._auto:
+            if not event.is_set():
+                self.advance(max(0.0, seconds))
+            return event.is_set()
         with self._cond:
             deadline = self._now + seconds
             while self._now < deadline:

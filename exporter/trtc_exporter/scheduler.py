@@ -57,6 +57,7 @@ class Poller:
         self._demand: dict[str, float] = {}
         self._cycle_pending: set[Key] = set()
         self._cycle_start = clock.monotonic()
+        self._last_plan = -1.0
         self.stats = PollerStats(last_progress=clock.time())
 
     # -- target set -------------------------------------------------------------------------
@@ -78,7 +79,7 @@ class Poller:
             offsets = spread(new_keys)
             for key in new_keys:
                 self._schedule.set(key, now + offsets[key] * self._interval_of(key))
-            self._cycle_pending &= active.keys()
+            self._cycle_pending = (self._cycle_pending & active.keys()) | set(new_keys)
             self._lock.notify_all()
 
     def targets(self) -> list[Target]:
@@ -163,20 +164,26 @@ class Poller:
             thread.join(max(0.0, deadline - self._clock.monotonic()))
 
     def _dispatch_loop(self) -> None:
-        last_plan = 0.0
         while not self._stop.is_set():
-            with self._lock:
-                now = self._clock.monotonic()
-                if now - last_plan >= 1.0:
-                    self._replan_locked()
-                    last_plan = now
-                for key in self._schedule.pop_due(now):
-                    self._ensure_lane(self._targets[key].action).put(key)
-                nxt = self._schedule.next_due()
-                if not self._targets or not self._cycle_pending:
-                    self.stats.last_progress = self._clock.time()
-                wait = 1.0 if nxt is None else min(1.0, max(0.0, nxt - now))
-            self._clock.wait(self._stop, wait)
+            for key, action in self.take_due():
+                self._ensure_lane(action).put(key)
+            self._clock.wait(self._stop, self.seconds_to_next_due())
+
+    def take_due(self) -> list[tuple[Key, str]]:
+        """Targets whose time has come (with their action), replanning at most once a second."""
+        with self._lock:
+            now = self._clock.monotonic()
+            if now - self._last_plan >= 1.0:
+                self._replan_locked()
+                self._last_plan = now
+            if not self._targets or not self._cycle_pending:
+                self.stats.last_progress = self._clock.time()
+            return [(k, self._targets[k].action) for k in self._schedule.pop_due(now)]
+
+    def seconds_to_next_due(self) -> float:
+        with self._lock:
+            nxt = self._schedule.next_due()
+            return 1.0 if nxt is None else min(1.0, max(0.0, nxt - self._clock.monotonic()))
 
     def _work(self, lane: queue.Queue[Key | None]) -> None:
         while not self._stop.is_set():
@@ -245,7 +252,6 @@ class Poller:
     def mark_started(self) -> None:
         """Begin the first cycle with the current targets (ready when each was polled once)."""
         with self._lock:
-            self._cycle_pending = set(self._targets)
             self._cycle_start = self._clock.monotonic()
             if not self._targets:
                 self.stats.ready = True

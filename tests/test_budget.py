@@ -1,0 +1,155 @@
+"""The budget: never more than rate_limit starts in any 1 s window, yet close to full use."""
+
+from __future__ import annotations
+
+import bisect
+import threading
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from trtc_exporter.budget import AimdPolicy, Budget, RateLimiter, limit_from_message
+from trtc_exporter.clock import FakeClock
+
+
+def grant_times(limiter: RateLimiter, clock: FakeClock, arrivals: list[float]) -> list[float]:
+    """Reserve one slot per arrival (seconds from now), returning the absolute grant times."""
+    start = clock.monotonic()
+    grants = []
+    for offset in sorted(arrivals):
+        target = start + offset
+        if target > clock.monotonic():
+            clock.advance(target - clock.monotonic())
+        grants.append(clock.monotonic() + limiter.reserve())
+    return grants
+
+
+def max_in_window(times: list[float], window: float = 1.0) -> int:
+    times = sorted(times)
+    return max((bisect.bisect_left(times, t + window) - i for i, t in enumerate(times)), default=0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rate=st.integers(min_value=1, max_value=50),
+    arrivals=st.lists(st.floats(min_value=0, max_value=5, allow_nan=False), max_size=300),
+)
+def test_no_window_ever_exceeds_the_rate(rate: int, arrivals: list[float]) -> None:
+    """Whatever the arrival pattern, no half-open 1 s window holds more than `rate` grants."""
+    clock = FakeClock(0.0)
+    grants = grant_times(RateLimiter(rate, clock), clock, arrivals)
+    assert max_in_window(grants) <= rate
+
+
+@settings(max_examples=50, deadline=None)
+@given(rate=st.integers(min_value=5, max_value=50), guard_ms=st.integers(min_value=0, max_value=25))
+def test_excess_demand_uses_at_least_97_percent(rate: int, guard_ms: int) -> None:
+    """Under a backlog the limiter grants at least 97 % of the configured rate."""
+    clock = FakeClock(0.0)
+    limiter = RateLimiter(rate, clock, guard=guard_ms / 1000)
+    grants = grant_times(limiter, clock, [0.0] * (rate * 20))
+    achieved = (len(grants) - 1) / (grants[-1] - grants[0])
+    assert achieved >= 0.97 * rate
+    assert max_in_window(grants) <= rate
+
+
+def test_grants_are_spaced_not_bursted() -> None:
+    """Twenty simultaneous requests are spread 50 ms apart instead of starting at once."""
+    clock = FakeClock(0.0)
+    grants = grant_times(RateLimiter(20, clock), clock, [0.0] * 20)
+    gaps = [b - a for a, b in zip(grants, grants[1:], strict=False)]
+    assert min(gaps) >= 0.05 - 1e-9
+
+
+def test_guard_keeps_a_margin_between_windows() -> None:
+    """The 21st grant comes at least 1 s + guard after the 1st, absorbing network jitter."""
+    clock = FakeClock(0.0)
+    grants = grant_times(RateLimiter(20, clock, guard=0.02), clock, [0.0] * 21)
+    assert grants[20] - grants[0] >= 1.02 - 1e-9
+
+
+def test_acquire_sleeps_on_the_injected_clock() -> None:
+    """acquire() waits by sleeping on the clock, so a fake clock drives it without real time."""
+    clock = FakeClock(0.0)
+    limiter = RateLimiter(1, clock, guard=0.0)
+    assert limiter.acquire() == 0.0
+    done = threading.Event()
+    waited: list[float] = []
+    thread = threading.Thread(target=lambda: (waited.append(limiter.acquire()), done.set()))
+    thread.start()
+    assert not done.wait(0.2)
+    clock.advance(1.0)
+    assert done.wait(2.0)
+    assert waited == [1.0]
+
+
+def test_throttle_cuts_multiplicatively_and_honours_cooldown() -> None:
+    """A RequestLimitExceeded cuts the rate by the policy factor once per cool-down period."""
+    clock = FakeClock(0.0)
+    limiter = RateLimiter(20, clock, policy=AimdPolicy(decrease=0.5, cooldown=2.0))
+    assert limiter.on_throttled() is True
+    assert limiter.effective_rate == 10
+    assert limiter.on_throttled() is False  # in-flight requests of the old rate: no second cut
+    assert limiter.effective_rate == 10
+
+
+def test_stated_limit_sets_rate_directly() -> None:
+    """When the API states its limit in the message, the rate drops straight to that limit."""
+    clock = FakeClock(0.0)
+    limiter = RateLimiter(20, clock)
+    limiter.on_throttled(limit_hint=10)
+    assert limiter.effective_rate == 10
+
+
+def test_recovery_is_additive_and_capped_at_configured() -> None:
+    """After the ceiling memory passes, the rate climbs 1 req/s per second back to configured."""
+    clock = FakeClock(0.0)
+    policy = AimdPolicy(increase_per_second=1.0, cooldown=2.0, ceiling_memory=30.0)
+    limiter = RateLimiter(20, clock, policy=policy)
+    limiter.on_throttled(limit_hint=10)
+    clock.advance(10)
+    assert limiter.effective_rate == 10  # held at the learned ceiling
+    clock.advance(25)  # 35 s after the throttle: ceiling forgotten
+    rate_then = limiter.effective_rate
+    clock.advance(3)
+    assert limiter.effective_rate == rate_then + 3
+    clock.advance(60)
+    assert limiter.effective_rate == 20
+
+
+def test_floor_bounds_the_cut() -> None:
+    """Repeated throttling never drives the rate below the floor fraction."""
+    clock = FakeClock(0.0)
+    limiter = RateLimiter(20, clock, policy=AimdPolicy(decrease=0.1, floor_fraction=0.05))
+    for _ in range(10):
+        limiter.on_throttled()
+        clock.advance(3)
+    assert limiter.effective_rate >= 1.0
+
+
+def test_actions_have_independent_limiters() -> None:
+    """A saturated 1.0 limiter does not delay a 2.0 grant."""
+    clock = FakeClock(0.0)
+    budget = Budget({"DescribeAITranscription": 20, "DescribeCloudTranscription": 20}, clock)
+    for _ in range(100):
+        budget.limiter("DescribeAITranscription").reserve()
+    assert budget.limiter("DescribeCloudTranscription").reserve() == 0.0
+
+
+def test_limit_hint_parsed_from_english_and_chinese_messages() -> None:
+    """The stated limit is read from both message languages the API uses."""
+    english = ("Your current request times equals to `21` in a second, which exceeds the "
+               "frequency limit `20` for a second. Please reduce the frequency of calls.")
+    chinese = "您当前每秒请求 `6` 次，超过了每秒频率上限 `5`，请稍后重试。"
+    assert limit_from_message(english) == 20
+    assert limit_from_message(chinese) == 5
+    assert limit_from_message("Internal error.") is None
+
+
+def test_reload_applies_new_configured_rate() -> None:
+    """Budget.update changes the configured rate of an existing action and adds new ones."""
+    clock = FakeClock(0.0)
+    budget = Budget({"DescribeAITranscription": 20}, clock)
+    budget.update({"DescribeAITranscription": 10, "DescribeCloudTranscription": 5})
+    assert budget.limiter("DescribeAITranscription").effective_rate == 10
+    assert budget.limiter("DescribeCloudTranscription").configured_rate == 5
