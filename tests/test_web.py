@@ -6,7 +6,6 @@ import gzip
 import json
 import threading
 from collections.abc import Iterator
-from http.server import ThreadingHTTPServer
 
 import pytest
 import requests
@@ -22,6 +21,7 @@ from tests.conftest import (
     poll_all,
 )
 from trtc_exporter.app import Exporter
+from trtc_exporter.httpserver import ExporterHTTPServer
 from trtc_exporter.web import Routes, handler_class
 
 RAW = {"targets": [{"task_id": "t-1"}, {"task_id": "t-2"},
@@ -40,7 +40,7 @@ def served() -> Iterator[tuple[str, Exporter]]:
     with responses.RequestsMock() as mock:
         mock.add_callback(responses.POST, ENDPOINT + "/", callback=respond)
         poll_all(exporter)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler_class(Routes(exporter, "/metrics")))
+    server = ExporterHTTPServer(("127.0.0.1", 0), handler_class(Routes(exporter, "/metrics")), None)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}", exporter

@@ -37,7 +37,8 @@ SPECS: tuple[Spec, ...] = (
          "Always 1; resolved_task_id is the TaskId the API returned for the target." + CACHED,
          TASK + ("resolved_task_id",)),
     Spec("trtc_ai_transcription_last_success_time_seconds", "gauge",
-         "Unix time of the last successful poll of the target, 0 before the first." + CACHED,
+         "Unix time of the last poll that returned the task's status (NotFound answers do not "
+         "count), 0 before the first." + CACHED,
          TASK),
     Spec("trtc_ai_transcription_poll_success", "gauge",
          "1 if the last poll of the target succeeded (NotFound counts as an answer), else 0."

@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import logging
 import threading
-from http.server import ThreadingHTTPServer
 
 from trtc_exporter.app import Exporter
+from trtc_exporter.httpserver import ExporterHTTPServer, parse_listen_address
 from trtc_exporter.web import Routes, handler_class
+from trtc_exporter.webconfig import WebConfigError, WebConfigStore
 
 log = logging.getLogger("trtc_exporter")
 
@@ -17,23 +18,26 @@ class ServeError(Exception):
     """The server could not start (bad listen address, port in use, bad web config)."""
 
 
-def parse_listen_address(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or int(port) > 65535:
-        raise ServeError(f"--web.listen-address: expected host:port or :port, got {text!r}")
-    return host.strip("[]"), int(port)
+def make_server(exporter: Exporter, args: argparse.Namespace) -> ExporterHTTPServer:
+    """The HTTP(S) server with the web config applied; ServeError for anything unusable."""
+    try:
+        address = parse_listen_address(args.listen)
+        store = WebConfigStore(args.web_config) if args.web_config else None
+    except (ValueError, WebConfigError) as exc:
+        raise ServeError(str(exc)) from None
+    open_paths = frozenset({"/-/healthy", "/-/ready"}) if args.health_open else frozenset()
+    routes = Routes(exporter, args.telemetry_path)
+    try:
+        return ExporterHTTPServer(address, handler_class(routes), store,
+                                  unauthenticated_paths=open_paths)
+    except OSError as exc:
+        raise ServeError(f"--web.listen-address {args.listen}: {exc.strerror}") from None
 
 
 def serve(exporter: Exporter, args: argparse.Namespace) -> int:
     from trtc_exporter.cli import install_signals
 
-    address = parse_listen_address(args.listen)
-    routes = Routes(exporter, args.telemetry_path)
-    try:
-        server = ThreadingHTTPServer(address, handler_class(routes))
-    except OSError as exc:
-        raise ServeError(f"--web.listen-address {args.listen}: {exc.strerror}") from None
-    server.daemon_threads = True
+    server = make_server(exporter, args)
     stop = threading.Event()
     install_signals(exporter, stop)
     exporter.start()
@@ -41,7 +45,10 @@ def serve(exporter: Exporter, args: argparse.Namespace) -> int:
     thread.start()
     host, port = server.server_address[:2]
     shown = host if host not in ("", "0.0.0.0", "::") else "127.0.0.1"
-    log.info("listening on http://%s:%s/ (metrics at %s)", shown, port, args.telemetry_path)
+    config = server.web_config()
+    scheme = "https" if config is not None and config.tls is not None else "http"
+    log.info("listening on %s://%s:%s/ (metrics at %s)", scheme, shown, port,
+             args.telemetry_path)
     while not stop.wait(0.5):
         pass
     exporter.stop(timeout=5.0)

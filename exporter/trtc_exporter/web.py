@@ -12,7 +12,6 @@ import json
 import logging
 from collections.abc import Callable
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -22,6 +21,7 @@ from prometheus_client.exposition import choose_encoder
 
 from trtc_exporter.app import Exporter
 from trtc_exporter.collector import TranscriptionCollector
+from trtc_exporter.httpserver import SecureHandlerMixin
 from trtc_exporter.landing import render_landing
 from trtc_exporter.state import TargetState
 
@@ -48,11 +48,12 @@ class Routes:
         }
 
 
-class ExporterHandler(BaseHTTPRequestHandler):
+class ExporterHandler(SecureHandlerMixin):
     routes: Routes
     server_version = "trtc-transcription-exporter"
     sys_version = ""
     protocol_version = "HTTP/1.1"
+    timeout = 30  # a client that stops sending mid-request frees its thread after this
 
     def do_GET(self) -> None:
         self._dispatch("GET")
@@ -70,6 +71,8 @@ class ExporterHandler(BaseHTTPRequestHandler):
         self._dispatch("DELETE")
 
     def _dispatch(self, method: str) -> None:
+        if not self.check_auth():
+            return  # 401 already sent
         path = urlsplit(self.path).path
         table = self.routes.table()
         handler = table.get((method, path))
