@@ -127,6 +127,7 @@ def test_error_codes_are_bounded() -> None:
     assert bounded_code("FailedOperation.TaskNotExist") == "FailedOperation.TaskNotExist"
     assert bounded_code("InternalError.DbError") == "InternalError"
     assert bounded_code("Timeout") == "Timeout"
+    assert bounded_code("AuthFailure.SomethingNew") == "AuthFailure"
     assert bounded_code("Weird.NewCode") == "Other"
 
 

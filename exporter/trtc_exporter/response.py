@@ -34,6 +34,12 @@ KNOWN_CODES = frozenset({
     "RequestLimitExceeded.GlobalRegionUinLimitExceeded", "RequestLimitExceeded.IPLimitExceeded",
     "InternalError", "ServiceUnavailable", "ResourceUnavailable", "LimitExceeded",
 }) | TRANSPORT_CODES
+# Sub-codes of these families fold into the family name instead of Other, so alerts on a family
+# (e.g. AuthFailure.*) still see codes Tencent adds later.
+_FOLDED_FAMILIES = frozenset({"AuthFailure", "UnauthorizedOperation", "InternalError",
+                              "ResourceNotFound", "RequestLimitExceeded", "InvalidParameter",
+                              "InvalidParameterValue", "MissingParameter", "FailedOperation",
+                              "LimitExceeded", "ResourceUnavailable", "UnsupportedOperation"})
 NOT_FOUND_CODES = frozenset({"FailedOperation.TaskNotExist", "ResourceNotFound"})
 THROTTLE_PREFIX = "RequestLimitExceeded"
 _RETRYABLE = frozenset({"InternalError", "ServiceUnavailable", "ResourceUnavailable",
@@ -45,10 +51,9 @@ def bounded_code(code: str) -> str:
     """The label value for an error code: known codes as they are, anything else ``Other``."""
     if code in KNOWN_CODES:
         return code
-    if code.startswith("InternalError."):
-        return "InternalError"
-    if code.startswith("ResourceNotFound."):
-        return "ResourceNotFound"
+    family = code.split(".", 1)[0]
+    if family in _FOLDED_FAMILIES:
+        return family
     return "Other"
 
 
