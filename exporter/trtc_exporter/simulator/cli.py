@@ -1,0 +1,146 @@
+"""``trtc-transcription-exporter simulate``: run the fake TRTC endpoint until SIGTERM/SIGINT.
+
+Without ``--scenario`` and credentials it serves the demo account and prints its generated keys
+(fake, valid only against this process) with a matching exporter config on stdout, so a person can
+point an exporter at it in one copy-paste. Nothing else ever prints credentials.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import yaml
+
+from trtc_exporter.secret import Secret
+from trtc_exporter.simulator.auth import Credential
+from trtc_exporter.simulator.demo import demo_scenario, demo_targets
+from trtc_exporter.simulator.scenario import Scenario, ScenarioError, load_scenario
+from trtc_exporter.simulator.server import SimulatorServer
+
+log = logging.getLogger("trtc_exporter.simulator")
+
+
+def _listen(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise argparse.ArgumentTypeError(f"must be HOST:PORT, got {value!r}")
+    return (host.strip("[]") or "0.0.0.0"), int(port)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="trtc-transcription-exporter simulate",
+        description="Serve a fake Tencent Cloud TRTC API 3.0 endpoint (for demos and tests).",
+    )
+    p.add_argument(
+        "--listen",
+        type=_listen,
+        default=("127.0.0.1", 8080),
+        metavar="HOST:PORT",
+        help="address to serve on; port 0 picks a free port (default 127.0.0.1:8080)",
+    )
+    p.add_argument("--scenario", metavar="FILE", help="YAML scenario (default: the demo account)")
+    p.add_argument("--seed", type=int, default=None, help="seed for ids, faults and demo keys")
+    p.add_argument(
+        "--rate-limit",
+        type=int,
+        default=None,
+        metavar="N",
+        help="requests per second per SecretId and action (default 20)",
+    )
+    p.add_argument("--secret-id", help="accept this SecretId (with --secret-key) instead")
+    p.add_argument("--secret-key", help="the SecretKey for --secret-id")
+    p.add_argument(
+        "--log.level", dest="log_level", default="info", choices=["debug", "info", "warn", "error"]
+    )
+    return p  # fmt: skip
+
+
+def _scenario(args: argparse.Namespace) -> tuple[Scenario, bool]:
+    """The scenario to serve and whether its credentials are the generated demo ones."""
+    if args.scenario:
+        scenario = load_scenario(args.scenario)
+        if args.seed is not None:
+            scenario = dataclasses.replace(scenario, seed=args.seed)
+    else:
+        scenario = demo_scenario(7 if args.seed is None else args.seed)
+    generated = not args.scenario
+    if args.secret_id:
+        cred = Credential(args.secret_id, Secret(args.secret_key))
+        scenario = dataclasses.replace(scenario, credentials=(cred,))
+        generated = False
+    if args.rate_limit is not None:
+        scenario = dataclasses.replace(scenario, rate_limit=args.rate_limit, rate_limits={})
+    return scenario, generated
+
+
+def _print_demo_config(scenario: Scenario, url: str) -> None:
+    cred = scenario.credentials[0]
+    config: dict[str, Any] = {
+        "api": {"endpoint": url, "region": "ap-guangzhou", "rate_limit": scenario.rate_limit},
+        "targets": demo_targets(scenario),
+    }
+    sys.stdout.write(
+        "# Fake credentials of this simulator (they work nowhere else):\n"
+        f"TENCENTCLOUD_SECRET_ID={cred.secret_id}\n"
+        f"TENCENTCLOUD_SECRET_KEY={cred.secret_key.reveal()}\n"
+        "# Exporter config for the demo account:\n" + yaml.safe_dump(config, sort_keys=False)
+    )
+    sys.stdout.flush()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code (2 for usage or scenario errors)."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["simulate"]:
+        args_list = args_list[1:]
+    try:
+        args = _parser().parse_args(args_list)
+    except SystemExit as exc:  # argparse exits on --help (0) and on usage errors (2)
+        return exc.code if isinstance(exc.code, int) else 2
+    logging.basicConfig(level=args.log_level.upper().replace("WARN", "WARNING"), stream=sys.stderr,
+                        format="ts=%(asctime)s level=%(levelname)s msg=%(message)r")  # fmt: skip
+    if bool(args.secret_id) != bool(args.secret_key):
+        sys.stderr.write("simulate: --secret-id and --secret-key go together\n")
+        return 2
+    try:
+        scenario, generated = _scenario(args)
+    except ScenarioError as exc:
+        for line in exc.errors:
+            sys.stderr.write(f"{args.scenario}: {line}\n")
+        return 2
+    try:
+        server = SimulatorServer.from_scenario(scenario, *args.listen)
+    except OSError as exc:
+        sys.stderr.write(f"simulate: cannot listen on {args.listen[0]}:{args.listen[1]}: {exc}\n")
+        return 1
+    url = server.start()
+    if generated:
+        _print_demo_config(scenario, url)
+    _wait_for_signal()
+    log.info("stopping simulator")
+    server.stop()
+    return 0
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+
+    def _on_signal(signum: int, _frame: object) -> None:
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _on_signal)
+    while not stop.wait(0.5):
+        pass
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,90 @@
+"""What the simulator served, kept as evidence for tests and benchmarks.
+
+The headline number is ``max_in_window``: the most requests that arrived for one (SecretId,
+action) within any sliding one-second window, counted at arrival, before authentication, faults or
+throttling. It measures the client's sending rate, so "never above 20" proves the client kept its
+budget. ``max_admitted_in_window`` (from the limiter) is bounded by the limit by construction.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter, defaultdict
+from typing import Any
+
+from trtc_exporter.simulator.ratelimit import Key, PeakTracker
+
+PER_SECOND_KEPT = 3600
+"""Seconds of per-second history kept per action (bounded memory on long demo runs)."""
+
+
+class Stats:
+    """Thread-safe counters; ``reset`` starts a new measurement."""
+
+    def __init__(self, window: float = 1.0) -> None:
+        self._lock = threading.Lock()
+        self._peaks = PeakTracker(window)
+        self._codes: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self._per_second: defaultdict[str, Counter[int]] = defaultdict(Counter)
+        self._total = 0
+        self._since: float | None = None
+
+    def arrival(self, key: Key, monotonic_now: float, wall_now: float) -> None:
+        """Count one API request as it arrives (before any check)."""
+        self._peaks.record(key, monotonic_now)
+        second = int(wall_now)
+        with self._lock:
+            self._total += 1
+            if self._since is None:
+                self._since = wall_now
+            seconds = self._per_second[key[1]]
+            seconds[second] += 1
+            if len(seconds) > PER_SECOND_KEPT:
+                for old in sorted(seconds)[: len(seconds) - PER_SECOND_KEPT]:
+                    del seconds[old]
+
+    def served(self, action: str, code: str) -> None:
+        """Count what was answered: ``Success``, an ``Error.Code`` or a transport fault name."""
+        with self._lock:
+            self._codes[action][code] += 1
+
+    def reset(self) -> None:
+        with self._lock:
+            self._codes.clear()
+            self._per_second.clear()
+            self._total = 0
+            self._since = None
+        self._peaks.reset()
+
+    def to_json(self, admitted_peaks: dict[Key, int], limits: dict[str, int]) -> dict[str, Any]:
+        """The ``GET /_sim/stats`` document."""
+        peaks = self._peaks.peaks()
+        with self._lock:
+            by_action = {a: dict(c) for a, c in sorted(self._codes.items())}
+            by_code: Counter[str] = Counter()
+            for counter in self._codes.values():
+                by_code.update(counter)
+            per_second = {
+                a: {str(s): n for s, n in sorted(c.items())}
+                for a, c in sorted(self._per_second.items())
+            }
+            total, since = self._total, self._since
+        windows = [
+            {
+                "secret_id": sid,
+                "action": action,
+                "max_in_window": peaks.get((sid, action), 0),
+                "max_admitted_in_window": admitted_peaks.get((sid, action), 0),
+                "limit": limits.get(action),
+            }
+            for sid, action in sorted(set(peaks) | set(admitted_peaks))
+        ]
+        return {
+            "requests_total": total,
+            "since": since,
+            "by_action": by_action,
+            "by_code": dict(sorted(by_code.items())),
+            "per_second": per_second,
+            "windows": windows,
+            "max_in_window": max((peaks.get(k, 0) for k in peaks), default=0),
+        }
