@@ -60,17 +60,19 @@ def make(targets: list[Target], config: Config | None = None, rate: float = 20.0
 
 
 def run(poller: Poller, clock: FakeClock, seconds: float, per_second: float = 1000.0,
-        step: float = 0.01) -> None:
-    """Advance time in steps, polling due targets up to `per_second` polls/s (the budget)."""
+        step: float = 0.01, lag: float = 0.0) -> None:
+    """Advance time in steps, polling due targets up to `per_second` polls/s (the budget),
+    each poll finishing `lag` seconds after it was handed out (latency plus queueing)."""
     allowance = 0.0
-    backlog: list[tuple[tuple[str, ...], str]] = []
+    backlog: list[tuple[float, tuple[str, ...]]] = []
     end = clock.monotonic() + seconds
     while clock.monotonic() < end:
-        backlog.extend(poller.take_due())
+        now = clock.monotonic()
+        backlog.extend((now + lag, key) for key, _ in poller.take_due())
         allowance = min(allowance + per_second * step, per_second * step + 1.0)
-        while backlog and allowance >= 1.0:
+        while backlog and backlog[0][0] <= now and allowance >= 1.0:
             allowance -= 1.0
-            poller.poll_one(backlog.pop(0)[0])
+            poller.poll_one(backlog.pop(0)[1])
         clock.advance(step)
 
 
@@ -108,6 +110,14 @@ def test_demand_above_budget_stretches_every_interval_equally() -> None:
     planned = 15.0 * stretch
     assert max(gaps) <= 1.1 * planned  # nobody starves
     assert sum(gaps) / len(gaps) == pytest.approx(planned, rel=0.05)
+
+
+def test_latency_does_not_slow_the_cycle() -> None:
+    """Polls finishing 0.5 s late keep their phase: the mean gap stays the interval, not +0.5 s."""
+    poller, api, clock, _ = make([task(i) for i in range(20)])
+    run(poller, clock, 200.0, lag=0.5)
+    gaps = [b - a for times in api.polls.values() for a, b in zip(times, times[1:], strict=False)]
+    assert sum(gaps) / len(gaps) == pytest.approx(10.0, abs=0.05)
 
 
 def test_no_target_is_queued_twice() -> None:

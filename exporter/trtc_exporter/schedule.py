@@ -44,9 +44,9 @@ class Schedule:
     def remove(self, key: Key) -> None:
         self._due.pop(key, None)
 
-    def hold(self, key: Key) -> None:
-        """Take a key out while it is being polled; it returns with :meth:`set`."""
-        self._due.pop(key, None)
+    def hold(self, key: Key) -> float | None:
+        """Take a key out while it is being polled (it returns with :meth:`set`); its due time."""
+        return self._due.pop(key, None)
 
     def due_at(self, key: Key) -> float | None:
         return self._due.get(key)
@@ -55,16 +55,16 @@ class Schedule:
         self._drop_stale()
         return self._heap[0][0] if self._heap else None
 
-    def pop_due(self, now: float, limit: int | None = None) -> list[Key]:
-        """Keys whose time has come, earliest first (FIFO across targets: nobody starves)."""
-        out: list[Key] = []
+    def pop_due(self, now: float, limit: int | None = None) -> list[tuple[Key, float]]:
+        """Keys whose time has come with their due time, earliest first (nobody starves)."""
+        out: list[tuple[Key, float]] = []
         while self._heap and (limit is None or len(out) < limit):
             self._drop_stale()
             if not self._heap or self._heap[0][0] > now:
                 break
-            _, _, key = heapq.heappop(self._heap)
+            due, _, key = heapq.heappop(self._heap)
             del self._due[key]
-            out.append(key)
+            out.append((key, due))
         return out
 
     def _drop_stale(self) -> None:

@@ -58,6 +58,7 @@ class Poller:
         self._cycle_pending: set[Key] = set()
         self._cycle_start = clock.monotonic()
         self._last_plan = -1.0
+        self._due_of: dict[Key, float] = {}
         self.stats = PollerStats(last_progress=clock.time())
 
     # -- target set -------------------------------------------------------------------------
@@ -71,6 +72,7 @@ class Poller:
             active = {k: t for k, t in wanted.items() if k not in self._retired}
             for key in self._targets.keys() - active.keys():
                 self._schedule.remove(key)
+                self._due_of.pop(key, None)
             new_keys = [k for k in active if k not in self._targets]
             self._targets = active
             self._store.sync(active.values())
@@ -178,7 +180,9 @@ class Poller:
                 self._last_plan = now
             if not self._targets or not self._cycle_pending:
                 self.stats.last_progress = self._clock.time()
-            return [(k, self._targets[k].action) for k in self._schedule.pop_due(now)]
+            due = self._schedule.pop_due(now)
+            self._due_of.update(due)
+            return [(key, self._targets[key].action) for key, _ in due]
 
     def seconds_to_next_due(self) -> float:
         with self._lock:
@@ -196,7 +200,9 @@ class Poller:
         """Poll one target now and reschedule it; public so tests can drive polls by hand."""
         with self._lock:
             target = self._targets.get(key)
-            self._schedule.hold(key)
+            held = self._schedule.hold(key)
+            if held is not None:
+                self._due_of[key] = held
         if target is None:
             return
         prev = self._store.get(key) or TargetState(target)
@@ -204,20 +210,31 @@ class Poller:
         new = apply_outcome(prev, outcome, self._clock.time())
         with self._lock:
             if key not in self._targets:
+                self._due_of.pop(key, None)
                 return
             self._finish_locked(key, prev, new)
 
     def _finish_locked(self, key: Key, prev: TargetState, new: TargetState) -> None:
         now_wall, now = self._clock.time(), self._clock.monotonic()
         if self._should_retire(new, now_wall):
+            self._due_of.pop(key, None)
             self._retire_locked(key, new)
         else:
             interval = self._interval_after(new)
-            new = _with_schedule(new, interval, now_wall + interval)
+            due = self._next_due(self._due_of.pop(key, now), interval, now)
+            new = _with_schedule(new, interval, now_wall + (due - now))
             self._store.record_poll(prev, new)
-            self._schedule.set(key, now + interval)
+            self._schedule.set(key, due)
         self.stats.last_progress = now_wall
         self._cycle_done_locked(key, now)
+
+    @staticmethod
+    def _next_due(last_due: float, interval: float, now: float) -> float:
+        """Keep the target's phase (due times advance from the last due time, not from when the
+        poll finished), so waiting and latency do not slow the whole cycle down; a target more
+        than one interval behind is due now rather than owed a burst of catch-up polls."""
+        due = last_due + interval
+        return due if due >= now - interval else now
 
     def _interval_after(self, state: TargetState) -> float:
         t = state.target
