@@ -24,7 +24,11 @@ function sortBy(i){var b=document.querySelector('#targets tbody');
 var rows=[...b.rows];var asc=b.dataset.sort!==String(i);b.dataset.sort=asc?String(i):'';
 rows.sort((x,y)=>{var a=x.cells[i].textContent,c=y.cells[i].textContent;
 var n=parseFloat(a)-parseFloat(c);var d=isNaN(n)?a.localeCompare(c):n;return asc?d:-d});
-rows.forEach(r=>b.appendChild(r))}"""
+rows.forEach(r=>b.appendChild(r))}
+window.addEventListener('DOMContentLoaded',()=>{var q=new URLSearchParams(location.search);
+if(q.get('status')){document.getElementById('status').value=q.get('status');filt()}
+var c=[...document.querySelectorAll('#targets th')].findIndex(h=>h.textContent===q.get('sort'));
+if(c>=0){sortBy(c)}});"""
 COLUMNS = ("api", "region", "task_id", "sdk_app_id", "session_id", "source", "status",
            "age_seconds", "last_error_code", "request_id", "latency_seconds",
            "next_poll_in_seconds")
