@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from trtc_exporter.target import ACTIONS, ALL_REGIONS, Target, parse_target
-from trtc_exporter.validation import ConfigError, Errors
+from trtc_exporter.target import ACTIONS, ALL_REGIONS, MAX_SDK_APP_ID, Target, parse_target
+from trtc_exporter.validation import ConfigError, Errors, key_text, show
 
 DEFAULT_ENDPOINT = "https://trtc.tencentcloudapi.com"
 STATE_FACTORS = {"Idle": 2.0, "Preparing": 1.0, "InProgress": 1.0, "Stopped": 10.0,
@@ -24,7 +24,8 @@ STATE_FACTORS = {"Idle": 2.0, "Preparing": 1.0, "InProgress": 1.0, "Stopped": 10
 _TOP = frozenset({"api", "poll_interval", "schedule", "targets", "max_targets", "apps", "pricing"})
 _API = frozenset({"endpoint", "region", "rate_limit", "rate_limits", "timeout", "max_retries",
                   "credentials", "budget_share", "rate_guard", "on_overload"})
-_CREDS = frozenset({"secret_id_file", "secret_key_file", "token_file"})
+_CREDS = frozenset({"secret_id_file", "secret_key_file", "token_file", "cvm_role"})
+MAX_RETRIES = 10
 _SCHEDULE = frozenset({"state_factors", "stopped_retention", "not_found_backoff_max"})
 _APP = frozenset({"max_concurrent_tasks", "daily_cost_threshold_usd"})
 _PRICING = frozenset({"transcription_usd_per_minute", "translation_usd_per_minute"})
@@ -32,11 +33,17 @@ _PRICING = frozenset({"transcription_usd_per_minute", "translation_usd_per_minut
 
 @dataclass(frozen=True, slots=True)
 class CredentialsConfig:
-    """Where to read keys from files; values are never stored in the config itself."""
+    """Where keys come from; values are never stored in the config itself.
+
+    ``cvm_role`` opts in to the last link of the chain, the CVM instance role from the metadata
+    service. It is off by default: off a CVM, probing the metadata address costs a timeout at
+    every start and reload, and quietly using whatever role a machine has is a surprise.
+    """
 
     secret_id_file: str | None = None
     secret_key_file: str | None = None
     token_file: str | None = None
+    cvm_role: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,22 +101,55 @@ class Config:
         return self.apps.get(sdk_app_id or 0, AppConfig())
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that rejects a key given twice in one mapping (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[object] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:  # unhashable: SafeLoader reports it
+                continue
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", node.start_mark,
+                    f"found duplicate key {show(key)}", key_node.start_mark)
+        return super().construct_mapping(node, deep)
+
+
 def load_config(path: str | Path) -> Config:
     """Read and validate a config file; raises ConfigError with every problem found."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError([f"{path}: cannot read config file: {exc.strerror}"]) from None
+        raise ConfigError([f"{path}: cannot read config file: {exc.strerror or exc}"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: cannot read config file: not UTF-8 "
+                           f"(byte offset {exc.start})"]) from None
+    except ValueError:  # a NUL in the path
+        raise ConfigError([f"{show(str(path))}: cannot read config file: invalid path"]) from None
     return parse_config_text(text)
 
 
 def parse_config_text(text: str) -> Config:
+    """Parse YAML text; any YAML or conversion failure becomes a one-line ConfigError."""
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError([f"config: invalid YAML{where}: {getattr(exc, 'problem', exc)}"]) from None
+        problem = getattr(exc, "problem", None) or (str(exc).splitlines() or ["unreadable"])[0]
+        raise ConfigError([f"config: invalid YAML{where}: {problem}"]) from None
+    except ValueError as exc:  # PyYAML lets int()/date() errors through: 2026-13-45, 5000 digits
+        problem = str(exc).split(";")[0]
+        raise ConfigError([f"config: invalid YAML: cannot convert a value: {problem}"]) from None
+    except RecursionError:
+        raise ConfigError(["config: invalid YAML: nested too deeply"]) from None
     return parse_config(raw)
 
 
@@ -160,28 +200,39 @@ def parse_targets(raw: object, path: str, errors: Errors, default_region: str,
 def _parse_api(raw: object, errors: Errors) -> ApiConfig:
     api = errors.mapping(raw, "api", _API)
     p = "api."
-    endpoint = errors.string(api, "endpoint", p, DEFAULT_ENDPOINT) or DEFAULT_ENDPOINT
-    parts = urlsplit(endpoint)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        errors.add(p + "endpoint", f"must be an http:// or https:// URL, got {endpoint!r}")
-    region = errors.string(api, "region", p, "ap-guangzhou") or "ap-guangzhou"
+    endpoint = errors.string(api, "endpoint", p, DEFAULT_ENDPOINT) or ""
+    if not _is_http_url(endpoint):
+        errors.add(p + "endpoint", f"must be an http:// or https:// URL, got {show(endpoint)}")
+        endpoint = DEFAULT_ENDPOINT
+    region = errors.string(api, "region", p, "ap-guangzhou") or ""
     if region not in ALL_REGIONS:
-        errors.add(p + "region", f"must be one of {', '.join(sorted(ALL_REGIONS))}, got {region!r}")
-    on_overload = errors.string(api, "on_overload", p, "stretch") or "stretch"
+        errors.add(p + "region",
+                   f"must be one of {', '.join(sorted(ALL_REGIONS))}, got {show(region)}")
+    on_overload = errors.string(api, "on_overload", p, "stretch") or ""
     if on_overload not in ("stretch", "refuse"):
-        errors.add(p + "on_overload", f'must be "stretch" or "refuse", got {on_overload!r}')
+        errors.add(p + "on_overload", f'must be "stretch" or "refuse", got {show(on_overload)}')
+        on_overload = "stretch"
     return ApiConfig(
         endpoint=endpoint.rstrip("/"),
         region=region,
         rate_limit=errors.number(api, "rate_limit", p, 20.0),
         rate_limits=_parse_rate_limits(api.get("rate_limits"), errors),
         timeout=errors.duration(api, "timeout", p, 6.0),
-        max_retries=errors.integer(api, "max_retries", p, 2, minimum=0) or 0,
+        max_retries=errors.integer(api, "max_retries", p, 2, minimum=0, maximum=MAX_RETRIES) or 0,
         budget_share=errors.number(api, "budget_share", p, 1.0, high=1.0),
         rate_guard=errors.duration(api, "rate_guard", p, 0.02, positive=False),
         on_overload=on_overload,
         credentials=_parse_credentials(api.get("credentials"), errors),
     )
+
+
+def _is_http_url(text: str) -> bool:
+    try:
+        parts = urlsplit(text)
+        return parts.scheme in ("http", "https") and bool(parts.hostname) and (
+            parts.port is None or parts.port > 0)
+    except ValueError:  # "http://[::1", "http://host:99999"
+        return False
 
 
 def _parse_rate_limits(raw: object, errors: Errors) -> dict[str, float]:
@@ -193,10 +244,22 @@ def _parse_rate_limits(raw: object, errors: Errors) -> dict[str, float]:
 def _parse_credentials(raw: object, errors: Errors) -> CredentialsConfig:
     creds = errors.mapping(raw, "api.credentials", _CREDS)
     p = "api.credentials."
+    files = {}
+    for key in ("secret_id_file", "secret_key_file", "token_file"):
+        files[key] = errors.string(creds, key, p, None)
+        if files[key] == "" or "\x00" in (files[key] or ""):
+            errors.add(p + key, "must be a file path" if files[key] else "must not be empty")
+            files[key] = None
+    given = {key: creds.get(key) is not None for key in files}  # a bad value is still "given"
+    if given["secret_id_file"] != given["secret_key_file"]:
+        errors.add("api.credentials", "secret_id_file and secret_key_file must be set together")
+    elif given["token_file"] and not given["secret_id_file"]:
+        errors.add(p + "token_file", "needs secret_id_file and secret_key_file")
     return CredentialsConfig(
-        secret_id_file=errors.string(creds, "secret_id_file", p, None),
-        secret_key_file=errors.string(creds, "secret_key_file", p, None),
-        token_file=errors.string(creds, "token_file", p, None),
+        secret_id_file=files["secret_id_file"],
+        secret_key_file=files["secret_key_file"],
+        token_file=files["token_file"],
+        cvm_role=errors.boolean(creds, "cvm_role", p, False),
     )
 
 
@@ -223,9 +286,9 @@ def _parse_apps(raw: object, errors: Errors) -> dict[int, AppConfig]:
         return {}
     apps = {}
     for key, value in raw.items():
-        path = f"apps.{key}"
-        if isinstance(key, bool) or not isinstance(key, int):
-            errors.add(path, "key must be an integer SdkAppId")
+        path = f"apps.{key_text(key)}"
+        if isinstance(key, bool) or not isinstance(key, int) or not 1 <= key <= MAX_SDK_APP_ID:
+            errors.add(path, "key must be an SdkAppId (a positive integer)")
             continue
         apps[key] = _parse_app(errors.mapping(value, path, _APP), path + ".", errors)
     return apps
@@ -251,4 +314,6 @@ def _parse_pricing(raw: object, errors: Errors) -> PricingConfig:
     )
 
 
-__all__ = ["ApiConfig", "Config", "ConfigError", "load_config", "parse_config", "parse_config_text"]
+__all__ = ["ApiConfig", "AppConfig", "Config", "ConfigError", "CredentialsConfig",
+           "PricingConfig", "ScheduleConfig", "load_config", "parse_config", "parse_config_text",
+           "parse_targets"]

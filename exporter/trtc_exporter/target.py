@@ -7,11 +7,12 @@ same mistake gets the same message wherever it is made.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from trtc_exporter.validation import Errors
+from trtc_exporter.validation import Errors, key_text, show
 
 AI_TRANSCRIPTION = "ai_transcription"
 CLOUD_TRANSCRIPTION = "cloud_transcription"
@@ -27,6 +28,7 @@ IDENTITY_LABELS = ("api", "region", "task_id", "sdk_app_id", "session_id")
 RESERVED_LABELS = frozenset(
     IDENTITY_LABELS + ("status", "resolved_task_id", "job", "instance", "action", "code")
 )
+MAX_SDK_APP_ID = 2**64 - 1  # the API's SdkAppId is an unsigned 64-bit integer
 TARGET_FIELDS = frozenset(
     {"task_id", "sdk_app_id", "session_id", "region", "labels", "api", "poll_interval",
      "translation"}
@@ -80,19 +82,19 @@ def parse_target(raw: object, path: str, errors: Errors, default_region: str,
     entry = errors.mapping(raw, path, TARGET_FIELDS)
     if not isinstance(raw, Mapping):
         return None
+    typo = len(errors.lines) > before  # an unknown key is likely a misspelt identity field
     prefix = path + "."
-    api = errors.string(entry, "api", prefix, AI_TRANSCRIPTION) or AI_TRANSCRIPTION
+    api = errors.string(entry, "api", prefix, AI_TRANSCRIPTION) or ""
     if api not in ACTIONS:
-        errors.add(prefix + "api", f"must be one of {', '.join(ACTIONS)}, got {api!r}")
+        errors.add(prefix + "api", f"must be one of {', '.join(ACTIONS)}, got {show(api)}")
         api = AI_TRANSCRIPTION
-    region = errors.string(entry, "region", prefix, default_region) or default_region
-    if region not in REGIONS[api] and (region != default_region or default_region in ALL_REGIONS):
-        errors.add(prefix + "region",
-                   f"{region!r} is not a region of {ACTIONS[api]} ({', '.join(REGIONS[api])})")
+    region = _parse_region(entry, prefix, errors, api, default_region)
     task_id = errors.string(entry, "task_id", prefix, "") or ""
-    sdk_app_id = errors.integer(entry, "sdk_app_id", prefix, None, minimum=1)
+    sdk_app_id = errors.integer(entry, "sdk_app_id", prefix, None, minimum=1,
+                                maximum=MAX_SDK_APP_ID)
     session_id = errors.string(entry, "session_id", prefix, "") or ""
-    _check_identity(api, task_id, sdk_app_id, session_id, entry, path, errors)
+    if not typo:
+        _check_identity(api, entry, path, errors)
     labels = _parse_labels(entry.get("labels"), prefix + "labels", errors)
     interval = errors.duration(entry, "poll_interval", prefix, 0.0) or None
     translation = errors.boolean(entry, "translation", prefix, False)
@@ -103,20 +105,42 @@ def parse_target(raw: object, path: str, errors: Errors, default_region: str,
                   translation=translation, source=source)
 
 
-def _check_identity(api: str, task_id: str, sdk_app_id: int | None, session_id: str,
-                    entry: Mapping[str, Any], path: str, errors: Errors) -> None:
+def _parse_region(entry: Mapping[str, Any], prefix: str, errors: Errors, api: str,
+                  default_region: str) -> str:
+    """The target's region, or the inherited default, checked against the API generation."""
+    regions = f"{ACTIONS[api]} ({', '.join(REGIONS[api])})"
+    region = errors.string(entry, "region", prefix, None)
+    if region is None:
+        inherited = entry.get("region") is None
+        if inherited and default_region in ALL_REGIONS and default_region not in REGIONS[api]:
+            errors.add(prefix + "region", f"api.region {default_region!r} is not a region of "
+                                          f"{regions}; set region on this target")
+        return default_region
+    if region not in REGIONS[api]:
+        errors.add(prefix + "region", f"{show(region)} is not a region of {regions}")
+    return region
+
+
+def _given(entry: Mapping[str, Any], key: str) -> bool:
+    """True when the entry sets key to something (null and "" count as not set)."""
+    return entry.get(key) not in (None, "")
+
+
+def _check_identity(api: str, entry: Mapping[str, Any], path: str, errors: Errors) -> None:
+    task_id, sdk_app_id, session_id = (_given(entry, k)
+                                       for k in ("task_id", "sdk_app_id", "session_id"))
     if api == CLOUD_TRANSCRIPTION:
-        if session_id or "session_id" in entry:
+        if entry.get("session_id") is not None:
             errors.add(f"{path}.session_id",
                        "not supported by cloud_transcription (2.0 has no session lookup)")
-        if not task_id or "sdk_app_id" not in entry:
+        if not (task_id and sdk_app_id):
             errors.add(path, "a cloud_transcription target needs both task_id and sdk_app_id")
         return
     if task_id and session_id:
         errors.add(path, "set either task_id or sdk_app_id + session_id, not both")
     elif not task_id and not session_id:
         errors.add(path, "needs task_id, or sdk_app_id + session_id")
-    elif session_id and "sdk_app_id" not in entry:
+    elif session_id and not sdk_app_id:
         errors.add(f"{path}.sdk_app_id", "is required with session_id")
 
 
@@ -128,13 +152,25 @@ def _parse_labels(raw: object, path: str, errors: Errors) -> tuple[tuple[str, st
         return ()
     pairs = []
     for name, value in raw.items():
-        if not errors.label_name(name, f"{path}.{name}", RESERVED_LABELS):
+        where = f"{path}.{key_text(name)}"
+        if not errors.label_name(name, where, RESERVED_LABELS):
             continue
-        if not isinstance(value, str | int | float) or isinstance(value, bool):
-            errors.add(f"{path}.{name}", "label value must be a string")
+        if not _label_value_ok(value):
+            errors.add(where, "label value must be a string")
             continue
         pairs.append((str(name), str(value)))
     return tuple(sorted(pairs))
+
+
+def _label_value_ok(value: object) -> bool:
+    """Strings, and numbers that print plainly (YAML turns ``tier: 1`` into an integer)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return value.bit_length() <= 64
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, str)
 
 
 def in_shard(target: Target, index: int, count: int) -> bool:
