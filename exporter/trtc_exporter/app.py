@@ -24,7 +24,9 @@ from trtc_exporter.planning import plan
 from trtc_exporter.response import NOT_FOUND
 from trtc_exporter.runtime import Runtime, revision
 from trtc_exporter.scheduler import Poller
+from trtc_exporter.secret import Secret
 from trtc_exporter.skew import SkewEstimator
+from trtc_exporter.sources import TargetSources
 from trtc_exporter.state import StateStore, TargetState
 from trtc_exporter.target import ACTIONS, Target, in_shard
 from trtc_exporter.validation import ConfigError
@@ -56,36 +58,68 @@ class Exporter:
                                  clock=clock, timeout=config.api.timeout,
                                  max_retries=config.api.max_retries, skew=self.skew,
                                  session=session)
+        self.sources = TargetSources(config, clock)
         self.store = StateStore()
         self.poller = Poller(config, self.client.describe, self.store, self.budget, clock)
         self.revision = revision()
         self.collector = TranscriptionCollector(self.store, self.poller, self.budget,
-                                                self.runtime, self.skew, clock, self.revision)
+                                                self.runtime, self.skew, clock, self.revision,
+                                                sources=self.sources)
         self.registry.register(self.collector)
         self._reload_lock = threading.Lock()
+        self._targets_lock = threading.Lock()
+        self._stop = threading.Event()
         self._apply_targets(config)
 
     @property
     def config(self) -> Config:
         return self.runtime.config
 
-    def _own_targets(self, config: Config) -> list[Target]:
+    def _apply_targets(self, config: Config, announce: bool = True) -> None:
+        """Push the merged, shard-filtered target set to the poller (and log the plan)."""
         rt = self.runtime
-        return [t for t in config.targets if in_shard(t, rt.shard_index, rt.shard_count)]
+        with self._targets_lock:
+            targets = [t for t in self.sources.merged()
+                       if in_shard(t, rt.shard_index, rt.shard_count)]
+            if announce:
+                for line in plan(config, targets, budget_rates(config)):
+                    if line.targets:
+                        log.info("capacity plan: %s", line.summary())
+            self.poller.set_targets(targets, config)
 
-    def _apply_targets(self, config: Config) -> None:
-        targets = self._own_targets(config)
-        for line in plan(config, targets, budget_rates(config)):
-            if line.targets:
-                log.info("capacity plan: %s", line.summary())
-        self.poller.set_targets(targets, config)
+    def register(self, targets: list[Target], ttl: float | None) -> list[Target]:
+        """Registration API: add targets (TargetLimitError past max_targets)."""
+        new = self.sources.set.register(targets, ttl or self.config.registration.default_ttl)
+        if new:
+            self._apply_targets(self.config, announce=False)
+        return new
+
+    def unregister(self, target_id: str) -> bool:
+        removed = self.sources.set.unregister(target_id)
+        if removed:
+            self._apply_targets(self.config, announce=False)
+        return removed
+
+    def bearer_token(self) -> Secret | None:
+        return self.sources.bearer_token
+
+    def _maintain_loop(self) -> None:
+        while not self.clock.wait(self._stop, 1.0):
+            try:
+                if self.sources.maintain():
+                    self._apply_targets(self.config)
+            except Exception:  # a bad file or database must not kill the watcher
+                log.exception("target maintenance failed")
 
     def start(self) -> None:
         self.poller.mark_started()
         self.poller.start()
+        threading.Thread(target=self._maintain_loop, name="targets", daemon=True).start()
 
     def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
         self.poller.stop(timeout)
+        self.sources.close()
 
     def reload(self) -> tuple[bool, str]:
         """Re-read the config file; apply it whole or keep the running one (last-known-good)."""
@@ -93,6 +127,7 @@ class Exporter:
             try:
                 config = load_config(self.runtime.config_path)
                 credentials = resolve(config.api.credentials)
+                self.sources.apply_config(config)
             except (ConfigError, CredentialsError) as exc:
                 self.runtime.reload_successful = False
                 self.runtime.reload_error = str(exc)
@@ -101,13 +136,13 @@ class Exporter:
                 return False, str(exc)
             self.client.set_credentials(credentials)
             self.budget.update(budget_rates(config))
-            self._apply_targets(config)
             self.runtime.config = config
+            self._apply_targets(config)
             self.runtime.credentials_source = credentials.source
             self.runtime.reload_successful = True
             self.runtime.reload_error = ""
             self.runtime.reload_success_time = self.clock.time()
-            log.info("configuration reloaded: %d targets", len(config.targets))
+            log.info("configuration reloaded: %d targets", len(self.poller.targets()))
             return True, "configuration reloaded"
 
     # -- health -----------------------------------------------------------------------------
@@ -123,13 +158,14 @@ class Exporter:
     def target_rows(self) -> list[dict[str, Any]]:
         """The per-target table of the landing page and /api/v1/targets."""
         now, mono = self.clock.time(), self.clock.monotonic()
-        rows = [_row(s, now, self.poller.due_time(s.target.key), mono)
-                for s in self.store.snapshot()]
+        rows = [_row(s, now, self.poller.due_time(s.target.key), mono,
+                     self.sources.set.expiry_of(s.target.key)) for s in self.store.snapshot()]
         return sorted(rows, key=lambda r: (r["api"], r["task_id"], r["sdk_app_id"],
                                            r["session_id"]))
 
 
-def _row(state: TargetState, now: float, due: float | None, mono: float) -> dict[str, Any]:
+def _row(state: TargetState, now: float, due: float | None, mono: float,
+         expires_at: float | None) -> dict[str, Any]:
     t = state.target
     return {
         "id": t.id, "api": t.api, "action": t.action, "region": t.region, "task_id": t.task_id,
@@ -143,5 +179,5 @@ def _row(state: TargetState, now: float, due: float | None, mono: float) -> dict
         "latency_seconds": round(state.last_latency, 4) if state.last_poll else None,
         "next_poll_in_seconds": None if due is None else round(max(0.0, due - mono), 3),
         "interval_seconds": state.interval or None,
-        "not_found": state.status == NOT_FOUND,
+        "not_found": state.status == NOT_FOUND, "expires_at": expires_at,
     }

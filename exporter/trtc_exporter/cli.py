@@ -18,6 +18,7 @@ from trtc_exporter.app import Exporter, budget_rates
 from trtc_exporter.config import Config, load_config
 from trtc_exporter.credentials import CredentialProvider, CredentialsError, resolve
 from trtc_exporter.planning import plan
+from trtc_exporter.registry import RegistryError
 from trtc_exporter.validation import ConfigError
 
 log = logging.getLogger("trtc_exporter")
@@ -85,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return check_config(args.config_file)
     try:
         exporter = build_exporter(args, shard)
-    except (ConfigError, CredentialsError) as exc:
+    except (ConfigError, CredentialsError, RegistryError) as exc:
         for line in str(exc).splitlines():
             print(line, file=sys.stderr)
         return EXIT_USAGE

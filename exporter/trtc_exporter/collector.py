@@ -19,8 +19,10 @@ from trtc_exporter.response import NOT_FOUND, STATES, UNKNOWN
 from trtc_exporter.runtime import BUILD_INFO, Runtime
 from trtc_exporter.scheduler import Poller
 from trtc_exporter.skew import SkewEstimator
+from trtc_exporter.sources import TargetSources
 from trtc_exporter.state import StateStore, TargetState
 from trtc_exporter.target import IDENTITY_LABELS
+from trtc_exporter.targetset import CHANGES
 
 log = logging.getLogger(__name__)
 SOURCES = ("config", "file", "api")
@@ -40,8 +42,10 @@ def states_of(action: str) -> tuple[str, ...]:
 class TranscriptionCollector(Collector):
     def __init__(self, store: StateStore, poller: Poller, budget: Budget, runtime: Runtime,
                  skew: SkewEstimator, clock: Clock, revision: str = "unknown",
-                 only: Callable[[TargetState], bool] | None = None) -> None:
+                 only: Callable[[TargetState], bool] | None = None,
+                 sources: TargetSources | None = None) -> None:
         self._only = only
+        self._sources = sources
         self._store = store
         self._poller = poller
         self._budget = budget
@@ -150,7 +154,7 @@ class TranscriptionCollector(Collector):
             by_source[target.source] = by_source.get(target.source, 0) + 1
         for source, count in by_source.items():
             targets.add_metric([source], float(count))
-        out = [targets]
+        out = [targets, *self._source_families()]
         for name, value in (("trtc_exporter_last_cycle_time_seconds", stats.last_cycle_time),
                             ("trtc_exporter_cycle_duration_seconds", stats.cycle_duration),
                             ("trtc_exporter_poller_last_progress_time_seconds",
@@ -160,6 +164,18 @@ class TranscriptionCollector(Collector):
             family.add_metric([], value)
             out.append(family)
         return out
+
+    def _source_families(self) -> list[Metric]:
+        changes = _family("trtc_exporter_target_changes_total")
+        files = _family("trtc_exporter_target_file_last_load_successful")
+        if self._sources is not None:
+            counted = dict(self._sources.set.changes)
+            for change in CHANGES:
+                for source in SOURCES:
+                    changes.add_metric([change, source], float(counted.get((change, source), 0)))
+            for path, state in sorted(self._sources.files.files.items()):
+                files.add_metric([path], 1.0 if state.ok else 0.0)
+        return [changes, files]
 
     def _runtime_families(self) -> list[Metric]:
         rt = self._runtime

@@ -14,6 +14,11 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from trtc_exporter.config_dynamic import (
+    RegistrationConfig,
+    parse_registration,
+    parse_target_files,
+)
 from trtc_exporter.target import ACTIONS, ALL_REGIONS, MAX_SDK_APP_ID, Target, parse_target
 from trtc_exporter.validation import ConfigError, Errors, key_text, show
 
@@ -21,7 +26,8 @@ DEFAULT_ENDPOINT = "https://trtc.tencentcloudapi.com"
 STATE_FACTORS = {"Idle": 2.0, "Preparing": 1.0, "InProgress": 1.0, "Stopped": 10.0,
                  "Exited": 10.0, "Unknown": 1.0}
 
-_TOP = frozenset({"api", "poll_interval", "schedule", "targets", "max_targets", "apps", "pricing"})
+_TOP = frozenset({"api", "poll_interval", "schedule", "targets", "max_targets", "apps", "pricing",
+                  "target_files", "target_files_refresh_interval", "registration"})
 _API = frozenset({"endpoint", "region", "rate_limit", "rate_limits", "timeout", "max_retries",
                   "credentials", "budget_share", "rate_guard", "on_overload"})
 _CREDS = frozenset({"secret_id_file", "secret_key_file", "token_file", "cvm_role"})
@@ -96,6 +102,9 @@ class Config:
     max_targets: int = 10_000
     apps: Mapping[int, AppConfig] = field(default_factory=dict)
     pricing: PricingConfig = field(default_factory=PricingConfig)
+    target_files: tuple[str, ...] = ()
+    target_files_refresh_interval: float = 30.0
+    registration: RegistrationConfig = field(default_factory=RegistrationConfig)
 
     def app(self, sdk_app_id: int | None) -> AppConfig:
         return self.apps.get(sdk_app_id or 0, AppConfig())
@@ -166,6 +175,10 @@ def parse_config(raw: object) -> Config:
         max_targets=errors.integer(top, "max_targets", "", 10_000, minimum=1) or 10_000,
         apps=_parse_apps(top.get("apps"), errors),
         pricing=_parse_pricing(top.get("pricing"), errors),
+        target_files=parse_target_files(top.get("target_files"), errors),
+        target_files_refresh_interval=errors.duration(top, "target_files_refresh_interval", "",
+                                                      30.0),
+        registration=parse_registration(top.get("registration"), errors),
     )
     if len(config.targets) > config.max_targets:
         errors.add("targets", f"{len(config.targets)} targets exceed max_targets "

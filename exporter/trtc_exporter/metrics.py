@@ -76,6 +76,12 @@ SPECS: tuple[Spec, ...] = (
          "Base poll interval after capacity planning (stretched when demand exceeds budget).",
          ("action",)),
     Spec("trtc_exporter_targets", "gauge", "Monitored targets by source.", ("source",)),
+    Spec("trtc_exporter_target_changes_total", "counter",
+         "Target set changes by source: added, removed (expired ones included), expired "
+         "(registration TTL), refused (max_targets reached).", ("change", "source")),
+    Spec("trtc_exporter_target_file_last_load_successful", "gauge",
+         "1 if the last read of the target file succeeded; 0 while its last good contents "
+         "stay in force.", ("path",)),
     Spec("trtc_exporter_last_cycle_time_seconds", "gauge",
          "Unix time at which the poller last completed a full pass over all targets."),
     Spec("trtc_exporter_cycle_duration_seconds", "gauge",

@@ -18,6 +18,17 @@ class ServeError(Exception):
     """The server could not start (bad listen address, port in use, bad web config)."""
 
 
+def check_registration_auth(exporter: Exporter, store: WebConfigStore | None) -> None:
+    """An enabled registration API must be authenticated: bearer token or basic auth."""
+    registration = exporter.config.registration
+    if not registration.enabled or exporter.bearer_token() is not None:
+        return
+    if store is not None and store.current().users:
+        return
+    raise ServeError("registration.enabled needs registration.bearer_token_file, or "
+                     "basic_auth_users in --web.config.file")
+
+
 def make_server(exporter: Exporter, args: argparse.Namespace) -> ExporterHTTPServer:
     """The HTTP(S) server with the web config applied; ServeError for anything unusable."""
     try:
@@ -25,6 +36,7 @@ def make_server(exporter: Exporter, args: argparse.Namespace) -> ExporterHTTPSer
         store = WebConfigStore(args.web_config) if args.web_config else None
     except (ValueError, WebConfigError) as exc:
         raise ServeError(str(exc)) from None
+    check_registration_auth(exporter, store)
     open_paths = frozenset({"/-/healthy", "/-/ready"}) if args.health_open else frozenset()
     routes = Routes(exporter, args.telemetry_path)
     try:

@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
 
+from trtc_exporter import web_targets
 from trtc_exporter.app import Exporter
 from trtc_exporter.collector import TranscriptionCollector
 from trtc_exporter.httpserver import SecureHandlerMixin
@@ -26,6 +27,7 @@ from trtc_exporter.landing import render_landing
 from trtc_exporter.state import TargetState
 
 log = logging.getLogger(__name__)
+TARGET_PREFIX = "/api/v1/targets/"
 
 
 class Routes:
@@ -45,6 +47,7 @@ class Routes:
             ("PUT", "/-/reload"): ExporterHandler.reload,
             ("GET", "/probe"): ExporterHandler.probe,
             ("GET", "/api/v1/targets"): ExporterHandler.targets,
+            ("POST", "/api/v1/targets"): web_targets.post_targets,
         }
 
 
@@ -74,6 +77,9 @@ class ExporterHandler(SecureHandlerMixin):
         if not self.check_auth():
             return  # 401 already sent
         path = urlsplit(self.path).path
+        if method == "DELETE" and path.startswith(TARGET_PREFIX) and len(path) > len(TARGET_PREFIX):
+            self._guarded(lambda: web_targets.delete_target(self, path[len(TARGET_PREFIX):]))
+            return
         table = self.routes.table()
         handler = table.get((method, path))
         if handler is None:
@@ -81,10 +87,13 @@ class ExporterHandler(SecureHandlerMixin):
             status = HTTPStatus.METHOD_NOT_ALLOWED if allowed else HTTPStatus.NOT_FOUND
             self.send_text(status, f"{status.phrase}\n")
             return
+        self._guarded(lambda: handler(self))
+
+    def _guarded(self, call: Callable[[], None]) -> None:
         try:
-            handler(self)
+            call()
         except Exception:
-            log.exception("error serving %s %s", method, path)
+            log.exception("error serving %s %s", self.command, urlsplit(self.path).path)
             self.send_text(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error\n")
 
     # -- responses --------------------------------------------------------------------------
@@ -165,6 +174,7 @@ class ExporterHandler(SecureHandlerMixin):
             return
         exporter = self.exporter
         found = [s for s in exporter.store.snapshot() if match(s)]
+        web_targets.register_probed(self, params, found)
         registry = CollectorRegistry(auto_describe=True)
         registry.register(TranscriptionCollector(
             exporter.store, exporter.poller, exporter.budget, exporter.runtime, exporter.skew,

@@ -1,0 +1,78 @@
+"""Where targets come from: the config, target files and the registration API, kept in one set.
+
+The exporter asks :meth:`TargetSources.maintain` once a second whether the set changed (a target
+file was edited, a registration expired); reloads call :meth:`apply_config`.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from trtc_exporter.clock import Clock
+from trtc_exporter.config import Config
+from trtc_exporter.registry import Registry
+from trtc_exporter.secret import Secret
+from trtc_exporter.target import Target
+from trtc_exporter.targetfiles import TargetFiles
+from trtc_exporter.targetset import TargetSet
+from trtc_exporter.validation import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def read_bearer_token(path: str | None) -> Secret | None:
+    """The registration API's bearer token; a missing or empty file is a config error."""
+    if path is None:
+        return None
+    try:
+        token = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError([f"registration.bearer_token_file: cannot read {path}: "
+                           f"{getattr(exc, 'strerror', None) or type(exc).__name__}"]) from None
+    if not token:
+        raise ConfigError([f"registration.bearer_token_file: {path} is empty"])
+    return Secret(token)
+
+
+class TargetSources:
+    def __init__(self, config: Config, clock: Clock) -> None:
+        """Open the registration database (RegistryError if unusable) and read target files."""
+        self._clock = clock
+        registration = config.registration
+        self.registry = Registry(registration.db_path) if registration.enabled else None
+        self.bearer_token = read_bearer_token(registration.bearer_token_file)
+        self.set = TargetSet(clock, config.max_targets, self.registry)
+        self.files = self._watch(config)
+        self.files.refresh(force=True)
+        self._config = config
+
+    def _watch(self, config: Config) -> TargetFiles:
+        return TargetFiles(config.target_files, self._clock, config.api.region,
+                           config.target_files_refresh_interval)
+
+    def apply_config(self, config: Config) -> None:
+        """On reload: new config targets, re-read every target file and the bearer token."""
+        if config.registration.db_path != self._config.registration.db_path:
+            log.warning("registration.db_path changed; the new path takes effect on restart")
+        self.bearer_token = read_bearer_token(config.registration.bearer_token_file)
+        if config.target_files != self.files.patterns or (
+                config.target_files_refresh_interval != self.files.refresh_interval):
+            self.files = self._watch(config)
+        self.files.refresh(force=True)
+        self.set.max_targets = config.max_targets
+        self._config = config
+
+    def maintain(self) -> bool:
+        """Re-read changed target files when due and expire registrations; True if changed."""
+        changed = self.files.refresh()
+        return self.set.expire() > 0 or changed
+
+    def merged(self) -> list[Target]:
+        self.set.set_config(self._config.targets)
+        self.set.set_files(self.files.targets())
+        return self.set.merged()
+
+    def close(self) -> None:
+        if self.registry is not None:
+            self.registry.close()
