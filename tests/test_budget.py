@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import bisect
+import itertools
 import threading
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trtc_exporter.budget import AimdPolicy, Budget, RateLimiter, limit_from_message
+from trtc_exporter.budget import (
+    AimdPolicy,
+    Budget,
+    RateLimiter,
+    hint_from_message,
+    limit_from_message,
+)
 from trtc_exporter.clock import FakeClock
 
 
@@ -57,7 +64,7 @@ def test_grants_are_spaced_not_bursted() -> None:
     """Twenty simultaneous requests are spread 50 ms apart instead of starting at once."""
     clock = FakeClock(0.0)
     grants = grant_times(RateLimiter(20, clock), clock, [0.0] * 20)
-    gaps = [b - a for a, b in zip(grants, grants[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(grants)]
     assert min(gaps) >= 0.05 - 1e-9
 
 
@@ -140,7 +147,7 @@ def test_limit_hint_parsed_from_english_and_chinese_messages() -> None:
     """The stated limit is read from both message languages the API uses."""
     english = ("Your current request times equals to `21` in a second, which exceeds the "
                "frequency limit `20` for a second. Please reduce the frequency of calls.")
-    chinese = "您当前每秒请求 `6` 次，超过了每秒频率上限 `5`，请稍后重试。"
+    chinese = "您当前每秒请求 `6` 次\uff0c超过了每秒频率上限 `5`\uff0c请稍后重试。"
     assert limit_from_message(english) == 20
     assert limit_from_message(chinese) == 5
     assert limit_from_message("Internal error.") is None
@@ -153,3 +160,56 @@ def test_reload_applies_new_configured_rate() -> None:
     budget.update({"DescribeAITranscription": 10, "DescribeCloudTranscription": 5})
     assert budget.limiter("DescribeAITranscription").effective_rate == 10
     assert budget.limiter("DescribeCloudTranscription").configured_rate == 5
+
+
+def test_late_sender_pushes_the_window_back() -> None:
+    """A request that really started late (0.7 s instead of 0.5 s) delays the one a window on."""
+    clock = FakeClock(0.0, auto_advance=True)
+    limiter = RateLimiter(2, clock, guard=0.0)
+    reserved = [limiter._reserve()[0] for _ in range(3)]  # slots 0.0, 0.5, 1.0
+    assert [g.time for g in reserved] == [0.0, 0.5, 1.0]
+    reserved[1].time = 0.7  # its thread woke late and started then
+    limiter.acquire()  # slot 1.5, but anchored on the late one: 0.7 + 1.0
+    assert abs(clock.monotonic() - 1.7) < 1e-9
+
+
+def test_cancelled_wait_raises_and_sends_nothing() -> None:
+    """A shutdown during the wait raises Cancelled instead of returning a token."""
+    import pytest
+
+    from trtc_exporter.budget import Cancelled
+
+    clock = FakeClock(0.0, auto_advance=True)
+    limiter = RateLimiter(1, clock)
+    limiter.acquire()
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(Cancelled):
+        limiter.acquire(stop)
+
+
+def test_marginal_throttle_widens_the_guard_not_the_rate() -> None:
+    """21 counted against a limit of 20 is jitter: the guard doubles, rate stays, then resets."""
+    clock = FakeClock(0.0)
+    limiter = RateLimiter(20, clock, guard=0.02, policy=AimdPolicy(ceiling_memory=30.0))
+    message = ("Your current request times equals to `21` in a second, which exceeds the "
+               "frequency limit `20` for a second.")
+    hint = hint_from_message(message)
+    assert (hint.limit, hint.seen, hint.marginal) == (20, 21, True)
+    limiter.on_throttled(hint.limit, hint.marginal)
+    assert limiter.effective_rate == 20
+    assert limiter.guard == 0.04
+    clock.advance(31)
+    assert limiter.effective_rate == 20
+    assert limiter.guard == 0.02
+
+
+def test_heavy_throttle_is_someone_else_and_cuts_the_rate() -> None:
+    """30 counted against a limit of 20 means shared quota: multiplicative decrease."""
+    clock = FakeClock(0.0)
+    limiter = RateLimiter(20, clock, policy=AimdPolicy(decrease=0.7))
+    hint = hint_from_message("Your current request times equals to `30` in a second, which "
+                             "exceeds the frequency limit `20` for a second.")
+    assert not hint.marginal
+    limiter.on_throttled(hint.limit, hint.marginal)
+    assert limiter.effective_rate == 14

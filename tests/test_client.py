@@ -36,9 +36,9 @@ class CountingLimiter(RateLimiter):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.reservations = 0
 
-    def reserve(self) -> float:
+    def acquire(self, cancel: object = None) -> float:
         self.reservations += 1
-        return super().reserve()
+        return super().acquire(cancel)  # type: ignore[arg-type]
 
 
 class CountingBudget(Budget):

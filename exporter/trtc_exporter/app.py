@@ -33,7 +33,7 @@ from trtc_exporter.validation import ConfigError
 
 log = logging.getLogger(__name__)
 # _created series double the counter output and no dashboard of ours uses them
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in older releases
 
 
 def budget_rates(config: Config) -> dict[str, float]:
@@ -85,6 +85,8 @@ class Exporter:
                 for line in plan(config, targets, budget_rates(config)):
                     if line.targets:
                         log.info("capacity plan: %s", line.summary())
+            for action, region in {(t.action, t.region) for t in targets}:
+                self.client.metrics.prepare(action, region)
             self.poller.set_targets(targets, config)
 
     def register(self, targets: list[Target], ttl: float | None) -> list[Target]:

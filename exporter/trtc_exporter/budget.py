@@ -18,12 +18,32 @@ from dataclasses import dataclass
 from trtc_exporter.clock import Clock
 
 _LIMIT_HINT = re.compile(r"(?:frequency limit|上限)\s*`(\d+)`")
+_COUNT_HINT = re.compile(r"(?:equals to|每秒请求)\s*`(\d+)`")
+MAX_GUARD = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class ThrottleHint:
+    """What a RequestLimitExceeded message says: the limit, and how many requests it counted."""
+
+    limit: int | None = None
+    seen: int | None = None
+
+    @property
+    def marginal(self) -> bool:
+        """One request over the limit: our own timing jitter, not someone else's traffic."""
+        return self.limit is not None and self.seen is not None and self.seen <= self.limit + 1
 
 
 def limit_from_message(message: str) -> int | None:
     """The per-second limit the API states in a RequestLimitExceeded message, if any."""
-    match = _LIMIT_HINT.search(message)
-    return int(match.group(1)) if match else None
+    return hint_from_message(message).limit
+
+
+def hint_from_message(message: str) -> ThrottleHint:
+    limit, seen = _LIMIT_HINT.search(message), _COUNT_HINT.search(message)
+    return ThrottleHint(int(limit.group(1)) if limit else None,
+                        int(seen.group(1)) if seen else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +58,27 @@ class AimdPolicy:
     floor_fraction: float = 0.05
 
 
+class Cancelled(Exception):
+    """The wait for a token was cancelled (shutdown); the caller must not send."""
+
+
+class Grant:
+    """One reserved request start; ``anchor`` is the grant one window's worth of requests back."""
+
+    __slots__ = ("anchor", "span", "time")
+
+    def __init__(self, time: float, anchor: Grant | None, span: float) -> None:
+        self.time = time
+        self.anchor = anchor
+        self.span = span
+
+    def earliest(self) -> float:
+        """Our slot, or later if the anchor really started later than it was granted."""
+        if self.anchor is None:
+            return self.time
+        return max(self.time, self.anchor.time + self.span)
+
+
 class RateLimiter:
     """Thread-safe limiter for one action; ``acquire`` blocks until a request may start."""
 
@@ -50,10 +91,11 @@ class RateLimiter:
         self._rate = rate
         self._clock = clock
         self._guard = guard
+        self._base_guard = guard
         self._window = window
         self._policy = policy or AimdPolicy()
         self._lock = threading.Lock()
-        self._grants: deque[float] = deque()
+        self._grants: deque[Grant] = deque()
         self._ceiling = rate
         self._cooldown_until = -math.inf
         self._last_adjust = clock.monotonic()
@@ -68,61 +110,91 @@ class RateLimiter:
 
     def reserve(self) -> float:
         """Reserve the earliest allowed start instant; returns how long the caller must wait."""
+        return self._reserve()[1]
+
+    def _reserve(self) -> tuple[Grant, float]:
         with self._lock:
             now = self._clock.monotonic()
             self._recover(now)
-            slot = self._next_slot(now)
-            self._grants.append(slot)
-            return slot - now
+            grant = self._next_grant(now)
+            self._grants.append(grant)
+            return grant, grant.time - now
 
     def acquire(self, cancel: threading.Event | None = None) -> float:
-        """Block until our reserved slot; returns the wait. A cancelled wait still used its slot."""
-        wait = self.reserve()
-        if wait > 0:
-            if cancel is None:
-                self._clock.sleep(wait)
-            else:
-                self._clock.wait(cancel, wait)
-        return max(0.0, wait)
+        """Block until our slot, then until the window is really free; returns the wait.
 
-    def _next_slot(self, now: float) -> float:
+        A thread may wake late (a loaded machine), so a grant's time becomes the instant its
+        request really starts, and each grant re-checks the grant ``rate`` places before it:
+        a late sender pushes later ones back instead of squeezing 21 requests into a second.
+        A cancelled wait raises :class:`Cancelled`: its slot is spent, no request may follow.
+        """
+        grant, wait = self._reserve()
+        started = self._clock.monotonic()
+        event = cancel or threading.Event()
+        while True:
+            if wait > 0 and self._clock.wait(event, wait):
+                raise Cancelled
+            with self._lock:
+                now = self._clock.monotonic()
+                wait = grant.earliest() - now
+                if wait <= 1e-9:
+                    grant.time = max(grant.time, now)
+                    break
+        return max(0.0, self._clock.monotonic() - started)
+
+    def _next_grant(self, now: float) -> Grant:
         per_window = max(1, math.floor(self._rate * self._window))
         span = per_window / self._rate + self._guard
-        while self._grants and self._grants[0] <= now - span - self._window:
+        while self._grants and self._grants[0].time <= now - span - self._window:
             self._grants.popleft()
         slot = now
         if self._grants:
-            slot = max(slot, self._grants[-1] + 1.0 / self._rate)
-        if len(self._grants) >= per_window:
-            slot = max(slot, self._grants[-per_window] + span)
-        return slot
+            slot = max(slot, self._grants[-1].time + 1.0 / self._rate)
+        anchor = self._grants[-per_window] if len(self._grants) >= per_window else None
+        if anchor is not None:
+            slot = max(slot, anchor.time + span)
+        return Grant(slot, anchor, span)
 
-    def on_throttled(self, limit_hint: int | None = None) -> bool:
-        """Cut the rate after a RequestLimitExceeded; False when still cooling down from a cut."""
+    def on_throttled(self, limit_hint: int | None = None, marginal: bool = False) -> bool:
+        """React to a RequestLimitExceeded; False when still cooling down from the last one.
+
+        The API's limit dropped below our rate: take it. One request over at our own rate:
+        network or scheduling jitter, so widen the guard (doubling, up to 100 ms) instead of
+        cutting the rate. Anything else: someone shares the quota, cut multiplicatively.
+        """
         with self._lock:
             now = self._clock.monotonic()
             self._last_throttle = now
             self.throttle_events += 1
             if now < self._cooldown_until:
                 return False
+            self._cooldown_until = now + self._policy.cooldown
+            self._last_adjust = now
             before = self._rate
             floor = self.configured_rate * self._policy.floor_fraction
             if limit_hint is not None and 0 < limit_hint < before:
                 self._rate = max(floor, float(limit_hint))
                 self._ceiling = self._rate
+            elif marginal and self._guard < MAX_GUARD:
+                self._guard = min(MAX_GUARD, max(2 * self._guard, 0.01))
             else:
                 self._rate = max(floor, before * self._policy.decrease)
                 self._ceiling = max(self._rate, before * self._policy.ceiling_margin)
-            self._cooldown_until = now + self._policy.cooldown
-            self._last_adjust = now
             return True
 
+    @property
+    def guard(self) -> float:
+        return self._guard
+
     def _recover(self, now: float) -> None:
-        """Additive increase: toward the learned ceiling, then, after a quiet spell, beyond it."""
+        """Additive increase: toward the learned ceiling, then, after a quiet spell, beyond it.
+        A widened guard returns to its configured value after the same quiet spell."""
+        forget_at = self._last_throttle + self._policy.ceiling_memory
+        if now >= forget_at:
+            self._guard = self._base_guard
         if self._rate >= self.configured_rate or now < self._cooldown_until:
             self._last_adjust = max(self._last_adjust, min(now, self._cooldown_until))
             return
-        forget_at = self._last_throttle + self._policy.ceiling_memory
         if now >= forget_at and self._ceiling < self.configured_rate:
             self._ceiling = self.configured_rate
             self._last_adjust = max(self._last_adjust, forget_at)
@@ -150,6 +222,7 @@ class Budget:
                  policy: AimdPolicy | None = None) -> None:
         self._clock = clock
         self._guard = guard
+        self._base_guard = guard
         self._policy = policy
         self._limiters = {action: RateLimiter(rate, clock, guard, policy=policy, name=action)
                           for action, rate in rates.items()}

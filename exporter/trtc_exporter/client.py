@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import requests
 
 from trtc_exporter import __version__, signing
-from trtc_exporter.budget import Budget, limit_from_message
+from trtc_exporter.budget import Budget, Cancelled, hint_from_message
 from trtc_exporter.clock import Clock
 from trtc_exporter.credentials import CredentialProvider
 from trtc_exporter.metrics import ApiMetrics
@@ -77,6 +77,10 @@ class TrtcClient:
         self._rng = rng or random.Random()
 
     @property
+    def metrics(self) -> ApiMetrics:
+        return self._metrics
+
+    @property
     def skew(self) -> SkewEstimator:
         return self._skew
 
@@ -91,14 +95,15 @@ class TrtcClient:
             attempts += 1
             result, latency = self._attempt(target.action, target.region, body, cancel)
             total += latency
-            if not self._should_retry(result, attempts, cancel):
+            if not isinstance(result, ApiFailure) or not self._should_retry(result, attempts,
+                                                                            cancel):
                 return Outcome(result, attempts, total)
             self._metrics.retries.labels(target.action, target.region).inc()
             self._clock.wait(cancel or threading.Event(), self._backoff(attempts, result))
 
-    def _should_retry(self, result: TaskStatus | ApiFailure, attempts: int,
+    def _should_retry(self, result: ApiFailure, attempts: int,
                       cancel: threading.Event | None) -> bool:
-        if not isinstance(result, ApiFailure) or not result.retryable:
+        if not result.retryable:
             return False
         if cancel is not None and cancel.is_set():
             return False
@@ -112,10 +117,12 @@ class TrtcClient:
 
     def _attempt(self, action: str, region: str, body: bytes,
                  cancel: threading.Event | None) -> tuple[TaskStatus | ApiFailure, float]:
-        limiter = self._budget.limiter(action)
-        waited = limiter.acquire(cancel)
+        headers = self._headers(action, region, body)  # signed first: nothing slow after the token
+        try:
+            waited = self._budget.limiter(action).acquire(cancel)
+        except Cancelled:
+            return ApiFailure("Cancelled", "shutting down before a token was granted"), 0.0
         self._metrics.budget_wait.labels(action).observe(waited)
-        headers = self._headers(action, region, body)
         sent_wall, started = self._clock.time(), time.perf_counter()
         result, date = self._send(action, body, headers)
         latency = time.perf_counter() - started
@@ -123,16 +130,19 @@ class TrtcClient:
         self._metrics.duration.labels(action, region).observe(latency)
         self._skew.observe(date, sent_wall, sent_wall + latency)
         if isinstance(result, ApiFailure):
-            self._count_failure(action, region, result, limiter)
+            self._count_failure(action, region, result)
         return result, latency
 
-    def _count_failure(self, action: str, region: str, failure: ApiFailure, limiter: object) -> None:
+    def _count_failure(self, action: str, region: str, failure: ApiFailure) -> None:
         self._metrics.errors.labels(action, region, bounded_code(failure.code)).inc()
         if is_throttle(failure.code):
             self._metrics.throttled.labels(action, region).inc()
-            if self._budget.limiter(action).on_throttled(limit_from_message(failure.message)):
-                log.warning("API throttled %s (RequestLimitExceeded); effective rate now %.1f/s",
-                            action, self._budget.limiter(action).effective_rate)
+            hint = hint_from_message(failure.message)
+            if self._budget.limiter(action).on_throttled(hint.limit, hint.marginal):
+                limiter = self._budget.limiter(action)
+                log.warning("API throttled %s (RequestLimitExceeded: %s of limit %s counted); "
+                            "effective rate now %.1f/s, window guard %.0f ms", action,
+                            hint.seen, hint.limit, limiter.effective_rate, limiter.guard * 1000)
 
     def _headers(self, action: str, region: str, body: bytes) -> dict[str, str]:
         creds = self._credentials.get()

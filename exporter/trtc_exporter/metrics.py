@@ -133,3 +133,11 @@ class ApiMetrics:
         self.throttled = _counter(registry, "trtc_api_throttled_total")
         self.retries = _counter(registry, "trtc_api_retries_total")
         self.budget_wait = _histogram(registry, "trtc_exporter_budget_wait_seconds", WAIT_BUCKETS)
+
+    def prepare(self, action: str, region: str) -> None:
+        """Create the zero-valued series of an (action, region) before its first request, so
+        rate() and increase() over retries and throttling have something to read."""
+        for counter in (self.requests, self.retries, self.throttled):
+            counter.labels(action, region)
+        self.duration.labels(action, region)
+        self.budget_wait.labels(action)

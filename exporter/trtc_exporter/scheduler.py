@@ -120,8 +120,8 @@ class Poller:
             demand[target.action] = demand.get(target.action, 0.0) + 1.0 / interval
         stretch = {}
         for action, needed in demand.items():
-            available = capacity(self._budget.limiter(action).effective_rate,
-                                 self._config.api.rate_guard)
+            limiter = self._budget.limiter(action)
+            available = capacity(limiter.effective_rate, limiter.guard)
             stretch[action] = stretch_factor(needed, available)
             if stretch[action] > 1.0 and self._stretch.get(action, 1.0) <= 1.0:
                 log.warning("%s: %d targets need %.1f req/s; budget %.1f req/s; intervals "
