@@ -92,3 +92,18 @@ def test_stopped_then_running_again_clears_the_end() -> None:
     assert state.ended_at == 0
     state = apply_outcome(state, seen("InProgress"), 15)
     assert state.ended_at is None
+
+
+def test_translation_targets_also_count_translation_time() -> None:
+    """A target with translation: true adds its InProgress time to the translation counter too."""
+    store = StateStore()
+    translating = Target(api="ai_transcription", region="ap-guangzhou", task_id="tr",
+                         sdk_app_id=1400000001, translation=True)
+    store.sync([TARGET, translating])
+    for target in (TARGET, translating):
+        for when in (1_000_000, 1_000_015):
+            prev = store.get(target.key)
+            assert prev is not None
+            store.record_poll(prev, apply_outcome(prev, seen("InProgress"), when))
+    assert store.usage()[APP] == 30
+    assert store.translation_usage()[APP] == 15

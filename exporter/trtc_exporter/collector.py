@@ -101,7 +101,7 @@ class TranscriptionCollector(Collector):
         fam["trtc_ai_transcription_info"].add_metric(
             list(target.key) + [state.resolved_task_id] + ident[5:], 1.0)
         fam["trtc_ai_transcription_last_success_time_seconds"].add_metric(ident, state.last_success)
-        fam["trtc_ai_transcription_poll_success"].add_metric(ident, 1.0 if state.poll_success else 0.0)
+        fam["trtc_ai_transcription_poll_success"].add_metric(ident, float(bool(state.poll_success)))
         if shown == "InProgress" and state.start_time is not None:
             fam["trtc_ai_transcription_running_seconds"].add_metric(
                 ident, max(0.0, now - state.start_time))
@@ -117,15 +117,17 @@ class TranscriptionCollector(Collector):
             for status, count in per_status.items():
                 tasks.add_metric([*app_key, status], float(count))
         usage = _family("trtc_ai_transcription_in_progress_seconds_total")
-        observed = self._store.usage()
+        translation = _family("trtc_ai_transcription_translation_seconds_total")
+        observed, translated = self._store.usage(), self._store.translation_usage()
         for app_key in sorted(set(counts) | set(observed)):
             usage.add_metric(list(app_key), observed.get(app_key, 0.0))
+            translation.add_metric(list(app_key), translated.get(app_key, 0.0))
         limits = _family("trtc_ai_transcription_concurrency_limit")
         config = self._runtime.config
         apps = {int(k[2]) for k in counts if k[2]} | set(config.apps)
         for app in sorted(apps):
             limits.add_metric([str(app)], float(config.app(app).max_concurrent_tasks))
-        return [tasks, usage, limits]
+        return [tasks, usage, translation, limits]
 
     # -- exporter health --------------------------------------------------------------------
     def _internal_families(self) -> list[Metric]:

@@ -48,6 +48,9 @@ SPECS: tuple[Spec, ...] = (
     Spec("trtc_ai_transcription_in_progress_seconds_total", "counter",
          "Transcription time observed between consecutive polls that both saw InProgress."
          + CACHED, APP),
+    Spec("trtc_ai_transcription_translation_seconds_total", "counter",
+         "The part of in_progress_seconds_total spent by targets configured with "
+         "translation: true (billed at the translation price on top)." + CACHED, APP),
     Spec("trtc_ai_transcription_running_seconds", "gauge",
          "Seconds since StartTime for targets InProgress (absent otherwise)." + CACHED, TASK),
     Spec("trtc_ai_transcription_concurrency_limit", "gauge",

@@ -45,7 +45,8 @@ class TargetState:
 
     def shown_status(self, now: float) -> str:
         """Unknown when no answer arrived within three planned intervals."""
-        if self.last_answer == 0.0 or (self.interval and now - self.last_answer > 3 * self.interval):
+        stale = bool(self.interval) and now - self.last_answer > 3 * self.interval
+        if self.last_answer == 0.0 or stale:
             return UNKNOWN
         return self.status
 
@@ -58,17 +59,18 @@ class TargetState:
 def apply_outcome(prev: TargetState, outcome: Outcome, now: float) -> TargetState:
     """The new record after a poll; failures keep the last known status (it goes stale)."""
     result = outcome.result
-    common = {"last_poll": now, "last_latency": outcome.latency, "attempts": outcome.attempts,
-              "last_request_id": result.request_id}
+    polled = replace(prev, last_poll=now, last_latency=outcome.latency,
+                     attempts=outcome.attempts, last_request_id=result.request_id)
     if isinstance(result, TaskStatus):
-        return _with_status(prev, result.status, now, poll_success=True, last_success=now,
+        return _with_status(polled, result.status, now, poll_success=True, last_success=now,
                             last_error_code="", start_time=result.start_time,
                             resolved_task_id=result.task_id or prev.resolved_task_id,
-                            seen=True, not_found_streak=0, **common)
+                            seen=True, not_found_streak=0)
     if result.code in NOT_FOUND_CODES:
-        return _with_status(prev, NOT_FOUND, now, poll_success=True, last_error_code=result.code,
-                            not_found_streak=prev.not_found_streak + 1, **common)
-    return replace(prev, poll_success=False, last_error_code=result.code, **common)
+        return _with_status(polled, NOT_FOUND, now, poll_success=True,
+                            last_error_code=result.code,
+                            not_found_streak=prev.not_found_streak + 1)
+    return replace(polled, poll_success=False, last_error_code=result.code)
 
 
 def _with_status(prev: TargetState, status: str, now: float, **changes: object) -> TargetState:
@@ -82,6 +84,10 @@ def _with_status(prev: TargetState, status: str, now: float, **changes: object) 
     return state if prev.ended_at is not None else replace(state, ended_at=now)
 
 
+def _add(table: dict[AppKey, float], key: AppKey, seconds: float) -> None:
+    table[key] = table.get(key, 0.0) + seconds
+
+
 def is_failure(outcome: Outcome) -> bool:
     return isinstance(outcome.result, ApiFailure) and outcome.result.code not in NOT_FOUND_CODES
 
@@ -93,6 +99,7 @@ class StateStore:
         self._lock = threading.Lock()
         self._states: dict[tuple[str, ...], TargetState] = {}
         self._in_progress_seconds: dict[AppKey, float] = {}
+        self._translation_seconds: dict[AppKey, float] = {}
 
     def get(self, key: tuple[str, ...]) -> TargetState | None:
         with self._lock:
@@ -111,7 +118,9 @@ class StateStore:
             if prev.status == "InProgress" and new.status == "InProgress" and prev.last_answer:
                 key = new.app_key
                 seconds = max(0.0, new.last_answer - prev.last_answer)
-                self._in_progress_seconds[key] = self._in_progress_seconds.get(key, 0.0) + seconds
+                _add(self._in_progress_seconds, key, seconds)
+                if new.target.translation:
+                    _add(self._translation_seconds, key, seconds)
 
     def sync(self, targets: Iterable[Target]) -> None:
         """Make the table hold exactly these targets; survivors keep their record."""
@@ -136,6 +145,11 @@ class StateStore:
     def usage(self) -> dict[AppKey, float]:
         with self._lock:
             return dict(self._in_progress_seconds)
+
+    def translation_usage(self) -> dict[AppKey, float]:
+        """The part of usage() spent by targets configured with ``translation: true``."""
+        with self._lock:
+            return dict(self._translation_seconds)
 
     def __len__(self) -> int:
         with self._lock:

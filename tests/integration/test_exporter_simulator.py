@@ -161,3 +161,30 @@ def test_sigterm_stops_promptly_with_exit_zero(tmp_path: Path, stack: dict[str, 
     assert exp.stop() == 0
     assert time.monotonic() - started < 5.5
     assert "stopped" in exp.output()
+
+
+def test_mixed_generations_use_both_budgets(tmp_path: Path, stack: dict[str, Any]) -> None:
+    """1.0 and 2.0 targets together reach close to 40 req/s with no RequestLimitExceeded."""
+    forever = {"idle": 0, "in_progress": "forever"}
+    tasks = [ai_task(f"a{i:03d}", phases={**forever, "preparing": 0}) for i in range(200)]
+    tasks += [{"task_id": f"c{i:03d}", "api": "cloud_transcription", "sdk_app_id": APP,
+               "phases": forever} for i in range(200)]
+    sim = stack["sim"] = Simulator(tmp_path, {"tasks": tasks})
+    targets: list[dict[str, Any]] = [{"task_id": f"a{i:03d}"} for i in range(200)]
+    targets += [{"api": "cloud_transcription", "sdk_app_id": APP, "task_id": f"c{i:03d}"}
+                for i in range(200)]
+    exp = stack["exp"] = Exporter(tmp_path, exporter_config(sim, targets, poll_interval="4s"),
+                                  wait_ready=False)
+    time.sleep(3)
+    sim.control("POST", "reset_stats")
+    time.sleep(8)
+    stats = sim.control("GET", "stats")
+    assert "RequestLimitExceeded" not in stats["by_code"], stats["by_code"]
+    assert stats["max_in_window"] <= 20, dump(exp, sim)
+    rates = []
+    for action in ("DescribeAITranscription", "DescribeCloudTranscription"):
+        per_second = stats["per_second"][action]
+        seconds = sorted(int(s) for s in per_second)
+        full = [per_second[str(s)] for s in seconds[1:-1]]
+        rates.append(sum(full) / len(full))
+    assert sum(rates) >= 0.95 * 40, (rates, dump(exp, sim))
