@@ -28,6 +28,8 @@ def demo_config(scenario: Scenario, url: str) -> dict[str, Any]:
     for entry in demo_targets(scenario):
         if "session_id" not in entry and "sdk_app_id" not in entry and entry["task_id"] in apps:
             entry = {**entry, "sdk_app_id": apps[entry["task_id"]]}
+        if str(entry.get("task_id", "")).startswith("sim-long-"):
+            entry = {**entry, "translation": True}  # shows translation minutes and cost
         targets.append(entry)
     return {
         "api": {"endpoint": url, "rate_limit": scenario.rate_limit},
