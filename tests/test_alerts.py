@@ -26,7 +26,7 @@ RUNBOOK_URL = (
 )
 NAME = re.compile(r"^Trtc(?:[A-Z][a-z0-9]+)+$")
 SEVERITIES = {"critical", "warning", "info"}
-PRICE_SERIES = "trtc:transcription_price_usd_per_minute"
+PRICE_SERIES = ("trtc:transcription_price_usd_per_minute", "trtc:translation_price_usd_per_minute")
 
 
 def _rules(path: Path) -> list[dict[str, Any]]:
@@ -130,10 +130,11 @@ def test_unit_tests_reference_only_existing_alerts() -> None:
     assert {case["alertname"] for case in _unit_test_cases()} <= set(ALERT_IDS)
 
 
-def test_price_is_defined_in_one_place() -> None:
-    """The price per minute is recorded by exactly one rule, and no other rule repeats it."""
+@pytest.mark.parametrize("series", PRICE_SERIES)
+def test_price_is_defined_in_one_place(series: str) -> None:
+    """Each price per minute is recorded by exactly one rule, and no other rule repeats it."""
     rules = _rules(RECORDING_RULES) + _rules(ALERT_RULES)
-    price_rules = [rule for rule in rules if rule.get("record") == PRICE_SERIES]
+    price_rules = [rule for rule in rules if rule.get("record") == series]
     assert len(price_rules) == 1
     price = re.search(r"vector\(([\d.]+)\)", price_rules[0]["expr"])
     assert price is not None

@@ -49,8 +49,10 @@ PREPARING_STUCK_SECONDS = 300  # TrtcTaskStuckPreparing
 RUNNING_MAX_SECONDS = 4 * 3600  # TrtcTaskRunningTooLong
 QUOTA_WARN_RATIO = 0.8  # TrtcAppConcurrencyNearLimit
 STALE_WARN_SECONDS = 300  # TrtcTaskStatusStale (lower bound)
-# The exporter's configured price (pricing.transcription_usd_per_minute); the rules read it
-# through trtc:transcription_price_usd_per_minute, the dashboards directly so they need no rules.
+# The exporter's configured prices (pricing.transcription_usd_per_minute and
+# pricing.translation_usd_per_minute, one `kind` each); the rules read them through
+# trtc:transcription_price_usd_per_minute and trtc:translation_price_usd_per_minute, the dashboards
+# directly so they need no rules.
 PRICE_METRIC = "trtc_exporter_pricing_usd_per_minute"
 
 # Status values of both API generations, with the number the state timeline maps them to.

@@ -1,8 +1,9 @@
-"""Dashboard 4: TRTC usage and cost — transcription minutes, estimated cost and quota use.
+"""Dashboard 4: TRTC usage and cost — transcription and translation minutes, cost, quota use.
 
-Costs multiply InProgress minutes by the price the exporter is configured with
-(pricing.transcription_usd_per_minute, exported as trtc_exporter_pricing_usd_per_minute), the same
-price the recording rules of alerts/recording_rules.yml use.
+Costs are priced like the recording rules of alerts/recording_rules.yml: every InProgress minute at
+the exporter's configured transcription price, plus the minutes of targets with `translation: true`
+at its translation price on top (pricing.*_usd_per_minute, exported as
+trtc_exporter_pricing_usd_per_minute{kind}).
 """
 
 from __future__ import annotations
@@ -33,11 +34,24 @@ from .common import (
 
 UID = "trtc-usage-cost"
 IN_PROGRESS = "trtc_ai_transcription_in_progress_seconds_total"
+TRANSLATION = "trtc_ai_transcription_translation_seconds_total"
 PRICE = f"on () group_left () max({PRICE_METRIC}{sel(kind='transcription')})"
+TRANSLATION_PRICE = f"on () group_left () max({PRICE_METRIC}{sel(kind='translation')})"
+COST_HOW = (
+    f"InProgress minutes times the transcription price plus translation minutes times the "
+    f"translation price, as the exporter is configured ({PRICE_METRIC})"
+)
 
 
-def _minutes(by: str, window: str) -> str:
-    return f"sum{by} (increase({IN_PROGRESS}{sel(region=True)}[{window}])) / 60"
+def _minutes(by: str, window: str, counter: str = IN_PROGRESS) -> str:
+    return f"sum{by} (increase({counter}{sel(region=True)}[{window}])) / 60"
+
+
+def _cost(by: str, window: str) -> str:
+    """Estimated cost in USD; translation adds 0 where nothing translates, as in the rules."""
+    transcription = _minutes(by, window)
+    translation = f"({_minutes(by, window, TRANSLATION)} or {transcription} * 0)"
+    return f"{transcription} * {PRICE} + {translation} * {TRANSLATION_PRICE}"
 
 
 def _cost_stat(title: str, time_from: str, period: str) -> stat.Panel:
@@ -48,10 +62,10 @@ def _cost_stat(title: str, time_from: str, period: str) -> stat.Panel:
         .decimals(2)
         .time_from(time_from),
         title,
-        f"Estimated transcription cost {period}, all apps: InProgress minutes times the price per "
-        f"minute the exporter is configured with ({PRICE_METRIC}). An estimate, not a bill.",
+        f"Estimated transcription and translation cost {period}, all apps: {COST_HOW}. An "
+        "estimate, not a bill.",
         "currencyUSD",
-        [instant(f"{_minutes('', '$__range')} * {PRICE}", "estimated cost")],
+        [instant(_cost("", "$__range"), "estimated cost")],
         width=6,
         height=5,
     )
@@ -67,11 +81,17 @@ def _totals_row() -> list[Any]:
             .graph_mode(common_model.BigValueGraphMode.NONE)
             .thresholds(thresholds((None, "blue")))
             .time_from("now/d"),
-            "Transcription minutes today",
+            "Minutes today",
             "Minutes spent InProgress today, all apps "
-            "(increase of trtc_ai_transcription_in_progress_seconds_total).",
+            "(increase of trtc_ai_transcription_in_progress_seconds_total), and the part of them "
+            "spent by targets with translation: true "
+            "(trtc_ai_transcription_translation_seconds_total), billed again at the translation "
+            "price.",
             "m",
-            [instant(_minutes("", "$__range"), "minutes")],
+            [
+                instant(_minutes("", "$__range"), "transcription"),
+                instant(_minutes("", "$__range", TRANSLATION), "translation"),
+            ],
             width=6,
             height=5,
         ),
@@ -94,24 +114,39 @@ def _totals_row() -> list[Any]:
     ]
 
 
+def _minutes_per_app(title: str, description: str, counter: str) -> timeseries.Panel:
+    return panel(
+        timeseries.Panel()
+        .draw_style(common_model.GraphDrawStyle.BARS)
+        .stacking(stacked())
+        .fill_opacity(80)
+        .interval("1h")
+        .thresholds(thresholds((None, "blue"))),
+        title,
+        description,
+        "m",
+        [query(_minutes(" by (sdk_app_id)", "$__interval", counter), "{{sdk_app_id}}")],
+        width=8,
+    )
+
+
 def _per_app_row() -> list[Any]:
     in_progress = f"sum by (sdk_app_id) (trtc_ai_transcription_tasks{sel(status='InProgress')})"
     limit = f"max by (sdk_app_id) (trtc_ai_transcription_concurrency_limit{sel()} > 0)"
     return [
         row("Per app"),
-        panel(
-            timeseries.Panel()
-            .draw_style(common_model.GraphDrawStyle.BARS)
-            .stacking(stacked())
-            .fill_opacity(80)
-            .interval("1h")
-            .thresholds(thresholds((None, "blue"))),
+        _minutes_per_app(
             "Transcription minutes per app",
             "Minutes spent InProgress per app and hour, stacked "
             "(trtc_ai_transcription_in_progress_seconds_total).",
-            "m",
-            [query(_minutes(" by (sdk_app_id)", "$__interval"), "{{sdk_app_id}}")],
-            width=16,
+            IN_PROGRESS,
+        ),
+        _minutes_per_app(
+            "Translation minutes per app",
+            "The part of the transcription minutes spent by targets with translation: true, per "
+            "app and hour, stacked (trtc_ai_transcription_translation_seconds_total). Billed "
+            "again, at the translation price.",
+            TRANSLATION,
         ),
         panel(
             table.Panel()
@@ -121,9 +156,9 @@ def _per_app_row() -> list[Any]:
             .sort_by([common_builder.TableSortByFieldState().display_name("Cost today").desc(True)])
             .with_transformation(organize(("Time",), {"Value": "Cost today"})),
             "Estimated cost today per app",
-            f"Estimated cost since midnight per app (InProgress minutes times {PRICE_METRIC}).",
+            f"Estimated cost since midnight per app: {COST_HOW}.",
             "currencyUSD",
-            [table_query(f"{_minutes(' by (sdk_app_id)', '$__range')} * {PRICE}")],
+            [table_query(_cost(" by (sdk_app_id)", "$__range"))],
             width=8,
         ),
         panel(
@@ -178,8 +213,8 @@ def build() -> Any:
     builder = new_dashboard(
         UID,
         "TRTC usage and cost",
-        "Transcription minutes, estimated cost and concurrency quota per TRTC app. Costs are "
-        "estimates at the exporter's configured list price.",
+        "Transcription and translation minutes, estimated cost and concurrency quota per TRTC app. "
+        "Costs are estimates at the exporter's configured list prices.",
         "trtc_ai_transcription_status",
     )
     return assemble(builder, [*_totals_row(), *_per_app_row(), *_tasks_row()])
