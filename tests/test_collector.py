@@ -73,20 +73,20 @@ def test_every_contract_family_is_rendered() -> None:
 def test_status_is_a_stateset_with_every_state() -> None:
     """Each target has one series per state of its API generation, exactly one of them 1."""
     samples = scrape()
-    run = [(l["status"], v) for l, v in samples["trtc_ai_transcription_status"]
-           if l["task_id"] == "t-run"]
+    run = [(lab["status"], v) for lab, v in samples["trtc_ai_transcription_status"]
+           if lab["task_id"] == "t-run"]
     assert sorted(run) == sorted([("Idle", 0), ("Preparing", 0), ("InProgress", 1),
                                   ("Stopped", 0), ("Unknown", 0), ("NotFound", 0)])
-    cloud = {l["status"]: v for l, v in samples["trtc_ai_transcription_status"]
-             if l["task_id"] == "c-1"}
+    cloud = {lab["status"]: v for lab, v in samples["trtc_ai_transcription_status"]
+             if lab["task_id"] == "c-1"}
     assert cloud == {"Idle": 0, "InProgress": 0, "Exited": 1, "Unknown": 0, "NotFound": 0}
 
 
 def test_identity_labels_present_and_empty_when_unused() -> None:
     """Task targets carry empty session labels; every task family has the api label."""
     samples = scrape()
-    labels = next(l for l, _ in samples["trtc_ai_transcription_poll_success"]
-                  if l["task_id"] == "t-run")
+    labels = next(lab for lab, _ in samples["trtc_ai_transcription_poll_success"]
+                  if lab["task_id"] == "t-run")
     assert labels == {"api": "ai_transcription", "region": "ap-guangzhou", "task_id": "t-run",
                       "sdk_app_id": "", "session_id": "", "team": ""}
 
@@ -113,7 +113,7 @@ def test_start_time_and_running_seconds() -> None:
     """StartTime is epoch seconds; running_seconds exists only for InProgress targets."""
     samples = scrape()
     assert value(samples, "trtc_ai_transcription_start_time_seconds", task_id="c-1") == 1795514400
-    running = {l["task_id"] for l, _ in samples["trtc_ai_transcription_running_seconds"]}
+    running = {lab["task_id"] for lab, _ in samples["trtc_ai_transcription_running_seconds"]}
     assert running == {"t-run"}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections import defaultdict
 from dataclasses import replace
@@ -82,7 +83,7 @@ def test_first_polls_are_spread_evenly_over_the_interval() -> None:
     run(poller, clock, 10.0)
     firsts = sorted(times[0] - 1000.0 for times in api.polls.values())
     assert len(firsts) == 10
-    gaps = [b - a for a, b in zip(firsts, firsts[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(firsts)]
     assert all(0.9 <= gap <= 1.1 for gap in gaps), gaps
 
 
@@ -106,7 +107,7 @@ def test_demand_above_budget_stretches_every_interval_equally() -> None:
     stretch = poller.stretch[AI]
     assert stretch == pytest.approx(30.0 / 19.6, rel=0.01)
     run(poller, clock, 120.0, per_second=19.6, step=0.05)
-    gaps = [b - a for times in api.polls.values() for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for times in api.polls.values() for a, b in itertools.pairwise(times)]
     planned = 15.0 * stretch
     assert max(gaps) <= 1.1 * planned  # nobody starves
     assert sum(gaps) / len(gaps) == pytest.approx(planned, rel=0.05)
@@ -116,7 +117,7 @@ def test_latency_does_not_slow_the_cycle() -> None:
     """Polls finishing 0.5 s late keep their phase: the mean gap stays the interval, not +0.5 s."""
     poller, api, clock, _ = make([task(i) for i in range(20)])
     run(poller, clock, 200.0, lag=0.5)
-    gaps = [b - a for times in api.polls.values() for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for times in api.polls.values() for a, b in itertools.pairwise(times)]
     assert sum(gaps) / len(gaps) == pytest.approx(10.0, abs=0.05)
 
 
@@ -164,7 +165,7 @@ def test_never_seen_not_found_backs_off_and_stays() -> None:
     api.status["t0"] = None
     run(poller, clock, 1000.0)
     times = api.polls["t0"]
-    gaps = [round(b - a) for a, b in zip(times, times[1:], strict=False)]
+    gaps = [round(b - a) for a, b in itertools.pairwise(times)]
     assert gaps[:4] == [10, 20, 40, 80]
     assert set(gaps[4:]) == {80}
     assert len(poller.targets()) == 1

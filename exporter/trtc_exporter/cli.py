@@ -40,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run against an embedded simulator with moving demo tasks; "
                           "no config file or credentials needed")
     cfg.add_argument("--shard", default="0/1", metavar="I/N",
-                     help="poll only the targets of shard I of N (stable hash); default %(default)s")
+                     help="poll only the targets of shard I of N (stable hash); "
+                          "default %(default)s")
     web = parser.add_argument_group("web")
     web.add_argument("--web.listen-address", dest="listen", default=":9877",
                      help="address to listen on, host:port or :port (default %(default)s)")
@@ -110,8 +111,8 @@ def check_config(path: str) -> int:
     regions = sorted({t.region for t in config.targets})
     print(f"{path}: valid")
     print(f"targets: {len(config.targets)}; regions: {', '.join(regions) or 'none'}")
-    for line in plan(config, config.targets, budget_rates(config)):
-        print(f"plan: {line.summary()}")
+    for action_plan in plan(config, config.targets, budget_rates(config)):
+        print(f"plan: {action_plan.summary()}")
     return 0
 
 

@@ -26,7 +26,7 @@ def state_interval(target: Target, status: str, seen: bool, not_found_streak: in
     """Interval before stretching: settled states less often, never-seen NotFound backs off."""
     base = base_interval(target, config)
     if status == NOT_FOUND and not seen:
-        backoff = base * 2 ** min(max(not_found_streak - 1, 0), 20)
+        backoff = base * float(2 ** min(max(not_found_streak - 1, 0), 20))
         return max(base, min(backoff, config.schedule.not_found_backoff_max))
     return base * config.schedule.state_factors.get(status, 1.0)
 

@@ -35,7 +35,7 @@ def _hmac(key: bytes, msg: str) -> bytes:
 
 
 def utc_date(timestamp: int) -> str:
-    """The scope date is the UTC date of the timestamp; a local date breaks requests near midnight."""
+    """The scope date is the timestamp's UTC date; a local date breaks requests near midnight."""
     return datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y-%m-%d")
 
 

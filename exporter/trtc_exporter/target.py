@@ -50,7 +50,7 @@ class Target:
     source: str = field(default="config", compare=False)
 
     @property
-    def key(self) -> tuple[str, str, str, str, str]:
+    def key(self) -> tuple[str, ...]:
         """The identity: two targets with the same key are the same series."""
         app = "" if self.sdk_app_id is None else str(self.sdk_app_id)
         return (self.api, self.region, self.task_id, app, self.session_id)
