@@ -191,7 +191,9 @@ class _BodyError(Exception):
 def _read_capped(response: requests.Response, deadline: float) -> bytes:
     """Read at most MAX_BODY_BYTES before the deadline: a trickling or huge body is an error."""
     chunks, size = [], 0
-    for chunk in response.iter_content(chunk_size=65536):
+    # read1 returns whatever has arrived (iter_content would block for a full chunk), so a
+    # trickling body cannot hold the worker past the deadline
+    while chunk := response.raw.read1(65536, decode_content=True):
         size += len(chunk)
         if size > MAX_BODY_BYTES:
             raise _BodyError("InvalidResponse", f"body larger than {MAX_BODY_BYTES} bytes")

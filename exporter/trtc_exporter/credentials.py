@@ -59,10 +59,17 @@ class CredentialProvider(Protocol):
     def get(self) -> Credentials: ...
 
 
+def _check_sendable(value: str, what: str) -> None:
+    """Keys travel in HTTP headers: anything but printable ASCII would fail every request."""
+    if not (value.isascii() and value.isprintable()):
+        raise CredentialsError(f"{what} contains a character that is not printable ASCII")
+
+
 def _clean(value: str, what: str) -> Secret:
     value = value.strip()
     if not value:
         raise CredentialsError(f"{what} is empty")
+    _check_sendable(value, what)
     return Secret(value)
 
 
@@ -199,6 +206,11 @@ def from_environment(env: Mapping[str, str]) -> StaticProvider | None:
     if not (secret_id and secret_key):
         return None
     token = env.get("TENCENTCLOUD_SESSION_TOKEN", "").strip()
+    for name, value in (("TENCENTCLOUD_SECRET_ID", secret_id),
+                        ("TENCENTCLOUD_SECRET_KEY", secret_key),
+                        ("TENCENTCLOUD_SESSION_TOKEN", token)):
+        if value:
+            _check_sendable(value, name)
     creds = Credentials(Secret(secret_id), Secret(secret_key), Secret(token) if token else None)
     return StaticProvider(creds, "env")
 
@@ -336,6 +348,7 @@ def _field(doc: Mapping[str, Any], name: str, role: str) -> Secret:
     value = doc.get(name)
     if not isinstance(value, str) or not value.strip():
         raise CredentialsError(f"metadata service answer for role {role!r} lacks {name}")
+    _check_sendable(value.strip(), f"metadata service {name} of role {role!r}")
     return Secret(value.strip())
 
 

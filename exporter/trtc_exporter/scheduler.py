@@ -19,6 +19,7 @@ from trtc_exporter.client import Outcome
 from trtc_exporter.clock import Clock
 from trtc_exporter.config import Config
 from trtc_exporter.planning import capacity, state_interval, stretch_factor
+from trtc_exporter.response import ApiFailure
 from trtc_exporter.schedule import Key, Schedule, spread
 from trtc_exporter.state import StateStore, TargetState, apply_outcome
 from trtc_exporter.target import Target
@@ -206,7 +207,11 @@ class Poller:
         if target is None:
             return
         prev = self._store.get(key) or TargetState(target)
-        outcome = self._poll(target, self._stop)
+        try:
+            outcome = self._poll(target, self._stop)
+        except Exception as exc:  # a bug in one poll must not orphan its target
+            log.error("poll of %s failed unexpectedly: %s", target.describe(), type(exc).__name__)
+            outcome = Outcome(ApiFailure("Other", type(exc).__name__), 1, 0.0)
         new = apply_outcome(prev, outcome, self._clock.time())
         with self._lock:
             if key not in self._targets:

@@ -74,6 +74,10 @@ class ExporterHandler(SecureHandlerMixin):
         self._dispatch("DELETE")
 
     def _dispatch(self, method: str) -> None:
+        if self.headers.get("Content-Length", "") not in ("", "0") or \
+                "Transfer-Encoding" in self.headers:
+            # a body we might not read must not be parsed as the next request on this connection
+            self.close_connection = True
         if not self.check_auth():
             return  # 401 already sent
         path = urlsplit(self.path).path
@@ -130,7 +134,10 @@ class ExporterHandler(SecureHandlerMixin):
         self.send_registry(self.exporter.registry)
 
     def send_registry(self, registry: CollectorRegistry) -> None:
-        encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
+        try:
+            encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
+        except Exception:  # e.g. "version=abc": client_python raises; serve the text format
+            encoder, content_type = choose_encoder("")
         body = encoder(registry)
         headers = {}
         if "gzip" in self.headers.get("Accept-Encoding", ""):
