@@ -75,10 +75,11 @@ class Exporter:
     def config(self) -> Config:
         return self.runtime.config
 
-    def _apply_targets(self, config: Config, announce: bool = True) -> None:
+    def _apply_targets(self, config: Config | None = None, announce: bool = True) -> None:
         """Push the merged, shard-filtered target set to the poller (and log the plan)."""
         rt = self.runtime
         with self._targets_lock:
+            config = config or self.config  # read under the lock: a reload may be swapping it
             targets = [t for t in self.sources.merged()
                        if in_shard(t, rt.shard_index, rt.shard_count)]
             if announce:
@@ -93,23 +94,29 @@ class Exporter:
         """Registration API: add targets (TargetLimitError past max_targets)."""
         new = self.sources.set.register(targets, ttl or self.config.registration.default_ttl)
         if new:
-            self._apply_targets(self.config, announce=False)
+            self._apply_targets(announce=False)
         return new
 
     def unregister(self, target_id: str) -> bool:
         removed = self.sources.set.unregister(target_id)
         if removed:
-            self._apply_targets(self.config, announce=False)
+            self._apply_targets(announce=False)
         return removed
 
     def bearer_token(self) -> Secret | None:
         return self.sources.bearer_token
 
+    def maintain_once(self) -> bool:
+        """Re-read due target files and expire registrations; apply the set if it changed."""
+        changed = self.sources.maintain()
+        if changed:
+            self._apply_targets()
+        return changed
+
     def _maintain_loop(self) -> None:
         while not self.clock.wait(self._stop, 1.0):
             try:
-                if self.sources.maintain():
-                    self._apply_targets(self.config)
+                self.maintain_once()
             except Exception:  # a bad file or database must not kill the watcher
                 log.exception("target maintenance failed")
 

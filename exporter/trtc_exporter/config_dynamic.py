@@ -5,7 +5,9 @@ Kept apart from ``config`` so each module stays small; ``config`` owns the top l
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from trtc_exporter.validation import Errors
 
@@ -29,10 +31,8 @@ class RegistrationConfig:
 def parse_registration(raw: object, errors: Errors) -> RegistrationConfig:
     reg = errors.mapping(raw, "registration", _REGISTRATION)
     p = "registration."
-    db_path = errors.string(reg, "db_path", p, DEFAULT_DB_PATH) or DEFAULT_DB_PATH
-    token_file = errors.string(reg, "bearer_token_file", p, None)
-    if token_file == "":
-        errors.add(p + "bearer_token_file", "must not be empty")
+    db_path = _path(reg, "db_path", errors, DEFAULT_DB_PATH) or DEFAULT_DB_PATH
+    token_file = _path(reg, "bearer_token_file", errors, None)
     default_ttl = errors.duration(reg, "default_ttl", p, 0.0) or None
     config = RegistrationConfig(
         enabled=errors.boolean(reg, "enabled", p, False),
@@ -45,6 +45,18 @@ def parse_registration(raw: object, errors: Errors) -> RegistrationConfig:
     if config.allow_probe_registration and not config.enabled:
         errors.add(p + "allow_probe_registration", "needs registration.enabled: true")
     return config
+
+
+def _path(reg: Mapping[str, Any], key: str, errors: Errors, default: str | None) -> str | None:
+    """A file path: a non-empty string without NUL (which no file system accepts)."""
+    value = errors.string(reg, key, "registration.", default)
+    if value == "":
+        errors.add(f"registration.{key}", "must not be empty")
+        return default
+    if value is not None and "\x00" in value:
+        errors.add(f"registration.{key}", "must be a file path")
+        return default
+    return value
 
 
 def parse_target_files(raw: object, errors: Errors) -> tuple[str, ...]:

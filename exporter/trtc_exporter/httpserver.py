@@ -281,6 +281,7 @@ def authorize(handler: SecureHandlerMixin) -> bool:
     handler.send_header("Content-Type", "text/plain; charset=utf-8")
     handler.send_header("Content-Length", str(len(body)))
     handler.close_connection = True  # an unread request body must not become the next request
+    handler.send_header("Connection", "close")
     handler.end_headers()
     if handler.command != "HEAD":
         handler.wfile.write(body)

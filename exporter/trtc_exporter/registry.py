@@ -6,6 +6,7 @@ read or written is a :class:`RegistryError` at start, not a surprise at the firs
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -58,6 +59,14 @@ def target_from_json(text: str) -> Target:
                   translation=spec.get("translation", False), source="api")
 
 
+def _reason(exc: Exception) -> str:
+    """sqlite's message, or an OSError as "File exists (/the/path)", without the errno."""
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{exc.strerror}{where}"
+    return str(exc)
+
+
 class Registry:
     def __init__(self, path: str) -> None:
         self.path = path
@@ -67,12 +76,23 @@ class Registry:
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute(_SCHEMA)
-            self._db.execute("SELECT count(*) FROM targets").fetchone()
-            if not os.access(path, os.W_OK):
-                raise RegistryError(f"registration.db_path {path}: not writable")
+            self._check()
         except (sqlite3.Error, OSError) as exc:
-            raise RegistryError(f"registration.db_path {path}: {exc}") from None
+            with contextlib.suppress(AttributeError, sqlite3.Error):
+                self._db.close()
+            raise RegistryError(f"registration.db_path {path}: {_reason(exc)}") from None
+
+    def _check(self) -> None:
+        """Fail at start, not later: damaged pages, a foreign table layout, no write access."""
+        problems = [row[0] for row in self._db.execute("PRAGMA quick_check").fetchall()]
+        if problems != ["ok"]:
+            raise sqlite3.DatabaseError(f"database is damaged: {problems[0]}")
+        self._db.execute(_SCHEMA)
+        self._db.execute("SELECT id, spec, created, expires_at FROM targets LIMIT 1").fetchall()
+        if not os.access(self.path, os.W_OK):
+            raise OSError("not writable")
+        self._db.execute("BEGIN IMMEDIATE")  # takes the write lock: proves we can write
+        self._db.execute("ROLLBACK")
 
     def load(self) -> list[Registered]:
         with self._lock:
@@ -97,7 +117,8 @@ class Registry:
                     "expires_at=excluded.expires_at", rows)
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise RegistryError(f"registration database write failed: {exc}") from None
 
     def delete(self, ids: list[str]) -> int:

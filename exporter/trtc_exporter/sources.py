@@ -11,7 +11,7 @@ from pathlib import Path
 
 from trtc_exporter.clock import Clock
 from trtc_exporter.config import Config
-from trtc_exporter.registry import Registry
+from trtc_exporter.registry import Registry, RegistryError
 from trtc_exporter.secret import Secret
 from trtc_exporter.target import Target
 from trtc_exporter.targetfiles import TargetFiles
@@ -52,12 +52,32 @@ class TargetSources:
                            config.target_files_refresh_interval)
 
     def apply_config(self, config: Config) -> None:
-        """On reload: new config targets, re-read every target file and the bearer token."""
-        if config.registration.db_path != self._config.registration.db_path:
+        """On reload: new config targets, re-read every target file and the bearer token.
+
+        Raises ConfigError, changing nothing, when the token file is unreadable or a newly
+        enabled registration database cannot be opened. Turning registration off drops the
+        registered targets from the set (they stay in the database, as after a restart).
+        """
+        old, new = self._config.registration, config.registration
+        token = read_bearer_token(new.bearer_token_file)
+        registry = self.registry
+        if new.enabled and registry is None:
+            try:
+                registry = Registry(new.db_path)
+            except RegistryError as exc:
+                raise ConfigError([str(exc)]) from None
+        elif new.enabled and new.db_path != old.db_path:
             log.warning("registration.db_path changed; the new path takes effect on restart")
-        self.bearer_token = read_bearer_token(config.registration.bearer_token_file)
-        if config.target_files != self.files.patterns or (
-                config.target_files_refresh_interval != self.files.refresh_interval):
+        self.bearer_token = token
+        if not new.enabled:
+            registry = None
+        if registry is not self.registry:
+            previous, self.registry = self.registry, registry
+            self.set.attach(registry)
+            if previous is not None:
+                previous.close()
+        if (config.target_files, config.target_files_refresh_interval, config.api.region) != (
+                self.files.patterns, self.files.refresh_interval, self.files.default_region):
             self.files = self._watch(config)
         self.files.refresh(force=True)
         self.set.max_targets = config.max_targets

@@ -131,8 +131,10 @@ class StateStore:
                     del self._states[key]
             for key, target in wanted.items():
                 old = self._states.get(key)
-                self._states[key] = TargetState(target) if old is None else replace(old,
-                                                                                    target=target)
+                if old is None:
+                    self._states[key] = TargetState(target)
+                elif old.target is not target:
+                    self._states[key] = replace(old, target=target)
 
     def remove(self, key: tuple[str, ...]) -> None:
         with self._lock:

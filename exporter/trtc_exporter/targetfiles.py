@@ -1,8 +1,10 @@
 """Target files (file_sd style): YAML or JSON lists of targets, re-read when they change.
 
-A file is re-read only when its mtime, size or content hash changed, checked at most every
-``refresh_interval`` on the injected clock. A broken file keeps its last good contents in force
-and is reported; other files are unaffected.
+Every ``refresh_interval`` on the injected clock each matching file is read and hashed; it is
+parsed again only when its content changed (so a rewrite within one mtime tick, same size, is
+still seen). A broken file keeps its last good contents in force and is reported; other files are
+unaffected. The table of files is swapped whole, never edited in place, so a scrape reading
+:attr:`TargetFiles.files` from another thread always sees a consistent table.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ import glob
 import hashlib
 import json
 import logging
-import os
-from dataclasses import dataclass, field
+import threading
+from dataclasses import dataclass, field, replace
 
 import yaml
 
@@ -24,22 +26,24 @@ from trtc_exporter.validation import ConfigError, Errors
 log = logging.getLogger(__name__)
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class FileState:
-    stamp: tuple[int, int] = (0, 0)
-    digest: str = ""
-    targets: tuple[Target, ...] = ()
+    digest: str = ""  # of the last content read, good or broken
+    targets: tuple[Target, ...] = ()  # the last good contents
     ok: bool = True
     error: str = ""
 
 
 def parse_target_file(path: str, text: str, default_region: str) -> tuple[Target, ...]:
     """Parse one file's text; JSON by extension, else YAML. Raises ConfigError naming the path."""
+    kind = "JSON" if path.endswith(".json") else "YAML"
     try:
-        raw = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
+        raw = json.loads(text) if kind == "JSON" else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as exc:
-        raise ConfigError([f"{path}: not valid {'JSON' if path.endswith('.json') else 'YAML'}: "
-                           f"{str(exc).splitlines()[0]}"]) from None
+        first = (str(exc).splitlines() or ["unreadable"])[0]
+        raise ConfigError([f"{path}: not valid {kind}: {first}"]) from None
+    except RecursionError:
+        raise ConfigError([f"{path}: not valid {kind}: nested too deeply"]) from None
     errors = Errors()
     targets = parse_targets([] if raw is None else raw, path, errors, default_region,
                             source="file")
@@ -57,54 +61,52 @@ class TargetFiles:
     refresh_interval: float = 30.0
     files: dict[str, FileState] = field(default_factory=dict)
     _next_check: float = field(default=float("-inf"))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def targets(self) -> list[Target]:
-        return [t for name in sorted(self.files) for t in self.files[name].targets]
+        files = self.files
+        return [t for name in sorted(files) for t in files[name].targets]
 
     def due(self) -> bool:
         return self.clock.monotonic() >= self._next_check
 
     def refresh(self, force: bool = False) -> bool:
-        """Re-read changed files (all of them when forced, e.g. on reload)."""
-        if not force and not self.due():
-            return False
-        self._next_check = self.clock.monotonic() + self.refresh_interval
-        paths = sorted({p for pattern in self.patterns for p in glob.glob(pattern)})
-        changed = False
-        for gone in set(self.files) - set(paths):
-            del self.files[gone]
-            log.info("target file %s disappeared; its targets are removed", gone)
-            changed = True
-        for path in paths:
-            changed |= self._load(path, force)
-        return changed
-
-    def _load(self, path: str, force: bool) -> bool:
-        state = self.files.setdefault(path, FileState())
-        try:
-            info = os.stat(path)
-            stamp = (info.st_mtime_ns, info.st_size)
-            if stamp == state.stamp and not force:
+        """Re-read changed files (re-parse all of them when forced, e.g. on reload)."""
+        with self._lock:
+            if not force and not self.due():
                 return False
+            self._next_check = self.clock.monotonic() + self.refresh_interval
+            paths = sorted({p for pattern in self.patterns for p in glob.glob(pattern)})
+            old, new = self.files, {}
+            changed = False
+            for gone in sorted(old.keys() - set(paths)):
+                log.info("target file %s disappeared; its targets are removed", gone)
+                changed |= bool(old[gone].targets)
+            for path in paths:
+                new[path] = self._load(path, old.get(path, FileState()), force)
+                changed |= new[path].targets != old.get(path, FileState()).targets
+            self.files = new
+            return changed
+
+    def _load(self, path: str, state: FileState, force: bool) -> FileState:
+        try:
             with open(path, "rb") as handle:
                 data = handle.read()
         except OSError as exc:
-            return self._fail(path, state, f"cannot read: {exc.strerror}")
+            return self._fail(path, state, "", f"cannot read: {exc.strerror or exc}")
         digest = hashlib.sha256(data).hexdigest()
-        state.stamp = stamp
-        if digest == state.digest and state.ok:
-            return False
+        if digest == state.digest and not force:
+            return state
         try:
             targets = parse_target_file(path, data.decode("utf-8", "replace"), self.default_region)
         except ConfigError as exc:
-            return self._fail(path, state, "; ".join(exc.lines))
-        state.digest, state.targets, state.ok, state.error = digest, targets, True, ""
-        log.info("target file %s loaded: %d targets", path, len(targets))
-        return True
+            return self._fail(path, state, digest, "; ".join(exc.lines))
+        if not state.ok or targets != state.targets or not state.digest:
+            log.info("target file %s loaded: %d targets", path, len(targets))
+        return FileState(digest, targets, True, "")
 
-    def _fail(self, path: str, state: FileState, error: str) -> bool:
+    @staticmethod
+    def _fail(path: str, state: FileState, digest: str, error: str) -> FileState:
         if state.error != error:
             log.error("target file %s is broken, keeping its last good targets: %s", path, error)
-        state.ok, state.error = False, error
-        state.digest = ""
-        return False
+        return replace(state, digest=digest, ok=False, error=error)

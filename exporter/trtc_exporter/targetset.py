@@ -39,11 +39,21 @@ class TargetSet:
         self._config: list[Target] = []
         self._files: list[Target] = []
         self._api: dict[Key, Registered] = {}
-        if registry is not None:
-            self._api = {r.target.key: r for r in registry.load()}
         self._current: dict[Key, Target] = {}
         self._refused: set[Key] = set()
         self.changes: Counter[tuple[str, str]] = Counter()
+        self.attach(registry)
+
+    def attach(self, registry: Registry | None) -> None:
+        """Use this database (None: registration off): its targets replace the API source.
+
+        Registrations whose TTL passed while the exporter was down are expired at once instead
+        of being polled until the first maintenance pass.
+        """
+        with self._lock:
+            self._registry = registry
+            self._api = {} if registry is None else {r.target.key: r for r in registry.load()}
+        self.expire()
 
     # -- sources ----------------------------------------------------------------------------
     def set_config(self, targets: list[Target] | tuple[Target, ...]) -> None:
@@ -107,7 +117,9 @@ class TargetSet:
         with self._lock:
             merged: dict[Key, Target] = {}
             refused = 0
-            for target in [*self._config, *self._files, *(r.target for r in self._api.values())]:
+            candidates = [*self._config, *self._files, *(r.target for r in self._api.values())]
+            self._refused &= {t.key for t in candidates}  # forget refusals of departed targets
+            for target in candidates:
                 if target.key in merged:
                     continue
                 if len(merged) >= self.max_targets:
@@ -134,6 +146,11 @@ class TargetSet:
             self._refused.discard(key)
         for key in before.keys() - after.keys():
             self.changes[("removed", before[key].source)] += 1
+
+    def registered(self, key: Key) -> Registered | None:
+        """The API registration of this identity, if any (whatever source wins the merge)."""
+        with self._lock:
+            return self._api.get(key)
 
     def expiry_of(self, key: Key) -> float | None:
         with self._lock:

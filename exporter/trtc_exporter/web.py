@@ -73,6 +73,17 @@ class ExporterHandler(SecureHandlerMixin):
     def do_DELETE(self) -> None:
         self._dispatch("DELETE")
 
+    def check_auth(self) -> bool:
+        """Registration writes with a bearer token configured are authenticated by the token
+        (web_targets), since one request carries one Authorization header; the rest by the
+        web config's basic auth."""
+        path = urlsplit(self.path).path
+        writes = (self.command == "POST" and path == "/api/v1/targets") or (
+            self.command == "DELETE" and path.startswith(TARGET_PREFIX))
+        if writes and self.exporter.bearer_token() is not None:
+            return True
+        return super().check_auth()
+
     def _dispatch(self, method: str) -> None:
         if self.headers.get("Content-Length", "") not in ("", "0") or \
                 "Transfer-Encoding" in self.headers:
@@ -108,6 +119,8 @@ class ExporterHandler(SecureHandlerMixin):
         self.send_header("Content-Length", str(len(body)))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")  # keep-alive clients must know
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)

@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import hmac
 import json
-from http import HTTPStatus
 import logging
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from trtc_exporter.config import parse_targets
-from trtc_exporter.durations import DurationError, parse_duration
+from trtc_exporter.httpserver import ExporterHTTPServer
 from trtc_exporter.registry import RegistryError
 from trtc_exporter.targetset import TargetLimitError
 from trtc_exporter.validation import Errors
 
 if TYPE_CHECKING:
     from trtc_exporter.state import TargetState
+    from trtc_exporter.target import Target
     from trtc_exporter.web import ExporterHandler
 
 MAX_BODY = 10 << 20
@@ -31,20 +32,40 @@ def _error(handler: ExporterHandler, status: int, *errors: str) -> None:
     handler.send_json(status, {"status": "error", "errors": list(errors)})
 
 
+def _basic_auth_on(handler: ExporterHandler) -> bool:
+    """True when the web config in force has basic-auth users (so this request passed them)."""
+    server = handler.server
+    config = server.web_config() if isinstance(server, ExporterHTTPServer) else None
+    return config is not None and bool(config.users)
+
+
 def _allowed(handler: ExporterHandler) -> bool:
-    """Registration enabled, and the bearer token matches when one is configured."""
+    """Registration enabled and authenticated: bearer token when configured, else basic auth.
+
+    Fails closed: registration enabled by a reload, or basic-auth users removed from a rotated
+    web config, without a bearer token leaves the API refusing writes instead of open.
+    A refused request's body is never read, so its connection is closed after the answer.
+    """
     registration = handler.exporter.config.registration
     if not registration.enabled:
+        handler.close_connection = True
         _error(handler, HTTPStatus.FORBIDDEN, "registration is disabled (registration.enabled)")
         return False
     token = handler.exporter.bearer_token()
     if token is None:
-        return True  # basic auth of the web config protects every request
+        if _basic_auth_on(handler):
+            return True  # basic auth of the web config protected this request
+        handler.close_connection = True
+        _error(handler, HTTPStatus.FORBIDDEN, "registration needs authentication: set "
+               "registration.bearer_token_file or basic_auth_users in --web.config.file")
+        return False
     given = handler.headers.get("Authorization", "")
     if not hmac.compare_digest(given.encode(), f"Bearer {token.reveal()}".encode()):
+        handler.close_connection = True
         handler.send_response(HTTPStatus.UNAUTHORIZED)
         handler.send_header("WWW-Authenticate", 'Bearer realm="trtc-exporter"')
         handler.send_header("Content-Length", "0")
+        handler.send_header("Connection", "close")
         handler.end_headers()
         return False
     return True
@@ -56,31 +77,23 @@ def _read_json(handler: ExporterHandler) -> Any:
     except ValueError:
         length = -1
     if not 0 < length <= MAX_BODY:
+        handler.close_connection = True  # the unread body must not become the next request
         raise ValueError(f"body: need a JSON body of at most {MAX_BODY} bytes")
     try:
         return json.loads(handler.rfile.read(length))
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ValueError("body: not valid JSON") from None
 
 
 def _split(document: Any, errors: Errors) -> tuple[Any, float | None]:
-    """Accept one target, a list, or {"targets": [...], "ttl": "1h"}."""
-    ttl_text = None
+    """Accept one target, a list, or {"targets": [...], "ttl": "1h"} (ttl as in the config)."""
     if isinstance(document, dict) and "targets" in document:
-        extra = set(document) - {"targets", "ttl"}
-        for key in sorted(extra):
-            errors.add(str(key), "unknown field")
-        ttl_text = document.get("ttl")
-        document = document["targets"]
-    elif isinstance(document, dict):
-        document = [document]
-    ttl = None
-    if ttl_text is not None:
-        try:
-            ttl = parse_duration(str(ttl_text)) or None
-        except DurationError as exc:
-            errors.add("ttl", str(exc))
-    return document, ttl
+        errors.mapping(document, "", frozenset({"targets", "ttl"}))
+        ttl = errors.duration(document, "ttl", "", 0.0) or None
+        return document["targets"], ttl
+    if isinstance(document, dict):
+        return [document], None
+    return document, None
 
 
 def post_targets(handler: ExporterHandler) -> None:
@@ -124,30 +137,43 @@ def delete_target(handler: ExporterHandler, target_id: str) -> None:
     handler.send_json(HTTPStatus.OK, {"status": "success", "data": {"deleted": target_id}})
 
 
+def _fresh(expires_at: float | None, now: float, ttl: float) -> bool:
+    """A registration that needs no refresh: permanent, or with at least half its TTL left."""
+    return expires_at is None or expires_at - now >= ttl / 2
+
+
+def _probe_target(params: dict[str, str], default_region: str) -> Target | None:
+    """The target a probe's query names, validated like a config entry (None if invalid)."""
+    raw: dict[str, Any] = {k: v for k, v in params.items()
+                           if k in ("task_id", "session_id", "api", "region")}
+    if "sdk_app_id" in params:
+        app = params["sdk_app_id"]
+        raw["sdk_app_id"] = int(app) if app.isascii() and app.isdigit() else app
+    errors = Errors()
+    targets = parse_targets([raw], "probe", errors, default_region, source="api")
+    return targets[0] if targets and not errors.lines else None
+
+
 def register_probed(handler: ExporterHandler, params: dict[str, str],
                     found: list[TargetState]) -> None:
     """blackbox-style discovery: an unknown probed target is registered (when allowed) and
     answered from its first poll on; the probe itself never calls the API. Probing a registered
-    target again extends its TTL (written when less than half of it is left)."""
+    target again extends its TTL (written when less than half of it is left); a target that is
+    registered but polled by another shard is not written again on every probe."""
     exporter = handler.exporter
     registration = exporter.config.registration
     if not registration.allow_probe_registration:
         return
-    now = exporter.clock.time()
-    expiries = [exporter.sources.set.expiry_of(s.target.key) for s in found]
-    if found and not any(e is not None and e - now < registration.probe_ttl / 2
-                         for e in expiries):
+    now, ttl, targets = exporter.clock.time(), registration.probe_ttl, exporter.sources.set
+    if found and all(_fresh(targets.expiry_of(s.target.key), now, ttl) for s in found):
         return
-    raw: dict[str, Any] = {k: v for k, v in params.items()
-                           if k in ("task_id", "session_id", "api", "region")}
-    if "sdk_app_id" in params:
-        raw["sdk_app_id"] = int(params["sdk_app_id"]) if params["sdk_app_id"].isdigit() else \
-            params["sdk_app_id"]
-    errors = Errors()
-    targets = parse_targets([raw], "probe", errors, exporter.config.api.region, source="api")
-    if errors.lines or not targets:
+    target = _probe_target(params, exporter.config.api.region)
+    if target is None:
+        return
+    known = None if found else targets.registered(target.key)
+    if known is not None and _fresh(known.expires_at, now, ttl):
         return
     try:
-        exporter.register(list(targets), registration.probe_ttl)
+        exporter.register([target], ttl)
     except (TargetLimitError, RegistryError) as exc:
         log.warning("probe registration refused: %s", exc)
