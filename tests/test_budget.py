@@ -213,3 +213,25 @@ def test_heavy_throttle_is_someone_else_and_cuts_the_rate() -> None:
     assert not hint.marginal
     limiter.on_throttled(hint.limit, hint.marginal)
     assert limiter.effective_rate == 14
+
+
+def test_stated_lower_limit_applies_even_during_cooldown() -> None:
+    """A limit drop announced right after a guard widening is taken at once, not after 2 s."""
+    clock = FakeClock(0.0)
+    limiter = RateLimiter(20, clock, policy=AimdPolicy(cooldown=2.0))
+    limiter.on_throttled(20, marginal=True)  # jitter: guard widened, cool-down starts
+    limiter.on_throttled(10)  # 0 s later the API says its limit is now 10
+    assert limiter.effective_rate == 10
+
+
+def test_guard_widening_does_not_extend_the_ceiling_memory() -> None:
+    """A marginal throttle during a drop does not hold the learned ceiling longer."""
+    clock = FakeClock(0.0)
+    policy = AimdPolicy(ceiling_memory=30.0, cooldown=2.0, increase_per_second=1.0)
+    limiter = RateLimiter(20, clock, policy=policy)
+    limiter.on_throttled(10)  # limit dropped to 10 at t=0
+    clock.advance(20)
+    limiter.on_throttled(10, marginal=True)  # 11 of 10 at t=20: widen the guard only
+    clock.advance(15)  # t=35: 30 s after the cut, 15 s after the widening
+    assert limiter.effective_rate > 10  # recovering, not held until t=50
+    assert limiter.guard == 0.04  # the widened guard is still in force

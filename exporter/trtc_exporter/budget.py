@@ -99,7 +99,8 @@ class RateLimiter:
         self._ceiling = rate
         self._cooldown_until = -math.inf
         self._last_adjust = clock.monotonic()
-        self._last_throttle = -math.inf
+        self._last_cut = -math.inf  # last rate decrease: the ceiling is remembered from it
+        self._last_widen = -math.inf  # last guard widening: the guard resets after it
         self.throttle_events = 0
 
     @property
@@ -164,22 +165,25 @@ class RateLimiter:
         """
         with self._lock:
             now = self._clock.monotonic()
-            self._last_throttle = now
             self.throttle_events += 1
-            if now < self._cooldown_until:
-                return False
-            self._cooldown_until = now + self._policy.cooldown
-            self._last_adjust = now
             before = self._rate
             floor = self.configured_rate * self._policy.floor_fraction
             if limit_hint is not None and 0 < limit_hint < before:
+                # the API's own word on its limit wins, even during a cool-down
                 self._rate = max(floor, float(limit_hint))
                 self._ceiling = self._rate
+                self._last_cut = now
+            elif now < self._cooldown_until:
+                return False
             elif marginal and self._guard < MAX_GUARD:
                 self._guard = min(MAX_GUARD, max(2 * self._guard, 0.01))
+                self._last_widen = now
             else:
+                self._last_cut = now
                 self._rate = max(floor, before * self._policy.decrease)
                 self._ceiling = max(self._rate, before * self._policy.ceiling_margin)
+            self._cooldown_until = now + self._policy.cooldown
+            self._last_adjust = now
             return True
 
     @property
@@ -189,9 +193,9 @@ class RateLimiter:
     def _recover(self, now: float) -> None:
         """Additive increase: toward the learned ceiling, then, after a quiet spell, beyond it.
         A widened guard returns to its configured value after the same quiet spell."""
-        forget_at = self._last_throttle + self._policy.ceiling_memory
-        if now >= forget_at:
+        if now >= self._last_widen + self._policy.ceiling_memory:
             self._guard = self._base_guard
+        forget_at = self._last_cut + self._policy.ceiling_memory
         if self._rate >= self.configured_rate or now < self._cooldown_until:
             self._last_adjust = max(self._last_adjust, min(now, self._cooldown_until))
             return

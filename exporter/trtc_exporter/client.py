@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import threading
 import time
@@ -73,7 +74,7 @@ class TrtcClient:
         self._timeout = timeout
         self._max_retries = max_retries
         self._skew = skew or SkewEstimator()
-        self._session = session or _pooled_session()
+        self._session = session or _pooled_session(endpoint)
         self._rng = rng or random.Random()
 
     @property
@@ -203,10 +204,16 @@ def _read_capped(response: requests.Response, deadline: float) -> bytes:
     return b"".join(chunks)
 
 
-def _pooled_session() -> requests.Session:
+def _pooled_session(endpoint: str) -> requests.Session:
+    """One pooled session. Proxy and CA settings are read from the environment once here:
+    with trust_env, requests would re-scan the environment (and look for .netrc) per request."""
     session = requests.Session()
     adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=64, max_retries=0)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
-    session.trust_env = True
+    session.proxies = requests.utils.get_environ_proxies(endpoint)
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        session.verify = bundle
+    session.trust_env = False
     return session

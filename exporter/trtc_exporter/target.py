@@ -48,12 +48,14 @@ class Target:
     poll_interval: float | None = None
     translation: bool = False
     source: str = field(default="config", compare=False)
+    key: tuple[str, ...] = field(init=False, compare=False, repr=False)
+    """The identity: two targets with the same key are the same series (computed once: it is
+    the dictionary key of every table, looked up on every poll and merge)."""
 
-    @property
-    def key(self) -> tuple[str, ...]:
-        """The identity: two targets with the same key are the same series."""
+    def __post_init__(self) -> None:
         app = "" if self.sdk_app_id is None else str(self.sdk_app_id)
-        return (self.api, self.region, self.task_id, app, self.session_id)
+        object.__setattr__(self, "key", (self.api, self.region, self.task_id, app,
+                                         self.session_id))
 
     @property
     def id(self) -> str:
