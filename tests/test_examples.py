@@ -32,7 +32,8 @@ CONFIG_FILES = sorted(path.name for path in EXAMPLES.glob("*.yml"))
 
 
 def _fields(cls: type) -> set[str]:
-    return {f.name for f in dataclasses.fields(cls)}
+    """The fields a user can set (derived fields such as Target.key are not config)."""
+    return {f.name for f in dataclasses.fields(cls) if f.init}
 
 
 def _example(name: str) -> dict[str, Any]:
