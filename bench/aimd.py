@@ -29,13 +29,13 @@ from common import (
     answers,
     code_count,
     exporter_config,
+    finish_run,
     latency_fault,
     log,
     per_second,
-    pyplot,
-    save_json,
+    plotter,
+    run_standalone,
     scenario,
-    standalone_args,
 )
 
 TARGETS = 150
@@ -124,10 +124,7 @@ def run(quick: bool = False, out: Path | None = None) -> dict[str, Any]:
         f"({result['throttled_fraction']:.1%}), recovered "
         + (f"{rec:.0f}s after the limit came back" if rec is not None else "not yet"))
     data = {"name": "aimd", "quick": quick, **result}
-    save_json(out, "aimd", data)
-    plot(result, out)
-    data["rows"] = summary_rows(result, recovery)
-    return data
+    return finish_run(out, data, result, plot, summary_rows, recovery)
 
 
 def summary_rows(r: dict[str, Any], window: float) -> list[tuple[str, str, str, str, str]]:
@@ -145,11 +142,8 @@ def summary_rows(r: dict[str, Any], window: float) -> list[tuple[str, str, str, 
     ]
 
 
-def plot(r: dict[str, Any], out: Path | None) -> None:
-    plt = pyplot()
-    if plt is None or out is None:
-        return
-    fig, ax = plt.subplots(figsize=(9, 4))
+@plotter("aimd", figsize=(9, 4))
+def plot(r: dict[str, Any], ax: Any) -> None:
     xs = [int(k) for k in r["per_second"]]
     ax.bar(xs, list(r["per_second"].values()), width=0.9, align="edge", alpha=0.5,
            label="arrivals per second (simulator)")
@@ -166,13 +160,7 @@ def plot(r: dict[str, Any], out: Path | None) -> None:
     ax.set_title(f"(b) limit {LIMIT} -> {DROPPED} -> {LIMIT}: converged in "
                  f"{r['convergence_seconds']:.1f} s, {r['throttled_fraction']:.1%} throttled")
     ax.legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "aimd.png", dpi=110)
-    plt.close(fig)
 
 
 if __name__ == "__main__":
-    args = standalone_args(__doc__ or "")
-    data = run(args.quick, args.out)
-    for row in data["rows"]:
-        print(" | ".join(row))
+    run_standalone(__doc__, run)

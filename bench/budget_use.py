@@ -26,14 +26,14 @@ from common import (
     Workdir,
     code_count,
     exporter_config,
+    finish_run,
     full_seconds,
     latency_fault,
     log,
     per_second,
-    pyplot,
-    save_json,
+    plotter,
+    run_standalone,
     scenario,
-    standalone_args,
 )
 
 TARGETS = 150
@@ -111,10 +111,7 @@ def run(quick: bool = False, out: Path | None = None) -> dict[str, Any]:
             f"{result['shutdown_max_in_window']}, throttled {result['shutdown_throttled']})")
         runs.append(result)
     data = {"name": "budget_use", "quick": quick, "limit": LIMIT, "runs": runs}
-    save_json(out, "budget_use", data)
-    plot(runs, out)
-    data["rows"] = summary_rows(runs)
-    return data
+    return finish_run(out, data, runs, plot, summary_rows)
 
 
 def summary_rows(runs: list[dict[str, Any]]) -> list[tuple[str, str, str, str, str]]:
@@ -136,11 +133,8 @@ def summary_rows(runs: list[dict[str, Any]]) -> list[tuple[str, str, str, str, s
     return rows
 
 
-def plot(runs: list[dict[str, Any]], out: Path | None) -> None:
-    plt = pyplot()
-    if plt is None or out is None:
-        return
-    fig, ax = plt.subplots(figsize=(8, 4))
+@plotter("budget_use", figsize=(8, 4))
+def plot(runs: list[dict[str, Any]], ax: Any) -> None:
     for r in runs:
         series = r["per_second"][1:-1]
         ax.plot(range(len(series)), series, marker="o", ms=3,
@@ -152,13 +146,7 @@ def plot(runs: list[dict[str, Any]], out: Path | None) -> None:
     ax.set_ylabel("requests arriving at the simulator")
     ax.set_title("(a) budget use under excess demand (limit 20/s)")
     ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "budget_use.png", dpi=110)
-    plt.close(fig)
 
 
 if __name__ == "__main__":
-    args = standalone_args(__doc__ or "")
-    result = run(args.quick, args.out)
-    for row in result["rows"]:
-        print(" | ".join(row))
+    run_standalone(__doc__, run)

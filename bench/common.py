@@ -9,14 +9,13 @@ here too, for the cases that would take too long in real time.
 from __future__ import annotations
 
 import atexit
+import functools
 import io
 import json
 import math
 import os
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,7 +27,16 @@ import requests
 import urllib3
 import yaml
 
-EXE = "trtc-transcription-exporter"
+# The process helpers are the integration tests' (tests/integration/harness.py); the repository
+# root is on sys.path for them when a benchmark runs as ``python bench/<module>.py``.
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.integration import harness  # noqa: E402
+from tests.integration.harness import free_port  # noqa: E402
+
+EXE = harness.EXE
 # a fake key pair, valid only against the simulator processes the benchmarks start
 SECRET_ID = "AKIDbenchmark000000000000000000000001"  # noqa: S105
 SECRET_KEY = "benchmarkSECRETkey000000000000000000001"  # noqa: S105
@@ -75,32 +83,12 @@ def latency_fault(seconds: float, spread: float = 0.1) -> dict[str, Any]:
 
 
 # -- processes ----------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+# the harness's wait_for, failing with RuntimeError (a benchmark is not a test assertion)
+wait_for = functools.partial(harness.wait_for, error=RuntimeError)
 
 
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"timed out after {timeout}s waiting for {what}")
-
-
-class Process:
-    """A child process of the console script, output in a log file."""
-
-    def __init__(self, args: list[str], log: Path, env: dict[str, str] | None = None) -> None:
-        self.log = log
-        self._out = log.open("wb")
-        self.proc = subprocess.Popen([EXE, *args], stdout=self._out, stderr=subprocess.STDOUT,
-                                     env={**os.environ, **(env or {})})
+class Process(harness.Process):
+    """A child process of the console script, output in a log file; with /proc readings."""
 
     @property
     def pid(self) -> int:
@@ -112,20 +100,8 @@ class Process:
     def rss_bytes(self) -> int:
         return proc_status(self.pid).get("VmRSS", 0)
 
-    def stop(self, timeout: float = 10.0) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._out.close()
-
     def tail(self, chars: int = 3000) -> str:
-        if not self._out.closed:
-            self._out.flush()
-        return self.log.read_text(errors="replace")[-chars:]
+        return self.output()[-chars:]
 
 
 class Simulator(Process):
@@ -271,6 +247,38 @@ def pyplot() -> Any:
     return plt
 
 
+def plotter(name: str, *args: Any, **kwargs: Any
+            ) -> Callable[[Callable[[Any, Any], None]], Callable[[Any, Path | None], None]]:
+    """Turn ``draw(runs, axes)`` into ``plot(runs, out)``, which draws on
+    ``plt.subplots(*args, **kwargs)`` and saves out/<name>.png; a no-op without an output folder
+    or matplotlib."""
+    def decorate(draw: Callable[[Any, Any], None]) -> Callable[[Any, Path | None], None]:
+        @functools.wraps(draw)
+        def plot(runs: Any, out: Path | None) -> None:
+            plt = pyplot()
+            if plt is None or out is None:
+                return
+            fig, axes = plt.subplots(*args, **kwargs)
+            draw(runs, axes)
+            fig.tight_layout()
+            fig.savefig(out / f"{name}.png", dpi=110)
+            plt.close(fig)
+        return plot
+    return decorate
+
+
+def finish_run(out: Path | None, data: dict[str, Any], runs: Any,
+               plot: Callable[[Any, Path | None], None],
+               summary_rows: Callable[..., list[tuple[str, str, str, str, str]]],
+               *row_args: Any) -> dict[str, Any]:
+    """Save data as out/<data["name"]>.json, plot the runs, then add the summary table's rows
+    (``summary_rows(runs, *row_args)``, not saved in the JSON); returns data."""
+    save_json(out, data["name"], data)
+    plot(runs, out)
+    data["rows"] = summary_rows(runs, *row_args)
+    return data
+
+
 def stop_on_sigterm() -> None:
     """SIGTERM unwinds like Ctrl-C, so every ``finally`` stops the processes it started."""
     def interrupt(signum: int, frame: object) -> None:
@@ -293,6 +301,14 @@ def standalone_args(doc: str) -> Any:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "out",
                         help="folder for the JSON results and PNG plots (default bench/out)")
     return parser.parse_args()
+
+
+def run_standalone(doc: str | None, run: Callable[[bool, Path], dict[str, Any]]) -> None:
+    """A benchmark module run alone: its flags, its run(quick, out), its summary rows printed."""
+    args = standalone_args(doc or "")
+    data = run(args.quick, args.out)
+    for row in data["rows"]:
+        print(" | ".join(row))
 
 
 # -- in-process: a requests transport into SimulatorAPI ------------------------------------------

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import budget_use
-from common import log, save_json, standalone_args
+from common import log, run_standalone, save_json
 
 
 def run(quick: bool = False, out: Path | None = None,
@@ -43,7 +43,4 @@ def run(quick: bool = False, out: Path | None = None,
 
 
 if __name__ == "__main__":
-    args = standalone_args(__doc__ or "")
-    data = run(args.quick, args.out)
-    for row in data["rows"]:
-        print(" | ".join(row))
+    run_standalone(__doc__, run)

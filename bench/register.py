@@ -33,9 +33,9 @@ from common import (
     Workdir,
     exporter_config,
     log,
+    run_standalone,
     save_json,
     scenario,
-    standalone_args,
 )
 
 N = 10_000
@@ -175,7 +175,4 @@ def run(quick: bool = False, out: Path | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    args = standalone_args(__doc__ or "")
-    data = run(args.quick, args.out)
-    for row in data["rows"]:
-        print(" | ".join(row))
+    run_standalone(__doc__, run)

@@ -31,11 +31,11 @@ from common import (
     SECRET_ID,
     SECRET_KEY,
     exporter_config,
+    finish_run,
     log,
+    plotter,
     proc_status,
-    pyplot,
-    save_json,
-    standalone_args,
+    run_standalone,
     task_id,
 )
 
@@ -166,10 +166,7 @@ def run(quick: bool = False, out: Path | None = None) -> dict[str, Any]:
             f"(baseline {r['baseline_rss_bytes'] / 2**20:.0f} MB)")
         results.append(r)
     data = {"name": "render", "quick": quick, "limit": LIMIT, "runs": results}
-    save_json(out, "render", data)
-    plot(results, out)
-    data["rows"] = summary_rows(results)
-    return data
+    return finish_run(out, data, results, plot, summary_rows)
 
 
 def summary_rows(runs: list[dict[str, Any]]) -> list[tuple[str, str, str, str, str]]:
@@ -190,11 +187,9 @@ def summary_rows(runs: list[dict[str, Any]]) -> list[tuple[str, str, str, str, s
     return rows
 
 
-def plot(runs: list[dict[str, Any]], out: Path | None) -> None:
-    plt = pyplot()
-    if plt is None or out is None:
-        return
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6))
+@plotter("render", 1, 2, figsize=(9, 3.6))
+def plot(runs: list[dict[str, Any]], axes: Any) -> None:
+    left, right = axes
     labels = [f"{r['targets']}" for r in runs]
     xs = range(len(runs))
     for ax, key, base, unit, scale in (
@@ -209,16 +204,10 @@ def plot(runs: list[dict[str, Any]], out: Path | None) -> None:
         ax.legend(fontsize=8)
     left.set_title("render time (best of runs)")
     right.set_title("peak RSS (VmHWM)")
-    fig.tight_layout()
-    fig.savefig(out / "render.png", dpi=110)
-    plt.close(fig)
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--child"]:
         child(sys.argv[2], int(sys.argv[3]))
     else:
-        args = standalone_args(__doc__ or "")
-        data = run(args.quick, args.out)
-        for row in data["rows"]:
-            print(" | ".join(row))
+        run_standalone(__doc__, run)

@@ -27,14 +27,14 @@ from common import (
     Simulator,
     Workdir,
     exporter_config,
+    finish_run,
     in_process_exporter,
     latency_fault,
     log,
     percentile,
-    pyplot,
-    save_json,
+    plotter,
+    run_standalone,
     scenario,
-    standalone_args,
 )
 
 GOAL = 1.1
@@ -139,10 +139,7 @@ def run(quick: bool = False, out: Path | None = None) -> dict[str, Any]:
         log(f"    {r['targets']} targets ({r['mode']}): planned {r['planned_seconds']:.1f}s, "
             f"max age {r['max_age']:.2f}s ({r['max_ratio']:.3f}x), p99 {r['p99_age']:.2f}s")
     data = {"name": "staleness", "quick": quick, "runs": results}
-    save_json(out, "staleness", data)
-    plot(results, out)
-    data["rows"] = summary_rows(results)
-    return data
+    return finish_run(out, data, results, plot, summary_rows)
 
 
 def summary_rows(runs: list[dict[str, Any]]) -> list[tuple[str, str, str, str, str]]:
@@ -162,11 +159,8 @@ def summary_rows(runs: list[dict[str, Any]]) -> list[tuple[str, str, str, str, s
     return rows
 
 
-def plot(runs: list[dict[str, Any]], out: Path | None) -> None:
-    plt = pyplot()
-    if plt is None or out is None:
-        return
-    fig, ax = plt.subplots(figsize=(7, 4))
+@plotter("staleness", figsize=(7, 4))
+def plot(runs: list[dict[str, Any]], ax: Any) -> None:
     for r in runs:
         ratios = [a / r["planned_seconds"] for a in r["per_target_max_age"]]
         if not ratios:
@@ -179,13 +173,7 @@ def plot(runs: list[dict[str, Any]], out: Path | None) -> None:
     ax.set_ylabel("fraction of targets")
     ax.set_title("(c) staleness: CDF of each target's worst age")
     ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "staleness.png", dpi=110)
-    plt.close(fig)
 
 
 if __name__ == "__main__":
-    args = standalone_args(__doc__ or "")
-    data = run(args.quick, args.out)
-    for row in data["rows"]:
-        print(" | ".join(row))
+    run_standalone(__doc__, run)

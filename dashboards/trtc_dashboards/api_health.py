@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from grafana_foundation_sdk.builders import heatmap, stat, timeseries
+from grafana_foundation_sdk.builders import heatmap
 from grafana_foundation_sdk.models import common as common_model
 from grafana_foundation_sdk.models import heatmap as heatmap_model
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
@@ -16,15 +16,14 @@ from .common import (
     CLOCK_SKEW_FAIL_SECONDS,
     CLOCK_SKEW_WARN_SECONDS,
     ERROR_RATIO_WARN,
-    assemble,
-    new_dashboard,
+    build_dashboard,
     panel,
     query,
     row,
     sel,
-    stacked,
-    threshold_lines,
-    thresholds,
+    stacked_panel,
+    stat_panel,
+    timeseries_panel,
     with_dashed,
 )
 
@@ -49,9 +48,7 @@ def _traffic_row() -> list[Any]:
         row("Traffic and budget"),
         panel(
             with_dashed(
-                timeseries.Panel()
-                .thresholds(thresholds((None, "green"), (API_RATE_LIMIT, "red")))
-                .thresholds_style(threshold_lines()),
+                timeseries_panel((None, "green"), (API_RATE_LIMIT, "red"), lines=True),
                 ".*budget.*",
             ),
             "Request rate vs. budget",
@@ -70,9 +67,11 @@ def _traffic_row() -> list[Any]:
             width=16,
         ),
         panel(
-            stat.Panel()
-            .graph_mode(common_model.BigValueGraphMode.AREA)
-            .thresholds(thresholds((None, "green"), (ERROR_RATIO_WARN, "red"))),
+            stat_panel(
+                (None, "green"),
+                (ERROR_RATIO_WARN, "red"),
+                graph=common_model.BigValueGraphMode.AREA,
+            ),
             "Error ratio",
             "Failed share of API attempts per action, FailedOperation.TaskNotExist excluded "
             "(a task that ended). Red at the TrtcApiErrorRatioHigh threshold.",
@@ -108,15 +107,12 @@ def _latency_row() -> list[Any]:
             [query(buckets, "{{le}}").format(PromQueryFormat.HEATMAP)],
         ),
         panel(
-            timeseries.Panel()
-            .thresholds(
-                thresholds(
-                    (None, "green"),
-                    (API_LATENCY_WARN_SECONDS, "orange"),
-                    (API_TIMEOUT_SECONDS, "red"),
-                )
-            )
-            .thresholds_style(threshold_lines()),
+            timeseries_panel(
+                (None, "green"),
+                (API_LATENCY_WARN_SECONDS, "orange"),
+                (API_TIMEOUT_SECONDS, "red"),
+                lines=True,
+            ),
             "Request latency p50 / p95 / p99",
             "Latency quantiles per action. Orange: TrtcApiLatencyHigh threshold (p99); red: the "
             f"API's {API_TIMEOUT_SECONDS} s server-side timeout.",
@@ -133,10 +129,7 @@ def _errors_row() -> list[Any]:
     return [
         row("Errors, throttling, retries"),
         panel(
-            timeseries.Panel()
-            .stacking(stacked())
-            .fill_opacity(40)
-            .thresholds(thresholds((None, "red"))),
+            stacked_panel(40, (None, "red")),
             "Errors by code",
             "Failed API attempts per second by action and Tencent Error.Code or transport code "
             "(Timeout, ConnectionError, HTTP5xx, InvalidResponse, Other). "
@@ -146,7 +139,7 @@ def _errors_row() -> list[Any]:
             width=24,
         ),
         panel(
-            timeseries.Panel().thresholds(thresholds((None, "orange"))),
+            timeseries_panel((None, "orange")),
             "Throttled requests",
             "Attempts answered RequestLimitExceeded per second (trtc_api_throttled_total). The "
             "exporter backs off its effective budget when this happens.",
@@ -160,7 +153,7 @@ def _errors_row() -> list[Any]:
             width=8,
         ),
         panel(
-            timeseries.Panel().thresholds(thresholds((None, "blue"))),
+            timeseries_panel((None, "blue")),
             "Retries",
             "Retried attempts per second (trtc_api_retries_total); retries spend budget too.",
             "reqps",
@@ -173,17 +166,14 @@ def _errors_row() -> list[Any]:
             width=8,
         ),
         panel(
-            timeseries.Panel()
-            .thresholds(
-                thresholds(
-                    (None, "red"),
-                    (-CLOCK_SKEW_FAIL_SECONDS, "orange"),
-                    (-CLOCK_SKEW_WARN_SECONDS, "green"),
-                    (CLOCK_SKEW_WARN_SECONDS, "orange"),
-                    (CLOCK_SKEW_FAIL_SECONDS, "red"),
-                )
-            )
-            .thresholds_style(threshold_lines()),
+            timeseries_panel(
+                (None, "red"),
+                (-CLOCK_SKEW_FAIL_SECONDS, "orange"),
+                (-CLOCK_SKEW_WARN_SECONDS, "green"),
+                (CLOCK_SKEW_WARN_SECONDS, "orange"),
+                (CLOCK_SKEW_FAIL_SECONDS, "red"),
+                lines=True,
+            ),
             "Clock skew",
             "Exporter clock minus the API's Date header (trtc_exporter_clock_skew_seconds). "
             f"Orange beyond {CLOCK_SKEW_WARN_SECONDS} s (TrtcExporterClockSkewHigh); at "
@@ -197,11 +187,13 @@ def _errors_row() -> list[Any]:
 
 def build() -> Any:
     """Build the API health dashboard."""
-    builder = new_dashboard(
+    return build_dashboard(
         UID,
         "TRTC API health",
         "Rate, budget, latency, errors, throttling and clock skew of the exporter's TRTC API "
         "calls.",
         "trtc_api_requests_total",
+        _traffic_row(),
+        _latency_row(),
+        _errors_row(),
     )
-    return assemble(builder, [*_traffic_row(), *_latency_row(), *_errors_row()])

@@ -6,12 +6,13 @@ mirror are defined in alerts/alerts.yml; the price per minute comes from the exp
 
 from __future__ import annotations
 
+import itertools
 import string
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
 from grafana_foundation_sdk.builders import common as common_builder
-from grafana_foundation_sdk.builders import dashboard, prometheus
+from grafana_foundation_sdk.builders import dashboard, prometheus, stat, table, timeseries
 from grafana_foundation_sdk.cog import builder as cogbuilder
 from grafana_foundation_sdk.models import common as common_model
 from grafana_foundation_sdk.models import dashboard as model
@@ -225,6 +226,61 @@ def stacked() -> common_builder.StackingConfig:
     return common_builder.StackingConfig().mode(common_model.StackingMode.NORMAL)
 
 
+# --- Panel shapes: the visualisations the dashboards use again and again --------------------------
+Step = tuple[float | None, str]
+
+
+def stat_panel(
+    *steps: Step, graph: common_model.BigValueGraphMode = common_model.BigValueGraphMode.NONE
+) -> stat.Panel:
+    """A stat with absolute thresholds (plain blue without steps), no sparkline by default."""
+    return stat.Panel().graph_mode(graph).thresholds(thresholds(*steps or ((None, "blue"),)))
+
+
+def timeseries_panel(*steps: Step, lines: bool = False) -> timeseries.Panel:
+    """A time series with absolute thresholds (plain green without steps); lines=True draws
+    them as dashed lines."""
+    builder = timeseries.Panel().thresholds(thresholds(*steps or ((None, "green"),)))
+    if lines:
+        builder.thresholds_style(threshold_lines())
+    return builder
+
+
+def stacked_panel(fill_opacity: int, *steps: Step) -> timeseries.Panel:
+    """A stacked, filled time series, for series that add up."""
+    return timeseries_panel(*steps).stacking(stacked()).fill_opacity(fill_opacity)
+
+
+def dashed_panel(*regexps: str) -> timeseries.Panel:
+    """A plain time series whose series matching these regexes (limits, budgets) are dashed."""
+    return with_dashed(timeseries_panel(), *regexps)
+
+
+def table_panel(
+    hidden: Iterable[str],
+    value: str | None = None,
+    *,
+    desc: bool = True,
+    red_from: float | None = None,
+) -> table.Panel:
+    """A table hiding these columns, in text colour.
+
+    With value, the Value column is renamed to it and the rows are sorted by it. With red_from,
+    cells are coloured: green, and red from that value on.
+    """
+    builder = table.Panel()
+    if red_from is None:
+        builder.thresholds(thresholds((None, "text")))
+    else:
+        builder.thresholds(thresholds((None, "green"), (red_from, "red")))
+        builder.cell_options(common_model.TableColoredBackgroundCellOptions())
+    if value is None:
+        return builder.with_transformation(organize(hidden, {}))
+    return builder.sort_by(
+        [common_builder.TableSortByFieldState().display_name(value).desc(desc)]
+    ).with_transformation(organize(hidden, {"Value": value}))
+
+
 def row(title: str) -> dashboard.Row:
     """A row header."""
     return dashboard.Row(title)
@@ -238,6 +294,13 @@ def assemble(builder: Any, items: Iterable[Any]) -> Any:
         else:
             builder.with_panel(item)
     return builder
+
+
+def build_dashboard(
+    uid: str, title: str, description: str, region_metric: str | None, *rows: Iterable[Any]
+) -> Any:
+    """A new_dashboard with the rows (each a row header and its panels) assembled in order."""
+    return assemble(new_dashboard(uid, title, description, region_metric), itertools.chain(*rows))
 
 
 def finish(builder: Any) -> model.Dashboard:

@@ -4,47 +4,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from grafana_foundation_sdk.builders import stat, table, timeseries
 from grafana_foundation_sdk.models import common as common_model
 from grafana_foundation_sdk.models import dashboard as model
 
 from .common import (
     STALE_WARN_SECONDS,
     TASK_LEGEND,
-    assemble,
+    build_dashboard,
+    dashed_panel,
     instant,
-    new_dashboard,
-    organize,
     panel,
     query,
     row,
     sel,
-    stacked,
+    stacked_panel,
+    stat_panel,
+    table_panel,
     table_query,
-    threshold_lines,
-    thresholds,
-    with_dashed,
+    timeseries_panel,
 )
 
 UID = "trtc-exporter-internals"
 RATE = "[$__rate_interval]"
-
-
-def _stat(*steps: tuple[float | None, str]) -> stat.Panel:
-    return (
-        stat.Panel()
-        .graph_mode(common_model.BigValueGraphMode.NONE)
-        .thresholds(thresholds(*steps or ((None, "blue"),)))
-    )
-
-
-def stacked_bars() -> timeseries.Panel:
-    return (
-        timeseries.Panel()
-        .stacking(stacked())
-        .fill_opacity(30)
-        .thresholds(thresholds((None, "green")))
-    )
 
 
 def _reload_mappings() -> list[model.ValueMapping]:
@@ -62,9 +43,7 @@ def _exporter_row() -> list[Any]:
     return [
         row("Exporter"),
         panel(
-            table.Panel()
-            .thresholds(thresholds((None, "text")))
-            .with_transformation(organize(("Time", "Value", "__name__"), {})),
+            table_panel(("Time", "Value", "__name__")),
             "Build",
             "Version, revision and Python version of each exporter (trtc_exporter_build_info).",
             "none",
@@ -73,7 +52,7 @@ def _exporter_row() -> list[Any]:
             height=5,
         ),
         panel(
-            _stat().text_mode(common_model.BigValueTextMode.NAME),
+            stat_panel().text_mode(common_model.BigValueTextMode.NAME),
             "Shard",
             "Which shard of the target set each replica polls (trtc_exporter_shard, index of "
             "count); replicas of one job split the targets between them.",
@@ -83,7 +62,7 @@ def _exporter_row() -> list[Any]:
             height=5,
         ),
         panel(
-            _stat((None, "red"), (1, "green")).mappings(_reload_mappings()),
+            stat_panel((None, "red"), (1, "green")).mappings(_reload_mappings()),
             "Config reload",
             "Whether the last configuration reload succeeded "
             "(trtc_exporter_config_last_reload_successful). After a failure the exporter keeps "
@@ -94,7 +73,7 @@ def _exporter_row() -> list[Any]:
             height=5,
         ),
         panel(
-            _stat(),
+            stat_panel(),
             "Last successful reload",
             "When the configuration was last loaded successfully "
             "(trtc_exporter_config_last_reload_success_time_seconds).",
@@ -109,7 +88,7 @@ def _exporter_row() -> list[Any]:
             height=5,
         ),
         panel(
-            _stat().text_mode(common_model.BigValueTextMode.VALUE_AND_NAME),
+            stat_panel().text_mode(common_model.BigValueTextMode.VALUE_AND_NAME),
             "Targets by source",
             "Targets the exporter polls, by where they come from: config file, target file or "
             "API discovery (trtc_exporter_targets).",
@@ -119,7 +98,7 @@ def _exporter_row() -> list[Any]:
             height=5,
         ),
         panel(
-            _stat().text_mode(common_model.BigValueTextMode.NAME),
+            stat_panel().text_mode(common_model.BigValueTextMode.NAME),
             "Credentials source",
             "Where the exporter took its API credentials from (trtc_exporter_credentials_source). "
             "Secrets themselves are never exposed.",
@@ -129,7 +108,7 @@ def _exporter_row() -> list[Any]:
             height=5,
         ),
         panel(
-            stacked_bars(),
+            stacked_panel(30),
             "Targets by source over time",
             "Monitored targets over time by source (trtc_exporter_targets), all replicas.",
             "none",
@@ -142,11 +121,11 @@ def _exporter_row() -> list[Any]:
 
 def _polling_row() -> list[Any]:
     last_success = f"trtc_ai_transcription_last_success_time_seconds{sel()}"
-    stale = thresholds((None, "green"), (STALE_WARN_SECONDS, "orange"))
+    stale = ((None, "green"), (STALE_WARN_SECONDS, "orange"))
     return [
         row("Polling"),
         panel(
-            with_dashed(timeseries.Panel().thresholds(thresholds((None, "green"))), ".*configured"),
+            dashed_panel(".*configured"),
             "Poll interval: effective vs. configured",
             "Effective interval per action after capacity planning "
             "(trtc_exporter_poll_interval_effective_seconds) and the configured poll_interval. "
@@ -162,7 +141,7 @@ def _polling_row() -> list[Any]:
             ],
         ),
         panel(
-            with_dashed(timeseries.Panel().thresholds(thresholds((None, "green"))), ".*interval"),
+            dashed_panel(".*interval"),
             "Cycle duration",
             "How long the last full poll cycle took (trtc_exporter_cycle_duration_seconds), "
             "against the configured interval.",
@@ -173,7 +152,7 @@ def _polling_row() -> list[Any]:
             ],
         ),
         panel(
-            timeseries.Panel().thresholds(stale).thresholds_style(threshold_lines()),
+            timeseries_panel(*stale, lines=True),
             "Staleness",
             "Age of the oldest successful poll among targets, time since the last cycle ended "
             "and since the poller last made progress. Orange: the lower bound of "
@@ -195,7 +174,7 @@ def _polling_row() -> list[Any]:
             ],
         ),
         panel(
-            timeseries.Panel().thresholds(stale),
+            timeseries_panel(*stale),
             "Stalest targets",
             "The ten targets whose last successful poll is oldest "
             "(time() - trtc_ai_transcription_last_success_time_seconds).",
@@ -212,7 +191,7 @@ def _budget_row() -> list[Any]:
     return [
         row("Budget"),
         panel(
-            with_dashed(timeseries.Panel().thresholds(thresholds((None, "green"))), ".*configured"),
+            dashed_panel(".*configured"),
             "Budget rate and demand",
             "Configured and effective (adaptive) request budget per action "
             "(trtc_exporter_budget_rate) and the rate the target set needs "
@@ -225,7 +204,7 @@ def _budget_row() -> list[Any]:
             width=8,
         ),
         panel(
-            timeseries.Panel().thresholds(thresholds((None, "green"))),
+            timeseries_panel(),
             "Budget wait p50 / p99",
             "Time requests waited for a budget token (trtc_exporter_budget_wait_seconds).",
             "s",
@@ -236,9 +215,7 @@ def _budget_row() -> list[Any]:
             width=8,
         ),
         panel(
-            timeseries.Panel()
-            .thresholds(thresholds((None, "green"), (0.9, "orange"), (1, "red")))
-            .thresholds_style(threshold_lines()),
+            timeseries_panel((None, "green"), (0.9, "orange"), (1, "red"), lines=True),
             "Budget utilisation",
             "API attempts per second divided by the configured budget, per action; 100% means "
             "the whole api.rate_limit is in use.",
@@ -251,11 +228,13 @@ def _budget_row() -> list[Any]:
 
 def build() -> Any:
     """Build the exporter internals dashboard."""
-    builder = new_dashboard(
+    return build_dashboard(
         UID,
         "TRTC exporter internals",
         "Health of trtc-transcription-exporter itself: build, config reloads, polling cadence, "
         "staleness and request budget.",
         None,
+        _exporter_row(),
+        _polling_row(),
+        _budget_row(),
     )
-    return assemble(builder, [*_exporter_row(), *_polling_row(), *_budget_row()])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from grafana_foundation_sdk.builders import common as common_builder
-from grafana_foundation_sdk.builders import stat, statetimeline, table, timeseries
+from grafana_foundation_sdk.builders import stat, statetimeline
 from grafana_foundation_sdk.models import common as common_model
 from grafana_foundation_sdk.models import dashboard as model
 
@@ -14,17 +14,18 @@ from .common import (
     STATUSES,
     TASK_LABELS,
     TASK_LEGEND,
-    assemble,
+    build_dashboard,
     instant,
-    new_dashboard,
-    organize,
     panel,
     query,
     row,
     sel,
-    stacked,
+    stacked_panel,
+    stat_panel,
+    table_panel,
     table_query,
     thresholds,
+    timeseries_panel,
 )
 
 UID = "trtc-transcription-overview"
@@ -61,11 +62,9 @@ def _status_mappings() -> list[model.ValueMapping]:
 
 def _tasks_by_status(api: str, title: str) -> stat.Panel:
     return panel(
-        stat.Panel()
+        stat_panel()
         .text_mode(common_model.BigValueTextMode.VALUE_AND_NAME)
-        .color_mode(common_model.BigValueColorMode.VALUE)
-        .graph_mode(common_model.BigValueGraphMode.NONE)
-        .thresholds(thresholds((None, "blue"))),
+        .color_mode(common_model.BigValueColorMode.VALUE),
         title,
         f"Monitored targets of api={api} per status right now (trtc_ai_transcription_tasks). "
         "Values are cached from the exporter's last poll.",
@@ -95,9 +94,12 @@ def _now_row() -> list[Any]:
             "cloud_transcription", "Tasks by status — 2.0 (DescribeCloudTranscription)"
         ),
         panel(
-            stat.Panel()
-            .graph_mode(common_model.BigValueGraphMode.AREA)
-            .thresholds(thresholds((None, "red"), (0.9, "orange"), (0.99, "green"))),
+            stat_panel(
+                (None, "red"),
+                (0.9, "orange"),
+                (0.99, "green"),
+                graph=common_model.BigValueGraphMode.AREA,
+            ),
             "Targets polled successfully",
             "Share of targets whose last poll succeeded (trtc_ai_transcription_poll_success).",
             "percentunit",
@@ -106,9 +108,7 @@ def _now_row() -> list[Any]:
             height=5,
         ),
         panel(
-            stat.Panel()
-            .graph_mode(common_model.BigValueGraphMode.NONE)
-            .thresholds(thresholds((None, "green"), (1, "red"))),
+            stat_panel((None, "green"), (1, "red")),
             "Stuck in Preparing",
             f"Tasks in Preparing for more than {PREPARING_STUCK_SECONDS // 60} minutes "
             "(the TrtcTaskStuckPreparing threshold).",
@@ -142,10 +142,7 @@ def _history_row() -> list[Any]:
             height=10,
         ),
         panel(
-            timeseries.Panel()
-            .stacking(stacked())
-            .fill_opacity(30)
-            .thresholds(thresholds((None, "green"))),
+            stacked_panel(30),
             "Tasks by status over time",
             "Monitored targets per API generation and status (trtc_ai_transcription_tasks), "
             "stacked.",
@@ -158,7 +155,7 @@ def _history_row() -> list[Any]:
             ],
         ),
         panel(
-            timeseries.Panel().thresholds(thresholds((None, "green"), (1, "red"))),
+            timeseries_panel((None, "green"), (1, "red")),
             "Targets whose last poll failed",
             "Targets per API generation whose most recent poll failed (poll_success == 0); the "
             "exporter's /api/v1/targets page shows each one's error code.",
@@ -168,23 +165,13 @@ def _history_row() -> list[Any]:
     ]
 
 
-def _table(value: str, desc: bool) -> table.Panel:
-    return (
-        table.Panel()
-        .sort_by([common_builder.TableSortByFieldState().display_name(value).desc(desc)])
-        .with_transformation(organize(HIDDEN_COLUMNS, {"Value": value}))
-    )
-
-
 def _attention_row() -> list[Any]:
     preparing = _status(_status_is("Preparing"))
     stopped = _status('status=~"Stopped|Exited"')
     return [
         row("Tasks needing attention"),
         panel(
-            _table("In Preparing for", desc=True)
-            .thresholds(thresholds((None, "green"), (PREPARING_STUCK_SECONDS, "red")))
-            .cell_options(common_model.TableColoredBackgroundCellOptions()),
+            table_panel(HIDDEN_COLUMNS, "In Preparing for", red_from=PREPARING_STUCK_SECONDS),
             "Tasks in Preparing",
             "Tasks currently in Preparing (1.0 only) and for how long; red beyond the "
             "TrtcTaskStuckPreparing threshold. Preparing normally lasts seconds.",
@@ -192,7 +179,7 @@ def _attention_row() -> list[Any]:
             [table_query(f"({_since_change()}) and ignoring (status) ({preparing})")],
         ),
         panel(
-            _table("Stopped for", desc=False).thresholds(thresholds((None, "text"))),
+            table_panel(HIDDEN_COLUMNS, "Stopped for", desc=False),
             "Recently stopped",
             "Targets that are Stopped (1.0) or Exited (2.0) and changed to that status in the "
             "last 24 hours, most recent first.",
@@ -205,7 +192,7 @@ def _attention_row() -> list[Any]:
             ],
         ),
         panel(
-            _table("Started", desc=True).thresholds(thresholds((None, "text"))),
+            table_panel(HIDDEN_COLUMNS, "Started"),
             "Task start times",
             "StartTime reported by the API for every target that has one "
             "(trtc_ai_transcription_start_time_seconds), newest first.",
@@ -217,9 +204,7 @@ def _attention_row() -> list[Any]:
             ],
         ),
         panel(
-            table.Panel()
-            .thresholds(thresholds((None, "text")))
-            .with_transformation(organize((*HIDDEN_COLUMNS, "Value"), {})),
+            table_panel((*HIDDEN_COLUMNS, "Value")),
             "Resolved task IDs",
             "The TaskId the API returned for each target (trtc_ai_transcription_info): for "
             "session targets (sdk_app_id + session_id) this is the task behind the session.",
@@ -231,10 +216,12 @@ def _attention_row() -> list[Any]:
 
 def build() -> Any:
     """Build the overview dashboard."""
-    builder = new_dashboard(
+    return build_dashboard(
         UID,
         "TRTC transcription overview",
         "Status of the TRTC AI transcription tasks monitored by trtc-transcription-exporter.",
         "trtc_ai_transcription_status",
+        _now_row(),
+        _history_row(),
+        _attention_row(),
     )
-    return assemble(builder, [*_now_row(), *_history_row(), *_attention_row()])

@@ -10,26 +10,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from grafana_foundation_sdk.builders import bargauge, stat, table, timeseries
-from grafana_foundation_sdk.builders import common as common_builder
+from grafana_foundation_sdk.builders import bargauge, stat, timeseries
 from grafana_foundation_sdk.models import common as common_model
 
 from .common import (
     PRICE_METRIC,
     QUOTA_WARN_RATIO,
     RUNNING_MAX_SECONDS,
-    assemble,
+    build_dashboard,
+    dashed_panel,
     instant,
-    new_dashboard,
-    organize,
     panel,
     query,
     row,
     sel,
-    stacked,
+    stacked_panel,
+    stat_panel,
+    table_panel,
     table_query,
     thresholds,
-    with_dashed,
 )
 
 UID = "trtc-usage-cost"
@@ -56,11 +55,7 @@ def _cost(by: str, window: str) -> str:
 
 def _cost_stat(title: str, time_from: str, period: str) -> stat.Panel:
     return panel(
-        stat.Panel()
-        .graph_mode(common_model.BigValueGraphMode.NONE)
-        .thresholds(thresholds((None, "blue")))
-        .decimals(2)
-        .time_from(time_from),
+        stat_panel().decimals(2).time_from(time_from),
         title,
         f"Estimated transcription and translation cost {period}, all apps: {COST_HOW}. An "
         "estimate, not a bill.",
@@ -77,10 +72,7 @@ def _totals_row() -> list[Any]:
         _cost_stat("Estimated cost today", "now/d", "since midnight (dashboard time zone)"),
         _cost_stat("Estimated cost this month", "now/M", "since the first of the month"),
         panel(
-            stat.Panel()
-            .graph_mode(common_model.BigValueGraphMode.NONE)
-            .thresholds(thresholds((None, "blue")))
-            .time_from("now/d"),
+            stat_panel().time_from("now/d"),
             "Minutes today",
             "Minutes spent InProgress today, all apps "
             "(increase of trtc_ai_transcription_in_progress_seconds_total), and the part of them "
@@ -96,9 +88,7 @@ def _totals_row() -> list[Any]:
             height=5,
         ),
         panel(
-            stat.Panel()
-            .graph_mode(common_model.BigValueGraphMode.AREA)
-            .thresholds(thresholds((None, "blue"))),
+            stat_panel(graph=common_model.BigValueGraphMode.AREA),
             "Tasks InProgress",
             "Monitored tasks transcribing right now, all apps.",
             "none",
@@ -116,12 +106,9 @@ def _totals_row() -> list[Any]:
 
 def _minutes_per_app(title: str, description: str, counter: str) -> timeseries.Panel:
     return panel(
-        timeseries.Panel()
+        stacked_panel(80, (None, "blue"))
         .draw_style(common_model.GraphDrawStyle.BARS)
-        .stacking(stacked())
-        .fill_opacity(80)
-        .interval("1h")
-        .thresholds(thresholds((None, "blue"))),
+        .interval("1h"),
         title,
         description,
         "m",
@@ -149,12 +136,7 @@ def _per_app_row() -> list[Any]:
             TRANSLATION,
         ),
         panel(
-            table.Panel()
-            .time_from("now/d")
-            .decimals(2)
-            .thresholds(thresholds((None, "text")))
-            .sort_by([common_builder.TableSortByFieldState().display_name("Cost today").desc(True)])
-            .with_transformation(organize(("Time",), {"Value": "Cost today"})),
+            table_panel(("Time",), "Cost today").time_from("now/d").decimals(2),
             "Estimated cost today per app",
             f"Estimated cost since midnight per app: {COST_HOW}.",
             "currencyUSD",
@@ -162,7 +144,7 @@ def _per_app_row() -> list[Any]:
             width=8,
         ),
         panel(
-            with_dashed(timeseries.Panel().thresholds(thresholds((None, "green"))), ".*limit"),
+            dashed_panel(".*limit"),
             "Concurrency vs. quota per app",
             "Monitored InProgress tasks per app against its concurrency limit "
             "(trtc_ai_transcription_concurrency_limit, dashed). Only monitored tasks are counted.",
@@ -190,13 +172,7 @@ def _tasks_row() -> list[Any]:
     return [
         row("Tasks"),
         panel(
-            table.Panel()
-            .thresholds(thresholds((None, "green"), (RUNNING_MAX_SECONDS, "red")))
-            .cell_options(common_model.TableColoredBackgroundCellOptions())
-            .sort_by(
-                [common_builder.TableSortByFieldState().display_name("Running for").desc(True)]
-            )
-            .with_transformation(organize(("Time", "__name__"), {"Value": "Running for"})),
+            table_panel(("Time", "__name__"), "Running for", red_from=RUNNING_MAX_SECONDS),
             "Longest-running tasks",
             "The 20 InProgress tasks running longest since their StartTime "
             "(trtc_ai_transcription_running_seconds); red beyond the TrtcTaskRunningTooLong "
@@ -210,11 +186,13 @@ def _tasks_row() -> list[Any]:
 
 def build() -> Any:
     """Build the usage and cost dashboard."""
-    builder = new_dashboard(
+    return build_dashboard(
         UID,
         "TRTC usage and cost",
         "Transcription and translation minutes, estimated cost and concurrency quota per TRTC app. "
         "Costs are estimates at the exporter's configured list prices.",
         "trtc_ai_transcription_status",
+        _totals_row(),
+        _per_app_row(),
+        _tasks_row(),
     )
-    return assemble(builder, [*_totals_row(), *_per_app_row(), *_tasks_row()])

@@ -28,7 +28,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
+def wait_for(check: Callable[[], bool], timeout: float, what: str,
+             error: type[Exception] = AssertionError) -> None:
+    """Poll check() every 0.1 s (connection errors count as not yet); raise error on timeout."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -37,7 +39,7 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
         except requests.RequestException:
             pass
         time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    raise error(f"timed out after {timeout}s waiting for {what}")
 
 
 class Process:
