@@ -168,6 +168,8 @@ def test_late_sender_pushes_the_window_back() -> None:
     limiter = RateLimiter(2, clock, guard=0.0)
     reserved = [limiter._reserve()[0] for _ in range(3)]  # slots 0.0, 0.5, 1.0
     assert [g.time for g in reserved] == [0.0, 0.5, 1.0]
+    for grant in reserved:
+        grant.started = True
     reserved[1].time = 0.7  # its thread woke late and started then
     limiter.acquire()  # slot 1.5, but anchored on the late one: 0.7 + 1.0
     assert abs(clock.monotonic() - 1.7) < 1e-9
@@ -235,3 +237,21 @@ def test_guard_widening_does_not_extend_the_ceiling_memory() -> None:
     clock.advance(15)  # t=35: 30 s after the cut, 15 s after the widening
     assert limiter.effective_rate > 10  # recovering, not held until t=50
     assert limiter.guard == 0.04  # the widened guard is still in force
+
+
+def test_grant_waits_for_an_anchor_that_has_not_started() -> None:
+    """After a pause, a grant a window on does not start before its anchor really started."""
+    clock = FakeClock(0.0, auto_advance=False)
+    limiter = RateLimiter(1, clock, guard=0.0)
+    anchor = limiter._reserve()[0]  # slot 0.0, but its thread has not run yet
+    clock.advance(5.0)  # everything was paused for 5 s
+    done = threading.Event()
+    thread = threading.Thread(target=lambda: (limiter.acquire(), done.set()))
+    thread.start()
+    clock.advance(0.01)
+    assert not done.wait(0.2)  # the anchor may still start now: waiting is the only safe choice
+    with limiter._lock:
+        anchor.time, anchor.started = clock.monotonic(), True
+    clock.advance(1.0)
+    assert done.wait(2.0)
+    thread.join()

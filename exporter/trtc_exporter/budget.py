@@ -20,6 +20,7 @@ from trtc_exporter.clock import Clock
 _LIMIT_HINT = re.compile(r"(?:frequency limit|上限)\s*`(\d+)`")
 _COUNT_HINT = re.compile(r"(?:equals to|每秒请求)\s*`(\d+)`")
 MAX_GUARD = 0.1
+ANCHOR_POLL = 0.002  # how often a grant re-checks an anchor that has not started yet
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,17 +66,21 @@ class Cancelled(Exception):
 class Grant:
     """One reserved request start; ``anchor`` is the grant one window's worth of requests back."""
 
-    __slots__ = ("anchor", "span", "time")
+    __slots__ = ("anchor", "span", "started", "time")
 
     def __init__(self, time: float, anchor: Grant | None, span: float) -> None:
         self.time = time
         self.anchor = anchor
         self.span = span
+        self.started = False  # set when its request really starts (or its wait was cancelled)
 
     def earliest(self) -> float:
-        """Our slot, or later if the anchor really started later than it was granted."""
+        """Our slot, or later if the anchor really started later than it was granted; unknown
+        (inf) while the anchor has not started yet, e.g. all threads paused by a long GIL hold."""
         if self.anchor is None:
             return self.time
+        if not self.anchor.started:
+            return math.inf
         return max(self.time, self.anchor.time + self.span)
 
 
@@ -110,8 +115,11 @@ class RateLimiter:
             return self._rate
 
     def reserve(self) -> float:
-        """Reserve the earliest allowed start instant; returns how long the caller must wait."""
-        return self._reserve()[1]
+        """Reserve the earliest allowed start instant, taken as the request's start; returns how
+        long the caller must wait (for callers that plan starts rather than wait for them)."""
+        grant, wait = self._reserve()
+        grant.started = True
+        return wait
 
     def _reserve(self) -> tuple[Grant, float]:
         with self._lock:
@@ -133,20 +141,25 @@ class RateLimiter:
         started = self._clock.monotonic()
         event = cancel or threading.Event()
         while True:
-            if wait > 0 and self._clock.wait(event, wait):
+            if wait > 0 and self._clock.wait(event, min(wait, ANCHOR_POLL)
+                                             if wait == math.inf else wait):
+                with self._lock:
+                    grant.started = True  # never sent: later grants may count from its slot
                 raise Cancelled
             with self._lock:
                 now = self._clock.monotonic()
                 wait = grant.earliest() - now
                 if wait <= 1e-9:
                     grant.time = max(grant.time, now)
+                    grant.started = True
                     break
         return max(0.0, self._clock.monotonic() - started)
 
     def _next_grant(self, now: float) -> Grant:
         per_window = max(1, math.floor(self._rate * self._window))
         span = per_window / self._rate + self._guard
-        while self._grants and self._grants[0].time <= now - span - self._window:
+        while (self._grants and self._grants[0].started
+               and self._grants[0].time <= now - span - self._window):
             self._grants.popleft()
         slot = now
         if self._grants:
