@@ -106,7 +106,6 @@ class RateLimiter:
         self._last_adjust = clock.monotonic()
         self._last_cut = -math.inf  # last rate decrease: the ceiling is remembered from it
         self._last_widen = -math.inf  # last guard widening: the guard resets after it
-        self.throttle_events = 0
 
     @property
     def effective_rate(self) -> float:
@@ -178,7 +177,6 @@ class RateLimiter:
         """
         with self._lock:
             now = self._clock.monotonic()
-            self.throttle_events += 1
             before = self._rate
             floor = self.configured_rate * self._policy.floor_fraction
             if limit_hint is not None and 0 < limit_hint < before:

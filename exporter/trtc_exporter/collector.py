@@ -21,7 +21,6 @@ from trtc_exporter.scheduler import Poller
 from trtc_exporter.skew import SkewEstimator
 from trtc_exporter.sources import TargetSources
 from trtc_exporter.state import StateStore, TargetState
-from trtc_exporter.target import IDENTITY_LABELS
 from trtc_exporter.targetset import CHANGES
 
 log = logging.getLogger(__name__)
@@ -201,5 +200,3 @@ class TranscriptionCollector(Collector):
         build.add_metric([BUILD_INFO["version"], self._revision, BUILD_INFO["python_version"]], 1.0)
         return [ok, when, creds, pricing, threshold, shard, build]
 
-
-__all__ = ["IDENTITY_LABELS", "TranscriptionCollector"]

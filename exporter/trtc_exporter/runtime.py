@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import platform
 import subprocess
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from trtc_exporter import __version__
@@ -27,7 +26,6 @@ class Runtime:
     shard_index: int = 0
     shard_count: int = 1
     demo: bool = False
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
 
 def revision() -> str:

@@ -81,7 +81,8 @@ class Poller:
             now = self._clock.monotonic()
             offsets = spread(new_keys)
             for key in new_keys:
-                self._schedule.set(key, now + offsets[key] * self._interval_of(key))
+                self._schedule.set(key, now + offsets[key] *
+                                   self._interval_after(self._state_of(key)))
             self._cycle_pending = (self._cycle_pending & active.keys()) | set(new_keys)
             self._lock.notify_all()
 
@@ -105,19 +106,21 @@ class Poller:
             return self._schedule.due_at(key)
 
     # -- planning ---------------------------------------------------------------------------
-    def _interval_of(self, key: Key) -> float:
-        target = self._targets[key]
-        state = self._store.get(key) or TargetState(target)
-        base = state_interval(target, state.status, state.seen, state.not_found_streak,
+    def _state_of(self, key: Key) -> TargetState:
+        return self._store.get(key) or TargetState(self._targets[key])
+
+    def _base_interval(self, state: TargetState) -> float:
+        """The state-aware interval before stretching."""
+        return state_interval(state.target, state.status, state.seen, state.not_found_streak,
                               self._config)
-        return base * self._stretch.get(target.action, 1.0)
+
+    def _interval_after(self, state: TargetState) -> float:
+        return self._base_interval(state) * self._stretch.get(state.target.action, 1.0)
 
     def _replan_locked(self) -> None:
         demand: dict[str, float] = {}
         for key, target in self._targets.items():
-            state = self._store.get(key) or TargetState(target)
-            interval = state_interval(target, state.status, state.seen, state.not_found_streak,
-                                      self._config)
+            interval = self._base_interval(self._state_of(key))
             demand[target.action] = demand.get(target.action, 0.0) + 1.0 / interval
         stretch = {}
         for action, needed in demand.items():
@@ -227,7 +230,7 @@ class Poller:
         else:
             interval = self._interval_after(new)
             due = self._next_due(self._due_of.pop(key, now), interval, now)
-            new = _with_schedule(new, interval, now_wall + (due - now))
+            new = replace(new, interval=interval, next_poll=now_wall + (due - now))
             self._store.record_poll(prev, new)
             self._schedule.set(key, due)
         self.stats.last_progress = now_wall
@@ -240,11 +243,6 @@ class Poller:
         than one interval behind is due now rather than owed a burst of catch-up polls."""
         due = last_due + interval
         return due if due >= now - interval else now
-
-    def _interval_after(self, state: TargetState) -> float:
-        t = state.target
-        base = state_interval(t, state.status, state.seen, state.not_found_streak, self._config)
-        return base * self._stretch.get(t.action, 1.0)
 
     def _should_retire(self, state: TargetState, now: float) -> bool:
         retention = self._config.schedule.stopped_retention
@@ -278,6 +276,3 @@ class Poller:
             if not self._targets:
                 self.stats.ready = True
 
-
-def _with_schedule(state: TargetState, interval: float, next_poll: float) -> TargetState:
-    return replace(state, interval=interval, next_poll=next_poll)

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from trtc_exporter.client import Outcome
-from trtc_exporter.response import NOT_FOUND, NOT_FOUND_CODES, UNKNOWN, ApiFailure, TaskStatus
+from trtc_exporter.response import NOT_FOUND, NOT_FOUND_CODES, UNKNOWN, TaskStatus
 from trtc_exporter.target import Target
 
 ENDED_STATES = frozenset({"Stopped", "Exited"})
@@ -86,10 +86,6 @@ def _with_status(prev: TargetState, status: str, now: float, **changes: object) 
 
 def _add(table: dict[AppKey, float], key: AppKey, seconds: float) -> None:
     table[key] = table.get(key, 0.0) + seconds
-
-
-def is_failure(outcome: Outcome) -> bool:
-    return isinstance(outcome.result, ApiFailure) and outcome.result.code not in NOT_FOUND_CODES
 
 
 class StateStore:
