@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import redis
 
+from trtc_exporter.coordination.link import no_retry
+
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
 
@@ -61,7 +63,7 @@ class RedisProcess:
 
     def client(self, **kwargs: object) -> redis.Redis:
         return redis.Redis(port=self.port, socket_timeout=0.5, socket_connect_timeout=0.5,
-                           **kwargs)  # type: ignore[arg-type]
+                           retry=no_retry(), **kwargs)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")

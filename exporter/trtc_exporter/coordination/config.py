@@ -109,9 +109,8 @@ def _file(block: Mapping[str, Any], key: str, errors: Errors) -> str | None:
 def _check_combinations(config: CoordinationConfig, block: Mapping[str, Any],
                         errors: Errors) -> None:
     tls_given = [k for k in ("ca_file", "cert_file", "key_file", "insecure_skip_verify")
-                 if block.get(k) not in (None, False)]
-    if tls_given and block.get("redis_url") is not None and not config.tls \
-            and config.redis_url is not None:
+                 if getattr(config, k)]
+    if tls_given and config.redis_url is not None and not config.tls:
         errors.add(f"coordination.{tls_given[0]}", "needs a rediss:// redis_url")
     if (block.get("cert_file") is None) != (block.get("key_file") is None):
         errors.add("coordination", "cert_file and key_file must be set together")

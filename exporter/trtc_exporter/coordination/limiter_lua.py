@@ -95,7 +95,9 @@ return {id, slot, now, string.format('%.17g', s.rate), s.guard}
 # KEYS: reserved, started, aimd. ARGV[3]: the reservation id. The strict check: a start is
 # granted only while fewer than per_window starts lie in (now - span, now]; every start is
 # recorded at the server time of its grant, so no window of one span ever holds more than
-# per_window starts, whatever order the replicas come in. Returns {1, now} or {0, wait_us}.
+# per_window starts, whatever order the replicas come in. The plan (reserved) keeps its slots:
+# a late start delays only the starts it really crowds, lateness does not add up.
+# Returns {1, now} or {0, wait_us}.
 CONFIRM = PRELUDE + """
 local now = now_us()
 local s = load(KEYS[3], now)
@@ -110,8 +112,6 @@ if count >= per_window then
 end
 redis.call('ZADD', KEYS[2], now, ARGV[3])
 redis.call('PEXPIRE', KEYS[2], p.keep_ms)
-local reserved = redis.call('ZSCORE', KEYS[1], ARGV[3])
-if reserved and tonumber(reserved) < now then redis.call('ZADD', KEYS[1], now, ARGV[3]) end
 return {1, now}
 """
 

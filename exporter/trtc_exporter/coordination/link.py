@@ -15,6 +15,8 @@ import threading
 from urllib.parse import urlsplit
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from trtc_exporter.clock import Clock
 from trtc_exporter.coordination.config import CoordinationConfig
@@ -41,7 +43,13 @@ def connect(config: CoordinationConfig, password: Secret | None) -> redis.Redis:
     return redis.Redis.from_url(
         config.redis_url, password=None if password is None else password.reveal(),
         socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT, health_check_interval=0,
-        retry_on_timeout=False, **tls)
+        retry=no_retry(), **tls)
+
+
+def no_retry() -> Retry:
+    """No client-side retries: redis-py 6+ retries 3 times with backoff by default, which made
+    one failed call to a dead Redis take 4.5 s here; the Link's probe interval retries instead."""
+    return Retry(NoBackoff(), 0)
 
 
 def describe(url: str) -> str:
