@@ -8,11 +8,14 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from trtc_exporter import metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 ALERTS_DIR = ROOT / "alerts"
@@ -142,6 +145,93 @@ def test_price_is_defined_in_one_place(series: str) -> None:
     assert not [rule for rule in others if price.group(1) in str(rule["expr"])]
 
 
-def test_only_the_exporter_down_alert_selects_by_job() -> None:
-    """The job selector, which users edit, appears in a single alert."""
-    assert [rule["alert"] for rule in ALERTS if "job=" in rule["expr"]] == ["TrtcExporterDown"]
+def _generate(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(ALERTS_DIR / "generate.py"), *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_committed_rule_files_match_the_generator() -> None:
+    """alerts/*.yml and the PrometheusRule are what alerts/generate.py makes of src/ + config."""
+    result = _generate("--check")
+    assert result.returncode == 0, result.stderr
+
+
+def test_templates_name_no_job() -> None:
+    """No template selects by a job name: every selector comes from trtcExporterSelector."""
+    for path in sorted((ALERTS_DIR / "src").glob("*.yml")):
+        for rule in _rules(path):
+            assert "job=" not in rule["expr"], rule
+
+
+def test_every_rule_reads_the_exporter_through_the_selector(tmp_path: Path) -> None:
+    """With another selector, every raw series in every rule is selected by it, and promtool
+    accepts the result."""
+    selector = 'namespace="monitoring", job="custom-trtc"'
+    result = _generate("--selector", selector, "--output-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    files = [tmp_path / "recording_rules.yml", tmp_path / "alerts.yml"]
+    for path in files:
+        text = path.read_text("utf-8")
+        assert "trtc-exporter" not in text.replace("trtc-transcription-exporter", "")
+    exprs = [rule["expr"] for path in files for rule in _rules(path)]
+    raw = re.compile(r"\b((?:trtc_|up\b)[\w:]*)(\{[^}]*\})?")
+    for expr in exprs:
+        for name, matchers in raw.findall(expr):
+            if ":" in name:  # a recorded series: its rule applied the selector
+                continue
+            assert matchers.startswith("{" + selector), f"{name} without the selector in {expr}"
+    check = _run("check", "rules", "--lint=all", "--lint-fatal", *(str(p) for p in files))
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_a_bad_selector_is_refused(tmp_path: Path) -> None:
+    """An empty selector or one written with braces exits 2 with a message naming the setting."""
+    for selector in ("", '{job="x"}'):
+        result = _generate("--selector", selector, "--output-dir", str(tmp_path))
+        assert result.returncode == 2
+        assert "trtcExporterSelector:" in result.stderr
+
+
+def test_exporter_down_does_not_guess_the_job() -> None:
+    """TrtcExporterDown and TrtcExporterAbsent read `up` through the configured selector only."""
+    settings = yaml.safe_load((ALERTS_DIR / "config.yml").read_text("utf-8"))
+    exprs = {rule["alert"]: rule["expr"] for rule in ALERTS}
+    assert exprs["TrtcExporterDown"] == f"up{{{settings['trtcExporterSelector']}}} == 0"
+    assert exprs["TrtcExporterAbsent"] == f"absent(up{{{settings['trtcExporterSelector']}}})"
+
+
+# Bucket boundaries per histogram, as metrics.py declares them (its bucket tuples).
+HISTOGRAM_BUCKETS = {
+    "trtc_api_request_duration_seconds": metrics.LATENCY_BUCKETS,
+    "trtc_exporter_budget_wait_seconds": metrics.WAIT_BUCKETS,
+}
+HISTOGRAM_QUANTILE = re.compile(r"histogram_quantile\([^,]+,.*?\b(\w+)_bucket\b", re.DOTALL)
+COMPARED_NUMBER = re.compile(r"(?:>|<|>=|<=)\s*(?:bool\s+)?([0-9][0-9.e+]*)(?![\w.])")
+
+
+def _quantile_histograms(expr: str, recorded: dict[str, str]) -> set[str]:
+    """Histograms whose quantile ``expr`` reads, directly or through recorded series."""
+    found = set(HISTOGRAM_QUANTILE.findall(expr))
+    for name, source in recorded.items():
+        if re.search(rf"(?<![\w:]){re.escape(name)}(?![\w:])", expr):
+            found |= set(HISTOGRAM_QUANTILE.findall(source))
+    return found
+
+
+def test_alert_thresholds_on_quantiles_are_bucket_boundaries() -> None:
+    """A threshold compared with a histogram_quantile is a bucket boundary of that histogram, so
+    the interpolated quantile crosses it exactly when the observations do."""
+    recorded = {rule["record"]: rule["expr"] for rule in _rules(RECORDING_RULES)}
+    checked = 0
+    for rule in ALERTS:
+        for histogram in _quantile_histograms(rule["expr"], recorded):
+            for number in COMPARED_NUMBER.findall(rule["expr"]):
+                assert float(number) in HISTOGRAM_BUCKETS[histogram], (rule["alert"], number)
+                checked += 1
+    assert checked >= 1
+
+
+def test_every_histogram_has_its_buckets_listed() -> None:
+    """The bucket map above covers every histogram metrics.py declares (none escapes the check)."""
+    declared = {spec.name for spec in metrics.SPECS if spec.kind == "histogram"}
+    assert set(HISTOGRAM_BUCKETS) == declared

@@ -176,3 +176,22 @@ def test_every_queried_metric_is_declared() -> None:
 
     used = {name for expr in _all_exprs() for name in metric_names(expr) if ":" not in name}
     assert sorted(name for name in used - EXTERNAL_SERIES if not declared(name)) == []
+
+
+def test_panel_thresholds_on_quantiles_are_bucket_boundaries() -> None:
+    """Every threshold step of a panel that plots a histogram_quantile is a bucket boundary of
+    that histogram, so the line is crossed exactly when the observations cross it."""
+    from tests.test_alerts import HISTOGRAM_BUCKETS, HISTOGRAM_QUANTILE
+
+    checked = 0
+    for _, panel in PANELS:
+        exprs = " ".join(t.get("expr", "") for t in panel.get("targets", []))
+        histograms = set(HISTOGRAM_QUANTILE.findall(exprs))
+        steps = panel.get("fieldConfig", {}).get("defaults", {}).get("thresholds", {})
+        values = [step["value"] for step in steps.get("steps", [])
+                  if step.get("value") is not None]
+        for histogram in histograms:
+            for value in values:
+                assert float(value) in HISTOGRAM_BUCKETS[histogram], (panel["title"], value)
+                checked += 1
+    assert checked >= 1

@@ -373,22 +373,22 @@ def test_servicemonitor_scrapes_the_service(tree: str) -> None:
     selector = monitor["spec"]["selector"]["matchLabels"]
     assert selector.items() <= service["metadata"]["labels"].items()
     (endpoint,) = monitor["spec"]["endpoints"]
-    assert set(endpoint) <= {"port", "path", "interval", "scrapeTimeout", "scheme"}
+    assert set(endpoint) <= {"port", "path", "interval", "scrapeTimeout", "scheme", "relabelings"}
     assert endpoint["port"] in {port["name"] for port in service["spec"]["ports"]}
     assert endpoint["path"] == "/metrics"
     interval, timeout = (int(endpoint[k].removesuffix("s")) for k in ("interval", "scrapeTimeout"))
     assert 0 < timeout <= interval
 
 
-def test_service_name_matches_the_exporter_down_alert() -> None:
-    """The Service name (the job label under a ServiceMonitor) matches TrtcExporterDown's regex."""
-    alerts = yaml.safe_load((ROOT / "alerts" / "alerts.yml").read_text("utf-8"))
-    (expr,) = [rule["expr"] for group in alerts["groups"] for rule in group["rules"]
-               if rule.get("alert") == "TrtcExporterDown"]
-    regex = re.search(r'job=~"([^"]+)"', expr)
-    assert regex
-    (service,) = of_kind("base", "Service")
-    assert re.fullmatch(regex[1], service["metadata"]["name"])
+def test_servicemonitor_job_matches_the_rule_selector() -> None:
+    """The ServiceMonitor sets the job label that trtcExporterSelector of alerts/config.yml
+    selects, so TrtcExporterDown and TrtcExporterAbsent see the exporter's `up`."""
+    settings = yaml.safe_load((ROOT / "alerts" / "config.yml").read_text("utf-8"))
+    job = re.fullmatch(r'job="([^"]+)"', settings["trtcExporterSelector"])
+    assert job, settings
+    (monitor,) = of_kind("base", "ServiceMonitor")
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["relabelings"] == [{"targetLabel": "job", "replacement": job[1]}]
 
 
 def test_prometheusrule_has_the_operator_structure() -> None:

@@ -53,14 +53,15 @@ def _traffic_row() -> list[Any]:
             ),
             "Request rate vs. budget",
             "API attempts per second per action, retries included (trtc_api_requests_total), "
-            "against the exporter's configured and effective budget (trtc_exporter_budget_rate). "
+            "against the configured and effective budget of the selected exporters, added up "
+            "(trtc_exporter_budget_rate). "
             f"The red line is the API's documented limit of {API_RATE_LIMIT} requests/s per "
             "account and action, shared with every other caller of the account.",
             "reqps",
             [
                 query(requests, "{{action}} requests"),
                 query(
-                    f"max by (action, kind) (trtc_exporter_budget_rate{sel()})",
+                    f"sum by (action, kind) (trtc_exporter_budget_rate{sel()})",
                     "{{action}} budget ({{kind}})",
                 ),
             ],

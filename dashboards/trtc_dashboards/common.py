@@ -39,6 +39,22 @@ def sel(*matchers: str, region: bool = False, **equal: str) -> str:
     return "{" + ", ".join(parts) + "}"
 
 
+def once_per_app(series: str, *labels: str) -> str:
+    """``series`` (per app: api, region, sdk_app_id, plus ``labels``) counted once however many
+    exporters report it, as the recording rules do: the largest value per app and shard
+    (trtc_exporter_shard{index}: exporters of one shard report the same targets), to be summed
+    over shards by the caller. Sum it ``by`` a subset of the app labels and ``labels``."""
+    by = ", ".join(("api", "region", "sdk_app_id", *labels, "index"))
+    return (f"max by ({by}) ({series} * on (job, instance) group_left (index) "
+            f"trtc_exporter_shard{sel()})")
+
+
+def once_per_task(series: str) -> str:
+    """The targets of ``series`` (a filter such as ``x == 1``) each counted once, whichever
+    exporters report them: one series per target identity, for count()."""
+    return f"group by (api, region, sdk_app_id, task_id, session_id) ({series})"
+
+
 # --- Thresholds (visual; the alerting thresholds are in alerts/alerts.yml) ------------------------
 API_RATE_LIMIT = 20  # requests/s per account and action, as documented by the API
 API_TIMEOUT_SECONDS = 6  # server-side timeout documented by the API

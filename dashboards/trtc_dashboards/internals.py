@@ -185,8 +185,9 @@ def _polling_row() -> list[Any]:
 
 
 def _budget_row() -> list[Any]:
-    requests = f"sum by (action) (rate(trtc_api_requests_total{sel()}{RATE}))"
-    configured = f"max by (action) (trtc_exporter_budget_rate{sel(kind='configured')})"
+    # Per exporter: each has its own budget (api.rate_limit x budget_share).
+    requests = f"sum by (job, instance, action) (rate(trtc_api_requests_total{sel()}{RATE}))"
+    configured = f"on (job, instance, action) trtc_exporter_budget_rate{sel(kind='configured')}"
     wait = f"sum by (action, le) (rate(trtc_exporter_budget_wait_seconds_bucket{sel()}{RATE}))"
     return [
         row("Budget"),
@@ -217,10 +218,10 @@ def _budget_row() -> list[Any]:
         panel(
             timeseries_panel((None, "green"), (0.9, "orange"), (1, "red"), lines=True),
             "Budget utilisation",
-            "API attempts per second divided by the configured budget, per action; 100% means "
-            "the whole api.rate_limit is in use.",
+            "API attempts per second divided by the configured budget, per exporter and action; "
+            "100% means its whole budget (api.rate_limit x budget_share) is in use.",
             "percentunit",
-            [query(f"{requests} / {configured}", "{{action}}")],
+            [query(f"{requests} / {configured}", "{{instance}} {{action}}")],
             width=8,
         ),
     ]

@@ -16,6 +16,8 @@ from .common import (
     TASK_LEGEND,
     build_dashboard,
     instant,
+    once_per_app,
+    once_per_task,
     panel,
     query,
     row,
@@ -71,7 +73,9 @@ def _tasks_by_status(api: str, title: str) -> stat.Panel:
         "none",
         [
             instant(
-                f"sum by (status) (trtc_ai_transcription_tasks{sel(region=True, api=api)})",
+                "sum by (status) ("
+                + once_per_app(f"trtc_ai_transcription_tasks{sel(region=True, api=api)}", "status")
+                + ")",
                 "{{status}}",
             )
         ],
@@ -83,9 +87,10 @@ def _tasks_by_status(api: str, title: str) -> stat.Panel:
 def _now_row() -> list[Any]:
     poll_ok = f"trtc_ai_transcription_poll_success{sel(region=True)}"
     stuck = (
-        f"count(({_since_change()} > {PREPARING_STUCK_SECONDS})"
-        f" and ignoring (status) ({_status(_status_is('Preparing'))}))"
-        " or vector(0)"
+        "count(" + once_per_task(
+            f"({_since_change()} > {PREPARING_STUCK_SECONDS})"
+            f" and ignoring (status) ({_status(_status_is('Preparing'))})")
+        + ") or vector(0)"
     )
     return [
         row("Now"),
@@ -149,7 +154,9 @@ def _history_row() -> list[Any]:
             "none",
             [
                 query(
-                    f"sum by (api, status) (trtc_ai_transcription_tasks{sel(region=True)})",
+                    "sum by (api, status) ("
+                    + once_per_app(f"trtc_ai_transcription_tasks{sel(region=True)}", "status")
+                    + ")",
                     "{{api}} {{status}}",
                 )
             ],
@@ -160,7 +167,8 @@ def _history_row() -> list[Any]:
             "Targets per API generation whose most recent poll failed (poll_success == 0); the "
             "exporter's /api/v1/targets page shows each one's error code.",
             "none",
-            [query(f"count by (api) ({poll} == 0) or sum by (api) ({poll}) * 0", "{{api}}")],
+            [query(f"count by (api) ({once_per_task(f'{poll} == 0')})"
+                   f" or sum by (api) ({poll}) * 0", "{{api}}")],
         ),
     ]
 

@@ -20,6 +20,7 @@ from .common import (
     build_dashboard,
     dashed_panel,
     instant,
+    once_per_app,
     panel,
     query,
     row,
@@ -43,7 +44,14 @@ COST_HOW = (
 
 
 def _minutes(by: str, window: str, counter: str = IN_PROGRESS) -> str:
-    return f"sum{by} (increase({counter}{sel(region=True)}[{window}])) / 60"
+    """Minutes over ``window``, each app counted once (see once_per_app). A short window (a bar
+    of a graph) deduplicates the increase; a long one ($__range) adds up per-minute samples of
+    the deduplicated rate, as the recording rules do, so that an exporter replaced or restarted
+    in the window loses nothing."""
+    if window == "$__interval":
+        return f"sum{by} ({once_per_app(f'increase({counter}{sel(region=True)}[{window}])')}) / 60"
+    rate = once_per_app(f"rate({counter}{sel(region=True)}[5m])")
+    return f"sum{by} (sum_over_time({rate}[{window}:1m]))"
 
 
 def _cost(by: str, window: str) -> str:
@@ -94,7 +102,9 @@ def _totals_row() -> list[Any]:
             "none",
             [
                 query(
-                    f"sum(trtc_ai_transcription_tasks{sel(region=True, status='InProgress')})",
+                    "sum(" + once_per_app(
+                        f"trtc_ai_transcription_tasks{sel(region=True, status='InProgress')}")
+                    + ")",
                     "InProgress",
                 )
             ],
@@ -118,7 +128,8 @@ def _minutes_per_app(title: str, description: str, counter: str) -> timeseries.P
 
 
 def _per_app_row() -> list[Any]:
-    in_progress = f"sum by (sdk_app_id) (trtc_ai_transcription_tasks{sel(status='InProgress')})"
+    tasks = f"trtc_ai_transcription_tasks{sel(status='InProgress')}"
+    in_progress = f"sum by (sdk_app_id) ({once_per_app(tasks)})"
     limit = f"max by (sdk_app_id) (trtc_ai_transcription_concurrency_limit{sel()} > 0)"
     return [
         row("Per app"),

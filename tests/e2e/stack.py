@@ -38,6 +38,9 @@ EXPORTER_PLACEHOLDER = "trtc-exporter:9877"
 ALERTMANAGER_PLACEHOLDER = "alertmanager:9093"
 WEBHOOK_PLACEHOLDER = "http://alert-receiver.example:8080/trtc-alerts"
 INTERVAL = "1s"  # scrape and evaluation interval of the test Prometheus
+# The label matchers the bundled rules select the exporter by (alerts/config.yml).
+SELECTOR: str = yaml.safe_load((ALERTS / "config.yml").read_text("utf-8"))["trtcExporterSelector"]
+EXPORTERS = 2  # exporter instances scraped by the one job: every query must work with N
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 _GROUPING = {"group_wait": "30s", "group_interval": "5m"}  # Alertmanager's defaults
 _SIMULATOR_URL = re.compile(r"embedded TRTC simulator at (http://127\.0\.0\.1:\d+)")
@@ -75,20 +78,24 @@ def wait_until(check: Callable[[], T], deadline: float, what: str,
         time.sleep(0.5)
 
 
-def _replace_targets(configs: list[dict[str, Any]], placeholder: str, address: str) -> int:
+def _replace_targets(configs: list[dict[str, Any]], placeholder: str, *addresses: str) -> int:
     count = 0
     for config in configs:
         for static in config.get("static_configs", []):
             targets = static["targets"]
             count += targets.count(placeholder)
-            static["targets"] = [address if t == placeholder else t for t in targets]
+            static["targets"] = [new for t in targets
+                                 for new in (addresses if t == placeholder else (t,))]
     return count
 
 
-def template_prometheus(source: Path, exporter: str, alertmanager: str) -> dict[str, Any]:
-    """deploy/prometheus.yml with loopback addresses, absolute rule paths and 1 s intervals."""
+def template_prometheus(source: Path, exporter: str | list[str],
+                        alertmanager: str) -> dict[str, Any]:
+    """deploy/prometheus.yml with loopback addresses (one or several exporters in place of its
+    one), absolute rule paths and 1 s intervals."""
     doc: dict[str, Any] = yaml.safe_load(source.read_text("utf-8"))
-    found = _replace_targets(doc["scrape_configs"], EXPORTER_PLACEHOLDER, exporter)
+    exporters = [exporter] if isinstance(exporter, str) else exporter
+    found = _replace_targets(doc["scrape_configs"], EXPORTER_PLACEHOLDER, *exporters)
     assert found == 1, f"{source}: expected one target {EXPORTER_PLACEHOLDER!r}, found {found}"
     managers = doc["alerting"]["alertmanagers"]
     found = _replace_targets(managers, ALERTMANAGER_PLACEHOLDER, alertmanager)
@@ -206,10 +213,16 @@ class Stack:
         self.tmp = tmp
         self.webhook = WebhookReceiver()
         resources.callback(self.webhook.stop)
-        self.exporter_address = f"127.0.0.1:{free_port()}"
+        # Two demo exporters with the same seed: the same apps and tasks reported twice, as by
+        # replicas of one shard (each with its own embedded simulator).
+        self.exporter_addresses = [f"127.0.0.1:{free_port()}" for _ in range(EXPORTERS)]
+        self.exporter_address = self.exporter_addresses[0]
         self.exporter_url = f"http://{self.exporter_address}"
-        self.exporter = self._start(resources, "exporter", [
-            EXPORTER, "--demo", "--web.listen-address", self.exporter_address])
+        self.exporters = [
+            self._start(resources, f"exporter-{index}", [
+                EXPORTER, "--demo", "--web.listen-address", address])
+            for index, address in enumerate(self.exporter_addresses)]
+        self.exporter = self.exporters[0]
         am_address = f"127.0.0.1:{free_port()}"
         self.alertmanager_url = f"http://{am_address}"
         self.alertmanager_config = tmp / "alertmanager.yml"
@@ -223,12 +236,13 @@ class Stack:
         self.prometheus_url = f"http://{prom_address}"
         self.prometheus_config = tmp / "prometheus.yml"
         self._write(self.prometheus_config, template_prometheus(
-            DEPLOY / "prometheus.yml", self.exporter_address, am_address))
+            DEPLOY / "prometheus.yml", self.exporter_addresses, am_address))
         self.prometheus = self._start(resources, "prometheus", [
             PROMETHEUS, f"--config.file={self.prometheus_config}",
             f"--storage.tsdb.path={tmp / 'prometheus-data'}",
             f"--web.listen-address={prom_address}"])
-        for name, url in (("exporter", self.exporter_url), ("alertmanager", self.alertmanager_url),
+        urls = [(f"exporter {a}", f"http://{a}") for a in self.exporter_addresses]
+        for name, url in (*urls, ("alertmanager", self.alertmanager_url),
                           ("prometheus", self.prometheus_url)):
             wait_until(lambda url=url: requests.get(url + "/-/ready", timeout=1).ok,
                        time.monotonic() + 30, f"{name} to be ready", self.logs)
@@ -260,7 +274,7 @@ class Stack:
     def logs(self) -> str:
         """The tail of every process log, for failure messages."""
         return "\n".join(f"--- {p.name}.log\n{p.output()}" for p in
-                         (self.exporter, self.prometheus, self.alertmanager))
+                         (*self.exporters, self.prometheus, self.alertmanager))
 
     def api(self, path: str, **params: str) -> Any:
         """GET a Prometheus HTTP API path and return its ``data`` (asserting success)."""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from tests.e2e.stack import Stack, wait_until
+from tests.e2e.stack import SELECTOR, Stack, wait_until
 from trtc_exporter.metrics import ALL_METRIC_NAMES, BY_NAME
 
 pytestmark = pytest.mark.e2e
@@ -38,11 +40,13 @@ def stored_names(stack: Stack) -> set[str]:
 
 
 def test_exporter_target_is_up(stack: Stack) -> None:
-    """The exporter job of deploy/prometheus.yml is scraped successfully (up == 1)."""
-    result = wait_until(lambda: [r for r in stack.query('up{job=~".*trtc.*"}')
-                                 if r["value"][1] == "1"],
-                        stack.deadline(SCRAPE_DEADLINE), "up == 1", stack.logs)
-    assert [r["metric"]["instance"] for r in result] == [stack.exporter_address]
+    """Both exporters of the job of deploy/prometheus.yml are scraped successfully (up == 1)."""
+    def all_up() -> list[dict[str, Any]]:
+        ones = [r for r in stack.query(f"up{{{SELECTOR}}}") if r["value"][1] == "1"]
+        return ones if len(ones) == len(stack.exporter_addresses) else []
+
+    result = wait_until(all_up, stack.deadline(SCRAPE_DEADLINE), "up == 1", stack.logs)
+    assert sorted(r["metric"]["instance"] for r in result) == sorted(stack.exporter_addresses)
 
 
 @pytest.mark.parametrize("name", _params())
