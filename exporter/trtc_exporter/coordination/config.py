@@ -1,0 +1,133 @@
+"""The ``coordination:`` and ``accounts:`` config blocks: parsed into frozen dataclasses.
+
+Errors are collected in :class:`~trtc_exporter.validation.Errors` with field paths, like every
+other block. The Redis password is only ever a file path here; :func:`read_password` turns the
+file into a :class:`~trtc_exporter.secret.Secret`, so no repr, log line or exception prints it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from trtc_exporter.secret import Secret
+from trtc_exporter.validation import ConfigError, Errors, show
+
+_COORDINATION = frozenset({"redis_url", "password_file", "cluster", "heartbeat", "ca_file",
+                           "cert_file", "key_file", "insecure_skip_verify"})
+_FILES = ("password_file", "ca_file", "cert_file", "key_file")
+DEFAULT_CLUSTER = "default"
+DEFAULT_HEARTBEAT = 5.0
+MAX_CLUSTER_NAME = 64
+TTL_FACTOR = 3  # a member is gone after missing this many heartbeats
+
+
+@dataclass(frozen=True, slots=True)
+class CoordinationConfig:
+    """Where the replicas meet; ``enabled`` is False without ``redis_url`` (embedded mode)."""
+
+    redis_url: str | None = None
+    password_file: str | None = None
+    cluster: str = DEFAULT_CLUSTER
+    heartbeat: float = DEFAULT_HEARTBEAT
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    insecure_skip_verify: bool = False
+
+    @property
+    def enabled(self) -> bool:
+        return self.redis_url is not None
+
+    @property
+    def member_ttl(self) -> float:
+        """Seconds after its last heartbeat that a member counts as gone (3 heartbeats)."""
+        return TTL_FACTOR * self.heartbeat
+
+    @property
+    def tls(self) -> bool:
+        return self.redis_url is not None and self.redis_url.startswith("rediss://")
+
+
+def parse_coordination(raw: object, errors: Errors) -> CoordinationConfig:
+    """Validate the ``coordination:`` block; an absent block is embedded mode."""
+    block = errors.mapping(raw, "coordination", _COORDINATION)
+    p = "coordination."
+    files = {key: _file(block, key, errors) for key in _FILES}
+    config = CoordinationConfig(
+        redis_url=_redis_url(block, errors),
+        cluster=_cluster(block, errors),
+        heartbeat=errors.duration(block, "heartbeat", p, DEFAULT_HEARTBEAT),
+        insecure_skip_verify=errors.boolean(block, "insecure_skip_verify", p, False),
+        **files,
+    )
+    _check_combinations(config, block, errors)
+    return config
+
+
+def _redis_url(block: Mapping[str, Any], errors: Errors) -> str | None:
+    url = errors.string(block, "redis_url", "coordination.", None)
+    if url is None:
+        return None
+    where = "coordination.redis_url"
+    try:
+        parts = urlsplit(url)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:  # "redis://[::1", a port beyond 65535
+        parts, port_ok = None, False
+    if parts is None or parts.scheme not in ("redis", "rediss") or not parts.hostname \
+            or not port_ok:
+        errors.add(where, "must be a redis:// or rediss:// URL with a host")
+        return None
+    if parts.password is not None:  # never echo the URL: it holds the password
+        errors.add(where, "must not contain a password; use coordination.password_file")
+        return None
+    return url
+
+
+def _cluster(block: Mapping[str, Any], errors: Errors) -> str:
+    name = errors.string(block, "cluster", "coordination.", DEFAULT_CLUSTER) or ""
+    if not name or len(name) > MAX_CLUSTER_NAME or not all(
+            c.isascii() and (c.isalnum() or c in "-_.") for c in name):
+        errors.add("coordination.cluster", f"must be 1-{MAX_CLUSTER_NAME} characters of "
+                                           f"[A-Za-z0-9._-], got {show(name)}")
+        return DEFAULT_CLUSTER
+    return name
+
+
+def _file(block: Mapping[str, Any], key: str, errors: Errors) -> str | None:
+    value = errors.string(block, key, "coordination.", None)
+    if value == "" or (value is not None and "\x00" in value):
+        errors.add(f"coordination.{key}", "must be a file path" if value else "must not be empty")
+        return None
+    return value
+
+
+def _check_combinations(config: CoordinationConfig, block: Mapping[str, Any],
+                        errors: Errors) -> None:
+    tls_given = [k for k in ("ca_file", "cert_file", "key_file", "insecure_skip_verify")
+                 if getattr(config, k)]
+    if tls_given and config.redis_url is not None and not config.tls:
+        errors.add(f"coordination.{tls_given[0]}", "needs a rediss:// redis_url")
+    if (block.get("cert_file") is None) != (block.get("key_file") is None):
+        errors.add("coordination", "cert_file and key_file must be set together")
+    others = [k for k in block if k != "redis_url" and block.get(k) is not None]
+    if others and block.get("redis_url") is None:
+        errors.add("coordination.redis_url", f"is required when coordination.{others[0]} is set")
+
+
+def read_password(path: str | None) -> Secret | None:
+    """The Redis password from its file (trailing newline dropped); ConfigError if unreadable."""
+    if path is None:
+        return None
+    try:
+        text = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        raise ConfigError([f"coordination.password_file: cannot read {path}: {reason}"]) from None
+    if not text:
+        raise ConfigError([f"coordination.password_file: {path} is empty"])
+    return Secret(text)

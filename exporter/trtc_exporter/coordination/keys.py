@@ -1,0 +1,48 @@
+"""Redis key names: one namespace per ``coordination.cluster``.
+
+The cluster name sits in a hash tag (``{…}``) so every key of one cluster maps to one Redis
+Cluster slot, which multi-key scripts need (https://redis.io/docs/reference/cluster-spec/,
+"Hash tags"). Account and action names are config/label values and contain no ``:``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PREFIX = "trtc-exporter"
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    cluster: str
+
+    def _key(self, *parts: str) -> str:
+        return ":".join((PREFIX, "{" + self.cluster + "}", *parts))
+
+    def limiter(self, account: str, action: str, part: str) -> str:
+        """``reserved`` and ``started`` ZSETs, the ``aimd`` HASH and the ``seq`` counter."""
+        return self._key("limiter", account, action, part)
+
+    @property
+    def members(self) -> str:
+        return self._key("members")
+
+    @property
+    def targets(self) -> str:
+        return self._key("targets")
+
+    @property
+    def target_expiry(self) -> str:
+        return self._key("targets", "expiry")
+
+    @property
+    def targets_version(self) -> str:
+        return self._key("targets", "version")
+
+    @property
+    def targets_channel(self) -> str:
+        return self._key("targets", "changed")
+
+    @property
+    def state(self) -> str:
+        return self._key("state")

@@ -1,0 +1,158 @@
+"""A strict sliding-window limiter per (account, action), shared by every replica through Redis.
+
+Same guarantee as ``budget.RateLimiter``: no window of ``1 s + guard`` holds more than
+``floor(rate)`` request starts, retries included, now across all replicas. Each grant has two
+atomic steps (Lua scripts in :mod:`limiter_lua`): *reserve* plans a slot (1/rate after the last
+one, one span after the one ``rate`` places back) so waiting is first-come first-served and
+smooth; *confirm*, run once the slot has come, records the start at the Redis server's time only
+if the window ending now still has room, otherwise it says how long to wait. Reading and writing
+happen inside one script: no client-side read-then-write.
+
+The public shape matches ``budget.RateLimiter`` (``acquire``, ``on_throttled``,
+``effective_rate``, ``guard``, ``configured_rate``, ``set_configured_rate``, ``name``), so
+``budget.Budget`` can hold one in place of a local limiter. Redis errors propagate as
+``redis.RedisError``; :mod:`failover` turns them into the local fallback.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from trtc_exporter.budget import MAX_GUARD, AimdPolicy, Cancelled
+from trtc_exporter.clock import Clock
+from trtc_exporter.coordination import limiter_lua
+from trtc_exporter.coordination.keys import Keys
+
+KEEP_MS = 60_000  # idle limiter keys vanish after a minute; an active one refreshes them
+US = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class SharedGrant:
+    """One granted request start: Redis server time (s since the epoch) and our wait (s)."""
+
+    time: float
+    waited: float
+
+
+class SharedRateLimiter:
+    """Thread-safe client of one shared limiter; many replicas may hold one for the same key.
+
+    ``fake_now``: tests pass their FakeClock's time to the scripts instead of Redis ``TIME``,
+    so schedules are computed without real waiting. Production leaves it off.
+    """
+
+    def __init__(self, client: redis.Redis, keys: Keys, account: str, action: str,
+                 rate: float, clock: Clock, guard: float = 0.02, window: float = 1.0,
+                 policy: AimdPolicy | None = None, fake_now: bool = False) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be > 0")
+        self.name = action
+        self.account = account
+        self.configured_rate = rate
+        self._clock = clock
+        self._fake_now = fake_now
+        self._base_guard = guard
+        self._window = window
+        self._policy = policy or AimdPolicy()
+        self._share = 1.0
+        self._lock = threading.Lock()
+        self._guard = guard
+        reserved, started, aimd, seq = (keys.limiter(account, action, part)
+                                        for part in ("reserved", "started", "aimd", "seq"))
+        self._started, self._aimd = started, aimd
+        self._reserve_keys, self._confirm_keys = [reserved, aimd, seq], [reserved, started, aimd]
+        self._reserve = client.register_script(limiter_lua.RESERVE)
+        self._confirm = client.register_script(limiter_lua.CONFIRM)
+        self._record = client.register_script(limiter_lua.RECORD)
+        self._throttled = client.register_script(limiter_lua.THROTTLED)
+        self._status = client.register_script(limiter_lua.STATUS)
+
+    # -- parameters ------------------------------------------------------------------------
+    def _args(self, *extra: object) -> list[Any]:
+        now = str(round(self._clock.time() * US)) if self._fake_now else ""
+        with self._lock:
+            params = {
+                "configured": self.configured_rate, "guard_us": round(self._base_guard * US),
+                "window_us": round(self._window * US), "share": self._share,
+                "decrease": self._policy.decrease, "increase": self._policy.increase_per_second,
+                "cooldown_us": round(self._policy.cooldown * US),
+                "ceiling_margin": self._policy.ceiling_margin,
+                "memory_us": round(self._policy.ceiling_memory * US),
+                "floor_fraction": self._policy.floor_fraction,
+                "max_guard_us": round(MAX_GUARD * US), "keep_ms": KEEP_MS}
+        return [now, json.dumps(params), *extra]
+
+    def set_share(self, share: float) -> None:
+        """Use only this fraction (0 < share <= 1) of the shared rate, e.g. while members that
+        may still be on their fallback share have not rejoined (see :mod:`failover`)."""
+        with self._lock:
+            self._share = min(1.0, max(0.01, share))
+
+    def set_configured_rate(self, rate: float) -> None:
+        """A reload: the next script call applies it to the shared state (as budget.py does)."""
+        with self._lock:
+            self.configured_rate = rate
+
+    # -- tokens ----------------------------------------------------------------------------
+    def take(self, cancel: threading.Event | None = None) -> SharedGrant:
+        """Block until a start is granted; Cancelled if ``cancel`` is set first.
+
+        A cancelled reservation stays spent (as in budget.py): no request may follow it.
+        """
+        event = cancel or threading.Event()
+        started = self._clock.monotonic()
+        ident, slot, now, _, guard = self._reserve(keys=self._reserve_keys,
+                                                   args=self._args())
+        with self._lock:
+            self._guard = int(guard) / US
+        wait = (int(slot) - int(now)) / US
+        while True:
+            if wait > 0 and self._clock.wait(event, wait):
+                raise Cancelled
+            granted, value = self._confirm(keys=self._confirm_keys, args=self._args(ident))
+            if int(granted):
+                return SharedGrant(int(value) / US, max(0.0, self._clock.monotonic() - started))
+            wait = int(value) / US
+
+    def acquire(self, cancel: threading.Event | None = None) -> float:
+        """``budget.RateLimiter.acquire``'s contract: block until our start, return the wait."""
+        return self.take(cancel).waited
+
+    def record_offline(self, ages: list[float]) -> int:
+        """Count starts granted ``ages`` seconds ago while Redis was unreachable (rejoin)."""
+        if not ages:
+            return 0
+        return int(self._record(keys=[self._started],
+                                args=self._args(*(round(a * US) for a in ages))))
+
+    # -- adaptation ------------------------------------------------------------------------
+    def on_throttled(self, limit_hint: int | None = None, marginal: bool = False) -> bool:
+        """React to RequestLimitExceeded on the shared state; False while cooling down."""
+        acted = self._throttled(keys=[self._aimd],
+                                args=self._args(limit_hint or 0, "1" if marginal else "0"))
+        return bool(int(acted))
+
+    def _read_status(self) -> tuple[float, float]:
+        rate, guard = self._status(keys=[self._aimd], args=self._args())
+        with self._lock:
+            self._guard = int(guard) / US
+        return float(rate), int(guard) / US
+
+    @property
+    def effective_rate(self) -> float:
+        """The shared effective rate (req/s) after AIMD, times this replica's share."""
+        rate = self._read_status()[0]
+        with self._lock:
+            return rate * self._share
+
+    @property
+    def guard(self) -> float:
+        """The guard (s) seen in the last answer from Redis."""
+        with self._lock:
+            return self._guard

@@ -1,0 +1,132 @@
+"""The replica's view of its Redis connection: up or down, and what it knew last.
+
+Every coordinated part reports a ``redis.RedisError`` here and asks :meth:`Link.usable` before
+using Redis. While down, Redis is probed at most once per ``retry_interval`` (a PING with the
+client's short timeouts), so a dead Redis costs one timeout per interval, not one per request.
+After a rejoin, for ``hold`` seconds, the shared budget is used only in the proportion of the
+members known before the outage that have heartbeated again: the others may still be spending
+their fallback share (see :meth:`share`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from urllib.parse import urlsplit
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from trtc_exporter.clock import Clock
+from trtc_exporter.coordination.config import CoordinationConfig
+from trtc_exporter.secret import Secret
+
+log = logging.getLogger(__name__)
+TIMEOUT = 0.5  # seconds: socket and connect timeouts; Redis answers in well under a ms
+
+
+def connect(config: CoordinationConfig, password: Secret | None) -> redis.Redis:
+    """A client for ``config.redis_url`` with short timeouts and the configured TLS files.
+
+    The password is handed to redis-py only; its reprs print ``<REDACTED>``
+    (checked in tests/coordination/test_link.py).
+    """
+    if config.redis_url is None:
+        raise ValueError("coordination.redis_url is not set")
+    tls: dict[str, object] = {}
+    if config.tls:
+        tls = {"ssl_ca_certs": config.ca_file, "ssl_certfile": config.cert_file,
+               "ssl_keyfile": config.key_file,
+               "ssl_cert_reqs": "none" if config.insecure_skip_verify else "required",
+               "ssl_check_hostname": not config.insecure_skip_verify}
+    return redis.Redis.from_url(
+        config.redis_url, password=None if password is None else password.reveal(),
+        socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT, health_check_interval=0,
+        retry=no_retry(), **tls)
+
+
+def no_retry() -> Retry:
+    """No client-side retries: redis-py 6+ retries 3 times with backoff by default, which made
+    one failed call to a dead Redis take 4.5 s here; the Link's probe interval retries instead."""
+    return Retry(NoBackoff(), 0)
+
+
+def describe(url: str) -> str:
+    """host:port of a Redis URL, for logs (never the password or the whole URL)."""
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port or 6379}"
+
+
+class Link:
+    """Up/down state of one Redis client; thread-safe."""
+
+    def __init__(self, client: redis.Redis, clock: Clock, retry_interval: float = 1.0,
+                 hold: float = 10.0) -> None:
+        self.client = client
+        self._clock = clock
+        self._retry = retry_interval
+        self._hold = hold
+        self._lock = threading.Lock()
+        self._up = True
+        self._down_since = -1e18
+        self._last_probe = -1e18
+        self._rejoined_at = -1e18
+        self._members_before = 1
+        self.known_members = 1  # live members at the last successful heartbeat
+        self.outages = 0
+
+    @property
+    def up(self) -> bool:
+        with self._lock:
+            return self._up
+
+    @property
+    def down_since(self) -> float:
+        """Monotonic time Redis was first seen failing in the current outage."""
+        with self._lock:
+            return self._down_since
+
+    def failed(self, exc: Exception) -> None:
+        """Report a Redis error: the replica switches to its fallback until Redis answers."""
+        with self._lock:
+            if not self._up:
+                return
+            self._up = False
+            self._down_since = self._last_probe = self._clock.monotonic()
+            self.outages += 1
+        log.warning("coordination: Redis unreachable (%s); using the static share 1/%d of "
+                    "the budget and own targets", type(exc).__name__, self.known_members)
+
+    def usable(self) -> bool:
+        """True when Redis may be used: up, or a due probe just succeeded (a rejoin)."""
+        with self._lock:
+            if self._up:
+                return True
+            now = self._clock.monotonic()
+            if now - self._last_probe < self._retry:
+                return False
+            self._last_probe = now
+        try:
+            self.client.ping()
+        except redis.RedisError:
+            return False
+        with self._lock:
+            if not self._up:
+                self._up = True
+                self._rejoined_at = self._clock.monotonic()
+                self._members_before = max(1, self.known_members)
+        log.info("coordination: Redis reachable again; rejoining")
+        return True
+
+    def share(self) -> float:
+        """Fraction of the shared budget usable now: 1, except during the hold after a rejoin,
+        when it is (members heartbeating again) / (members known before the outage)."""
+        with self._lock:
+            if self._clock.monotonic() - self._rejoined_at >= self._hold:
+                return 1.0
+            return min(1.0, self.known_members / self._members_before)
+
+    def saw_members(self, count: int) -> None:
+        with self._lock:
+            self.known_members = max(1, count)

@@ -1,0 +1,71 @@
+"""Redis stopped mid-run: the fallback takes over without an exception, then the replica rejoins."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from trtc_exporter.clock import SystemClock
+from trtc_exporter.coordination.coordinator import Coordinator
+from trtc_exporter.coordination.failover import FailoverLimiter
+from trtc_exporter.coordination.keys import Keys
+from trtc_exporter.coordination.limiter import SharedRateLimiter
+from trtc_exporter.coordination.link import Link
+from trtc_exporter.coordination.membership import Membership
+
+from .conftest import RedisProcess
+from .test_hammer import max_in_window
+
+
+@pytest.mark.integration
+def test_killing_redis_falls_back_and_rejoins(own_redis: RedisProcess) -> None:
+    """No exception escapes, the budget holds across both switches, and the replica rejoins."""
+    clock, keys = SystemClock(), Keys("k")
+    client = own_redis.client()
+    link = Link(client, clock, retry_interval=0.2, hold=1.0)
+    Membership(own_redis.client(), keys, "other", 15.0, clock).beat()
+    coordinator = Coordinator(link, Membership(client, keys, "me", 15.0, clock), clock, 0.2)
+    assert coordinator.tick() == ["me", "other"]
+    shared = SharedRateLimiter(client, keys, "main", "DescribeAITranscription", 20.0, clock)
+    limiter = FailoverLimiter(shared, link, clock)
+    grants: list[tuple[float, bool]] = []
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def hammer() -> None:
+        try:
+            while not stop.is_set():
+                limiter.acquire()
+                grants.append((time.monotonic(), link.up))
+        except BaseException as exc:  # the test fails on anything escaping
+            errors.append(exc)
+
+    thread = threading.Thread(target=hammer)
+    thread.start()
+    time.sleep(1.0)
+    own_redis.stop()
+    killed = time.monotonic()
+    time.sleep(2.0)
+    assert coordinator.up() == 0.0 and coordinator.member_count() == 2.0
+    coordinator.tick()  # a heartbeat while down changes nothing and raises nothing
+    own_redis.start()
+    restarted = time.monotonic()
+    while not link.up and time.monotonic() - restarted < 5:
+        time.sleep(0.05)
+    rejoined = time.monotonic() - restarted
+    time.sleep(1.5)
+    stop.set()
+    thread.join(5)
+    assert errors == []
+    assert link.up and link.outages == 1
+    times = [t for t, _ in grants]
+    offline = [t for t, up in grants if not up and killed + 1.02 < t < restarted]
+    print(f"grants={len(times)} max_1s={max_in_window(times)} "
+          f"fallback_rate={len(offline) / (restarted - killed - 1.02):.1f}/s "
+          f"rejoin={rejoined:.2f}s")
+    assert max_in_window(times) <= 20
+    assert not [t for t in times if killed < t < killed + 1.0]  # quiet span after the failure
+    assert 0 < len(offline) <= 10 * (restarted - killed - 1.02) + 1  # 1/N with N = 2
+    assert rejoined < 1.0

@@ -1,0 +1,153 @@
+"""The shared limiter against a real redis-server, driven by a fake clock (no real waits)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import redis
+
+from trtc_exporter.budget import Cancelled, RateLimiter
+from trtc_exporter.clock import FakeClock
+from trtc_exporter.coordination.keys import Keys
+from trtc_exporter.coordination.limiter import SharedRateLimiter
+
+ACTION = "DescribeAITranscription"
+
+
+def limiter(rdb: redis.Redis, clock: FakeClock, rate: float = 20.0,
+            account: str = "main") -> SharedRateLimiter:
+    return SharedRateLimiter(rdb, Keys("t"), account, ACTION, rate, clock, fake_now=True)
+
+
+def test_first_window_is_granted_then_the_next_start_waits_a_span(rdb: redis.Redis) -> None:
+    """20 starts at 20 req/s fill one window; the 21st waits until 1 s + guard after the 1st."""
+    clock = FakeClock(auto_advance=True)
+    one = limiter(rdb, clock)
+    t0 = clock.time()
+    times = [one.take().time for _ in range(21)]
+    assert times[19] - t0 == pytest.approx(19 / 20, abs=1e-6)
+    assert times[20] - times[0] == pytest.approx(1.02, abs=1e-6)
+
+
+def test_two_replicas_share_one_window(rdb: redis.Redis) -> None:
+    """Two clients of the same key together get 20 starts per span, not 20 each."""
+    clock = FakeClock(auto_advance=True)
+    a, b = limiter(rdb, clock), limiter(rdb, clock)
+    times = sorted([a.take().time for _ in range(15)] + [b.take().time for _ in range(15)])
+    for i in range(len(times) - 20):
+        assert times[i + 20] - times[i] >= 1.02 - 1e-6
+
+
+def test_accounts_and_actions_have_separate_windows(rdb: redis.Redis) -> None:
+    """Another account's limiter is not slowed by this one's full window."""
+    clock = FakeClock(auto_advance=True)
+    main, other = limiter(rdb, clock), limiter(rdb, clock, account="other")
+    for _ in range(20):
+        main.take()
+    t = clock.time()
+    assert other.take().time == pytest.approx(t, abs=1e-6)
+
+
+def test_starts_after_a_pause_still_keep_the_window(rdb: redis.Redis) -> None:
+    """After a pause the 21 starts around it still span at least 1 s + guard."""
+    clock = FakeClock(auto_advance=True)
+    one = limiter(rdb, clock)
+    first = one.take().time
+    clock.advance(0.5)
+    times = [first] + [one.take().time for _ in range(20)]
+    assert times[1] - first >= 0.5
+    assert times[20] - times[0] >= 1.02 - 1e-6
+
+
+def test_throttling_cuts_the_shared_rate_for_every_replica(rdb: redis.Redis) -> None:
+    """RequestLimitExceeded seen by one replica lowers the rate the other one reads."""
+    clock = FakeClock(auto_advance=True)
+    a, b = limiter(rdb, clock), limiter(rdb, clock)
+    assert a.on_throttled() is True
+    assert b.effective_rate == pytest.approx(14.0)
+    assert b.on_throttled() is False  # cooling down, shared too
+    assert a.on_throttled(limit_hint=10) is True  # the API's word wins during a cool-down
+    assert b.effective_rate == pytest.approx(10.0)
+
+
+def test_adaptation_follows_the_local_limiter_step_by_step(rdb: redis.Redis) -> None:
+    """Cuts, cool-downs, recovery and the remembered ceiling match budget.RateLimiter."""
+    clock = FakeClock()
+    shared, local = limiter(rdb, clock), RateLimiter(20.0, clock)
+    steps: list[tuple[float, int | None, bool]] = [
+        (0.0, None, False), (0.5, None, False), (1.0, None, False), (2.5, None, False),
+        (3.0, 12, False), (0.1, None, True), (2.5, None, True), (40.0, None, False)]
+    for advance, hint, marginal in steps:
+        clock.advance(advance)
+        assert shared.on_throttled(hint, marginal) == local.on_throttled(hint, marginal)
+        for _ in range(3):
+            clock.advance(0.7)
+            assert shared.effective_rate == pytest.approx(local.effective_rate)
+            assert shared.guard == pytest.approx(local.guard)
+
+
+def test_marginal_throttling_widens_the_shared_guard(rdb: redis.Redis) -> None:
+    """One request over at our own rate widens the guard instead of cutting the rate."""
+    clock = FakeClock(auto_advance=True)
+    one = limiter(rdb, clock)
+    assert one.on_throttled(limit_hint=20, marginal=True) is True
+    assert one.effective_rate == pytest.approx(20.0)
+    assert one.guard == pytest.approx(0.04)
+
+
+def test_a_cut_rate_shapes_the_window(rdb: redis.Redis) -> None:
+    """At a shared rate of 10 req/s the 11th start waits a span of 1 s + guard."""
+    clock = FakeClock(auto_advance=True)
+    one = limiter(rdb, clock)
+    one.on_throttled(limit_hint=10)
+    times = [one.take().time for _ in range(11)]
+    assert times[10] - times[0] == pytest.approx(1.02, abs=1e-6)
+
+
+def test_a_reload_applies_the_new_configured_rate(rdb: redis.Redis) -> None:
+    """set_configured_rate changes the shared rate at the next call."""
+    clock = FakeClock(auto_advance=True)
+    one = limiter(rdb, clock)
+    assert one.effective_rate == pytest.approx(20.0)
+    one.set_configured_rate(5.0)
+    assert one.effective_rate == pytest.approx(5.0)
+
+
+def test_a_share_below_one_lowers_this_replicas_window(rdb: redis.Redis) -> None:
+    """With share 0.5 a replica plans 10 starts per span at 20 req/s."""
+    clock = FakeClock(auto_advance=True)
+    one = limiter(rdb, clock)
+    one.set_share(0.5)
+    times = [one.take().time for _ in range(11)]
+    assert times[10] - times[0] == pytest.approx(1.02, abs=1e-6)
+
+
+def test_a_cancelled_wait_raises_and_sends_nothing(rdb: redis.Redis) -> None:
+    """Cancelling while waiting for a slot raises Cancelled (the caller must not send)."""
+    clock = FakeClock(auto_advance=True)
+    one = limiter(rdb, clock)
+    for _ in range(20):
+        one.take()
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(Cancelled):
+        one.take(cancel)
+
+
+def test_offline_starts_count_in_the_shared_window(rdb: redis.Redis) -> None:
+    """Starts recorded after a rejoin occupy the window like any other start."""
+    clock = FakeClock(auto_advance=True)
+    one = limiter(rdb, clock)
+    t = clock.time()
+    assert one.record_offline([0.01 * i for i in range(20)]) == 20
+    assert one.take().time == pytest.approx(t - 0.19 + 1.02, abs=1e-6)
+
+
+def test_server_time_is_used_without_a_fake_clock(rdb: redis.Redis) -> None:
+    """Without fake_now the grant carries the Redis server's TIME."""
+    clock = FakeClock(auto_advance=True)
+    one = SharedRateLimiter(rdb, Keys("t"), "main", ACTION, 20.0, clock)
+    seconds, micros = rdb.time()
+    granted = one.take().time
+    assert abs(granted - (seconds + micros / 1e6)) < 5.0
