@@ -200,7 +200,7 @@ DRAW = {"timeseries": _timeseries, "stat": _stat, "bargauge": _bargauge, "table"
         "state-timeline": _state_timeline, "heatmap": _heatmap}
 
 
-def _place(fig: Any, grid: dict[str, int], total: int) -> tuple[float, float, float, float]:
+def _place(grid: dict[str, int], total: int) -> tuple[float, float, float, float]:
     x, y, w, h = grid["x"], grid["y"], grid["w"], grid["h"]
     return (x / GRID_COLUMNS, 1 - (y + h) / total, w / GRID_COLUMNS, h / total)
 
@@ -216,7 +216,7 @@ def draw_dashboard(title: str, panels: list[dict[str, Any]], answers: list[Any],
              color=TEXT, fontsize=13, fontweight="bold", va="center")
     for panel, panel_answers in zip(panels, answers, strict=True):
         grid = dict(panel["gridPos"], y=panel["gridPos"]["y"] + 2)
-        left, bottom, width, height = _place(fig, grid, total)
+        left, bottom, width, height = _place(grid, total)
         if panel["type"] == "row":
             fig.text(left + 0.006, bottom + height / 2, panel["title"], color=TEXT, fontsize=11,
                      fontweight="bold", va="center")
