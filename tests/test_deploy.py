@@ -1,4 +1,4 @@
-"""Tests of the deployment kit: deploy/compose/, deploy/kubernetes/ and README's Deploy section.
+"""Tests of the deployment kit: deploy/compose/, deploy/kubernetes/ and the guide docs/deploy.md.
 
 The container image itself is tested in tests/test_packaging.py. Kubernetes manifests are
 rendered by a small kustomize subset below (checked against `kubectl kustomize` where kubectl
@@ -529,32 +529,30 @@ def test_renderer_agrees_with_kubectl_kustomize(tree: str) -> None:
     assert without_hash(rendered) == without_hash(RENDERED[tree])
 
 
-# -- README -----------------------------------------------------------------------------------
+# -- docs/deploy.md -------------------------------------------------------------------------
 
 def deploy_section() -> str:
-    readme = (ROOT / "README.md").read_text("utf-8")
-    match = re.search(r"^## Deploy\n(.*?)(?=^## )", readme + "\n## ", re.S | re.M)
-    assert match, "README.md has no '## Deploy' section"
-    return match[1]
+    """The deploy guide (docs/deploy.md; the README links to it)."""
+    return (ROOT / "docs" / "deploy.md").read_text("utf-8")
 
 
-def test_readme_deploy_section_covers_every_way_to_deploy() -> None:
-    """README's Deploy section has pip, container, compose and Kubernetes copy-paste blocks."""
+def test_deploy_guide_covers_every_way_to_deploy() -> None:
+    """docs/deploy.md has pip, container, compose and Kubernetes copy-paste blocks."""
     section = deploy_section()
     blocks = re.findall(r"```(?:sh|bash|console)\n(.*?)```", section, re.S)
     text = "\n".join(blocks)
     for needle in ("pip install", "docker build", "docker compose", "kubectl apply -k"):
-        assert needle in text, f"README Deploy section: no code block with {needle!r}"
+        assert needle in text, f"docs/deploy.md: no code block with {needle!r}"
 
 
-def test_readme_deploy_blocks_name_existing_files_and_the_version() -> None:
-    """Paths in README's Deploy code blocks exist, and image tags there are the package version."""
+def test_deploy_guide_blocks_name_existing_files_and_the_version() -> None:
+    """Paths in docs/deploy.md's code blocks exist, and image tags there are the package version."""
     blocks = "\n".join(re.findall(r"```\w*\n(.*?)```", deploy_section(), re.S))
     paths = set(re.findall(r"(?<![\w./-])((?:deploy|examples|dashboards|alerts)/[\w./-]*\w)",
                            blocks))
-    assert paths, "README Deploy section names no file of the repository"
+    assert paths, "docs/deploy.md names no file of the repository"
     for path in paths:
-        assert (ROOT / path).exists(), f"README Deploy section: {path} does not exist"
+        assert (ROOT / path).exists(), f"docs/deploy.md: {path} does not exist"
     for tag in re.findall(rf"{EXE}:([\w.+-]+)", blocks):
         assert tag == __version__
     for line in blocks.splitlines():

@@ -1,4 +1,4 @@
-"""Every PromQL example of the README works against two exporters scraped by one job."""
+"""Every PromQL example of the README and docs/ works against two exporters scraped by one job."""
 
 from __future__ import annotations
 
@@ -23,8 +23,10 @@ NO_DEMO_DATA = {
 
 
 def readme_queries() -> list[str]:
-    """The queries of the README's ```promql blocks: the lines after each # comment."""
-    text = (ROOT / "README.md").read_text("utf-8")
+    """The queries of the ```promql blocks of README.md and docs/*.md: the lines after each
+    # comment."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    text = "\n".join(page.read_text("utf-8") for page in pages)
     queries = []
     for block in re.findall(r"```promql\n(.*?)```", text, re.DOTALL):
         for chunk in re.split(r"^#.*\n", block, flags=re.MULTILINE):
@@ -37,7 +39,7 @@ QUERIES = readme_queries()
 
 
 def test_readme_has_example_queries() -> None:
-    """The README's example block was found and split into its queries."""
+    """The documented example block was found and split into its queries."""
     assert len(QUERIES) >= 7
     assert NO_DEMO_DATA.keys() <= set(QUERIES)
 
