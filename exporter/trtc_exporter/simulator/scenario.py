@@ -72,6 +72,7 @@ class Scenario:
     rate_limit: int = 20
     rate_limits: Mapping[str, int] = field(default_factory=dict)
     count_throttled: bool = False
+    limit_message: str = "numbers"
     quotas: Mapping[int, int] = field(default_factory=dict)
     created_phases: Mapping[Api, Phases] = field(default_factory=lambda: dict(DEFAULT_PHASES))
     seed: int = 0
@@ -79,8 +80,11 @@ class Scenario:
     cloud_start_time_ms: bool = False
 
 
-_TOP = {"seed", "credentials", "rate_limit", "rate_limits", "count_throttled", "max_skew",
-        "cloud_start_time_ms", "apps", "defaults", "tasks", "faults"}  # fmt: skip
+LIMIT_MESSAGES = ("numbers", "plain")
+"""RequestLimitExceeded wording: the real API's (with counts), or one that states no numbers."""
+
+_TOP = {"seed", "credentials", "rate_limit", "rate_limits", "count_throttled", "limit_message",
+        "max_skew", "cloud_start_time_ms", "apps", "defaults", "tasks", "faults"}  # fmt: skip
 _TASK = {"task_id", "api", "sdk_app_id", "session_id", "region", "start_offset", "phases",
          "repeat_after", "faults"}  # fmt: skip
 
@@ -114,6 +118,11 @@ def parse_scenario(data: object) -> Scenario:
                 kw[name] = data[name]
             else:
                 errors.append(f"{name}: must be true or false, got {data[name]!r}")
+    if "limit_message" in data:
+        if data["limit_message"] in LIMIT_MESSAGES:
+            kw["limit_message"] = data["limit_message"]
+        else:
+            errors.append(f"limit_message: must be numbers or plain, got {data['limit_message']!r}")
     if "max_skew" in data:
         kw["max_skew"] = check_seconds(data["max_skew"], "max_skew", errors, forever=False)
     kw["rate_limits"] = _rate_limits(data.get("rate_limits", {}), errors)
