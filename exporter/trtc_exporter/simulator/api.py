@@ -29,6 +29,7 @@ from trtc_exporter.simulator.envelope import ApiError, ApiResult, invalid, missi
 from trtc_exporter.simulator.faults import FaultKind, FaultSet, FaultSpec
 from trtc_exporter.simulator.ratelimit import RateLimiter
 from trtc_exporter.simulator.scenario import Scenario, TaskSpec
+from trtc_exporter.simulator.sender import CallbackSender
 from trtc_exporter.simulator.signed import VERSION
 from trtc_exporter.simulator.stats import Stats
 from trtc_exporter.simulator.tasks import REGIONS, Api, Task, TaskStore
@@ -62,6 +63,12 @@ class SimulatorAPI:
             self.add_task(spec, self.started_at)
         for fault in scenario.faults:
             self.faults.add(fault, self.started_at)
+        self.callbacks = (
+            CallbackSender(scenario.callbacks, self.store, clock)
+            if scenario.callbacks is not None
+            else None
+        )
+        """Sender of TRTC event callbacks (not started: the server starts it), if configured."""
 
     def add_task(self, spec: TaskSpec, base: float | None = None) -> Task:
         """Create a task from a spec; ``start_offset`` counts from ``base`` (default: now)."""

@@ -10,6 +10,7 @@ The prefix cannot clash with the API, whose only path is ``/``. Endpoints:
   "clear": bool}``); remove all.
 - ``GET|POST /_sim/rate_limit`` — ``{"limit": N, "action"?: name, "duration"?: seconds}``; with a
   duration the limit drops temporarily (a ``rate_limit_drop`` fault), else it is set for good.
+- ``GET /_sim/callbacks`` — the callback sender's counters (``{"enabled": false}`` without one).
 - ``GET|POST /_sim/throttling`` — ``{"count_throttled"?: bool, "limit_message"?: "numbers" |
   "plain"}``: whether refused requests fill the window, and whether RequestLimitExceeded
   messages state the counts (the scenario keys of the same names, switched at runtime).
@@ -204,6 +205,12 @@ def _set_throttling(api: SimulatorAPI, data: Any) -> dict[str, Any]:
     return _throttling(api, None)
 
 
+def _callbacks(api: SimulatorAPI, _: Any) -> dict[str, Any]:
+    if api.callbacks is None:
+        return {"enabled": False}
+    return {"enabled": True, "url": api.callbacks.spec.url, **api.callbacks.stats()}
+
+
 _ROUTES: dict[tuple[str, str], Callable[[SimulatorAPI, Any], dict[str, Any]]] = {
     ("GET", "/_sim/stats"): _stats,
     ("POST", "/_sim/reset_stats"): _reset_stats,
@@ -214,6 +221,7 @@ _ROUTES: dict[tuple[str, str], Callable[[SimulatorAPI, Any], dict[str, Any]]] = 
     ("DELETE", "/_sim/faults"): _clear_faults,
     ("GET", "/_sim/rate_limit"): _rate_limit,
     ("POST", "/_sim/rate_limit"): _set_rate_limit,
+    ("GET", "/_sim/callbacks"): _callbacks,
     ("GET", "/_sim/throttling"): _throttling,
     ("POST", "/_sim/throttling"): _set_throttling,
 }

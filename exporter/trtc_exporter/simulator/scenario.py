@@ -18,6 +18,7 @@ import yaml
 from trtc_exporter.secret import Secret
 from trtc_exporter.simulator.actions import ACTIONS
 from trtc_exporter.simulator.auth import Credential
+from trtc_exporter.simulator.callback_config import CallbackSpec, parse_callbacks
 from trtc_exporter.simulator.checks import (
     check_int,
     check_list,
@@ -78,13 +79,15 @@ class Scenario:
     seed: int = 0
     max_skew: float = 300.0
     cloud_start_time_ms: bool = False
+    callbacks: CallbackSpec | None = None
 
 
 LIMIT_MESSAGES = ("numbers", "plain")
 """RequestLimitExceeded wording: the real API's (with counts), or one that states no numbers."""
 
 _TOP = {"seed", "credentials", "rate_limit", "rate_limits", "count_throttled", "limit_message",
-        "max_skew", "cloud_start_time_ms", "apps", "defaults", "tasks", "faults"}  # fmt: skip
+        "max_skew", "cloud_start_time_ms", "apps", "defaults", "tasks", "faults",
+        "callbacks"}  # fmt: skip
 _TASK = {"task_id", "api", "sdk_app_id", "session_id", "region", "start_offset", "phases",
          "repeat_after", "faults"}  # fmt: skip
 
@@ -129,6 +132,8 @@ def parse_scenario(data: object) -> Scenario:
     kw["quotas"] = _apps(data.get("apps", {}), errors)
     kw["tasks"] = _tasks(data.get("tasks", []), kw["created_phases"], errors)
     kw["faults"] = _faults(data.get("faults", []), "faults", None, errors)
+    if data.get("callbacks") is not None:
+        kw["callbacks"] = parse_callbacks(data["callbacks"], "callbacks", errors)
     if errors:
         raise ScenarioError(errors)
     return Scenario(**kw)

@@ -213,10 +213,15 @@ class SimulatorServer:
             )  # fmt: skip
             self._thread.start()
             log.info("TRTC simulator listening on %s", self.url)
+            if self.api.callbacks is not None:
+                self.api.callbacks.start()
+                log.info("sending TRTC event callbacks to %s", self.api.callbacks.spec.url)
         return self.url
 
     def stop(self) -> None:
-        """Stop accepting, drop open keep-alive connections, release the port."""
+        """Stop accepting and sending callbacks, drop keep-alive connections, release the port."""
+        if self.api.callbacks is not None:
+            self.api.callbacks.stop()
         if self._thread is not None:
             self._httpd.shutdown()
             self._thread.join()
