@@ -92,16 +92,22 @@ def measure(name: str, targets: int, warmup: float, seconds: float) -> dict[str,
         "simulator_throttled": stats.get("throttled_total",
                                          stats["by_code"].get("RequestLimitExceeded", 0)),
         "arrival_stamps": stats.get("arrival_stamps", {}),
+        "arrival_lag_seconds": stats.get("arrival_lag_seconds", {}),
     }
+
+
+def _lag(result: dict[str, Any]) -> str:
+    lag = result["arrival_lag_seconds"]
+    return f"{lag['max'] * 1000:.0f}/{lag['mean'] * 1000:.1f}" if lag else "-"
 
 
 def table(results: list[dict[str, Any]]) -> str:
     head = ("fault", "limit", "capture max/1s", "simulator max/1s", "sim throttled",
-            "requests capture/sim")
+            "requests capture/sim", "handler lag max/mean ms")
     rows = [head] + [
         (r["fault"], str(r["limit"]), str(r["capture_max_in_window"]),
          str(r["simulator_max_in_window"]), str(r["simulator_throttled"]),
-         f"{r['capture_requests']}/{r['simulator_requests']}")
+         f"{r['capture_requests']}/{r['simulator_requests']}", _lag(r))
         for r in results
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]

@@ -258,3 +258,12 @@ def test_throttling_endpoint_switches_the_model_and_the_wording(
     bad = requests.post(url, json={"count_throttled": "yes", "limit_message": "x", "y": 1},
                         timeout=5)
     assert bad.status_code == 400 and len(bad.json()["errors"]) == 3
+
+
+def test_stats_tell_where_arrival_times_came_from_and_the_handler_lag() -> None:
+    """On the system clock every API request has a kernel stamp and a small, non-negative lag."""
+    with SimulatorServer.from_scenario(parse_scenario(SCENARIO)) as sim:
+        _concurrent(sim, None, 5)
+        stats = requests.get(sim.url + "/_sim/stats", timeout=5).json()
+    assert stats["arrival_stamps"] == {"kernel": 5}
+    assert 0 <= stats["arrival_lag_seconds"]["mean"] <= stats["arrival_lag_seconds"]["max"] < 5

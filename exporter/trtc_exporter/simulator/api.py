@@ -149,7 +149,7 @@ class SimulatorAPI:
         action = h.get("x-tc-action", "")
         parsed = signing.parse_authorization(h.get("authorization", ""))
         secret_id = parsed.secret_id if parsed is not None else ""
-        self.stats.arrival((secret_id, action), mono, wall - (now - mono))
+        self.stats.arrival((secret_id, action), mono, wall - (now - mono), now - mono)
         hits = self.faults.pick(action, self._fault_target(action, body, wall), wall)
         plain = self.plain_limit_message
         result = effects.replacement(hits, self.limit_for(action, wall), plain)

@@ -6,8 +6,10 @@ throttling. It measures the client's sending rate, so "never above 20" proves th
 budget. ``max_admitted_in_window`` (from the limiter) is bounded by the limit by construction.
 Arrivals are stamped when they reached the server (the kernel's receive time, see ``arrival.py``);
 ``arrival_stamps`` counts how many had a kernel stamp and how many fell back to the handler's
-clock. ``throttled`` counts the limiter's own RequestLimitExceeded answers (a
-``request_limit_storm`` fault's are not included: they are in ``by_code``).
+clock; ``arrival_lag_seconds`` (max and mean) is how long after its arrival a request's handler
+got to decide it — the error a handler-clock stamp would have had. ``throttled`` counts the
+limiter's own RequestLimitExceeded answers (a ``request_limit_storm`` fault's are not included:
+they are in ``by_code``).
 """
 
 from __future__ import annotations
@@ -33,13 +35,17 @@ class Stats:
         self._total = 0
         self._since: float | None = None
         self._stamps: Counter[str] = Counter()
+        self._lag_max = 0.0
+        self._lag_sum = 0.0
 
-    def arrival(self, key: Key, monotonic_now: float, wall_now: float) -> None:
-        """Count one API request as it arrives (before any check)."""
+    def arrival(self, key: Key, monotonic_now: float, wall_now: float, lag: float = 0.0) -> None:
+        """Count one API request as it arrives (before any check); ``lag``: seconds until now."""
         self._peaks.record(key, monotonic_now)
         second = int(wall_now)
         with self._lock:
             self._total += 1
+            self._lag_max = max(self._lag_max, lag)
+            self._lag_sum += lag
             if self._since is None:
                 self._since = wall_now
             seconds = self._per_second[key[1]]
@@ -65,6 +71,7 @@ class Stats:
             self._total = 0
             self._since = None
             self._stamps.clear()
+            self._lag_max = self._lag_sum = 0.0
         self._peaks.reset()
 
     def to_json(
@@ -86,6 +93,8 @@ class Stats:
                 for a, c in sorted(self._per_second.items())
             }
             total, since, stamps = self._total, self._since, dict(self._stamps)
+            lag = {"max": round(self._lag_max, 6),
+                   "mean": round(self._lag_sum / total, 6) if total else 0.0}  # fmt: skip
         windows = [
             {
                 "secret_id": sid,
@@ -107,4 +116,5 @@ class Stats:
             "max_in_window": max((peaks.get(k, 0) for k in peaks), default=0),
             "throttled_total": sum(throttled.values()),
             "arrival_stamps": stamps,
+            "arrival_lag_seconds": lag,
         }
