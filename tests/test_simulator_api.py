@@ -235,3 +235,36 @@ def test_stats_count_per_action_and_code() -> None:
     }
     assert stats["per_second"]["DescribeAITranscription"] == {str(int(T0)): 2}
     assert stats["windows"][0]["max_in_window"] == 2
+
+
+def test_plain_limit_message_states_no_numbers() -> None:
+    """With limit_message: plain, RequestLimitExceeded carries no count and no limit."""
+    c = Client(limit_message="plain", rate_limits={"DescribeAITranscription": 2})
+    codes = [c.call("DescribeAITranscription", {"TaskId": "ai-1"}) for _ in range(3)]
+    error = codes[-1]["Error"]
+    assert error["Code"] == "RequestLimitExceeded"
+    assert not re.search(r"\d", error["Message"])
+
+
+def test_plain_limit_message_also_words_the_request_limit_storm() -> None:
+    """The storm fault's RequestLimitExceeded follows the plain wording too."""
+    c = Client(limit_message="plain", faults=[{"kind": "request_limit_storm"}])
+    error = c.call("DescribeAITranscription", {"TaskId": "ai-1"})["Error"]
+    assert error["Code"] == "RequestLimitExceeded" and not re.search(r"\d", error["Message"])
+
+
+def test_counting_throttled_requests_keeps_an_overloading_client_out() -> None:
+    """With count_throttled, refused requests fill the window: 12/s against 10 is all refused."""
+    c = Client(count_throttled=True, rate_limits={"DescribeAITranscription": 10})
+    codes = []
+    for _ in range(36):
+        codes.append(_code(c.call("DescribeAITranscription", {"TaskId": "ai-1"})))
+        c.clock.advance(1 / 12)
+    assert codes[:10] == [None] * 10
+    assert codes[12:] == ["RequestLimitExceeded"] * 24
+
+
+def test_limit_message_must_be_numbers_or_plain() -> None:
+    """An unknown limit_message is a scenario error naming the field."""
+    with pytest.raises(ValueError, match="limit_message: must be numbers or plain"):
+        parse_scenario(_scenario(limit_message="vague"))

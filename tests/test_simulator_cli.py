@@ -116,3 +116,17 @@ def test_bad_scenario_exits_two_with_file_and_field_path(
         err == f"{path}: tasks[0].region: cloud_transcription supports ap-guangzhou, "
         "ap-hongkong, ap-singapore, got 'ap-tokyo'\n"
     )
+
+
+def test_callbacks_url_flag_sets_the_receiver_and_refuses_a_bad_url(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--callbacks.url enables callbacks on the demo account; a non-http URL exits 2."""
+    from trtc_exporter.simulator import cli
+
+    args = cli._parser().parse_args(["--callbacks.url", "http://127.0.0.1:9/webhook/trtc"])
+    scenario, _ = cli._scenario(args)
+    assert scenario.callbacks is not None
+    assert scenario.callbacks.url == "http://127.0.0.1:9/webhook/trtc"
+    assert main(["--callbacks.url", "file:///etc/passwd"]) == 2
+    assert "--callbacks.url: must be an http:// or https:// URL" in capsys.readouterr().err

@@ -240,3 +240,30 @@ def test_body_is_read_per_content_length_for_every_request_on_a_connection(
         "FailedOperation.TaskNotExist",
         "InProgress",
     ]
+
+
+def test_throttling_endpoint_switches_the_model_and_the_wording(
+    sim: SimulatorServer, clock: FakeClock
+) -> None:
+    """POST /_sim/throttling makes refusals count and messages plain; bad values are 400."""
+    url = sim.url + "/_sim/throttling"
+    assert requests.get(url, timeout=5).json() == {"count_throttled": False,
+                                                   "limit_message": "numbers"}
+    r = requests.post(url, json={"count_throttled": True, "limit_message": "plain"}, timeout=5)
+    assert r.json() == {"count_throttled": True, "limit_message": "plain"}
+    assert sim.api.limiter.count_throttled and sim.api.plain_limit_message
+    codes = _concurrent(sim, clock, 25)
+    assert codes == Counter({"Success": 20, "RequestLimitExceeded": 5})
+    assert _window(sim)["throttled"] == 5
+    bad = requests.post(url, json={"count_throttled": "yes", "limit_message": "x", "y": 1},
+                        timeout=5)
+    assert bad.status_code == 400 and len(bad.json()["errors"]) == 3
+
+
+def test_stats_tell_where_arrival_times_came_from_and_the_handler_lag() -> None:
+    """On the system clock every API request has a kernel stamp and a small, non-negative lag."""
+    with SimulatorServer.from_scenario(parse_scenario(SCENARIO)) as sim:
+        _concurrent(sim, None, 5)
+        stats = requests.get(sim.url + "/_sim/stats", timeout=5).json()
+    assert stats["arrival_stamps"] == {"kernel": 5}
+    assert 0 <= stats["arrival_lag_seconds"]["mean"] <= stats["arrival_lag_seconds"]["max"] < 5

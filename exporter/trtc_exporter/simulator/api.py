@@ -29,6 +29,7 @@ from trtc_exporter.simulator.envelope import ApiError, ApiResult, invalid, missi
 from trtc_exporter.simulator.faults import FaultKind, FaultSet, FaultSpec
 from trtc_exporter.simulator.ratelimit import RateLimiter
 from trtc_exporter.simulator.scenario import Scenario, TaskSpec
+from trtc_exporter.simulator.sender import CallbackSender
 from trtc_exporter.simulator.signed import VERSION
 from trtc_exporter.simulator.stats import Stats
 from trtc_exporter.simulator.tasks import REGIONS, Api, Task, TaskStore
@@ -57,10 +58,17 @@ class SimulatorAPI:
         self._lock = threading.Lock()
         self._default_limit = scenario.rate_limit
         self._limits = dict(scenario.rate_limits)
+        self.plain_limit_message = scenario.limit_message == "plain"
         for spec in scenario.tasks:
             self.add_task(spec, self.started_at)
         for fault in scenario.faults:
             self.faults.add(fault, self.started_at)
+        self.callbacks = (
+            CallbackSender(scenario.callbacks, self.store, clock)
+            if scenario.callbacks is not None
+            else None
+        )
+        """Sender of TRTC event callbacks (not started: the server starts it), if configured."""
 
     def add_task(self, spec: TaskSpec, base: float | None = None) -> Task:
         """Create a task from a spec; ``start_offset`` counts from ``base`` (default: now)."""
@@ -120,7 +128,11 @@ class SimulatorAPI:
         body: bytes,
         arrival: float | None = None,
     ) -> ApiResult:
-        """Answer one ``/`` request; ``arrival`` is the clock's monotonic time of receipt."""
+        """Answer one ``/`` request; ``arrival`` is the clock's monotonic time of receipt.
+
+        The rate window and the stats use ``arrival`` (default: now), so a request is counted
+        when it reached the server, however late this call runs.
+        """
         try:
             return self._handle(method, headers, body, arrival)
         except Exception:  # a simulator bug must look like the API's InternalError, not a hang-up
@@ -130,15 +142,17 @@ class SimulatorAPI:
     def _handle(
         self, method: str, headers: Mapping[str, str], body: bytes, arrival: float | None
     ) -> ApiResult:
-        mono = self.clock.monotonic() if arrival is None else arrival
+        now = self.clock.monotonic()
+        mono = now if arrival is None else min(arrival, now)
         wall = self.clock.time()
         h = {k.lower(): v for k, v in headers.items()}
         action = h.get("x-tc-action", "")
         parsed = signing.parse_authorization(h.get("authorization", ""))
         secret_id = parsed.secret_id if parsed is not None else ""
-        self.stats.arrival((secret_id, action), mono, wall)
+        self.stats.arrival((secret_id, action), mono, wall - (now - mono), now - mono)
         hits = self.faults.pick(action, self._fault_target(action, body, wall), wall)
-        result = effects.replacement(hits, self.limit_for(action, wall))
+        plain = self.plain_limit_message
+        result = effects.replacement(hits, self.limit_for(action, wall), plain)
         if result is None:
             result = effects.mangle(self._process(method, h, body, action, mono, wall), hits)
         wait = effects.delay(hits, self.faults.latency)
@@ -161,7 +175,9 @@ class SimulatorAPI:
             decision = self.limiter.admit((secret_id, action), mono, limit)
             if not decision.allowed:
                 language = h.get("x-tc-language", "en-US")
-                raise envelope.limit_exceeded(decision.seen, limit, language)
+                raise envelope.limit_exceeded(
+                    decision.seen, limit, language, self.plain_limit_message
+                )
             return envelope.ok(handler(self._context(region, wall), _decode(body)))
         except ApiError as exc:
             return envelope.from_error(exc)

@@ -20,6 +20,7 @@ import yaml
 
 from trtc_exporter.secret import Secret
 from trtc_exporter.simulator.auth import Credential
+from trtc_exporter.simulator.callback_config import CallbackSpec, check_url
 from trtc_exporter.simulator.demo import demo_scenario, demo_targets
 from trtc_exporter.simulator.scenario import Scenario, ScenarioError, load_scenario
 from trtc_exporter.simulator.server import SimulatorServer
@@ -55,6 +56,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="requests per second per SecretId and action (default 20)",
     )
+    p.add_argument(
+        "--callbacks.url",
+        dest="callbacks_url",
+        metavar="URL",
+        help="send TRTC event callbacks of the tasks to URL (overrides the scenario's "
+        "callbacks.url; without a callbacks block: unsigned, 6 sentences per minute)",
+    )
     p.add_argument("--secret-id", help="accept this SecretId (with --secret-key) instead")
     p.add_argument("--secret-key", help="the SecretKey for --secret-id")
     p.add_argument(
@@ -78,6 +86,13 @@ def _scenario(args: argparse.Namespace) -> tuple[Scenario, bool]:
         generated = False
     if args.rate_limit is not None:
         scenario = dataclasses.replace(scenario, rate_limit=args.rate_limit, rate_limits={})
+    if args.callbacks_url is not None:
+        errors: list[str] = []
+        url = check_url(args.callbacks_url, "--callbacks.url", errors)
+        if url is None:
+            raise ScenarioError(errors)
+        spec = scenario.callbacks or CallbackSpec(url)
+        scenario = dataclasses.replace(scenario, callbacks=dataclasses.replace(spec, url=url))
     return scenario, generated
 
 
@@ -114,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         scenario, generated = _scenario(args)
     except ScenarioError as exc:
         for line in exc.errors:
-            sys.stderr.write(f"{args.scenario}: {line}\n")
+            sys.stderr.write(f"{args.scenario or 'simulate'}: {line}\n")
         return 2
     try:
         server = SimulatorServer.from_scenario(scenario, *args.listen)

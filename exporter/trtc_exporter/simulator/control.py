@@ -10,6 +10,10 @@ The prefix cannot clash with the API, whose only path is ``/``. Endpoints:
   "clear": bool}``); remove all.
 - ``GET|POST /_sim/rate_limit`` — ``{"limit": N, "action"?: name, "duration"?: seconds}``; with a
   duration the limit drops temporarily (a ``rate_limit_drop`` fault), else it is set for good.
+- ``GET /_sim/callbacks`` — the callback sender's counters (``{"enabled": false}`` without one).
+- ``GET|POST /_sim/throttling`` — ``{"count_throttled"?: bool, "limit_message"?: "numbers" |
+  "plain"}``: whether refused requests fill the window, and whether RequestLimitExceeded
+  messages state the counts (the scenario keys of the same names, switched at runtime).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from trtc_exporter.simulator.checks import check_int
 from trtc_exporter.simulator.durations import parse_seconds
 from trtc_exporter.simulator.faultparse import parse_fault
 from trtc_exporter.simulator.faults import FaultKind, FaultSpec
-from trtc_exporter.simulator.scenario import KNOWN_ACTIONS, parse_task
+from trtc_exporter.simulator.scenario import KNOWN_ACTIONS, LIMIT_MESSAGES, parse_task
 
 PREFIX = "/_sim/"
 
@@ -67,7 +71,7 @@ def _json(body: bytes) -> Any:
 
 
 def _stats(api: SimulatorAPI, _: Any) -> dict[str, Any]:
-    return api.stats.to_json(api.limiter.admitted_peaks(), api.limits())
+    return api.stats.to_json(api.limiter.admitted_peaks(), api.limits(), api.limiter.rejected())
 
 
 def _reset_stats(api: SimulatorAPI, _: Any) -> dict[str, Any]:
@@ -175,6 +179,38 @@ def _set_rate_limit(api: SimulatorAPI, data: Any) -> dict[str, Any]:
     return _rate_limit(api, None)
 
 
+def _throttling(api: SimulatorAPI, _: Any) -> dict[str, Any]:
+    return {
+        "count_throttled": api.limiter.count_throttled,
+        "limit_message": "plain" if api.plain_limit_message else "numbers",
+    }
+
+
+def _set_throttling(api: SimulatorAPI, data: Any) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise _BadRequest(["body: must be a JSON object"])
+    errors = [f"{k}: unknown key (count_throttled, limit_message)" for k in data
+              if k not in ("count_throttled", "limit_message")]  # fmt: skip
+    counted, message = data.get("count_throttled"), data.get("limit_message")
+    if counted is not None and not isinstance(counted, bool):
+        errors.append(f"count_throttled: must be true or false, got {counted!r}")
+    if message is not None and message not in LIMIT_MESSAGES:
+        errors.append(f"limit_message: must be numbers or plain, got {message!r}")
+    if errors:
+        raise _BadRequest(errors)
+    if counted is not None:
+        api.limiter.set_count_throttled(counted)
+    if message is not None:
+        api.plain_limit_message = message == "plain"
+    return _throttling(api, None)
+
+
+def _callbacks(api: SimulatorAPI, _: Any) -> dict[str, Any]:
+    if api.callbacks is None:
+        return {"enabled": False}
+    return {"enabled": True, "url": api.callbacks.spec.url, **api.callbacks.stats()}
+
+
 _ROUTES: dict[tuple[str, str], Callable[[SimulatorAPI, Any], dict[str, Any]]] = {
     ("GET", "/_sim/stats"): _stats,
     ("POST", "/_sim/reset_stats"): _reset_stats,
@@ -185,4 +221,7 @@ _ROUTES: dict[tuple[str, str], Callable[[SimulatorAPI, Any], dict[str, Any]]] = 
     ("DELETE", "/_sim/faults"): _clear_faults,
     ("GET", "/_sim/rate_limit"): _rate_limit,
     ("POST", "/_sim/rate_limit"): _set_rate_limit,
+    ("GET", "/_sim/callbacks"): _callbacks,
+    ("GET", "/_sim/throttling"): _throttling,
+    ("POST", "/_sim/throttling"): _set_throttling,
 }

@@ -47,17 +47,20 @@ def delay(hits: list[FaultSpec], sample_latency: Callable[[FaultSpec], float]) -
     return total
 
 
-def replacement(hits: list[FaultSpec], limit: int) -> ApiResult | None:
-    """The answer a replacing fault gives instead of the API, if any fault replaces it."""
+def replacement(hits: list[FaultSpec], limit: int, plain: bool = False) -> ApiResult | None:
+    """The answer a replacing fault gives instead of the API, if any fault replaces it.
+
+    ``plain``: RequestLimitExceeded messages state no numbers (``limit_message: plain``).
+    """
     kinds = {spec.kind: spec for spec in hits}
     for kind in REPLACING:
         spec = kinds.get(kind)
         if spec is not None:
-            return _replace(spec, limit)
+            return _replace(spec, limit, plain)
     return None
 
 
-def _replace(spec: FaultSpec, limit: int) -> ApiResult:
+def _replace(spec: FaultSpec, limit: int, plain: bool) -> ApiResult:
     kind = spec.kind
     if kind is FaultKind.CONNECTION_RESET:
         return ApiResult(status=0, body=b"", code=kind.value, transport=Transport.RESET)
@@ -72,7 +75,7 @@ def _replace(spec: FaultSpec, limit: int) -> ApiResult:
         message = error.message if code == error.code else f"Simulated {code}."
         return envelope.error(code, message)
     if kind is FaultKind.REQUEST_LIMIT_STORM:
-        return envelope.from_error(envelope.limit_exceeded(limit + 1, limit, "en-US"))
+        return envelope.from_error(envelope.limit_exceeded(limit + 1, limit, "en-US", plain))
     if kind is FaultKind.INTERNAL_ERROR:
         return envelope.from_error(envelope.internal_error())
     return envelope.error(spec.text("code"), spec.text("message"))

@@ -112,8 +112,17 @@ def task_not_exist() -> ApiError:
     return ApiError("FailedOperation.TaskNotExist", "The task does not exist.")
 
 
-def limit_exceeded(seen: int, limit: int, language: str) -> ApiError:
-    """The real message forms (English, and Chinese for the SDK's default zh-CN)."""
+PLAIN_LIMIT_MESSAGE = "Too many requests. Please try again later."
+"""The ``limit_message: plain`` form: a server that states no numbers (issue 15 item 12)."""
+
+
+def limit_exceeded(seen: int, limit: int, language: str, plain: bool = False) -> ApiError:
+    """The real message forms (English, and Chinese for the SDK's default zh-CN).
+
+    ``plain`` gives a message without numbers, so a client cannot learn the limit from it.
+    """
+    if plain:
+        return ApiError("RequestLimitExceeded", PLAIN_LIMIT_MESSAGE)
     if language == "zh-CN":
         # The observed zh-CN text, full-width commas included.
         text = f"您当前每秒请求 `{seen}` 次，超过了每秒频率上限 `{limit}`，请稍后重试。"  # noqa: RUF001

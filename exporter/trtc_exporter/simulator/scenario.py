@@ -18,6 +18,7 @@ import yaml
 from trtc_exporter.secret import Secret
 from trtc_exporter.simulator.actions import ACTIONS
 from trtc_exporter.simulator.auth import Credential
+from trtc_exporter.simulator.callback_config import CallbackSpec, parse_callbacks
 from trtc_exporter.simulator.checks import (
     check_int,
     check_list,
@@ -72,15 +73,21 @@ class Scenario:
     rate_limit: int = 20
     rate_limits: Mapping[str, int] = field(default_factory=dict)
     count_throttled: bool = False
+    limit_message: str = "numbers"
     quotas: Mapping[int, int] = field(default_factory=dict)
     created_phases: Mapping[Api, Phases] = field(default_factory=lambda: dict(DEFAULT_PHASES))
     seed: int = 0
     max_skew: float = 300.0
     cloud_start_time_ms: bool = False
+    callbacks: CallbackSpec | None = None
 
 
-_TOP = {"seed", "credentials", "rate_limit", "rate_limits", "count_throttled", "max_skew",
-        "cloud_start_time_ms", "apps", "defaults", "tasks", "faults"}  # fmt: skip
+LIMIT_MESSAGES = ("numbers", "plain")
+"""RequestLimitExceeded wording: the real API's (with counts), or one that states no numbers."""
+
+_TOP = {"seed", "credentials", "rate_limit", "rate_limits", "count_throttled", "limit_message",
+        "max_skew", "cloud_start_time_ms", "apps", "defaults", "tasks", "faults",
+        "callbacks"}  # fmt: skip
 _TASK = {"task_id", "api", "sdk_app_id", "session_id", "region", "start_offset", "phases",
          "repeat_after", "faults"}  # fmt: skip
 
@@ -114,12 +121,19 @@ def parse_scenario(data: object) -> Scenario:
                 kw[name] = data[name]
             else:
                 errors.append(f"{name}: must be true or false, got {data[name]!r}")
+    if "limit_message" in data:
+        if data["limit_message"] in LIMIT_MESSAGES:
+            kw["limit_message"] = data["limit_message"]
+        else:
+            errors.append(f"limit_message: must be numbers or plain, got {data['limit_message']!r}")
     if "max_skew" in data:
         kw["max_skew"] = check_seconds(data["max_skew"], "max_skew", errors, forever=False)
     kw["rate_limits"] = _rate_limits(data.get("rate_limits", {}), errors)
     kw["quotas"] = _apps(data.get("apps", {}), errors)
     kw["tasks"] = _tasks(data.get("tasks", []), kw["created_phases"], errors)
     kw["faults"] = _faults(data.get("faults", []), "faults", None, errors)
+    if data.get("callbacks") is not None:
+        kw["callbacks"] = parse_callbacks(data["callbacks"], "callbacks", errors)
     if errors:
         raise ScenarioError(errors)
     return Scenario(**kw)

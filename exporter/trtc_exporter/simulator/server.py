@@ -3,7 +3,8 @@
 ThreadingHTTPServer with one daemon thread per connection and HTTP/1.1 keep-alive (every answer
 carries Content-Length), so a ``requests.Session`` reuses its connection like it would with the
 real endpoint. Delays run on the simulator's clock; faults that need the socket itself (reset,
-trickle) are done here and nowhere else.
+trickle) are done here and nowhere else. Each API request is timed by the kernel's receive stamp
+of its first byte (``arrival.py``), not by when its handler thread got to run.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import cast
 
 from trtc_exporter.clock import SYSTEM_CLOCK, Clock
+from trtc_exporter.simulator import arrival
 from trtc_exporter.simulator.api import MAX_BODY, SimulatorAPI
 from trtc_exporter.simulator.control import PREFIX, handle_control
 from trtc_exporter.simulator.envelope import ApiResult, Transport, encode
@@ -44,6 +46,7 @@ class _Server(ThreadingHTTPServer):
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
         self.accepted = 0
+        self.stamping = arrival.enable(self.socket)  # accepted sockets inherit the option
 
     def handle_error(self, request: object, client_address: object) -> None:
         """Log handler crashes (tests watch for them); a client hanging up is not a crash."""
@@ -68,6 +71,9 @@ class _Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         super().setup()
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.rfile.close()  # replaced by a reader that keeps the kernel's arrival stamps
+        self.reader = arrival.StampedReader(self.connection)
+        self.rfile = io.BufferedReader(self.reader)
         with self.sim.connections_lock:
             self.sim.connections.add(self.connection)
             self.sim.accepted += 1
@@ -77,6 +83,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.sim.connections.discard(self.connection)
         with contextlib.suppress(OSError, ValueError):  # socket reset on purpose or by the client
             super().finish()
+
+    def handle_one_request(self) -> None:
+        self.reader.arm()  # the next byte read from the socket starts a request
+        super().handle_one_request()
 
     def date_time_string(self, timestamp: float | None = None) -> str:
         """The Date header follows the simulator's clock, so clients can measure skew with it."""
@@ -96,16 +106,18 @@ class _Handler(BaseHTTPRequestHandler):
         self._dispatch("DELETE")
 
     def _dispatch(self, method: str) -> None:
+        api = self.sim.api
+        arrived, source = arrival.monotonic_arrival(self.reader.stamp, api.clock)
         body = self._read_body()
         if body is None:
             return
         if self.path.startswith(PREFIX):
-            control = handle_control(self.sim.api, method, self.path, body)
+            control = handle_control(api, method, self.path, body)
             self._send(control.status, "application/json", encode(control.payload))
         elif self.path.split("?", 1)[0] == "/":
-            arrival = self.sim.api.clock.monotonic()
+            api.stats.stamped(source)
             headers = dict(self.headers.items())
-            self._deliver(self.sim.api.handle(method, headers, body, arrival))
+            self._deliver(api.handle(method, headers, body, arrived))
         else:
             self._send(404, "text/plain", b"not found: the API is served at / only\n")
 
@@ -201,10 +213,15 @@ class SimulatorServer:
             )  # fmt: skip
             self._thread.start()
             log.info("TRTC simulator listening on %s", self.url)
+            if self.api.callbacks is not None:
+                self.api.callbacks.start()
+                log.info("sending TRTC event callbacks to %s", self.api.callbacks.spec.url)
         return self.url
 
     def stop(self) -> None:
-        """Stop accepting, drop open keep-alive connections, release the port."""
+        """Stop accepting and sending callbacks, drop keep-alive connections, release the port."""
+        if self.api.callbacks is not None:
+            self.api.callbacks.stop()
         if self._thread is not None:
             self._httpd.shutdown()
             self._thread.join()
