@@ -86,7 +86,7 @@ class Exporter:
                 for line in plan(config, targets, budget_rates(config)):
                     if line.targets:
                         log.info("capacity plan: %s", line.summary())
-            for action, region in {(t.action, t.region) for t in targets}:
+            for action, region in sorted({(t.action, t.region) for t in targets}):
                 self.client.metrics.prepare(action, region)
             self.poller.set_targets(targets, config)
 

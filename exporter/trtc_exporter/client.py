@@ -124,9 +124,10 @@ class TrtcClient:
         except Cancelled:
             return ApiFailure("Cancelled", "shutting down before a token was granted"), 0.0
         self._metrics.budget_wait.labels(action).observe(waited)
-        sent_wall, started = self._clock.time(), time.perf_counter()
+        # latency from the injected clock, so a FakeClock makes the histogram reproducible
+        sent_wall, started = self._clock.time(), self._clock.monotonic()
         result, date = self._send(action, body, headers)
-        latency = time.perf_counter() - started
+        latency = self._clock.monotonic() - started
         self._metrics.requests.labels(action, region).inc()
         self._metrics.duration.labels(action, region).observe(latency)
         self._skew.observe(date, sent_wall, sent_wall + latency)
