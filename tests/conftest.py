@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -11,7 +13,9 @@ from trtc_exporter.app import Exporter
 from trtc_exporter.clock import FakeClock
 from trtc_exporter.config import parse_config
 from trtc_exporter.credentials import Credentials, StaticProvider
+from trtc_exporter.httpserver import ExporterHTTPServer
 from trtc_exporter.secret import Secret
+from trtc_exporter.web import Routes, handler_class
 
 ENDPOINT = "http://trtc.test"
 SECRET_ID = "AKIDfixture0000000000000000000000001"
@@ -44,3 +48,17 @@ def poll_all(exporter: Exporter) -> None:
     """Poll every target once, synchronously, in a stable order."""
     for target in sorted(exporter.poller.targets(), key=lambda t: t.key):
         exporter.poller.poll_one(target.key)
+
+
+@contextlib.contextmanager
+def serving(exporter: Exporter, telemetry_path: str = "/metrics") -> Iterator[str]:
+    """Serve the exporter's endpoints on a free loopback port; yields the base URL."""
+    server = ExporterHTTPServer(("127.0.0.1", 0),
+                                handler_class(Routes(exporter, telemetry_path)), None)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
