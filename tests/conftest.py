@@ -9,13 +9,13 @@ from collections.abc import Iterator
 import pytest
 import responses
 
+from trtc_exporter.api.credentials import Credentials, StaticProvider
 from trtc_exporter.app import Exporter
 from trtc_exporter.clock import FakeClock
-from trtc_exporter.config import parse_config
-from trtc_exporter.credentials import Credentials, StaticProvider
-from trtc_exporter.httpserver import ExporterHTTPServer
+from trtc_exporter.config.model import parse_config
 from trtc_exporter.secret import Secret
-from trtc_exporter.web import Routes, handler_class
+from trtc_exporter.web.routes import Routes, handler_class
+from trtc_exporter.web.toolkit.server import ExporterHTTPServer
 
 ENDPOINT = "http://trtc.test"
 SECRET_ID = "AKIDfixture0000000000000000000000001"

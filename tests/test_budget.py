@@ -9,7 +9,7 @@ import threading
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trtc_exporter.budget import (
+from trtc_exporter.api.budget import (
     AimdPolicy,
     Budget,
     RateLimiter,
@@ -179,7 +179,7 @@ def test_cancelled_wait_raises_and_sends_nothing() -> None:
     """A shutdown during the wait raises Cancelled instead of returning a token."""
     import pytest
 
-    from trtc_exporter.budget import Cancelled
+    from trtc_exporter.api.budget import Cancelled
 
     clock = FakeClock(0.0, auto_advance=True)
     limiter = RateLimiter(1, clock)

@@ -10,11 +10,11 @@ import requests
 import responses
 from prometheus_client import CollectorRegistry
 
-from trtc_exporter import signing
-from trtc_exporter.budget import Budget, RateLimiter
-from trtc_exporter.client import TrtcClient, host_of, request_params
+from trtc_exporter.api import signing
+from trtc_exporter.api.budget import Budget, RateLimiter
+from trtc_exporter.api.client import TrtcClient, host_of, request_params
+from trtc_exporter.api.credentials import Credentials, StaticProvider
 from trtc_exporter.clock import FakeClock
-from trtc_exporter.credentials import Credentials, StaticProvider
 from trtc_exporter.metrics import ApiMetrics
 from trtc_exporter.response import ApiFailure, TaskStatus
 from trtc_exporter.secret import Secret

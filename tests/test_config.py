@@ -13,7 +13,7 @@ import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from trtc_exporter.config import (
+from trtc_exporter.config.model import (
     DEFAULT_ENDPOINT,
     STATE_FACTORS,
     AppConfig,
@@ -25,8 +25,8 @@ from trtc_exporter.config import (
     parse_config_text,
     parse_targets,
 )
+from trtc_exporter.errors import Errors
 from trtc_exporter.target import Target
-from trtc_exporter.validation import Errors
 
 FIXTURES = Path(__file__).parent / "fixtures" / "config"
 INVALID = sorted(FIXTURES.glob("invalid-*.yml"))

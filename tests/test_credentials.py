@@ -10,9 +10,7 @@ from pathlib import Path
 import pytest
 import responses
 
-from trtc_exporter.clock import FakeClock
-from trtc_exporter.config import CredentialsConfig, parse_config
-from trtc_exporter.credentials import (
+from trtc_exporter.api.credentials import (
     METADATA_URL,
     SOURCES,
     CredentialProvider,
@@ -24,6 +22,8 @@ from trtc_exporter.credentials import (
     StaticProvider,
     resolve,
 )
+from trtc_exporter.clock import FakeClock
+from trtc_exporter.config.model import CredentialsConfig, parse_config
 from trtc_exporter.secret import Secret
 
 META = "http://metadata.test/latest/meta-data/cam/security-credentials/"
@@ -308,7 +308,7 @@ def test_deleted_file_keeps_the_old_keys(tmp_path: Path, caplog: pytest.LogCaptu
     key_files(tmp_path)
     provider = FileProvider(tmp_path / "id", tmp_path / "key")
     (tmp_path / "key").unlink()
-    with caplog.at_level(logging.WARNING, logger="trtc_exporter.credentials"):
+    with caplog.at_level(logging.WARNING, logger="trtc_exporter.api.credentials"):
         assert keys(provider)[:2] == ("AKIDfile1", "filekey1")
         assert keys(provider)[:2] == ("AKIDfile1", "filekey1")
     assert provider.refresh_failures == 1
@@ -395,7 +395,7 @@ def test_cvm_refresh_failure_keeps_the_old_keys(metadata: responses.RequestsMock
     provider = cvm(clock)
     metadata.upsert(responses.GET, META + ROLE, status=500)
     clock.advance(3400)
-    with caplog.at_level(logging.WARNING, logger="trtc_exporter.credentials"):
+    with caplog.at_level(logging.WARNING, logger="trtc_exporter.api.credentials"):
         assert keys(provider) == ("AKIDtmp1", "tmpkey1", "token1")
     assert provider.refresh_failures == 1
     assert "refresh failed" in caplog.text and "HTTP 500" in caplog.text

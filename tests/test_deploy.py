@@ -26,7 +26,7 @@ import yaml
 
 from tests.test_packaging import healthcheck, instructions
 from trtc_exporter import __version__
-from trtc_exporter.config import parse_config_text
+from trtc_exporter.config.model import parse_config_text
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from trtc_exporter.config import (
+from trtc_exporter.config.model import (
     ApiConfig,
     AppConfig,
     Config,

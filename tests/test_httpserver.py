@@ -24,13 +24,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from trtc_exporter.clock import FakeClock
-from trtc_exporter.httpserver import (
+from trtc_exporter.web.toolkit.server import (
     ExporterHTTPServer,
     SecureHandlerMixin,
     parse_listen_address,
     san_allowed,
 )
-from trtc_exporter.webconfig import REREAD_INTERVAL_SECONDS, WebConfigStore
+from trtc_exporter.web.toolkit.webconfig import REREAD_INTERVAL_SECONDS, WebConfigStore
 
 HASH_A = bcrypt.hashpw(b"pw-a", bcrypt.gensalt(rounds=4)).decode()
 HASH_B = bcrypt.hashpw(b"pw-b", bcrypt.gensalt(rounds=4)).decode()

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import build_exporter
-from trtc_exporter.client import Outcome
-from trtc_exporter.httpserver import ExporterHTTPServer
+from trtc_exporter.api.client import Outcome
+from trtc_exporter.polling.state import apply_outcome
 from trtc_exporter.response import ApiFailure, TaskStatus
-from trtc_exporter.state import apply_outcome
-from trtc_exporter.web import Routes, handler_class
+from trtc_exporter.web.routes import Routes, handler_class
+from trtc_exporter.web.toolkit.server import ExporterHTTPServer
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 STATUSES = {"t-a": "InProgress", "t-b": "Idle", "t-c": "InProgress", "t-d": None}

@@ -8,8 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from trtc_exporter.registry import Registered, Registry, RegistryError, target_from_json
 from trtc_exporter.target import Target
+from trtc_exporter.targets.registrations import (
+    Registered,
+    Registry,
+    RegistryError,
+    target_from_json,
+)
 
 TASK = Target(api="ai_transcription", region="ap-guangzhou", task_id="t-1", source="api")
 SESSION = Target(api="ai_transcription", region="ap-singapore", sdk_app_id=1400000001,
@@ -141,7 +146,7 @@ def test_an_unreadable_row_is_skipped_and_logged(db: Path,
     registry = Registry(str(db))
     registry.upsert([Registered(TASK, 1.0, None)])
     registry._db.execute("INSERT INTO targets VALUES ('x', '{\"no\": 1}', 1.0, NULL)")
-    with caplog.at_level(logging.ERROR, logger="trtc_exporter.registry"):
+    with caplog.at_level(logging.ERROR, logger="trtc_exporter.targets.registrations"):
         assert [r.target for r in registry.load()] == [TASK]
     assert "skipping an unreadable row" in caplog.text
 

@@ -9,13 +9,13 @@ from dataclasses import replace
 
 import pytest
 
-from trtc_exporter.budget import Budget
-from trtc_exporter.client import Outcome
+from trtc_exporter.api.budget import Budget
+from trtc_exporter.api.client import Outcome
 from trtc_exporter.clock import FakeClock
-from trtc_exporter.config import Config, ScheduleConfig
+from trtc_exporter.config.model import Config, ScheduleConfig
+from trtc_exporter.polling.poller import Poller
+from trtc_exporter.polling.state import StateStore
 from trtc_exporter.response import ApiFailure, TaskStatus
-from trtc_exporter.scheduler import Poller
-from trtc_exporter.state import StateStore
 from trtc_exporter.target import Target
 
 AI = "DescribeAITranscription"

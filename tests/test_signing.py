@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trtc_exporter import signing
+from trtc_exporter.api import signing
 
 VECTORS = json.loads((Path(__file__).parent / "fixtures" / "tc3_vectors.json").read_text())
 ALL = VECTORS["vectors"] + VECTORS["extra_vectors"]

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from trtc_exporter import signing
+from trtc_exporter.api import signing
 from trtc_exporter.clock import FakeClock
 from trtc_exporter.simulator import SimulatorAPI, parse_scenario, signed_headers
 
@@ -79,7 +79,7 @@ def test_sdk_vector_is_accepted(vector: dict[str, Any]) -> None:
 
 
 def test_request_signed_by_signing_module_is_accepted() -> None:
-    """A request signed with trtc_exporter.signing.sign for the simulator's host:port passes."""
+    """A request signed with trtc_exporter.api.signing.sign for the simulator's host:port passes."""
     body = b'{"TaskId": "sim-task-0001"}'
     parts = signing.sign(secret_id=SID, secret_key=KEY, host="127.0.0.1:8080", payload=body,
                          timestamp=NOW)  # fmt: skip

@@ -17,16 +17,16 @@ from dataclasses import dataclass, field
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from trtc_exporter.budget import Budget
-from trtc_exporter.client import Outcome
+from trtc_exporter.api.budget import Budget
+from trtc_exporter.api.client import Outcome
+from trtc_exporter.api.skew import SkewEstimator
 from trtc_exporter.clock import FakeClock
-from trtc_exporter.collector import TranscriptionCollector
-from trtc_exporter.config import Config, ScheduleConfig
+from trtc_exporter.config.model import Config, ScheduleConfig
+from trtc_exporter.exposition.tasks import TranscriptionCollector
+from trtc_exporter.polling.poller import Poller
+from trtc_exporter.polling.state import StateStore
 from trtc_exporter.response import ApiFailure, TaskStatus
 from trtc_exporter.runtime import Runtime
-from trtc_exporter.scheduler import Poller
-from trtc_exporter.skew import SkewEstimator
-from trtc_exporter.state import StateStore
 from trtc_exporter.target import Target
 
 AI, CLOUD = "DescribeAITranscription", "DescribeCloudTranscription"

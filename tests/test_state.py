@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from trtc_exporter.client import Outcome
+from trtc_exporter.api.client import Outcome
+from trtc_exporter.polling.state import StateStore, TargetState, apply_outcome
 from trtc_exporter.response import ApiFailure, TaskStatus
-from trtc_exporter.state import StateStore, TargetState, apply_outcome
 from trtc_exporter.target import Target
 
 TARGET = Target(api="ai_transcription", region="ap-guangzhou", task_id="t", sdk_app_id=1400000001)

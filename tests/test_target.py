@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from trtc_exporter.errors import Errors
 from trtc_exporter.target import (
     AI_TRANSCRIPTION,
     ALL_REGIONS,
@@ -16,7 +17,6 @@ from trtc_exporter.target import (
     in_shard,
     parse_target,
 )
-from trtc_exporter.validation import Errors
 
 CLOUD = {"api": CLOUD_TRANSCRIPTION, "task_id": "t", "sdk_app_id": 1400123456}
 

@@ -13,9 +13,9 @@ import pytest
 from tests.conftest import build_exporter
 from trtc_exporter.app import Exporter
 from trtc_exporter.clock import FakeClock
-from trtc_exporter.config import parse_config
-from trtc_exporter.targetfiles import TargetFiles, parse_target_file
-from trtc_exporter.validation import ConfigError
+from trtc_exporter.config.model import parse_config
+from trtc_exporter.errors import ConfigError
+from trtc_exporter.targets.files import TargetFiles, parse_target_file
 
 FIXTURES = Path(__file__).parent / "fixtures" / "targets"
 LOADED = "trtc_exporter_target_file_last_load_successful"
@@ -166,7 +166,7 @@ def test_a_broken_file_keeps_its_last_good_targets_and_is_reported(
     good.write_text("- task_id: [\n")
     write(other, [{"task_id": "z"}, {"task_id": "y"}])
     clock.advance(1.0)
-    with caplog.at_level(logging.ERROR, logger="trtc_exporter.targetfiles"):
+    with caplog.at_level(logging.ERROR, logger="trtc_exporter.targets.files"):
         assert files.refresh()  # the other file changed
         clock.advance(1.0)
         files.refresh()

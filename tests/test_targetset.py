@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from trtc_exporter.clock import FakeClock
-from trtc_exporter.config import parse_config
-from trtc_exporter.registry import Registered, Registry
-from trtc_exporter.sources import TargetSources, read_bearer_token
+from trtc_exporter.config.model import parse_config
+from trtc_exporter.errors import ConfigError
 from trtc_exporter.target import Target
-from trtc_exporter.targetset import TargetLimitError, TargetSet
-from trtc_exporter.validation import ConfigError
+from trtc_exporter.targets.registrations import Registered, Registry
+from trtc_exporter.targets.sources import TargetSources, read_bearer_token
+from trtc_exporter.targets.targetset import TargetLimitError, TargetSet
 
 
 def task(task_id: str, source: str = "config", **labels: str) -> Target:
@@ -123,7 +123,7 @@ def test_file_targets_beyond_max_targets_are_refused_loudly_once(
     ts = TargetSet(FakeClock(), max_targets=2)
     ts.set_config([task("c")])
     ts.set_files([task("f1", "file"), task("f2", "file"), task("f3", "file")])
-    with caplog.at_level(logging.ERROR, logger="trtc_exporter.targetset"):
+    with caplog.at_level(logging.ERROR, logger="trtc_exporter.targets.targetset"):
         assert names(ts.merged()) == [("c", "config"), ("f1", "file")]
         ts.merged()
     assert ts.changes[("refused", "file")] == 2

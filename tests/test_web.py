@@ -21,8 +21,8 @@ from tests.conftest import (
     poll_all,
 )
 from trtc_exporter.app import Exporter
-from trtc_exporter.httpserver import ExporterHTTPServer
-from trtc_exporter.web import Routes, handler_class
+from trtc_exporter.web.routes import Routes, handler_class
+from trtc_exporter.web.toolkit.server import ExporterHTTPServer
 
 RAW = {"targets": [{"task_id": "t-1"}, {"task_id": "t-2"},
                    {"sdk_app_id": 1400000001, "session_id": "<script>alert(1)</script>"}]}

@@ -18,17 +18,17 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import ENDPOINT, SECRET_ID, SECRET_KEY, answer, build_exporter, poll_all
+from trtc_exporter.api.credentials import Credentials, StaticProvider
 from trtc_exporter.app import Exporter
 from trtc_exporter.clock import FakeClock
-from trtc_exporter.config import load_config, parse_config
-from trtc_exporter.credentials import Credentials, StaticProvider
-from trtc_exporter.httpserver import ExporterHTTPServer
+from trtc_exporter.config.model import load_config, parse_config
+from trtc_exporter.errors import ConfigError
 from trtc_exporter.secret import Secret
-from trtc_exporter.serve import ServeError, check_registration_auth
 from trtc_exporter.target import Target
-from trtc_exporter.validation import ConfigError
-from trtc_exporter.web import Routes, handler_class
-from trtc_exporter.webconfig import WebConfigStore
+from trtc_exporter.web.routes import Routes, handler_class
+from trtc_exporter.web.serve import ServeError, check_registration_auth
+from trtc_exporter.web.toolkit.server import ExporterHTTPServer
+from trtc_exporter.web.toolkit.webconfig import WebConfigStore
 
 TOKEN = "registration-token-0123456789"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}

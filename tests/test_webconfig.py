@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from trtc_exporter.clock import FakeClock
-from trtc_exporter.webconfig import (
+from trtc_exporter.web.toolkit.webconfig import (
     REREAD_INTERVAL_SECONDS,
     WebConfig,
     WebConfigError,

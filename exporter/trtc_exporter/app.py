@@ -13,23 +13,23 @@ from typing import Any
 import requests
 from prometheus_client import CollectorRegistry, disable_created_metrics
 
-from trtc_exporter.budget import Budget
-from trtc_exporter.client import TrtcClient
+from trtc_exporter.api.budget import Budget
+from trtc_exporter.api.client import TrtcClient
+from trtc_exporter.api.credentials import CredentialProvider, CredentialsError, resolve
+from trtc_exporter.api.skew import SkewEstimator
 from trtc_exporter.clock import SYSTEM_CLOCK, Clock
-from trtc_exporter.collector import TranscriptionCollector
-from trtc_exporter.config import Config, load_config
-from trtc_exporter.credentials import CredentialProvider, CredentialsError, resolve
+from trtc_exporter.config.model import Config, load_config
+from trtc_exporter.errors import ConfigError
+from trtc_exporter.exposition.tasks import TranscriptionCollector
 from trtc_exporter.metrics import ApiMetrics
-from trtc_exporter.planning import plan
+from trtc_exporter.polling.planning import plan
+from trtc_exporter.polling.poller import Poller
+from trtc_exporter.polling.state import StateStore, TargetState
 from trtc_exporter.response import NOT_FOUND
 from trtc_exporter.runtime import Runtime, revision
-from trtc_exporter.scheduler import Poller
 from trtc_exporter.secret import Secret
-from trtc_exporter.skew import SkewEstimator
-from trtc_exporter.sources import TargetSources
-from trtc_exporter.state import StateStore, TargetState
 from trtc_exporter.target import ACTIONS, Target, in_shard
-from trtc_exporter.validation import ConfigError
+from trtc_exporter.targets.sources import TargetSources
 
 log = logging.getLogger(__name__)
 # _created series double the counter output and no dashboard of ours uses them

@@ -14,12 +14,12 @@ from collections.abc import Sequence
 from types import FrameType
 
 from trtc_exporter import __version__, logsetup
+from trtc_exporter.api.credentials import CredentialProvider, CredentialsError, resolve
 from trtc_exporter.app import Exporter, budget_rates
-from trtc_exporter.config import Config, load_config
-from trtc_exporter.credentials import CredentialProvider, CredentialsError, resolve
-from trtc_exporter.planning import plan
-from trtc_exporter.registry import RegistryError
-from trtc_exporter.validation import ConfigError
+from trtc_exporter.config.model import Config, load_config
+from trtc_exporter.errors import ConfigError
+from trtc_exporter.polling.planning import plan
+from trtc_exporter.targets.registrations import RegistryError
 
 log = logging.getLogger("trtc_exporter")
 EXIT_USAGE = 2
@@ -95,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in str(exc).splitlines():
             print(line, file=sys.stderr)
         return EXIT_USAGE
-    from trtc_exporter.serve import ServeError, serve
+    from trtc_exporter.web.serve import ServeError, serve
 
     try:
         return serve(exporter, args)

@@ -9,9 +9,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from trtc_exporter.api.credentials import Credentials, StaticProvider
 from trtc_exporter.app import Exporter
-from trtc_exporter.config import parse_config
-from trtc_exporter.credentials import Credentials, StaticProvider
+from trtc_exporter.config.model import parse_config
 from trtc_exporter.secret import Secret
 from trtc_exporter.simulator import SimulatorServer, demo_scenario, demo_targets
 from trtc_exporter.simulator.demo import BUSY_APP, BUSY_APP_QUOTA

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trtc_exporter import __version__
-from trtc_exporter.config import Config
+from trtc_exporter.config.model import Config
 
 
 @dataclass(slots=True)

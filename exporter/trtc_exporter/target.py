@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from trtc_exporter.validation import Errors, key_text, show
+from trtc_exporter.errors import Errors, key_text, show
 
 AI_TRANSCRIPTION = "ai_transcription"
 CLOUD_TRANSCRIPTION = "cloud_transcription"

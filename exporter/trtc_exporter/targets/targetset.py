@@ -12,10 +12,10 @@ from collections import Counter
 from dataclasses import dataclass
 
 from trtc_exporter.clock import Clock
-from trtc_exporter.registry import Registered, Registry
 from trtc_exporter.target import Target
+from trtc_exporter.targets.registrations import Registered, Registry
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("trtc_exporter.targetset")  # caller= stays as before
 Key = tuple[str, ...]
 CHANGES = ("added", "removed", "expired", "refused")
 

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field, replace
 import yaml
 
 from trtc_exporter.clock import Clock
-from trtc_exporter.config import parse_targets
+from trtc_exporter.config.model import parse_targets
+from trtc_exporter.errors import ConfigError, Errors
 from trtc_exporter.target import Target
-from trtc_exporter.validation import ConfigError, Errors
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("trtc_exporter.targetfiles")  # caller= stays as before
 
 
 @dataclass(frozen=True, slots=True)

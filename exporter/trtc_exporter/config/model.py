@@ -14,13 +14,13 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from trtc_exporter.config_dynamic import (
+from trtc_exporter.config.dynamic import (
     RegistrationConfig,
     parse_registration,
     parse_target_files,
 )
+from trtc_exporter.errors import ConfigError, Errors, key_text, show
 from trtc_exporter.target import ACTIONS, ALL_REGIONS, MAX_SDK_APP_ID, Target, parse_target
-from trtc_exporter.validation import ConfigError, Errors, key_text, show
 
 DEFAULT_ENDPOINT = "https://trtc.tencentcloudapi.com"
 STATE_FACTORS = {"Idle": 2.0, "Preparing": 1.0, "InProgress": 1.0, "Stopped": 10.0,

@@ -7,9 +7,9 @@ import logging
 import threading
 
 from trtc_exporter.app import Exporter
-from trtc_exporter.httpserver import ExporterHTTPServer, parse_listen_address
-from trtc_exporter.web import Routes, handler_class
-from trtc_exporter.webconfig import WebConfigError, WebConfigStore
+from trtc_exporter.web.routes import Routes, handler_class
+from trtc_exporter.web.toolkit.server import ExporterHTTPServer, parse_listen_address
+from trtc_exporter.web.toolkit.webconfig import WebConfigError, WebConfigStore
 
 log = logging.getLogger("trtc_exporter")
 

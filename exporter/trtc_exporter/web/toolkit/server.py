@@ -28,12 +28,12 @@ from urllib.parse import urlsplit
 
 import bcrypt
 
-from trtc_exporter.webconfig import TLSServerConfig, WebConfig, WebConfigStore
+from trtc_exporter.web.toolkit.webconfig import TLSServerConfig, WebConfig, WebConfigStore
 
 __all__ = ["BasicAuthenticator", "ExporterHTTPServer", "SecureHandlerMixin", "authorize",
            "parse_listen_address", "san_allowed", "send_security_headers"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("trtc_exporter.httpserver")  # caller= stays as before
 
 HANDSHAKE_TIMEOUT_SECONDS = 10.0
 AUTH_CACHE_SIZE = 100

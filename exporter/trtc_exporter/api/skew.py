@@ -11,7 +11,7 @@ import logging
 import threading
 from email.utils import parsedate_to_datetime
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("trtc_exporter.skew")  # caller= stays as before
 WARN_ABOVE_SECONDS = 60.0
 
 

@@ -12,18 +12,18 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from trtc_exporter.budget import Budget
+from trtc_exporter.api.budget import Budget
+from trtc_exporter.api.skew import SkewEstimator
 from trtc_exporter.clock import Clock
 from trtc_exporter.metrics import BY_NAME, Spec
+from trtc_exporter.polling.poller import Poller
+from trtc_exporter.polling.state import StateStore, TargetState
 from trtc_exporter.response import NOT_FOUND, STATES, UNKNOWN
 from trtc_exporter.runtime import BUILD_INFO, Runtime
-from trtc_exporter.scheduler import Poller
-from trtc_exporter.skew import SkewEstimator
-from trtc_exporter.sources import TargetSources
-from trtc_exporter.state import StateStore, TargetState
-from trtc_exporter.targetset import CHANGES
+from trtc_exporter.targets.sources import TargetSources
+from trtc_exporter.targets.targetset import CHANGES
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("trtc_exporter.collector")  # caller= stays as before
 SOURCES = ("config", "file", "api")
 
 

@@ -19,14 +19,14 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
 
-from trtc_exporter import web_targets
 from trtc_exporter.app import Exporter
-from trtc_exporter.collector import TranscriptionCollector
-from trtc_exporter.httpserver import SecureHandlerMixin
-from trtc_exporter.landing import render_landing
-from trtc_exporter.state import TargetState
+from trtc_exporter.exposition.tasks import TranscriptionCollector
+from trtc_exporter.polling.state import TargetState
+from trtc_exporter.web import registration
+from trtc_exporter.web.landing import render_landing
+from trtc_exporter.web.toolkit.server import SecureHandlerMixin
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("trtc_exporter.web")  # caller= stays as before
 TARGET_PREFIX = "/api/v1/targets/"
 
 
@@ -47,7 +47,7 @@ class Routes:
             ("PUT", "/-/reload"): ExporterHandler.reload,
             ("GET", "/probe"): ExporterHandler.probe,
             ("GET", "/api/v1/targets"): ExporterHandler.targets,
-            ("POST", "/api/v1/targets"): web_targets.post_targets,
+            ("POST", "/api/v1/targets"): registration.post_targets,
         }
 
 
@@ -93,7 +93,7 @@ class ExporterHandler(SecureHandlerMixin):
             return  # 401 already sent
         path = urlsplit(self.path).path
         if method == "DELETE" and path.startswith(TARGET_PREFIX) and len(path) > len(TARGET_PREFIX):
-            self._guarded(lambda: web_targets.delete_target(self, path[len(TARGET_PREFIX):]))
+            self._guarded(lambda: registration.delete_target(self, path[len(TARGET_PREFIX):]))
             return
         table = self.routes.table()
         handler = table.get((method, path))
@@ -194,7 +194,7 @@ class ExporterHandler(SecureHandlerMixin):
             return
         exporter = self.exporter
         found = [s for s in exporter.store.snapshot() if match(s)]
-        web_targets.register_probed(self, params, found)
+        registration.register_probed(self, params, found)
         registry = CollectorRegistry(auto_describe=True)
         registry.register(TranscriptionCollector(
             exporter.store, exporter.poller, exporter.budget, exporter.runtime, exporter.skew,

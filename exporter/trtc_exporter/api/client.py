@@ -18,16 +18,17 @@ from urllib.parse import urlsplit
 
 import requests
 
-from trtc_exporter import __version__, signing
-from trtc_exporter.budget import Budget, Cancelled, hint_from_message
+from trtc_exporter import __version__
+from trtc_exporter.api import signing
+from trtc_exporter.api.budget import Budget, Cancelled, hint_from_message
+from trtc_exporter.api.credentials import CredentialProvider
+from trtc_exporter.api.skew import SkewEstimator
 from trtc_exporter.clock import Clock
-from trtc_exporter.credentials import CredentialProvider
 from trtc_exporter.metrics import ApiMetrics
 from trtc_exporter.response import ApiFailure, TaskStatus, bounded_code, is_throttle, parse_response
-from trtc_exporter.skew import SkewEstimator
 from trtc_exporter.target import CLOUD_TRANSCRIPTION, Target
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("trtc_exporter.client")  # caller= stays as before
 VERSION = "2019-07-22"
 MAX_BODY_BYTES = 1 << 20
 

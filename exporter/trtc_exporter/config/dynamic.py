@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from trtc_exporter.validation import Errors
+from trtc_exporter.errors import Errors
 
 _REGISTRATION = frozenset({"enabled", "db_path", "bearer_token_file", "default_ttl",
                            "allow_probe_registration", "probe_ttl"})

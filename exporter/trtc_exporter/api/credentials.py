@@ -3,7 +3,7 @@
 The first source that has keys wins (:func:`resolve`). Explicit configuration beats ambient
 settings, so ``api.credentials`` files come before the environment; after that the order is the
 official SDK's (environment, profile file, CVM role). The CVM role is only probed when
-``api.credentials.cvm_role`` is true (see :class:`~trtc_exporter.config.CredentialsConfig`).
+``api.credentials.cvm_role`` is true (see :class:`~trtc_exporter.config.model.CredentialsConfig`).
 
 Every provider returns :class:`Credentials` whose parts are :class:`Secret`, so nothing printable
 ever holds a key. Files (key files and the profile file) are re-read when their inode, size, mtime
@@ -28,11 +28,11 @@ from urllib.parse import quote
 import requests
 
 from trtc_exporter.clock import SYSTEM_CLOCK, Clock
-from trtc_exporter.config import Config, CredentialsConfig
+from trtc_exporter.config.model import Config, CredentialsConfig
+from trtc_exporter.errors import show
 from trtc_exporter.secret import Secret
-from trtc_exporter.validation import show
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("trtc_exporter.credentials")  # caller= stays as before
 
 METADATA_URL = "http://metadata.tencentyun.com/latest/meta-data/cam/security-credentials/"
 SYSTEM_PROFILE = Path("/etc/tencentcloud/credentials")

@@ -6,7 +6,7 @@ A file that parses is a file that serves: certificates, keys and CAs are loaded 
 the files it names when they change, so certificates and users rotate without a restart.
 
 This module parses the file, the headers and the users and owns the store; the TLS section is
-parsed by :mod:`trtc_exporter.webconfig_tls`. Every public name is importable from here.
+parsed by :mod:`trtc_exporter.web.toolkit.tls`. Every public name is importable from here.
 """
 
 from __future__ import annotations
@@ -27,13 +27,13 @@ import yaml
 
 from trtc_exporter.clock import SYSTEM_CLOCK, Clock
 from trtc_exporter.secret import Secret
-from trtc_exporter.webconfig_tls import TLS as _TLS
-from trtc_exporter.webconfig_tls import TLSServerConfig, get_bool, parse_tls, section
+from trtc_exporter.web.toolkit.tls import TLS as _TLS
+from trtc_exporter.web.toolkit.tls import TLSServerConfig, get_bool, parse_tls, section
 
 __all__ = ["REREAD_INTERVAL_SECONDS", "TLSServerConfig", "WebConfig", "WebConfigError",
            "WebConfigStore", "load_web_config"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("trtc_exporter.webconfig")  # caller= stays as before
 
 REREAD_INTERVAL_SECONDS = 1.0
 """``current()`` stats the files at most this often, so a busy scrape loop costs nothing."""

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from trtc_exporter.target import Target
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("trtc_exporter.registry")  # caller= stays as before
 _SCHEMA = """CREATE TABLE IF NOT EXISTS targets (
     id TEXT PRIMARY KEY, spec TEXT NOT NULL, created REAL NOT NULL, expires_at REAL)"""
 

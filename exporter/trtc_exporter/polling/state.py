@@ -10,7 +10,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from trtc_exporter.client import Outcome
+from trtc_exporter.api.client import Outcome
 from trtc_exporter.response import NOT_FOUND, NOT_FOUND_CODES, UNKNOWN, TaskStatus
 from trtc_exporter.target import Target
 

@@ -11,7 +11,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from trtc_exporter.config import Config
+from trtc_exporter.config.model import Config
 from trtc_exporter.durations import format_duration
 from trtc_exporter.response import NOT_FOUND
 from trtc_exporter.target import Target

@@ -2,8 +2,8 @@
 
 Same keys, defaults and checks as the exporter-toolkit. Certificates, keys and CAs are loaded while
 parsing, so a file that parses is a file that serves. Errors name the key the user wrote, never the
-data (an inline key must not end up in a log). :mod:`trtc_exporter.webconfig` is the public surface;
-this module also holds the small key-checking helpers both halves share.
+data (an inline key must not end up in a log). :mod:`trtc_exporter.web.toolkit.webconfig` is
+the public surface; this module also holds the small key-checking helpers both halves share.
 """
 
 from __future__ import annotations

@@ -14,17 +14,17 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
-from trtc_exporter.budget import Budget
-from trtc_exporter.client import Outcome
+from trtc_exporter.api.budget import Budget
+from trtc_exporter.api.client import Outcome
 from trtc_exporter.clock import Clock
-from trtc_exporter.config import Config
-from trtc_exporter.planning import capacity, state_interval, stretch_factor
+from trtc_exporter.config.model import Config
+from trtc_exporter.polling.due import Key, Schedule, spread
+from trtc_exporter.polling.planning import capacity, state_interval, stretch_factor
+from trtc_exporter.polling.state import StateStore, TargetState, apply_outcome
 from trtc_exporter.response import ApiFailure
-from trtc_exporter.schedule import Key, Schedule, spread
-from trtc_exporter.state import StateStore, TargetState, apply_outcome
 from trtc_exporter.target import Target
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("trtc_exporter.scheduler")  # caller= stays as before
 PollFn = Callable[[Target, threading.Event], Outcome]
 
 

@@ -13,19 +13,19 @@ import logging
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
-from trtc_exporter.config import parse_targets
-from trtc_exporter.httpserver import ExporterHTTPServer
-from trtc_exporter.registry import RegistryError
-from trtc_exporter.targetset import TargetLimitError
-from trtc_exporter.validation import Errors
+from trtc_exporter.config.model import parse_targets
+from trtc_exporter.errors import Errors
+from trtc_exporter.targets.registrations import RegistryError
+from trtc_exporter.targets.targetset import TargetLimitError
+from trtc_exporter.web.toolkit.server import ExporterHTTPServer
 
 if TYPE_CHECKING:
-    from trtc_exporter.state import TargetState
+    from trtc_exporter.polling.state import TargetState
     from trtc_exporter.target import Target
-    from trtc_exporter.web import ExporterHandler
+    from trtc_exporter.web.routes import ExporterHandler
 
 MAX_BODY = 10 << 20
-log = logging.getLogger(__name__)
+log = logging.getLogger("trtc_exporter.web_targets")  # caller= stays as before
 
 
 def _error(handler: ExporterHandler, status: int, *errors: str) -> None:

@@ -10,15 +10,15 @@ import logging
 from pathlib import Path
 
 from trtc_exporter.clock import Clock
-from trtc_exporter.config import Config
-from trtc_exporter.registry import Registry, RegistryError
+from trtc_exporter.config.model import Config
+from trtc_exporter.errors import ConfigError
 from trtc_exporter.secret import Secret
 from trtc_exporter.target import Target
-from trtc_exporter.targetfiles import TargetFiles
-from trtc_exporter.targetset import TargetSet
-from trtc_exporter.validation import ConfigError
+from trtc_exporter.targets.files import TargetFiles
+from trtc_exporter.targets.registrations import Registry, RegistryError
+from trtc_exporter.targets.targetset import TargetSet
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("trtc_exporter.sources")  # caller= stays as before
 
 
 def read_bearer_token(path: str | None) -> Secret | None:
