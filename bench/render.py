@@ -54,8 +54,8 @@ def filled_exporter(n: int) -> Any:
     """An Exporter (system clock, never started) whose store holds one answer per target."""
     from dataclasses import replace
 
-    from trtc_exporter.api.client import Outcome
     from trtc_exporter.api.credentials import Credentials, StaticProvider
+    from trtc_exporter.api.outcome import Outcome
     from trtc_exporter.app import Exporter
     from trtc_exporter.config.model import parse_config
     from trtc_exporter.polling.state import TargetState, apply_outcome

@@ -23,7 +23,8 @@ from trtc_exporter.config.model import (
     ScheduleConfig,
     load_config,
 )
-from trtc_exporter.target import AI_TRANSCRIPTION, CLOUD_TRANSCRIPTION, Target
+from trtc_exporter.generations import AI_TRANSCRIPTION, CLOUD_TRANSCRIPTION
+from trtc_exporter.target import Target
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import build_exporter
-from trtc_exporter.api.client import Outcome
+from trtc_exporter.api.outcome import Outcome
 from trtc_exporter.polling.state import apply_outcome
 from trtc_exporter.response import ApiFailure, TaskStatus
 from trtc_exporter.web.routes import Routes, handler_class

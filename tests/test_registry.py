@@ -11,8 +11,8 @@ import pytest
 from trtc_exporter.target import Target
 from trtc_exporter.targets.registrations import (
     Registered,
-    Registry,
-    RegistryError,
+    RegistrationStore,
+    RegistrationStoreError,
     target_from_json,
 )
 
@@ -31,18 +31,18 @@ def db(tmp_path: Path) -> Path:
 
 def test_the_database_runs_in_wal_mode(db: Path) -> None:
     """The file is created (with its directory) in WAL journal mode."""
-    Registry(str(db)).close()
+    RegistrationStore(str(db)).close()
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
 def test_every_target_field_survives_a_reopen(db: Path) -> None:
     """Registered targets, with labels, intervals, API and TTL, come back after a restart."""
-    registry = Registry(str(db))
-    registry.upsert([Registered(TASK, 100.0, None), Registered(SESSION, 101.0, 500.0),
+    store = RegistrationStore(str(db))
+    store.upsert([Registered(TASK, 100.0, None), Registered(SESSION, 101.0, 500.0),
                      Registered(CLOUD, 102.0, None)])
-    registry.close()
-    again = Registry(str(db))
+    store.close()
+    again = RegistrationStore(str(db))
     loaded = {r.target.key: r for r in again.load()}
     assert set(loaded) == {TASK.key, SESSION.key, CLOUD.key}
     for original in (TASK, SESSION, CLOUD):
@@ -54,46 +54,46 @@ def test_every_target_field_survives_a_reopen(db: Path) -> None:
 
 def test_upsert_is_idempotent_by_identity(db: Path) -> None:
     """Registering the same identity again keeps one row and its creation time, new expiry."""
-    registry = Registry(str(db))
-    registry.upsert([Registered(TASK, 100.0, 200.0)])
-    registry.upsert([Registered(TASK, 150.0, 900.0)])
-    rows = registry.load()
+    store = RegistrationStore(str(db))
+    store.upsert([Registered(TASK, 100.0, 200.0)])
+    store.upsert([Registered(TASK, 150.0, 900.0)])
+    rows = store.load()
     assert len(rows) == 1
     assert (rows[0].created, rows[0].expires_at) == (100.0, 900.0)
 
 
 def test_delete_reports_how_many_rows_went(db: Path) -> None:
     """Deleting by id removes exactly those rows and says how many existed."""
-    registry = Registry(str(db))
-    registry.upsert([Registered(TASK, 1.0, None), Registered(SESSION, 1.0, None)])
-    assert registry.delete([TASK.id, "no-such-id"]) == 1
-    assert [r.target for r in registry.load()] == [SESSION]
+    store = RegistrationStore(str(db))
+    store.upsert([Registered(TASK, 1.0, None), Registered(SESSION, 1.0, None)])
+    assert store.delete([TASK.id, "no-such-id"]) == 1
+    assert [r.target for r in store.load()] == [SESSION]
 
 
 def test_garbage_in_the_file_is_a_clear_error(db: Path) -> None:
     """A file that is not SQLite is refused at open, naming the setting, the path and why."""
     db.parent.mkdir()
     db.write_bytes(b"this is not a database\n" * 400)
-    with pytest.raises(RegistryError) as caught:
-        Registry(str(db))
+    with pytest.raises(RegistrationStoreError) as caught:
+        RegistrationStore(str(db))
     assert str(caught.value) == f"registration.db_path {db}: file is not a database"
 
 
 def test_damaged_pages_are_found_at_open(db: Path) -> None:
     """A database whose table pages were overwritten is refused at open, not at first use."""
-    registry = Registry(str(db))
-    registry.upsert([Registered(Target(api="ai_transcription", region="ap-guangzhou",
+    store = RegistrationStore(str(db))
+    store.upsert([Registered(Target(api="ai_transcription", region="ap-guangzhou",
                                        task_id=f"t-{i}", source="api"), 1.0, None)
                      for i in range(200)])
-    registry.close()
+    store.close()
     page = 4096
     with sqlite3.connect(db) as conn:  # fold the WAL into the main file, then damage it
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     data = bytearray(db.read_bytes())
     data[2 * page: 3 * page] = b"\xa5" * page
     db.write_bytes(bytes(data))
-    with pytest.raises(RegistryError) as caught:
-        Registry(str(db))
+    with pytest.raises(RegistrationStoreError) as caught:
+        RegistrationStore(str(db))
     assert str(caught.value).startswith(f"registration.db_path {db}: ")
     assert "malformed" in str(caught.value) or "damaged" in str(caught.value)
 
@@ -103,51 +103,51 @@ def test_a_foreign_table_layout_is_refused(db: Path) -> None:
     db.parent.mkdir()
     with sqlite3.connect(db) as conn:
         conn.execute("CREATE TABLE targets (name TEXT)")
-    with pytest.raises(RegistryError, match=r"no such column"):
-        Registry(str(db))
+    with pytest.raises(RegistrationStoreError, match=r"no such column"):
+        RegistrationStore(str(db))
 
 
 def test_a_path_under_a_regular_file_is_a_clear_error(tmp_path: Path) -> None:
     """A db_path whose directory cannot exist is refused with the OS reason, no errno noise."""
     (tmp_path / "file").write_text("x")
     path = tmp_path / "file" / "registered.db"
-    with pytest.raises(RegistryError) as caught:
-        Registry(str(path))
+    with pytest.raises(RegistrationStoreError) as caught:
+        RegistrationStore(str(path))
     assert str(caught.value) == (f"registration.db_path {path}: File exists "
                                  f"({tmp_path / 'file'})")
 
 
 def test_a_directory_as_db_path_is_a_clear_error(tmp_path: Path) -> None:
     """Pointing db_path at a directory is refused at open."""
-    with pytest.raises(RegistryError) as caught:
-        Registry(str(tmp_path))
+    with pytest.raises(RegistrationStoreError) as caught:
+        RegistrationStore(str(tmp_path))
     assert str(caught.value) == f"registration.db_path {tmp_path}: unable to open database file"
 
 
 def test_a_locked_database_fails_the_write_cleanly(db: Path) -> None:
-    """When another writer holds the lock, upsert raises RegistryError and leaves no state."""
-    registry = Registry(str(db))
-    registry._db.execute("PRAGMA busy_timeout=0")  # fail at once instead of waiting 5 s
+    """When another writer holds the lock, upsert raises RegistrationStoreError, keeps no state."""
+    store = RegistrationStore(str(db))
+    store._db.execute("PRAGMA busy_timeout=0")  # fail at once instead of waiting 5 s
     other = sqlite3.connect(db, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")
     try:
-        with pytest.raises(RegistryError, match="database is locked"):
-            registry.upsert([Registered(TASK, 1.0, None)])
+        with pytest.raises(RegistrationStoreError, match="database is locked"):
+            store.upsert([Registered(TASK, 1.0, None)])
     finally:
         other.execute("ROLLBACK")
         other.close()
-    registry.upsert([Registered(TASK, 1.0, None)])
-    assert [r.target for r in registry.load()] == [TASK]
+    store.upsert([Registered(TASK, 1.0, None)])
+    assert [r.target for r in store.load()] == [TASK]
 
 
 def test_an_unreadable_row_is_skipped_and_logged(db: Path,
                                                  caplog: pytest.LogCaptureFixture) -> None:
     """A row whose spec cannot be read is skipped with an error log; the others load."""
-    registry = Registry(str(db))
-    registry.upsert([Registered(TASK, 1.0, None)])
-    registry._db.execute("INSERT INTO targets VALUES ('x', '{\"no\": 1}', 1.0, NULL)")
+    store = RegistrationStore(str(db))
+    store.upsert([Registered(TASK, 1.0, None)])
+    store._db.execute("INSERT INTO targets VALUES ('x', '{\"no\": 1}', 1.0, NULL)")
     with caplog.at_level(logging.ERROR, logger="trtc_exporter.targets.registrations"):
-        assert [r.target for r in registry.load()] == [TASK]
+        assert [r.target for r in store.load()] == [TASK]
     assert "skipping an unreadable row" in caplog.text
 
 

@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 
 from trtc_exporter.api.budget import Budget
-from trtc_exporter.api.client import Outcome
+from trtc_exporter.api.outcome import Outcome
 from trtc_exporter.clock import FakeClock
 from trtc_exporter.config.model import Config, ScheduleConfig
 from trtc_exporter.polling.poller import Poller

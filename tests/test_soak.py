@@ -18,11 +18,14 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from trtc_exporter.api.budget import Budget
-from trtc_exporter.api.client import Outcome
+from trtc_exporter.api.outcome import Outcome
 from trtc_exporter.api.skew import SkewEstimator
 from trtc_exporter.clock import FakeClock
 from trtc_exporter.config.model import Config, ScheduleConfig
-from trtc_exporter.exposition.tasks import TranscriptionCollector
+from trtc_exporter.exposition.apps import AppCollector
+from trtc_exporter.exposition.health import BudgetPollerCollector
+from trtc_exporter.exposition.selfhealth import SelfHealthCollector
+from trtc_exporter.exposition.tasks import TaskCollector
 from trtc_exporter.polling.poller import Poller
 from trtc_exporter.polling.state import StateStore
 from trtc_exporter.response import ApiFailure, TaskStatus
@@ -143,8 +146,12 @@ def build() -> Soak:
     poller = Poller(CONFIG, api, store, budget, clock)
     runtime = Runtime(CONFIG, reload_success_time=clock.time())
     registry = CollectorRegistry(auto_describe=True)
-    registry.register(TranscriptionCollector(store, poller, budget, runtime, SkewEstimator(),
-                                             clock))
+    for collector in (TaskCollector(store.snapshot, clock.time),
+                      AppCollector(store, lambda: runtime.config, clock.time),
+                      BudgetPollerCollector(budget, poller, SkewEstimator(),
+                                            lambda: runtime.config),
+                      SelfHealthCollector(runtime)):
+        registry.register(collector)
     return Soak(poller, store, api, clock, registry)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from trtc_exporter.api.client import Outcome
+from trtc_exporter.api.outcome import Outcome
 from trtc_exporter.polling.state import StateStore, TargetState, apply_outcome
 from trtc_exporter.response import ApiFailure, TaskStatus
 from trtc_exporter.target import Target

@@ -11,7 +11,7 @@ from trtc_exporter.clock import FakeClock
 from trtc_exporter.config.model import parse_config
 from trtc_exporter.errors import ConfigError
 from trtc_exporter.target import Target
-from trtc_exporter.targets.registrations import Registered, Registry
+from trtc_exporter.targets.registrations import Registered, RegistrationStore
 from trtc_exporter.targets.sources import TargetSources, read_bearer_token
 from trtc_exporter.targets.targetset import TargetLimitError, TargetSet
 
@@ -160,14 +160,14 @@ def test_lowering_max_targets_refuses_the_latest_registrations() -> None:
 
 
 def test_registrations_are_persisted_and_reloaded(tmp_path: Path) -> None:
-    """With a registry, register/unregister/expire write through and a new set reads them."""
+    """With a store, register/unregister/expire write through and a new set reads them."""
     clock = FakeClock()
     db = str(tmp_path / "r.db")
-    ts = TargetSet(clock, max_targets=10, registry=Registry(db))
+    ts = TargetSet(clock, max_targets=10, store=RegistrationStore(db))
     ts.register([task("keep", "api"), task("drop", "api")], ttl=None)
     ts.register([task("ttl", "api")], ttl=60.0)
     ts.unregister(task("drop").id)
-    again = TargetSet(clock, max_targets=10, registry=Registry(db))
+    again = TargetSet(clock, max_targets=10, store=RegistrationStore(db))
     assert sorted(names(again.merged())) == [("keep", "api"), ("ttl", "api")]
     assert again.expiry_of(task("ttl").key) == clock.time() + 60.0
 
@@ -176,13 +176,13 @@ def test_registrations_that_expired_while_down_are_not_polled(tmp_path: Path) ->
     """Rows whose TTL passed before a restart are expired at load, never merged."""
     clock = FakeClock()
     db = str(tmp_path / "r.db")
-    registry = Registry(db)
-    registry.upsert([Registered(task("old", "api"), 0.0, clock.time() - 1.0),
+    store = RegistrationStore(db)
+    store.upsert([Registered(task("old", "api"), 0.0, clock.time() - 1.0),
                      Registered(task("new", "api"), 0.0, clock.time() + 60.0)])
-    ts = TargetSet(clock, max_targets=10, registry=Registry(db))
+    ts = TargetSet(clock, max_targets=10, store=RegistrationStore(db))
     assert names(ts.merged()) == [("new", "api")]
     assert ts.changes[("expired", "api")] == 1
-    assert [r.target.task_id for r in Registry(db).load()] == ["new"]
+    assert [r.target.task_id for r in RegistrationStore(db).load()] == ["new"]
 
 
 # -- TargetSources: config blocks, reload -------------------------------------------------------
@@ -209,7 +209,7 @@ def test_bearer_token_file_is_read_and_hidden(tmp_path: Path) -> None:
 def test_registration_disabled_opens_no_database(tmp_path: Path) -> None:
     """Without registration.enabled no database file is created."""
     sources = sources_for({"registration": {"db_path": str(tmp_path / "r.db")}})
-    assert sources.registry is None
+    assert sources.registrations is None
     assert not (tmp_path / "r.db").exists()
 
 
@@ -229,9 +229,9 @@ def test_reload_that_enables_registration_opens_and_persists(tmp_path: Path) -> 
     sources = sources_for({})
     sources.apply_config(parse_config({"registration": {"enabled": True,
                                                         "db_path": str(db)}}))
-    assert sources.registry is not None
-    sources.set.register([task("a", "api")], ttl=None)
-    assert [r.target.task_id for r in Registry(str(db)).load()] == ["a"]
+    assert sources.registrations is not None
+    sources.target_set.register([task("a", "api")], ttl=None)
+    assert [r.target.task_id for r in RegistrationStore(str(db)).load()] == ["a"]
 
 
 def test_reload_that_disables_registration_drops_registered_targets(tmp_path: Path) -> None:
@@ -239,11 +239,11 @@ def test_reload_that_disables_registration_drops_registered_targets(tmp_path: Pa
     db = tmp_path / "r.db"
     raw = {"registration": {"enabled": True, "db_path": str(db)}}
     sources = sources_for(raw)
-    sources.set.register([task("a", "api")], ttl=None)
+    sources.target_set.register([task("a", "api")], ttl=None)
     assert names(sources.merged()) == [("a", "api")]
     sources.apply_config(parse_config({}))
     assert sources.merged() == []
-    assert sources.set.changes[("removed", "api")] == 1
+    assert sources.target_set.changes[("removed", "api")] == 1
     sources.apply_config(parse_config(raw))
     assert names(sources.merged()) == [("a", "api")]
 
@@ -259,7 +259,7 @@ def test_reload_with_an_unusable_database_changes_nothing(tmp_path: Path) -> Non
                                          "bearer_token_file": str(token)}})
     with pytest.raises(ConfigError, match=r"registration.db_path .*: file is not a database"):
         sources.apply_config(new)
-    assert sources.registry is None and sources.bearer_token is None
+    assert sources.registrations is None and sources.bearer_token is None
     assert names(sources.merged()) == [("c", "config")]
 
 
@@ -289,7 +289,7 @@ def test_maintain_reports_file_edits_and_expiries(tmp_path: Path) -> None:
     sources.merged()
     clock.advance(10.0)
     assert not sources.maintain()
-    sources.set.register([task("a", "api")], ttl=15.0)
+    sources.target_set.register([task("a", "api")], ttl=15.0)
     clock.advance(15.0)
     assert sources.maintain()  # expired; the file was checked too (t=25, next at t=35)
     path.write_text("- task_id: g\n")

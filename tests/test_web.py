@@ -112,6 +112,20 @@ def test_probe_answers_from_cache(served: tuple[str, Exporter]) -> None:
     assert requests.get(base + "/probe", timeout=5).status_code == 400
 
 
+def test_probe_returns_no_per_app_totals(served: tuple[str, Exporter]) -> None:
+    """/probe carries only the probed target's task families: no app totals to double-count."""
+    base, _ = served
+    text = requests.get(base + "/probe", params={"task_id": "t-1"}, timeout=5).text
+    samples = [line for line in text.splitlines() if line and not line.startswith("#")]
+    assert samples and all('task_id="t-1"' in line or line.startswith("probe_success")
+                           for line in samples)
+    for family in ("trtc_ai_transcription_tasks", "trtc_ai_transcription_in_progress_seconds",
+                   "trtc_ai_transcription_translation_seconds",
+                   "trtc_ai_transcription_concurrency_limit", "trtc_exporter_"):
+        assert family not in text
+    assert "trtc_ai_transcription_tasks{" in requests.get(base + "/metrics", timeout=5).text
+
+
 def test_unknown_paths_and_methods(served: tuple[str, Exporter]) -> None:
     """Unknown paths are 404, wrong methods 405, and reload without a config file is 400."""
     base, _ = served

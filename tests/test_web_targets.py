@@ -550,12 +550,12 @@ def test_probing_a_target_of_another_shard_writes_it_once(
     stack = stacks({"registration": registration(tmp_path, allow_probe_registration=True,
                                                  probe_ttl="10m")}, shard=(other, 2))
     stack.scrape("/probe?task_id=p-1")
-    first = stack.exporter.sources.set.registered(probed.key)
+    first = stack.exporter.sources.target_set.registered(probed.key)
     stack.clock.advance(60.0)
     stack.scrape("/probe?task_id=p-1")
     assert "p-1" not in stack.rows()  # not this replica's to poll
     assert first is not None
-    assert stack.exporter.sources.set.registered(probed.key) == first
+    assert stack.exporter.sources.target_set.registered(probed.key) == first
     with sqlite3.connect(tmp_path / "db" / "targets.db") as conn:
         assert conn.execute("SELECT expires_at FROM targets").fetchall() == [
             (first.expires_at,)]

@@ -7,11 +7,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
-import threading
 from collections.abc import Sequence
-from types import FrameType
 
 from trtc_exporter import __version__, logsetup
 from trtc_exporter.api.credentials import CredentialProvider, CredentialsError, resolve
@@ -19,7 +16,8 @@ from trtc_exporter.app import Exporter, budget_rates
 from trtc_exporter.config.model import Config, load_config
 from trtc_exporter.errors import ConfigError
 from trtc_exporter.polling.planning import plan
-from trtc_exporter.targets.registrations import RegistryError
+from trtc_exporter.targets.registrations import RegistrationStoreError
+from trtc_exporter.web.serve import ServeError, serve
 
 log = logging.getLogger("trtc_exporter")
 EXIT_USAGE = 2
@@ -91,12 +89,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return check_config(args.config_file)
     try:
         exporter = build_exporter(args, shard)
-    except (ConfigError, CredentialsError, RegistryError) as exc:
+    except (ConfigError, CredentialsError, RegistrationStoreError) as exc:
         for line in str(exc).splitlines():
             print(line, file=sys.stderr)
         return EXIT_USAGE
-    from trtc_exporter.web.serve import ServeError, serve
-
     try:
         return serve(exporter, args)
     except ServeError as exc:
@@ -141,16 +137,3 @@ def build_exporter(args: argparse.Namespace, shard: tuple[int, int]) -> Exporter
     log.info("starting trtc-transcription-exporter %s: %d targets, credentials from %s",
              __version__, len(config.targets), credentials.source)
     return Exporter(config, credentials, config_path=args.config_file, shard=shard)
-
-
-def install_signals(exporter: Exporter, stop: threading.Event) -> None:
-    def on_stop(signum: int, frame: FrameType | None) -> None:
-        log.info("received %s; shutting down", signal.Signals(signum).name)
-        stop.set()
-
-    def on_hup(signum: int, frame: FrameType | None) -> None:
-        threading.Thread(target=exporter.reload, name="sighup-reload", daemon=True).start()
-
-    signal.signal(signal.SIGTERM, on_stop)
-    signal.signal(signal.SIGINT, on_stop)
-    signal.signal(signal.SIGHUP, on_hup)

@@ -13,7 +13,6 @@ import os
 import random
 import threading
 import time
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import requests
@@ -22,33 +21,23 @@ from trtc_exporter import __version__
 from trtc_exporter.api import signing
 from trtc_exporter.api.budget import Budget, Cancelled, hint_from_message
 from trtc_exporter.api.credentials import CredentialProvider
+from trtc_exporter.api.outcome import Outcome
 from trtc_exporter.api.skew import SkewEstimator
 from trtc_exporter.clock import Clock
+from trtc_exporter.generations import GENERATIONS
 from trtc_exporter.metrics import ApiMetrics
 from trtc_exporter.response import ApiFailure, TaskStatus, bounded_code, is_throttle, parse_response
-from trtc_exporter.target import CLOUD_TRANSCRIPTION, Target
+from trtc_exporter.target import Target
 
 log = logging.getLogger("trtc_exporter.client")  # caller= stays as before
 VERSION = "2019-07-22"
 MAX_BODY_BYTES = 1 << 20
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What one poll produced: the last attempt's result plus what it cost."""
-
-    result: TaskStatus | ApiFailure
-    attempts: int
-    latency: float
-
-
 def request_params(target: Target) -> dict[str, object]:
-    """The action's body: TaskId lookups, or TaskId "" with SdkAppId + SessionId (1.0)."""
-    if target.api == CLOUD_TRANSCRIPTION:
-        return {"SdkAppId": target.sdk_app_id, "TaskId": target.task_id}
-    if target.task_id:
-        return {"TaskId": target.task_id}
-    return {"TaskId": "", "SdkAppId": target.sdk_app_id, "SessionId": target.session_id}
+    """The action's body, as the target's API generation defines it."""
+    return GENERATIONS[target.api].request_params(target.task_id, target.sdk_app_id,
+                                                  target.session_id)
 
 
 def host_of(endpoint: str) -> str:

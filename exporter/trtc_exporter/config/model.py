@@ -12,15 +12,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import yaml
-
 from trtc_exporter.config.dynamic import (
     RegistrationConfig,
     parse_registration,
     parse_target_files,
 )
 from trtc_exporter.errors import ConfigError, Errors, key_text, show
-from trtc_exporter.target import ACTIONS, ALL_REGIONS, MAX_SDK_APP_ID, Target, parse_target
+from trtc_exporter.generations import ACTIONS, ALL_REGIONS
+from trtc_exporter.target import MAX_SDK_APP_ID, Target, parse_target
+from trtc_exporter.yamlload import YamlError, load_yaml
 
 DEFAULT_ENDPOINT = "https://trtc.tencentcloudapi.com"
 STATE_FACTORS = {"Idle": 2.0, "Preparing": 1.0, "InProgress": 1.0, "Stopped": 10.0,
@@ -110,27 +110,6 @@ class Config:
         return self.apps.get(sdk_app_id or 0, AppConfig())
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that rejects a key given twice in one mapping (PyYAML keeps the last)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[object] = set()
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            key = self.construct_object(key_node, deep=deep)
-            try:
-                duplicate = key in seen
-                seen.add(key)
-            except TypeError:  # unhashable: SafeLoader reports it
-                continue
-            if duplicate:
-                raise yaml.constructor.ConstructorError(
-                    "while constructing a mapping", node.start_mark,
-                    f"found duplicate key {show(key)}", key_node.start_mark)
-        return super().construct_mapping(node, deep)
-
-
 def load_config(path: str | Path) -> Config:
     """Read and validate a config file; raises ConfigError with every problem found."""
     try:
@@ -148,17 +127,13 @@ def load_config(path: str | Path) -> Config:
 def parse_config_text(text: str) -> Config:
     """Parse YAML text; any YAML or conversion failure becomes a one-line ConfigError."""
     try:
-        raw = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or (str(exc).splitlines() or ["unreadable"])[0]
-        raise ConfigError([f"config: invalid YAML{where}: {problem}"]) from None
-    except ValueError as exc:  # PyYAML lets int()/date() errors through: 2026-13-45, 5000 digits
-        problem = str(exc).split(";")[0]
-        raise ConfigError([f"config: invalid YAML: cannot convert a value: {problem}"]) from None
-    except RecursionError:
-        raise ConfigError(["config: invalid YAML: nested too deeply"]) from None
+        raw = load_yaml(text)
+    except YamlError as exc:
+        if exc.converting:
+            problem = f"cannot convert a value: {exc.problem}"
+            raise ConfigError([f"config: invalid YAML: {problem}"]) from None
+        where = f" at line {exc.line}" if exc.line else ""
+        raise ConfigError([f"config: invalid YAML{where}: {exc.problem}"]) from None
     return parse_config(raw)
 
 

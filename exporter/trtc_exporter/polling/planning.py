@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from trtc_exporter.config.model import Config
 from trtc_exporter.durations import format_duration
+from trtc_exporter.polling.intervals import effective_interval
 from trtc_exporter.response import NOT_FOUND
 from trtc_exporter.target import Target
 
@@ -52,7 +53,8 @@ class ActionPlan:
 
     @property
     def effective_interval(self) -> float:
-        return self.base_interval * self.stretch
+        """Seconds between polls at the base cadence once stretched."""
+        return effective_interval(self.base_interval, self.stretch)
 
     def summary(self) -> str:
         """One line for logs and --config.check, with the arithmetic spelled out."""

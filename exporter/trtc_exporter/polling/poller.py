@@ -15,10 +15,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 from trtc_exporter.api.budget import Budget
-from trtc_exporter.api.client import Outcome
+from trtc_exporter.api.outcome import Outcome
 from trtc_exporter.clock import Clock
 from trtc_exporter.config.model import Config
 from trtc_exporter.polling.due import Key, Schedule, spread
+from trtc_exporter.polling.intervals import effective_interval
 from trtc_exporter.polling.planning import capacity, state_interval, stretch_factor
 from trtc_exporter.polling.state import StateStore, TargetState, apply_outcome
 from trtc_exporter.response import ApiFailure
@@ -99,6 +100,12 @@ class Poller:
     def stretch(self) -> dict[str, float]:
         with self._lock:
             return dict(self._stretch)
+
+    def effective_interval(self, action: str) -> float:
+        """Seconds between polls of an action's targets at the base ``poll_interval``, stretched
+        by the capacity plan (the base interval itself for an action without targets)."""
+        with self._lock:
+            return effective_interval(self._config.poll_interval, self._stretch.get(action, 1.0))
 
     def due_time(self, key: Key) -> float | None:
         """Monotonic due time of a target's next poll (None while it is being polled)."""

@@ -10,7 +10,8 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from trtc_exporter.api.client import Outcome
+from trtc_exporter.api.outcome import Outcome
+from trtc_exporter.polling.intervals import STALE_AFTER_INTERVALS
 from trtc_exporter.response import NOT_FOUND, NOT_FOUND_CODES, UNKNOWN, TaskStatus
 from trtc_exporter.target import Target
 
@@ -44,8 +45,9 @@ class TargetState:
     not_found_streak: int = 0
 
     def shown_status(self, now: float) -> str:
-        """Unknown when no answer arrived within three planned intervals."""
-        stale = bool(self.interval) and now - self.last_answer > 3 * self.interval
+        """Unknown when no answer arrived within STALE_AFTER_INTERVALS planned intervals."""
+        stale = bool(self.interval) and (now - self.last_answer
+                                         > STALE_AFTER_INTERVALS * self.interval)
         if self.last_answer == 0.0 or stale:
             return UNKNOWN
         return self.status

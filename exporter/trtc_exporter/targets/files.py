@@ -16,12 +16,11 @@ import logging
 import threading
 from dataclasses import dataclass, field, replace
 
-import yaml
-
 from trtc_exporter.clock import Clock
 from trtc_exporter.config.model import parse_targets
 from trtc_exporter.errors import ConfigError, Errors
 from trtc_exporter.target import Target
+from trtc_exporter.yamlload import YamlError, load_yaml
 
 log = logging.getLogger("trtc_exporter.targetfiles")  # caller= stays as before
 
@@ -38,8 +37,10 @@ def parse_target_file(path: str, text: str, default_region: str) -> tuple[Target
     """Parse one file's text; JSON by extension, else YAML. Raises ConfigError naming the path."""
     kind = "JSON" if path.endswith(".json") else "YAML"
     try:
-        raw = json.loads(text) if kind == "JSON" else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as exc:
+        raw = json.loads(text) if kind == "JSON" else load_yaml(text)
+    except YamlError as exc:
+        raise ConfigError([f"{path}: not valid {kind}: {exc.summary}"]) from None
+    except ValueError as exc:
         first = (str(exc).splitlines() or ["unreadable"])[0]
         raise ConfigError([f"{path}: not valid {kind}: {first}"]) from None
     except RecursionError:

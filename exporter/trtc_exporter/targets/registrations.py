@@ -1,7 +1,8 @@
 """Targets registered through the HTTP API, persisted in SQLite so a restart loses nothing.
 
 WAL mode and one transaction per change make writes atomic; a database that cannot be opened,
-read or written is a :class:`RegistryError` at start, not a surprise at the first registration.
+read or written is a :class:`RegistrationStoreError` at start, not a surprise at the first
+registration.
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ from pathlib import Path
 
 from trtc_exporter.target import Target
 
-log = logging.getLogger("trtc_exporter.registry")  # caller= stays as before
+log = logging.getLogger("trtc_exporter.store")  # caller= stays as before
 _SCHEMA = """CREATE TABLE IF NOT EXISTS targets (
     id TEXT PRIMARY KEY, spec TEXT NOT NULL, created REAL NOT NULL, expires_at REAL)"""
 
 
-class RegistryError(Exception):
+class RegistrationStoreError(Exception):
     """The registration database is unusable; the message names the path and the cause."""
 
 
@@ -67,7 +68,7 @@ def _reason(exc: Exception) -> str:
     return str(exc)
 
 
-class Registry:
+class RegistrationStore:
     def __init__(self, path: str) -> None:
         self.path = path
         self._lock = threading.Lock()
@@ -80,7 +81,7 @@ class Registry:
         except (sqlite3.Error, OSError) as exc:
             with contextlib.suppress(AttributeError, sqlite3.Error):
                 self._db.close()
-            raise RegistryError(f"registration.db_path {path}: {_reason(exc)}") from None
+            raise RegistrationStoreError(f"registration.db_path {path}: {_reason(exc)}") from None
 
     def _check(self) -> None:
         """Fail at start, not later: damaged pages, a foreign table layout, no write access."""
@@ -119,7 +120,7 @@ class Registry:
             except sqlite3.Error as exc:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
-                raise RegistryError(f"registration database write failed: {exc}") from None
+                raise RegistrationStoreError(f"registration database write failed: {exc}") from None
 
     def delete(self, ids: list[str]) -> int:
         with self._lock:
@@ -127,7 +128,7 @@ class Registry:
                 cursor = self._db.executemany("DELETE FROM targets WHERE id = ?",
                                               [(i,) for i in ids])
             except sqlite3.Error as exc:
-                raise RegistryError(f"registration database write failed: {exc}") from None
+                raise RegistrationStoreError(f"registration database write failed: {exc}") from None
             return cursor.rowcount
 
     def close(self) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from trtc_exporter.clock import Clock
 from trtc_exporter.target import Target
-from trtc_exporter.targets.registrations import Registered, Registry
+from trtc_exporter.targets.registrations import Registered, RegistrationStore
 
 log = logging.getLogger("trtc_exporter.targetset")  # caller= stays as before
 Key = tuple[str, ...]
@@ -31,28 +31,29 @@ class Entry:
 
 
 class TargetSet:
-    def __init__(self, clock: Clock, max_targets: int, registry: Registry | None = None) -> None:
+    def __init__(self, clock: Clock, max_targets: int,
+                 store: RegistrationStore | None = None) -> None:
         self._clock = clock
         self._lock = threading.Lock()
         self.max_targets = max_targets
-        self._registry = registry
+        self._store = store
         self._config: list[Target] = []
         self._files: list[Target] = []
         self._api: dict[Key, Registered] = {}
         self._current: dict[Key, Target] = {}
         self._refused: set[Key] = set()
         self.changes: Counter[tuple[str, str]] = Counter()
-        self.attach(registry)
+        self.attach(store)
 
-    def attach(self, registry: Registry | None) -> None:
+    def attach(self, store: RegistrationStore | None) -> None:
         """Use this database (None: registration off): its targets replace the API source.
 
         Registrations whose TTL passed while the exporter was down are expired at once instead
         of being polled until the first maintenance pass.
         """
         with self._lock:
-            self._registry = registry
-            self._api = {} if registry is None else {r.target.key: r for r in registry.load()}
+            self._store = store
+            self._api = {} if store is None else {r.target.key: r for r in store.load()}
         self.expire()
 
     # -- sources ----------------------------------------------------------------------------
@@ -78,8 +79,8 @@ class TargetSet:
                     f"{len(new)} new would exceed it")
             items = [Registered(t, self._api[t.key].created if t.key in self._api else now,
                                 expires) for t in targets]
-            if self._registry is not None:
-                self._registry.upsert(items)
+            if self._store is not None:
+                self._store.upsert(items)
             for item in items:
                 self._api[item.target.key] = item
         return new
@@ -89,8 +90,8 @@ class TargetSet:
             keys = [k for k, r in self._api.items() if r.target.id == target_id]
             if not keys:
                 return False
-            if self._registry is not None:
-                self._registry.delete([target_id])
+            if self._store is not None:
+                self._store.delete([target_id])
             for key in keys:
                 del self._api[key]
             return True
@@ -103,8 +104,8 @@ class TargetSet:
                     r.expires_at <= now]
             if not gone:
                 return 0
-            if self._registry is not None:
-                self._registry.delete([r.target.id for r in gone])
+            if self._store is not None:
+                self._store.delete([r.target.id for r in gone])
             for item in gone:
                 del self._api[item.target.key]
             self.changes[("expired", "api")] += len(gone)

@@ -6,13 +6,12 @@ Every value is HTML-escaped; the page shows no credentials (only where they come
 from __future__ import annotations
 
 from html import escape
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from trtc_exporter import __version__
 from trtc_exporter.durations import format_duration
-
-if TYPE_CHECKING:
-    from trtc_exporter.app import Exporter
+from trtc_exporter.web.protocol import ExporterProtocol
+from trtc_exporter.web.rows import target_rows
 
 _STYLE = """body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}
 td,th{border:1px solid #ccc;padding:.2em .5em;font-size:90%}th{cursor:pointer;background:#eee}
@@ -44,17 +43,17 @@ def _row(row: dict[str, Any]) -> str:
     return f'<tr data-status="{status}" class="{status}">{cells}</tr>'
 
 
-def render_landing(exporter: Exporter, telemetry_path: str) -> str:
+def render_landing(exporter: ExporterProtocol, telemetry_path: str) -> str:
+    """The whole HTML page; every value escaped, no secrets (only where credentials come from)."""
     config, runtime = exporter.config, exporter.runtime
-    rows = exporter.target_rows()
+    rows = target_rows(exporter.target_facts(), exporter.now())
     statuses = sorted({r["status"] for r in rows})
     options = "".join(f'<option value="{escape(s)}">{escape(s)}</option>' for s in statuses)
     header = "".join(f'<th onclick="sortBy({i})">{escape(c)}</th>' for i, c in enumerate(COLUMNS))
     plans = "".join(
         f"<li>{escape(action)}: budget {rate:.1f} req/s, effective interval "
-        f"{escape(format_duration(config.poll_interval * exporter.poller.stretch.get(action, 1)))}"
-        f"</li>" for action, rate in
-        ((a, lim.effective_rate) for a, lim in exporter.budget.items()))
+        f"{escape(format_duration(interval))}</li>"
+        for action, rate, interval in exporter.budget_plan())
     mode = " (demo: embedded simulator)" if runtime.demo else ""
     return f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>TRTC Transcription Exporter</title>

@@ -8,38 +8,59 @@ web config's basic auth (checked for every request before we get here) or a bear
 from __future__ import annotations
 
 import hmac
+import io
 import json
 import logging
+from email.message import Message
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from socketserver import BaseServer
+from typing import Any, Protocol
 
 from trtc_exporter.config.model import parse_targets
 from trtc_exporter.errors import Errors
-from trtc_exporter.targets.registrations import RegistryError
+from trtc_exporter.polling.state import TargetState
+from trtc_exporter.target import Target
+from trtc_exporter.targets.registrations import RegistrationStoreError
 from trtc_exporter.targets.targetset import TargetLimitError
+from trtc_exporter.web.protocol import ExporterProtocol
 from trtc_exporter.web.toolkit.server import ExporterHTTPServer
 
-if TYPE_CHECKING:
-    from trtc_exporter.polling.state import TargetState
-    from trtc_exporter.target import Target
-    from trtc_exporter.web.routes import ExporterHandler
-
 MAX_BODY = 10 << 20
+
+
+class RequestHandler(Protocol):
+    """What these endpoints use of the request handler (routes.ExporterHandler provides it)."""
+
+    headers: Message
+    rfile: io.BufferedIOBase
+    close_connection: bool
+    server: BaseServer
+
+    @property
+    def exporter(self) -> ExporterProtocol: ...
+
+    def send_json(self, status: int, document: Any) -> None: ...
+
+    def send_response(self, code: int, message: str | None = None) -> None: ...
+
+    def send_header(self, keyword: str, value: str) -> None: ...
+
+    def end_headers(self) -> None: ...
 log = logging.getLogger("trtc_exporter.web_targets")  # caller= stays as before
 
 
-def _error(handler: ExporterHandler, status: int, *errors: str) -> None:
+def _error(handler: RequestHandler, status: int, *errors: str) -> None:
     handler.send_json(status, {"status": "error", "errors": list(errors)})
 
 
-def _basic_auth_on(handler: ExporterHandler) -> bool:
+def _basic_auth_on(handler: RequestHandler) -> bool:
     """True when the web config in force has basic-auth users (so this request passed them)."""
     server = handler.server
     config = server.web_config() if isinstance(server, ExporterHTTPServer) else None
     return config is not None and bool(config.users)
 
 
-def _allowed(handler: ExporterHandler) -> bool:
+def _allowed(handler: RequestHandler) -> bool:
     """Registration enabled and authenticated: bearer token when configured, else basic auth.
 
     Fails closed: registration enabled by a reload, or basic-auth users removed from a rotated
@@ -71,7 +92,7 @@ def _allowed(handler: ExporterHandler) -> bool:
     return True
 
 
-def _read_json(handler: ExporterHandler) -> Any:
+def _read_json(handler: RequestHandler) -> Any:
     try:
         length = int(handler.headers.get("Content-Length", "0"))
     except ValueError:
@@ -96,7 +117,7 @@ def _split(document: Any, errors: Errors) -> tuple[Any, float | None]:
     return document, None
 
 
-def post_targets(handler: ExporterHandler) -> None:
+def post_targets(handler: RequestHandler) -> None:
     if not _allowed(handler):
         return
     try:
@@ -116,19 +137,19 @@ def post_targets(handler: ExporterHandler) -> None:
     except TargetLimitError as exc:
         _error(handler, HTTPStatus.TOO_MANY_REQUESTS, str(exc))
         return
-    except RegistryError as exc:
+    except RegistrationStoreError as exc:
         _error(handler, HTTPStatus.SERVICE_UNAVAILABLE, str(exc))
         return
     handler.send_json(HTTPStatus.OK, {"status": "success", "data": {
         "registered": len(targets), "new": len(new), "ids": [t.id for t in targets]}})
 
 
-def delete_target(handler: ExporterHandler, target_id: str) -> None:
+def delete_target(handler: RequestHandler, target_id: str) -> None:
     if not _allowed(handler):
         return
     try:
         removed = handler.exporter.unregister(target_id)
-    except RegistryError as exc:
+    except RegistrationStoreError as exc:
         _error(handler, HTTPStatus.SERVICE_UNAVAILABLE, str(exc))
         return
     if not removed:
@@ -154,7 +175,7 @@ def _probe_target(params: dict[str, str], default_region: str) -> Target | None:
     return targets[0] if targets and not errors.lines else None
 
 
-def register_probed(handler: ExporterHandler, params: dict[str, str],
+def register_probed(handler: RequestHandler, params: dict[str, str],
                     found: list[TargetState]) -> None:
     """blackbox-style discovery: an unknown probed target is registered (when allowed) and
     answered from its first poll on; the probe itself never calls the API. Probing a registered
@@ -164,16 +185,17 @@ def register_probed(handler: ExporterHandler, params: dict[str, str],
     registration = exporter.config.registration
     if not registration.allow_probe_registration:
         return
-    now, ttl, targets = exporter.clock.time(), registration.probe_ttl, exporter.sources.set
-    if found and all(_fresh(targets.expiry_of(s.target.key), now, ttl) for s in found):
+    now, ttl = exporter.now(), registration.probe_ttl
+    if found and all(_fresh(exporter.registration_expiry(s.target.key), now, ttl)
+                     for s in found):
         return
     target = _probe_target(params, exporter.config.api.region)
     if target is None:
         return
-    known = None if found else targets.registered(target.key)
+    known = None if found else exporter.registered(target.key)
     if known is not None and _fresh(known.expires_at, now, ttl):
         return
     try:
         exporter.register([target], ttl)
-    except (TargetLimitError, RegistryError) as exc:
+    except (TargetLimitError, RegistrationStoreError) as exc:
         log.warning("probe registration refused: %s", exc)

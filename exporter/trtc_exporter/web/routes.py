@@ -19,11 +19,12 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
 
-from trtc_exporter.app import Exporter
-from trtc_exporter.exposition.tasks import TranscriptionCollector
+from trtc_exporter.exposition.tasks import TaskCollector
 from trtc_exporter.polling.state import TargetState
 from trtc_exporter.web import registration
 from trtc_exporter.web.landing import render_landing
+from trtc_exporter.web.protocol import ExporterProtocol
+from trtc_exporter.web.rows import target_rows
 from trtc_exporter.web.toolkit.server import SecureHandlerMixin
 
 log = logging.getLogger("trtc_exporter.web")  # caller= stays as before
@@ -33,7 +34,7 @@ TARGET_PREFIX = "/api/v1/targets/"
 class Routes:
     """What the handler needs from the exporter, plus the telemetry path flag."""
 
-    def __init__(self, exporter: Exporter, telemetry_path: str = "/metrics") -> None:
+    def __init__(self, exporter: ExporterProtocol, telemetry_path: str = "/metrics") -> None:
         self.exporter = exporter
         self.telemetry_path = telemetry_path
 
@@ -140,7 +141,7 @@ class ExporterHandler(SecureHandlerMixin):
 
     # -- endpoints --------------------------------------------------------------------------
     @property
-    def exporter(self) -> Exporter:
+    def exporter(self) -> ExporterProtocol:
         return self.routes.exporter
 
     def metrics(self) -> None:
@@ -183,7 +184,8 @@ class ExporterHandler(SecureHandlerMixin):
         self.send_text(status, message + "\n")
 
     def targets(self) -> None:
-        self.send_json(HTTPStatus.OK, {"status": "success", "data": self.exporter.target_rows()})
+        rows = target_rows(self.exporter.target_facts(), self.exporter.now())
+        self.send_json(HTTPStatus.OK, {"status": "success", "data": rows})
 
     def probe(self) -> None:
         params = self.query()
@@ -193,13 +195,13 @@ class ExporterHandler(SecureHandlerMixin):
                            "probe needs task_id, or sdk_app_id and session_id\n")
             return
         exporter = self.exporter
-        found = [s for s in exporter.store.snapshot() if match(s)]
+        found = [s for s in exporter.states() if match(s)]
         registration.register_probed(self, params, found)
+        # only the probed target's task families: per-app totals live on /metrics alone, so a
+        # probe job scraped beside the main job cannot double them
         registry = CollectorRegistry(auto_describe=True)
-        registry.register(TranscriptionCollector(
-            exporter.store, exporter.poller, exporter.budget, exporter.runtime, exporter.skew,
-            exporter.clock, only=match))
-        registry.register(_ProbeSuccess(found, exporter.clock.time()))
+        registry.register(TaskCollector(exporter.states, exporter.now, only=match))
+        registry.register(_ProbeSuccess(found, exporter.now()))
         self.send_registry(registry)
 
 
@@ -238,3 +240,4 @@ class _ProbeSuccess:
 
 def handler_class(routes: Routes) -> type[ExporterHandler]:
     return type("BoundExporterHandler", (ExporterHandler,), {"routes": routes})
+

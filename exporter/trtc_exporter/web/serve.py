@@ -6,7 +6,8 @@ import argparse
 import logging
 import threading
 
-from trtc_exporter.app import Exporter
+from trtc_exporter.signals import install_signals
+from trtc_exporter.web.protocol import ExporterProtocol
 from trtc_exporter.web.routes import Routes, handler_class
 from trtc_exporter.web.toolkit.server import ExporterHTTPServer, parse_listen_address
 from trtc_exporter.web.toolkit.webconfig import WebConfigError, WebConfigStore
@@ -18,7 +19,7 @@ class ServeError(Exception):
     """The server could not start (bad listen address, port in use, bad web config)."""
 
 
-def check_registration_auth(exporter: Exporter, store: WebConfigStore | None) -> None:
+def check_registration_auth(exporter: ExporterProtocol, store: WebConfigStore | None) -> None:
     """An enabled registration API must be authenticated: bearer token or basic auth."""
     registration = exporter.config.registration
     if not registration.enabled or exporter.bearer_token() is not None:
@@ -29,7 +30,7 @@ def check_registration_auth(exporter: Exporter, store: WebConfigStore | None) ->
                      "basic_auth_users in --web.config.file")
 
 
-def make_server(exporter: Exporter, args: argparse.Namespace) -> ExporterHTTPServer:
+def make_server(exporter: ExporterProtocol, args: argparse.Namespace) -> ExporterHTTPServer:
     """The HTTP(S) server with the web config applied; ServeError for anything unusable."""
     try:
         address = parse_listen_address(args.listen)
@@ -46,12 +47,10 @@ def make_server(exporter: Exporter, args: argparse.Namespace) -> ExporterHTTPSer
         raise ServeError(f"--web.listen-address {args.listen}: {exc.strerror}") from None
 
 
-def serve(exporter: Exporter, args: argparse.Namespace) -> int:
-    from trtc_exporter.cli import install_signals
-
+def serve(exporter: ExporterProtocol, args: argparse.Namespace) -> int:
     server = make_server(exporter, args)
     stop = threading.Event()
-    install_signals(exporter, stop)
+    install_signals(exporter.reload, stop)
     exporter.start()
     thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
     thread.start()

@@ -21,14 +21,12 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
-
-import yaml
 
 from trtc_exporter.clock import SYSTEM_CLOCK, Clock
 from trtc_exporter.secret import Secret
 from trtc_exporter.web.toolkit.tls import TLS as _TLS
 from trtc_exporter.web.toolkit.tls import TLSServerConfig, get_bool, parse_tls, section
+from trtc_exporter.yamlload import YamlError, load_yaml
 
 __all__ = ["REREAD_INTERVAL_SECONDS", "TLSServerConfig", "WebConfig", "WebConfigError",
            "WebConfigStore", "load_web_config"]
@@ -88,29 +86,11 @@ def load_web_config(path: str) -> WebConfig:
     return WebConfig(tls, headers, MappingProxyType(users), dummy_cost, tuple(notes), files)
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """Rejects duplicate keys, like the toolkit's strict YAML decoding (a repeated user!)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: list[object] = []
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f'duplicate key "{key}"', key_node.start_mark)
-            seen.append(key)
-        return super().construct_mapping(node, deep=deep)
-
-
 def _yaml_load(data: bytes) -> object:
     try:
-        return yaml.load(data, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise WebConfigError(f"invalid YAML{where}: {exc.problem}") from None
-    except yaml.YAMLError:
-        raise WebConfigError("invalid YAML") from None
+        return load_yaml(data)
+    except YamlError as exc:
+        raise WebConfigError(str(exc)) from None
 
 
 def _parse_http(raw: object, errors: list[str], notes: list[str]) -> tuple[tuple[str, str], ...]:
