@@ -71,7 +71,7 @@ def parse_shard(text: str) -> tuple[int, int]:
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["simulate"]:
-        from trtc_exporter.simulator.cli import main as simulate
+        from trtc_exporter.demo import simulate  # loads the simulator only when asked
 
         return simulate(args_list[1:])
     parser = build_parser()
