@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import responses
+import yaml
 
 from trtc_exporter.api.credentials import Credentials, StaticProvider
 from trtc_exporter.app import Exporter
@@ -62,3 +65,21 @@ def serving(exporter: Exporter, telemetry_path: str = "/metrics") -> Iterator[st
     finally:
         server.shutdown()
         server.server_close()
+
+
+def with_secret_files(text: str, tmp: Path) -> tuple[str, dict[str, str]]:
+    """A config's text with its secret file paths moved into ``tmp`` (files created there),
+    plus an environment holding fake keys: ``--config.check`` reads credentials as start does,
+    and the deployment's /run/secrets paths do not exist on a test machine."""
+    raw = yaml.safe_load(text)
+    creds = raw.get("api", {}).get("credentials", {}) or {}
+    registration = raw.get("registration", {}) or {}
+    for section, key in [(creds, k) for k in ("secret_id_file", "secret_key_file", "token_file")] \
+            + [(registration, "bearer_token_file")]:
+        if section.get(key):
+            fake = tmp / key
+            fake.write_text(f"fake-{key}-0000000000000000\n", encoding="utf-8")
+            section[key] = str(fake)
+    env = {**os.environ, "TENCENTCLOUD_SECRET_ID": SECRET_ID, "TENCENTCLOUD_SECRET_KEY": SECRET_KEY,
+           "HOME": str(tmp)}
+    return yaml.safe_dump(raw, sort_keys=False), env

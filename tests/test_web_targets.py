@@ -17,7 +17,7 @@ import responses
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import ENDPOINT, SECRET_ID, SECRET_KEY, answer, build_exporter, poll_all
+from tests.conftest import ENDPOINT, SECRET_ID, SECRET_KEY, answer, poll_all
 from trtc_exporter.api.credentials import Credentials, StaticProvider
 from trtc_exporter.app import Exporter
 from trtc_exporter.clock import FakeClock
@@ -26,7 +26,6 @@ from trtc_exporter.errors import ConfigError
 from trtc_exporter.secret import Secret
 from trtc_exporter.target import Target
 from trtc_exporter.web.routes import Routes, handler_class
-from trtc_exporter.web.serve import ServeError, check_registration_auth
 from trtc_exporter.web.toolkit.server import ExporterHTTPServer
 from trtc_exporter.web.toolkit.webconfig import WebConfigStore
 
@@ -253,22 +252,6 @@ def test_a_closing_answer_says_connection_close(api: Stack) -> None:
         head, closed = exchange(api.server.server_address[1], request)
         if closed:
             assert b"\r\nconnection: close" in head.lower(), head.decode()
-
-
-def test_check_registration_auth_refuses_to_start_without_authentication(
-        tmp_path: Path) -> None:
-    """serve refuses an enabled registration with neither a token file nor basic-auth users."""
-    exporter = build_exporter({"registration": registration(tmp_path, token=False)})
-    with pytest.raises(ServeError) as caught:
-        check_registration_auth(exporter, None)
-    assert str(caught.value) == ("registration.enabled needs registration.bearer_token_file, "
-                                 "or basic_auth_users in --web.config.file")
-    (tmp_path / "web.yml").write_text(f"basic_auth_users:\n  {USER}: {PASSWORD_HASH}\n")
-    check_registration_auth(exporter, WebConfigStore(str(tmp_path / "web.yml")))
-    exporter.sources.close()
-    with_token = build_exporter({"registration": registration(tmp_path, token=True)})
-    check_registration_auth(with_token, None)
-    with_token.sources.close()
 
 
 # -- registering --------------------------------------------------------------------------------

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 import requests
 from prometheus_client import CollectorRegistry, disable_created_metrics
 
 from trtc_exporter.api.budget import Budget
 from trtc_exporter.api.client import TrtcClient
-from trtc_exporter.api.credentials import CredentialProvider, CredentialsError, resolve
+from trtc_exporter.api.credentials import CredentialProvider, CredentialsError
 from trtc_exporter.api.skew import SkewEstimator
+from trtc_exporter.checks import check
 from trtc_exporter.clock import SYSTEM_CLOCK, Clock
 from trtc_exporter.config.model import Config, load_config
 from trtc_exporter.errors import ConfigError
@@ -23,10 +25,9 @@ from trtc_exporter.exposition.apps import AppCollector
 from trtc_exporter.exposition.health import BudgetPollerCollector
 from trtc_exporter.exposition.selfhealth import SelfHealthCollector
 from trtc_exporter.exposition.tasks import TaskCollector
-from trtc_exporter.generations import ACTIONS
 from trtc_exporter.metrics import ApiMetrics
 from trtc_exporter.polling.intervals import STALE_AFTER_INTERVALS
-from trtc_exporter.polling.planning import plan
+from trtc_exporter.polling.planning import budget_rates, plan
 from trtc_exporter.polling.poller import Poller
 from trtc_exporter.polling.state import StateStore, TargetState
 from trtc_exporter.runtime import Runtime, revision
@@ -41,16 +42,21 @@ log = logging.getLogger(__name__)
 disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in older releases
 
 
-def budget_rates(config: Config) -> dict[str, float]:
-    return {action: config.api.rate_for(action) for action in ACTIONS.values()}
-
-
 class Exporter:
+    """The running exporter: owns every part and implements the web layer's protocol
+    (:class:`trtc_exporter.web.protocol.ExporterProtocol`)."""
+
     def __init__(self, config: Config, credentials: CredentialProvider, *,
                  clock: Clock = SYSTEM_CLOCK, config_path: str = "",
                  session: requests.Session | None = None, shard: tuple[int, int] = (0, 1),
-                 demo: bool = False) -> None:
+                 demo: bool = False, basic_auth: Callable[[], bool] = lambda: False) -> None:
+        """Build every part from a checked ``config`` (see :func:`trtc_exporter.checks.check`).
+
+        ``basic_auth`` says whether the web config in force has basic-auth users, for the
+        reload's registration check; ``shard`` is (index, count) of ``--shard``.
+        """
         self.clock = clock
+        self._basic_auth = basic_auth
         self.runtime = Runtime(config, config_path=config_path,
                                credentials_source=credentials.source, shard_index=shard[0],
                                shard_count=shard[1], demo=demo,
@@ -140,11 +146,12 @@ class Exporter:
         self.sources.close()
 
     def reload(self) -> tuple[bool, str]:
-        """Re-read the config file; apply it whole or keep the running one (last-known-good)."""
+        """Re-read the config file and apply every start-up check (:mod:`trtc_exporter.checks`);
+        apply it whole or keep the running one (last-known-good). Returns (applied, message)."""
         with self._reload_lock:
             try:
                 config = load_config(self.runtime.config_path)
-                credentials = resolve(config.api.credentials)
+                credentials = check(config, basic_auth=self._basic_auth()).credentials
                 self.sources.apply_config(config)
             except (ConfigError, CredentialsError) as exc:
                 self.runtime.reload_successful = False

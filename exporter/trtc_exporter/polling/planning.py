@@ -13,9 +13,15 @@ from dataclasses import dataclass
 
 from trtc_exporter.config.model import Config
 from trtc_exporter.durations import format_duration
+from trtc_exporter.generations import ACTIONS
 from trtc_exporter.polling.intervals import effective_interval
 from trtc_exporter.response import NOT_FOUND
 from trtc_exporter.target import Target
+
+
+def budget_rates(config: Config) -> dict[str, float]:
+    """The configured rate (req/s) of every Describe action, by action name."""
+    return {action: config.api.rate_for(action) for action in ACTIONS.values()}
 
 
 def base_interval(target: Target, config: Config) -> float:

@@ -19,25 +19,21 @@ class ServeError(Exception):
     """The server could not start (bad listen address, port in use, bad web config)."""
 
 
-def check_registration_auth(exporter: ExporterProtocol, store: WebConfigStore | None) -> None:
-    """An enabled registration API must be authenticated: bearer token or basic auth."""
-    registration = exporter.config.registration
-    if not registration.enabled or exporter.bearer_token() is not None:
-        return
-    if store is not None and store.current().users:
-        return
-    raise ServeError("registration.enabled needs registration.bearer_token_file, or "
-                     "basic_auth_users in --web.config.file")
+def load_web_config(path: str) -> WebConfigStore | None:
+    """The ``--web.config.file`` store (None without one); ServeError when it is unusable."""
+    try:
+        return WebConfigStore(path) if path else None
+    except WebConfigError as exc:
+        raise ServeError(str(exc)) from None
 
 
-def make_server(exporter: ExporterProtocol, args: argparse.Namespace) -> ExporterHTTPServer:
+def make_server(exporter: ExporterProtocol, args: argparse.Namespace,
+                store: WebConfigStore | None = None) -> ExporterHTTPServer:
     """The HTTP(S) server with the web config applied; ServeError for anything unusable."""
     try:
         address = parse_listen_address(args.listen)
-        store = WebConfigStore(args.web_config) if args.web_config else None
-    except (ValueError, WebConfigError) as exc:
+    except ValueError as exc:
         raise ServeError(str(exc)) from None
-    check_registration_auth(exporter, store)
     open_paths = frozenset({"/-/healthy", "/-/ready"}) if args.health_open else frozenset()
     routes = Routes(exporter, args.telemetry_path)
     try:
@@ -47,8 +43,10 @@ def make_server(exporter: ExporterProtocol, args: argparse.Namespace) -> Exporte
         raise ServeError(f"--web.listen-address {args.listen}: {exc.strerror}") from None
 
 
-def serve(exporter: ExporterProtocol, args: argparse.Namespace) -> int:
-    server = make_server(exporter, args)
+def serve(exporter: ExporterProtocol, args: argparse.Namespace,
+          store: WebConfigStore | None = None) -> int:
+    """Serve HTTP and poll until SIGTERM/SIGINT, then stop both (5 s for requests in flight)."""
+    server = make_server(exporter, args, store)
     stop = threading.Event()
     install_signals(exporter.reload, stop)
     exporter.start()
