@@ -1,9 +1,9 @@
 """A 24-hour soak of the poller on a fake clock: churning targets, faults, no growth, no drift.
 
-The poller is driven by hand (``take_due``/``poll_one``), as in test_scheduler.py, against a fake
-API that answers every kind of outcome. Every five simulated minutes the target set changes like a
-reload (a steady core stays, a window of short-lived targets slides on); every ten minutes the
-internal structures and the rendered /metrics output are measured.
+The poller is driven by hand (``take_due``/``poll_one``), as in polling/test_poller.py, against a
+fake API that answers every kind of outcome. Every five simulated minutes the target set changes
+like a reload (a steady core stays, a window of short-lived targets slides on); every ten minutes
+the internal structures and the rendered /metrics output are measured.
 """
 
 from __future__ import annotations

@@ -53,6 +53,7 @@ class FakeClock:
         self._now = start
         self._auto = auto_advance
         self._cond = threading.Condition()
+        self._sleepers = 0
 
     def monotonic(self) -> float:
         with self._cond:
@@ -72,8 +73,12 @@ class FakeClock:
             return
         with self._cond:
             deadline = self._now + seconds
-            while self._now < deadline:
-                self._cond.wait(0.05)
+            self._enter()
+            try:
+                while self._now < deadline:
+                    self._cond.wait(0.05)
+            finally:
+                self._sleepers -= 1
 
     def wait(self, event: threading.Event, seconds: float) -> bool:
         if self._auto:
@@ -82,11 +87,25 @@ class FakeClock:
             return event.is_set()
         with self._cond:
             deadline = self._now + seconds
-            while self._now < deadline:
-                if event.is_set():
-                    return True
-                self._cond.wait(0.01)
+            self._enter()
+            try:
+                while self._now < deadline:
+                    if event.is_set():
+                        return True
+                    self._cond.wait(0.01)
+            finally:
+                self._sleepers -= 1
         return event.is_set()
+
+    def _enter(self) -> None:
+        self._sleepers += 1
+        self._cond.notify_all()  # wakes await_sleepers
+
+    def await_sleepers(self, count: int, timeout: float = 5.0) -> bool:
+        """Block until ``count`` threads sleep or wait on this clock (at most ``timeout`` real
+        seconds); a test then advances time knowing the other thread is really waiting."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._sleepers >= count, timeout)
 
 
 SYSTEM_CLOCK = SystemClock()

@@ -23,7 +23,7 @@ from trtc_exporter.web.toolkit.webconfig import (
     load_web_config,
 )
 
-CORPUS = Path(__file__).parent / "fixtures" / "webconfig"
+CORPUS = Path(__file__).parents[2] / "fixtures" / "webconfig"
 INVALID = sorted(CORPUS.glob("invalid-*.yml"))
 HASH = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode()
 

@@ -16,7 +16,7 @@ from trtc_exporter.secret import Secret
 from trtc_exporter.simulator import Credential, post
 from trtc_exporter.simulator.cli import main
 
-FIXTURES = Path(__file__).parent / "fixtures" / "simulator"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "simulator"
 
 
 def _start(*args: str) -> tuple[subprocess.Popen[str], str]:

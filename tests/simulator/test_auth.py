@@ -14,7 +14,7 @@ from trtc_exporter.api import signing
 from trtc_exporter.clock import FakeClock
 from trtc_exporter.simulator import SimulatorAPI, parse_scenario, signed_headers
 
-VECTORS = json.loads((Path(__file__).parent / "fixtures" / "tc3_vectors.json").read_text())
+VECTORS = json.loads((Path(__file__).parents[1] / "fixtures" / "tc3_vectors.json").read_text())
 ALL = VECTORS["vectors"] + VECTORS["extra_vectors"]
 SID, KEY = "AKIDEXAMPLE0000000000000000000000001", "EXAMPLEsecretKEY0000000000000000001"
 TOKEN_SID, TOKEN_KEY = "AKIDEXAMPLE0000000000000000000000002", "EXAMPLEsecretKEY0000000000000000002"

@@ -84,7 +84,8 @@ def test_acquire_sleeps_on_the_injected_clock() -> None:
     waited: list[float] = []
     thread = threading.Thread(target=lambda: (waited.append(limiter.acquire()), done.set()))
     thread.start()
-    assert not done.wait(0.2)
+    assert clock.await_sleepers(1)
+    assert not done.is_set()
     clock.advance(1.0)
     assert done.wait(2.0)
     assert waited == [1.0]
@@ -248,8 +249,10 @@ def test_grant_waits_for_an_anchor_that_has_not_started() -> None:
     done = threading.Event()
     thread = threading.Thread(target=lambda: (limiter.acquire(), done.set()))
     thread.start()
+    assert clock.await_sleepers(1)
     clock.advance(0.01)
-    assert not done.wait(0.2)  # the anchor may still start now: waiting is the only safe choice
+    assert clock.await_sleepers(1)
+    assert not done.is_set()  # the anchor may still start now: waiting is the only safe choice
     with limiter._lock:
         anchor.time, anchor.started = clock.monotonic(), True
     clock.advance(1.0)

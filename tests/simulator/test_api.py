@@ -15,7 +15,7 @@ from trtc_exporter.simulator import SimulatorAPI, parse_scenario, signed_headers
 
 SID, KEY = "AKIDsimtest", "simtestkey"
 T0 = 1_795_514_400.0
-EXAMPLES = Path(__file__).parent / "fixtures" / "api_examples"
+EXAMPLES = Path(__file__).parents[1] / "fixtures" / "api_examples"
 
 
 def _scenario(**extra: Any) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from trtc_exporter.simulator import (
 )
 from trtc_exporter.simulator.durations import parse_seconds
 
-FIXTURES = Path(__file__).parent / "fixtures" / "simulator"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "simulator"
 INVALID = sorted(FIXTURES.glob("invalid-*.yml"))
 
 

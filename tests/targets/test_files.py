@@ -17,7 +17,7 @@ from trtc_exporter.config.model import parse_config
 from trtc_exporter.errors import ConfigError
 from trtc_exporter.targets.files import TargetFiles, parse_target_file
 
-FIXTURES = Path(__file__).parent / "fixtures" / "targets"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "targets"
 LOADED = "trtc_exporter_target_file_last_load_successful"
 
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from trtc_exporter.api import signing
 
-VECTORS = json.loads((Path(__file__).parent / "fixtures" / "tc3_vectors.json").read_text())
+VECTORS = json.loads((Path(__file__).parents[1] / "fixtures" / "tc3_vectors.json").read_text())
 ALL = VECTORS["vectors"] + VECTORS["extra_vectors"]
 
 

@@ -227,23 +227,6 @@ def test_lanes_are_per_action() -> None:
     assert poller.stretch[CLOUD] == 1.0
 
 
-def test_threaded_run_polls_and_stops() -> None:
-    """With real threads the poller polls targets and stop() returns promptly."""
-    clock = FakeClock(1000.0, auto_advance=False)
-    api = FakeApi(clock)
-    poller = Poller(Config(poll_interval=10.0), api, StateStore(), Budget({AI: 20}, clock), clock)
-    poller.set_targets([task(0), task(1)])
-    poller.mark_started()
-    poller.start()
-    for _ in range(300):
-        clock.advance(0.1)
-        if len(api.polls) == 2:
-            break
-        threading.Event().wait(0.005)
-    poller.stop(timeout=2.0)
-    assert set(api.polls) == {"t0", "t1"}
-
-
 def test_state_change_time_is_the_transition() -> None:
     """status_change_time moves only when the status changes."""
     poller, api, clock, store = make([task(0)])

@@ -28,7 +28,7 @@ from trtc_exporter.config.model import (
 from trtc_exporter.errors import Errors
 from trtc_exporter.target import Target
 
-FIXTURES = Path(__file__).parent / "fixtures" / "config"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "config"
 INVALID = sorted(FIXTURES.glob("invalid-*.yml"))
 VALID = sorted(FIXTURES.glob("valid-*.yml"))
 
