@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from trtc_exporter.clock import FakeClock
+from trtc_exporter.durations import parse_seconds
 from trtc_exporter.simulator import (
     Api,
     FaultKind,
@@ -17,7 +18,6 @@ from trtc_exporter.simulator import (
     load_scenario,
     parse_scenario,
 )
-from trtc_exporter.simulator.durations import parse_seconds
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "simulator"
 INVALID = sorted(FIXTURES.glob("invalid-*.yml"))
@@ -106,6 +106,13 @@ def test_durations_accept_seconds_and_prometheus_style_strings(
 ) -> None:
     """Durations are plain seconds or strings like 1m30s and 500ms."""
     assert parse_seconds(text, allow_forever=False) == (seconds, None)
+
+
+@pytest.mark.parametrize("text", ["1.5s", "5 s", "-1s", "1s1m", ""])
+def test_duration_strings_follow_prometheus_grammar(text: str) -> None:
+    """Scenario strings use the exporter's one grammar: no fractions, spaces or signs."""
+    seconds, problem = parse_seconds(text, allow_forever=False)
+    assert seconds is None and problem is not None and repr(text) in problem
 
 
 def test_forever_only_where_allowed() -> None:
