@@ -18,7 +18,7 @@ from trtc_exporter.api.client import TrtcClient
 from trtc_exporter.api.credentials import CredentialProvider, CredentialsError
 from trtc_exporter.api.skew import SkewEstimator
 from trtc_exporter.checks import check
-from trtc_exporter.clock import SYSTEM_CLOCK, Clock
+from trtc_exporter.clock import SYSTEM_CLOCK, Clock, WallSeconds
 from trtc_exporter.config.model import Config, load_config
 from trtc_exporter.errors import ConfigError
 from trtc_exporter.exposition.apps import AppCollector
@@ -188,7 +188,7 @@ class Exporter:
         """The poller's current snapshot of every polled target (plain, immutable records)."""
         return self.store.snapshot()
 
-    def now(self) -> float:
+    def now(self) -> WallSeconds:
         """Wall-clock seconds (the injected clock)."""
         return self.clock.time()
 

@@ -8,15 +8,20 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Protocol
+from typing import NewType, Protocol
+
+WallSeconds = NewType("WallSeconds", float)
+"""Seconds since the Unix epoch (``time.time()``): timestamps shown to users and in metrics."""
+MonoSeconds = NewType("MonoSeconds", float)
+"""Seconds of a monotonic clock: only differences mean anything (intervals, deadlines, waits)."""
 
 
 class Clock(Protocol):
     """Monotonic time for intervals and waits; wall time for timestamps shown to users."""
 
-    def monotonic(self) -> float: ...
+    def monotonic(self) -> MonoSeconds: ...
 
-    def time(self) -> float: ...
+    def time(self) -> WallSeconds: ...
 
     def sleep(self, seconds: float) -> None: ...
 
@@ -28,11 +33,11 @@ class Clock(Protocol):
 class SystemClock:
     """The real clocks of the machine."""
 
-    def monotonic(self) -> float:
-        return time.monotonic()
+    def monotonic(self) -> MonoSeconds:
+        return MonoSeconds(time.monotonic())
 
-    def time(self) -> float:
-        return time.time()
+    def time(self) -> WallSeconds:
+        return WallSeconds(time.time())
 
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
@@ -55,12 +60,13 @@ class FakeClock:
         self._cond = threading.Condition()
         self._sleepers = 0
 
-    def monotonic(self) -> float:
+    def monotonic(self) -> MonoSeconds:
         with self._cond:
-            return self._now
+            return MonoSeconds(self._now)
 
-    def time(self) -> float:
-        return self.monotonic()
+    def time(self) -> WallSeconds:
+        """The same fake instant as monotonic(): tests read one timeline."""
+        return WallSeconds(self.monotonic())
 
     def advance(self, seconds: float) -> None:
         with self._cond:

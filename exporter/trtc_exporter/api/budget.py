@@ -103,7 +103,7 @@ class RateLimiter:
         self._grants: deque[Grant] = deque()
         self._ceiling = rate
         self._cooldown_until = -math.inf
-        self._last_adjust = clock.monotonic()
+        self._last_adjust: float = clock.monotonic()  # MonoSeconds, moved by arithmetic
         self._last_cut = -math.inf  # last rate decrease: the ceiling is remembered from it
         self._last_widen = -math.inf  # last guard widening: the guard resets after it
 

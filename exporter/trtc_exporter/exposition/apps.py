@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
+from trtc_exporter.clock import WallSeconds
 from trtc_exporter.config.model import Config
 from trtc_exporter.exposition.families import family, states_of
 from trtc_exporter.polling.state import StateStore
@@ -27,7 +28,7 @@ class AppCollector(Collector):
     """
 
     def __init__(self, store: StateStore, config: Callable[[], Config],
-                 now: Callable[[], float]) -> None:
+                 now: Callable[[], WallSeconds]) -> None:
         self._store = store
         self._config = config
         self._now = now

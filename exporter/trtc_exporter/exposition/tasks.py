@@ -13,6 +13,7 @@ from typing import Any
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
+from trtc_exporter.clock import WallSeconds
 from trtc_exporter.exposition.families import family, states_of
 from trtc_exporter.polling.state import TargetState
 
@@ -31,7 +32,7 @@ class TaskCollector(Collector):
     ``describe()`` yields nothing so that registering does not run ``collect()``.
     """
 
-    def __init__(self, states: Callable[[], list[TargetState]], now: Callable[[], float],
+    def __init__(self, states: Callable[[], list[TargetState]], now: Callable[[], WallSeconds],
                  only: Callable[[TargetState], bool] | None = None) -> None:
         self._states = states
         self._now = now
@@ -60,7 +61,7 @@ class TaskCollector(Collector):
 
 
 def _add_task(fam: dict[str, Any], state: TargetState, extra: tuple[str, ...],
-              now: float) -> None:
+              now: WallSeconds) -> None:
     target = state.target
     own = dict(target.labels)
     ident = list(target.key) + [own.get(name, "") for name in extra]

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 
 from trtc_exporter.api.budget import Budget
 from trtc_exporter.api.outcome import Outcome
-from trtc_exporter.clock import Clock
+from trtc_exporter.clock import Clock, MonoSeconds
 from trtc_exporter.config.model import Config
 from trtc_exporter.polling.due import Key, Schedule, spread
 from trtc_exporter.polling.intervals import effective_interval
@@ -58,7 +58,7 @@ class Poller:
         self._stretch: dict[str, float] = {}
         self._demand: dict[str, float] = {}
         self._cycle_pending: set[Key] = set()
-        self._cycle_start = clock.monotonic()
+        self._cycle_start: float = clock.monotonic()  # MonoSeconds
         self._last_plan = -1.0
         self._due_of: dict[Key, float] = {}
         self.stats = PollerStats(last_progress=clock.time())
@@ -107,10 +107,11 @@ class Poller:
         with self._lock:
             return effective_interval(self._config.poll_interval, self._stretch.get(action, 1.0))
 
-    def due_time(self, key: Key) -> float | None:
+    def due_time(self, key: Key) -> MonoSeconds | None:
         """Monotonic due time of a target's next poll (None while it is being polled)."""
         with self._lock:
-            return self._schedule.due_at(key)
+            due = self._schedule.due_at(key)
+            return None if due is None else MonoSeconds(due)
 
     # -- planning ---------------------------------------------------------------------------
     def _state_of(self, key: Key) -> TargetState:

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from trtc_exporter.api.outcome import Outcome
+from trtc_exporter.clock import WallSeconds
 from trtc_exporter.polling.intervals import STALE_AFTER_INTERVALS
 from trtc_exporter.response import NOT_FOUND, NOT_FOUND_CODES, UNKNOWN, TaskStatus
 from trtc_exporter.target import Target
@@ -44,7 +45,7 @@ class TargetState:
     ended_at: float | None = None
     not_found_streak: int = 0
 
-    def shown_status(self, now: float) -> str:
+    def shown_status(self, now: WallSeconds) -> str:
         """Unknown when no answer arrived within STALE_AFTER_INTERVALS planned intervals."""
         stale = bool(self.interval) and (now - self.last_answer
                                          > STALE_AFTER_INTERVALS * self.interval)
@@ -58,7 +59,7 @@ class TargetState:
         return (t.api, t.region, "" if t.sdk_app_id is None else str(t.sdk_app_id))
 
 
-def apply_outcome(prev: TargetState, outcome: Outcome, now: float) -> TargetState:
+def apply_outcome(prev: TargetState, outcome: Outcome, now: WallSeconds) -> TargetState:
     """The new record after a poll; failures keep the last known status (it goes stale)."""
     result = outcome.result
     polled = replace(prev, last_poll=now, last_latency=outcome.latency,

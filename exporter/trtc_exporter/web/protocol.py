@@ -11,6 +11,7 @@ from typing import Protocol
 
 from prometheus_client import CollectorRegistry
 
+from trtc_exporter.clock import WallSeconds
 from trtc_exporter.config.model import Config
 from trtc_exporter.polling.state import TargetState
 from trtc_exporter.runtime import Runtime
@@ -63,7 +64,7 @@ class ExporterProtocol(Protocol):
         """True once the first poll cycle is done (the /-/ready answer)."""
         ...
 
-    def now(self) -> float:
+    def now(self) -> WallSeconds:
         """Wall-clock seconds of the exporter's clock."""
         ...
 

@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
 
+from trtc_exporter.clock import WallSeconds
 from trtc_exporter.exposition.tasks import TaskCollector
 from trtc_exporter.polling.state import TargetState
 from trtc_exporter.web import registration
@@ -225,7 +226,7 @@ def probe_matcher(params: dict[str, str]) -> Callable[[TargetState], bool] | Non
 
 
 class _ProbeSuccess:
-    def __init__(self, found: list[TargetState], now: float) -> None:
+    def __init__(self, found: list[TargetState], now: WallSeconds) -> None:
         self._ok = any(s.poll_success and s.shown_status(now) != "Unknown" for s in found)
 
     def describe(self) -> list[GaugeMetricFamily]:

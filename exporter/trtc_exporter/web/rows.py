@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from trtc_exporter.clock import WallSeconds
 from trtc_exporter.response import NOT_FOUND
 from trtc_exporter.web.protocol import TargetFacts
 
 
-def target_rows(facts: list[TargetFacts], now: float) -> list[dict[str, Any]]:
+def target_rows(facts: list[TargetFacts], now: WallSeconds) -> list[dict[str, Any]]:
     """Rows sorted by api, task id, app id and session id; ``now`` in wall-clock seconds."""
     rows = [_row(f, now) for f in facts]
     return sorted(rows, key=lambda r: (r["api"], r["task_id"], r["sdk_app_id"],
                                        r["session_id"]))
 
 
-def _row(facts: TargetFacts, now: float) -> dict[str, Any]:
+def _row(facts: TargetFacts, now: WallSeconds) -> dict[str, Any]:
     state, due = facts.state, facts.next_poll_in
     t = state.target
     return {
