@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from trtc_exporter.durations import DurationError, parse_duration
@@ -70,7 +70,16 @@ class Errors:
         self.lines: list[str] = []
 
     def add(self, path: str, problem: str) -> None:
+        """Record ``path: problem``."""
         self.lines.append(f"{path}: {problem}")
+
+    def append(self, line: str) -> None:
+        """Record a line already written as ``path: problem``."""
+        self.lines.append(line)
+
+    def extend(self, lines: Iterable[str]) -> None:
+        """Record several ``path: problem`` lines."""
+        self.lines.extend(lines)
 
     def raise_if_any(self) -> None:
         if self.lines:

@@ -16,6 +16,8 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from trtc_exporter.errors import Errors
+
 TLS = "tls_server_config"
 _STR_KEYS = ("cert", "key", "client_ca", "cert_file", "key_file", "client_ca_file",
              "client_auth_type", "min_version", "max_version")
@@ -63,7 +65,7 @@ class TLSServerConfig:
     client_allowed_sans: frozenset[str] = frozenset()
 
 
-def section(raw: object, path: str, keys: tuple[str, ...], errors: list[str],
+def section(raw: object, path: str, keys: tuple[str, ...], errors: Errors,
             unknown: str = "unknown key") -> dict[str, object]:
     """The known keys of mapping ``raw`` at ``path``; every other key is an error."""
     if raw is None:
@@ -75,7 +77,7 @@ def section(raw: object, path: str, keys: tuple[str, ...], errors: list[str],
     return {key: value for key, value in raw.items() if key in keys}
 
 
-def get_list(sec: dict[str, object], key: str, errors: list[str]) -> list[str]:
+def get_list(sec: dict[str, object], key: str, errors: Errors) -> list[str]:
     """``tls_server_config.<key>`` as a list of strings ([] when unset or wrong)."""
     value = sec.get(key)
     if value is not None and (not isinstance(value, list)
@@ -85,7 +87,7 @@ def get_list(sec: dict[str, object], key: str, errors: list[str]) -> list[str]:
     return value or []
 
 
-def get_bool(sec: dict[str, object], key: str, path: str, errors: list[str]) -> bool:
+def get_bool(sec: dict[str, object], key: str, path: str, errors: Errors) -> bool:
     """``<path>.<key>`` as a boolean, true when unset."""
     value = sec.get(key, True)  # both booleans of the format default to true
     if not isinstance(value, bool):
@@ -94,13 +96,13 @@ def get_bool(sec: dict[str, object], key: str, path: str, errors: list[str]) -> 
     return value
 
 
-def parse_tls(raw: object, base: str, errors: list[str],
+def parse_tls(raw: object, base: str, errors: Errors,
               notes: list[str]) -> tuple[TLSServerConfig | None, tuple[str, ...]]:
     """The TLS section (None when absent or wrong) and the files it names, relative to ``base``.
 
     Problems are appended to ``errors`` and settings this server cannot honour to ``notes``.
     """
-    n_errors = len(errors)
+    n_errors = len(errors.lines)
     sec = section(raw, TLS, _TLS_KEYS, errors)
     raw_s = {key: sec.get(key) for key in _STR_KEYS}
     errors.extend(f"{TLS}.{k}: must be a string" for k, v in raw_s.items()
@@ -124,13 +126,13 @@ def parse_tls(raw: object, base: str, errors: list[str],
         errors.append(f"{TLS}.client_allowed_sans: needs client_auth_type RequireAnyClientCert "
                       "or RequireAndVerifyClientCert")
     _check_lists(sec, s, errors, notes)
-    if not sec or len(errors) > n_errors:
+    if not sec or len(errors.lines) > n_errors:
         return None, files
     context = _build_context(s, sec, base, errors, notes)
     return (TLSServerConfig(context, frozenset(sans)) if context else None), files
 
 
-def _check_lists(sec: dict[str, object], s: dict[str, str], errors: list[str],
+def _check_lists(sec: dict[str, object], s: dict[str, str], errors: Errors,
                  notes: list[str]) -> None:
     for key, default in (("min_version", "TLS12"), ("max_version", "TLS13")):
         s[key] = s[key] or default
@@ -151,7 +153,7 @@ def _check_lists(sec: dict[str, object], s: dict[str, str], errors: list[str],
         notes.append(f"{TLS}.client_auth_type: acts as {like} here (Python's ssl)")
 
 
-def _build_context(s: dict[str, str], sec: dict[str, object], base: str, errors: list[str],
+def _build_context(s: dict[str, str], sec: dict[str, object], base: str, errors: Errors,
                    notes: list[str]) -> ssl.SSLContext | None:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     with warnings.catch_warnings():  # TLS10/TLS11 are deprecated, but still the user's call
@@ -173,14 +175,15 @@ def _build_context(s: dict[str, str], sec: dict[str, object], base: str, errors:
                 ctx.load_cert_chain(cert_path, key_path, password=lambda: b"")
             except (ssl.SSLError, OSError) as exc:
                 reason = getattr(exc, "reason", None) or "unreadable"
-                errors.append(f"{_key(s, 'key')}: does not load with the certificate ({reason})")
+                errors.append(
+                    f"{_key(s, 'key')}: does not load with the certificate ({reason})")
     ctx.verify_mode = _CLIENT_AUTH[s["client_auth_type"]]
     if ctx.verify_mode != ssl.CERT_NONE:
         _load_client_cas(ctx, s, base, errors, notes)
-    return None if errors else ctx
+    return None if errors.lines else ctx
 
 
-def _set_ciphers(ctx: ssl.SSLContext, suites: list[str], errors: list[str],
+def _set_ciphers(ctx: ssl.SSLContext, suites: list[str], errors: Errors,
                  notes: list[str]) -> None:
     wanted = [(go, _CIPHERS[go]) for go in suites if _CIPHERS.get(go, "-") != "-"]
     usable = [ossl for _, ossl in wanted if _openssl_has(ossl)]
@@ -205,7 +208,7 @@ def _openssl_has(name: str) -> bool:
     return True
 
 
-def _load_client_cas(ctx: ssl.SSLContext, s: dict[str, str], base: str, errors: list[str],
+def _load_client_cas(ctx: ssl.SSLContext, s: dict[str, str], base: str, errors: Errors,
                      notes: list[str]) -> None:
     if not (s["client_ca"] or s["client_ca_file"]):  # Go then verifies against the system roots
         ctx.load_default_certs(ssl.Purpose.CLIENT_AUTH)
@@ -225,7 +228,7 @@ def _key(s: dict[str, str], name: str) -> str:
     return f"{TLS}.{name}_file" if s[f"{name}_file"] else f"{TLS}.{name}"
 
 
-def _pem(s: dict[str, str], name: str, base: str, marker: bytes, errors: list[str]) -> bytes | None:
+def _pem(s: dict[str, str], name: str, base: str, marker: bytes, errors: Errors) -> bytes | None:
     """The PEM bytes of ``name`` or ``name_file``; errors name the key, never the data."""
     written = s[f"{name}_file"]
     try:

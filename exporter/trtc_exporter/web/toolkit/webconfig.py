@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from trtc_exporter.clock import SYSTEM_CLOCK, Clock
+from trtc_exporter.errors import Errors
 from trtc_exporter.secret import Secret
 from trtc_exporter.web.toolkit.tls import TLS as _TLS
 from trtc_exporter.web.toolkit.tls import TLSServerConfig, get_bool, parse_tls, section
@@ -71,7 +72,7 @@ def load_web_config(path: str) -> WebConfig:
             raw = _yaml_load(fh.read())
     except OSError as exc:
         raise WebConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    errors: list[str] = []
+    errors = Errors()
     notes: list[str] = []
     top = section(raw, "", (_TLS, "http_server_config", "basic_auth_users", "rate_limit"), errors)
     if "rate_limit" in top:
@@ -79,8 +80,8 @@ def load_web_config(path: str) -> WebConfig:
     headers = _parse_http(top.get("http_server_config"), errors, notes)
     users = _parse_users(top.get("basic_auth_users"), errors)
     tls, files = parse_tls(top.get(_TLS), os.path.dirname(os.path.abspath(path)), errors, notes)
-    if errors:
-        raise WebConfigError("\n".join(errors), files=files)
+    if errors.lines:
+        raise WebConfigError("\n".join(errors.lines), files=files)
     costs = Counter(int(h.reveal()[4:6]) for h in users.values())
     dummy_cost = costs.most_common(1)[0][0] if costs else 10
     return WebConfig(tls, headers, MappingProxyType(users), dummy_cost, tuple(notes), files)
@@ -93,7 +94,7 @@ def _yaml_load(data: bytes) -> object:
         raise WebConfigError(str(exc)) from None
 
 
-def _parse_http(raw: object, errors: list[str], notes: list[str]) -> tuple[tuple[str, str], ...]:
+def _parse_http(raw: object, errors: Errors, notes: list[str]) -> tuple[tuple[str, str], ...]:
     sec = section(raw, "http_server_config", ("http2", "headers"), errors)
     if "http2" in sec and get_bool(sec, "http2", "http_server_config", errors):
         notes.append("http_server_config.http2: ignored; Python's http.server speaks HTTP/1.1")
@@ -116,7 +117,7 @@ def _parse_http(raw: object, errors: list[str], notes: list[str]) -> tuple[tuple
     return tuple(headers)
 
 
-def _parse_users(raw: object, errors: list[str]) -> dict[str, Secret]:
+def _parse_users(raw: object, errors: Errors) -> dict[str, Secret]:
     if raw is not None and not isinstance(raw, dict):
         errors.append("basic_auth_users: must be a mapping of username to bcrypt hash")
     users: dict[str, Secret] = {}
