@@ -88,6 +88,7 @@ class Exporter:
 
     @property
     def config(self) -> Config:
+        """The configuration in force."""
         return self.runtime.config
 
     def _apply_targets(self, config: Config | None = None, announce: bool = True) -> None:
@@ -113,12 +114,14 @@ class Exporter:
         return new
 
     def unregister(self, target_id: str) -> bool:
+        """Registration API: remove a registration by Target.id; False when there is none."""
         removed = self.sources.unregister(target_id)
         if removed:
             self._apply_targets(announce=False)
         return removed
 
     def bearer_token(self) -> Secret | None:
+        """The registration API bearer token (None when not configured)."""
         return self.sources.bearer_token
 
     def maintain_once(self) -> bool:
@@ -136,11 +139,13 @@ class Exporter:
                 log.exception("target maintenance failed")
 
     def start(self) -> None:
+        """Start the poller and the target-maintenance thread."""
         self.poller.mark_started()
         self.poller.start()
         threading.Thread(target=self._maintain_loop, name="targets", daemon=True).start()
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Stop polling (up to ``timeout`` s for requests in flight); close the stores."""
         self._stop.set()
         self.poller.stop(timeout)
         self.sources.close()

@@ -26,6 +26,7 @@ EXIT_USAGE = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser: dotted Prometheus-style flags in groups."""
     parser = argparse.ArgumentParser(
         prog="trtc-transcription-exporter",
         description="Prometheus exporter for Tencent Cloud TRTC AI transcription tasks. "
@@ -61,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_shard(text: str) -> tuple[int, int]:
+    """``--shard I/N`` as (index, count); ArgumentTypeError when malformed."""
     try:
         index, count = (int(p) for p in text.split("/"))
     except ValueError:
@@ -71,6 +73,7 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The console script: exit 0 on a normal stop or a valid --config.check, 2 on errors."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["simulate"]:
         from trtc_exporter.demo import simulate  # loads the simulator only when asked

@@ -69,6 +69,7 @@ class FakeClock:
         return WallSeconds(self.monotonic())
 
     def advance(self, seconds: float) -> None:
+        """Move time forward by ``seconds`` and wake sleepers whose deadline passed."""
         with self._cond:
             self._now += seconds
             self._cond.notify_all()

@@ -54,6 +54,7 @@ class DemoExporter(Exporter):
 
 
 def build_demo_exporter(shard: tuple[int, int] = (0, 1), seed: int = 7) -> DemoExporter:
+    """An exporter polling an embedded simulator on a free loopback port (scenario ``seed``)."""
     scenario = demo_scenario(seed)
     simulator = SimulatorServer.from_scenario(scenario)
     url = simulator.start()

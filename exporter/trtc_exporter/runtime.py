@@ -17,6 +17,9 @@ from trtc_exporter.config.model import Config
 
 @dataclass(slots=True)
 class Runtime:
+    """Mutable facts about the running exporter: the config in force, its file, the reload
+    outcome (``reload_success_time`` in wall-clock seconds), credential source, shard, demo mode."""
+
     config: Config
     config_path: str = ""
     credentials_source: str = ""

@@ -61,10 +61,12 @@ class Target:
 
     @property
     def action(self) -> str:
+        """The Describe action of the target's API generation."""
         return ACTIONS[self.api]
 
     @property
     def identity_labels(self) -> dict[str, str]:
+        """The identity as label name → value (api, region, task_id, sdk_app_id, session_id)."""
         return dict(zip(IDENTITY_LABELS, self.key, strict=True))
 
     def describe(self) -> str:

@@ -109,6 +109,7 @@ class RateLimiter:
 
     @property
     def effective_rate(self) -> float:
+        """The current (adaptive) rate in requests/s, at most the configured one."""
         with self._lock:
             self._recover(self._clock.monotonic())
             return self._rate
@@ -243,12 +244,15 @@ class Budget:
                           for action, rate in rates.items()}
 
     def limiter(self, action: str) -> RateLimiter:
+        """The limiter of one Describe action (KeyError for an action without one)."""
         return self._limiters[action]
 
     def items(self) -> list[tuple[str, RateLimiter]]:
+        """(action, limiter) pairs, sorted by action."""
         return sorted(self._limiters.items())
 
     def update(self, rates: dict[str, float]) -> None:
+        """Apply new configured rates (req/s by action) on reload; new actions get a limiter."""
         for action, rate in rates.items():
             if action in self._limiters:
                 self._limiters[action].set_configured_rate(rate)

@@ -51,6 +51,13 @@ def host_of(endpoint: str) -> str:
 
 
 class TrtcClient:
+    """The TRTC API client: ``describe(target)`` polls one target and returns an :class:`Outcome`.
+
+    Every attempt (retries included, at most ``max_retries`` more) first takes a token from
+    ``budget``; ``timeout`` is the per-attempt limit in seconds. Times every attempt
+    into ``metrics`` and feeds the response ``Date`` header to ``skew``.
+    """
+
     def __init__(self, *, endpoint: str, credentials: CredentialProvider, budget: Budget,
                  metrics: ApiMetrics, clock: Clock, timeout: float = 6.0, max_retries: int = 2,
                  skew: SkewEstimator | None = None, session: requests.Session | None = None,
@@ -76,6 +83,7 @@ class TrtcClient:
         return self._skew
 
     def set_credentials(self, credentials: CredentialProvider) -> None:
+        """Use these credentials from the next attempt on (reload)."""
         self._credentials = credentials
 
     def describe(self, target: Target, cancel: threading.Event | None = None) -> Outcome:

@@ -45,6 +45,9 @@ class CredentialsError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Credentials:
+    """One set of TencentCloud keys: SecretId, SecretKey (a :class:`Secret`) and an optional
+    STS session token; ``repr`` never shows the key or the token."""
+
     secret_id: Secret
     secret_key: Secret
     token: Secret | None = None

@@ -16,6 +16,9 @@ WARN_ABOVE_SECONDS = 60.0
 
 
 class SkewEstimator:
+    """Server clock minus local clock, in seconds (positive: our clock is behind), from
+    response ``Date`` headers (one-second resolution) smoothed by an exponential moving average."""
+
     def __init__(self, alpha: float = 0.2) -> None:
         self._alpha = alpha
         self._value: float | None = None

@@ -54,6 +54,9 @@ class CredentialsConfig:
 
 @dataclass(frozen=True, slots=True)
 class ApiConfig:
+    """The ``api:`` block: endpoint URL, default region, rates in requests/s (``rate_limit``,
+    per action ``rate_limits``), ``timeout`` in seconds, retries, credentials, overload policy."""
+
     endpoint: str = DEFAULT_ENDPOINT
     region: str = "ap-guangzhou"
     rate_limit: float = 20.0
@@ -81,6 +84,8 @@ class ScheduleConfig:
 
 @dataclass(frozen=True, slots=True)
 class AppConfig:
+    """One entry of ``apps:``: the app's concurrency quota, optional daily cost threshold (USD)."""
+
     max_concurrent_tasks: int = 100
     daily_cost_threshold_usd: float | None = None
 
@@ -95,6 +100,9 @@ class PricingConfig:
 
 @dataclass(frozen=True, slots=True)
 class Config:
+    """The whole configuration, immutable; durations in seconds. Built by ``parse_config`` or
+    ``load_config``; a reload builds a new one and swaps it whole."""
+
     api: ApiConfig = field(default_factory=ApiConfig)
     poll_interval: float = 15.0
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
@@ -107,6 +115,7 @@ class Config:
     registration: RegistrationConfig = field(default_factory=RegistrationConfig)
 
     def app(self, sdk_app_id: int | None) -> AppConfig:
+        """The settings of one SdkAppId (defaults for an app not in ``apps:``)."""
         return self.apps.get(sdk_app_id or 0, AppConfig())
 
 

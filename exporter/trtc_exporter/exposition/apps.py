@@ -37,6 +37,7 @@ class AppCollector(Collector):
         return iter(())
 
     def collect(self) -> Iterator[Metric]:
+        """Fresh families on every call; an error is logged and yields nothing."""
         try:
             families = self._families()
         except Exception:  # a rendering bug must not turn /metrics into a 500

@@ -35,6 +35,7 @@ class BudgetPollerCollector(Collector):
         return iter(())
 
     def collect(self) -> Iterator[Metric]:
+        """Fresh families on every call, read from the budget and the poller."""
         yield from self._budget_families() + self._poller_families()
 
     def _budget_families(self) -> list[Metric]:

@@ -22,6 +22,7 @@ class SelfHealthCollector(Collector):
         return iter(())
 
     def collect(self) -> Iterator[Metric]:
+        """Fresh families on every call, read from the runtime facts."""
         rt = self._runtime
         ok, when = family("trtc_exporter_config_last_reload_successful"), family(
             "trtc_exporter_config_last_reload_success_time_seconds")

@@ -25,6 +25,9 @@ def spread(keys: list[Key]) -> dict[Key, float]:
 
 
 class Schedule:
+    """The due queue: target keys by next due time (monotonic seconds), first spread over the
+    interval by a stable hash so that polls do not bunch."""
+
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, Key]] = []
         self._due: dict[Key, float] = {}

@@ -25,6 +25,7 @@ def budget_rates(config: Config) -> dict[str, float]:
 
 
 def base_interval(target: Target, config: Config) -> float:
+    """A target's own ``poll_interval``, else the config's (seconds)."""
     return target.poll_interval or config.poll_interval
 
 
@@ -45,11 +46,15 @@ def capacity(rate: float, guard: float) -> float:
 
 
 def stretch_factor(demand: float, available: float) -> float:
+    """How far intervals must stretch so ``demand`` fits ``available`` (both req/s); >= 1."""
     return 1.0 if demand <= available or available <= 0 else demand / available
 
 
 @dataclass(frozen=True, slots=True)
 class ActionPlan:
+    """The capacity plan of one action: targets, demand and budget in requests/s, the stretch
+    factor (>= 1) and the base interval in seconds."""
+
     action: str
     targets: int
     demand: float

@@ -41,6 +41,10 @@ class PollerStats:
 
 
 class Poller:
+    """Polls every target when due, one worker lane per action, and writes the results into the
+    state store (it is the only writer). ``poll`` is the client's ``describe``; intervals are
+    seconds, stretched per action by the capacity plan; due times are monotonic seconds."""
+
     def __init__(self, config: Config, poll: PollFn, store: StateStore, budget: Budget,
                  clock: Clock) -> None:
         self._config = config
@@ -88,16 +92,19 @@ class Poller:
             self._lock.notify_all()
 
     def targets(self) -> list[Target]:
+        """The targets being polled (after merge and shard filter)."""
         with self._lock:
             return list(self._targets.values())
 
     @property
     def demand(self) -> dict[str, float]:
+        """Requests/s each action needs at the state-aware intervals, before stretching."""
         with self._lock:
             return dict(self._demand)
 
     @property
     def stretch(self) -> dict[str, float]:
+        """The stretch factor (>= 1) of each action with targets."""
         with self._lock:
             return dict(self._stretch)
 
@@ -144,6 +151,7 @@ class Poller:
 
     # -- running ----------------------------------------------------------------------------
     def start(self) -> None:
+        """Start the dispatch thread and one worker lane per action."""
         for action in sorted({t.action for t in self._targets.values()} |
                              {a for a, _ in self._budget.items()}):
             self._ensure_lane(action)

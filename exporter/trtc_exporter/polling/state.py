@@ -101,10 +101,12 @@ class StateStore:
         self._translation_seconds: dict[AppKey, float] = {}
 
     def get(self, key: tuple[str, ...]) -> TargetState | None:
+        """The state of one target key (None when unknown)."""
         with self._lock:
             return self._states.get(key)
 
     def put(self, state: TargetState) -> None:
+        """Store a new state for its target."""
         with self._lock:
             self._states[state.target.key] = state
 
@@ -136,14 +138,17 @@ class StateStore:
                     self._states[key] = replace(old, target=target)
 
     def remove(self, key: tuple[str, ...]) -> None:
+        """Forget a target's state (it left the target set or retired)."""
         with self._lock:
             self._states.pop(key, None)
 
     def snapshot(self) -> list[TargetState]:
+        """Every target's current state (immutable records; safe to read without a lock)."""
         with self._lock:
             return list(self._states.values())
 
     def usage(self) -> dict[AppKey, float]:
+        """Observed InProgress seconds per (api, region, sdk_app_id), a counter."""
         with self._lock:
             return dict(self._in_progress_seconds)
 

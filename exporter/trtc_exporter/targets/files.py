@@ -27,6 +27,9 @@ log = logging.getLogger("trtc_exporter.targetfiles")  # caller= stays as before
 
 @dataclass(frozen=True, slots=True)
 class FileState:
+    """What the watcher knows about one target file: the digest of its last read, its last good
+    targets, and whether the last read succeeded (with the error if not)."""
+
     digest: str = ""  # of the last content read, good or broken
     targets: tuple[Target, ...] = ()  # the last good contents
     ok: bool = True

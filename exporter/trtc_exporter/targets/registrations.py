@@ -29,6 +29,9 @@ class RegistrationStoreError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Registered:
+    """One registered target: when it was registered and when it expires (wall-clock seconds;
+    ``expires_at`` None for never)."""
+
     target: Target
     created: float
     expires_at: float | None
@@ -69,6 +72,9 @@ def _reason(exc: Exception) -> str:
 
 
 class RegistrationStore:
+    """The registration API's targets in SQLite (WAL mode, one transaction per change), so they
+    survive restarts. Raises :class:`RegistrationStoreError` when the file cannot be used."""
+
     def __init__(self, path: str) -> None:
         self.path = path
         self._lock = threading.Lock()
@@ -96,6 +102,7 @@ class RegistrationStore:
         self._db.execute("ROLLBACK")
 
     def load(self) -> list[Registered]:
+        """Every stored registration."""
         with self._lock:
             rows = self._db.execute("SELECT spec, created, expires_at FROM targets").fetchall()
         out = []
@@ -123,6 +130,7 @@ class RegistrationStore:
                 raise RegistrationStoreError(f"registration database write failed: {exc}") from None
 
     def delete(self, ids: list[str]) -> int:
+        """Delete registrations by Target.id; returns how many existed."""
         with self._lock:
             try:
                 cursor = self._db.executemany("DELETE FROM targets WHERE id = ?",
@@ -132,5 +140,6 @@ class RegistrationStore:
             return cursor.rowcount
 
     def close(self) -> None:
+        """Close the database."""
         with self._lock:
             self._db.close()

@@ -130,5 +130,6 @@ class TargetSources:
         return self.target_set.merged()
 
     def close(self) -> None:
+        """Close the registration store, if open."""
         if self.registrations is not None:
             self.registrations.close()

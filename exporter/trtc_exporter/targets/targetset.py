@@ -31,6 +31,9 @@ class Entry:
 
 
 class TargetSet:
+    """Merges config, file and registered targets (in that order of precedence) under
+    ``max_targets``, counts changes by (change, source) and expires registrations by TTL."""
+
     def __init__(self, clock: Clock, max_targets: int,
                  store: RegistrationStore | None = None) -> None:
         self._clock = clock

@@ -118,6 +118,7 @@ def _split(document: Any, errors: Errors) -> tuple[Any, float | None]:
 
 
 def post_targets(handler: RequestHandler) -> None:
+    """``POST /api/v1/targets``: register one target, a list, or {"targets": [...], "ttl": "1h"}."""
     if not _allowed(handler):
         return
     try:
@@ -145,6 +146,7 @@ def post_targets(handler: RequestHandler) -> None:
 
 
 def delete_target(handler: RequestHandler, target_id: str) -> None:
+    """``DELETE /api/v1/targets/{id}``: remove a registration."""
     if not _allowed(handler):
         return
     try:

@@ -40,6 +40,7 @@ class Routes:
         self.telemetry_path = telemetry_path
 
     def table(self) -> dict[tuple[str, str], Callable[[ExporterHandler], None]]:
+        """(method, path) → handler method; the telemetry path is the flag's."""
         return {
             ("GET", "/"): ExporterHandler.landing,
             ("GET", self.telemetry_path): ExporterHandler.metrics,
@@ -54,6 +55,8 @@ class Routes:
 
 
 class ExporterHandler(SecureHandlerMixin):
+    """One HTTP request: dispatch by method and path, answer from the exporter's protocol."""
+
     routes: Routes
     server_version = "trtc-transcription-exporter"
     sys_version = ""
@@ -240,5 +243,6 @@ class _ProbeSuccess:
 
 
 def handler_class(routes: Routes) -> type[ExporterHandler]:
+    """A handler class bound to these routes, for the HTTP server."""
     return type("BoundExporterHandler", (ExporterHandler,), {"routes": routes})
 
