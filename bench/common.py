@@ -348,10 +348,10 @@ def in_process_exporter(n: int, *, poll_interval: float = 15.0, rate_limit: floa
 
     Returns (exporter, clock, simulator_api). Nothing runs until the caller drives the poller.
     """
+    from trtc_exporter.api.credentials import Credentials, StaticProvider
     from trtc_exporter.app import Exporter as App
     from trtc_exporter.clock import FakeClock
-    from trtc_exporter.config import parse_config
-    from trtc_exporter.credentials import Credentials, StaticProvider
+    from trtc_exporter.config.model import parse_config
     from trtc_exporter.secret import Secret
     from trtc_exporter.simulator import SimulatorAPI, parse_scenario
 

@@ -99,11 +99,11 @@ def api(singles: int) -> dict[str, Any]:
 
 
 def measure(repeat: int) -> dict[str, Any]:
-    from trtc_exporter.budget import Budget
+    from trtc_exporter.api.budget import Budget
     from trtc_exporter.clock import FakeClock
-    from trtc_exporter.config import load_config, parse_config
-    from trtc_exporter.scheduler import Poller
-    from trtc_exporter.state import StateStore
+    from trtc_exporter.config.model import load_config, parse_config
+    from trtc_exporter.polling.poller import Poller
+    from trtc_exporter.polling.state import StateStore
 
     doc = exporter_config(N, "http://127.0.0.1:9")
     text = yaml.safe_dump(doc)

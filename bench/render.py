@@ -54,13 +54,13 @@ def filled_exporter(n: int) -> Any:
     """An Exporter (system clock, never started) whose store holds one answer per target."""
     from dataclasses import replace
 
+    from trtc_exporter.api.credentials import Credentials, StaticProvider
+    from trtc_exporter.api.outcome import Outcome
     from trtc_exporter.app import Exporter
-    from trtc_exporter.client import Outcome
-    from trtc_exporter.config import parse_config
-    from trtc_exporter.credentials import Credentials, StaticProvider
+    from trtc_exporter.config.model import parse_config
+    from trtc_exporter.polling.state import TargetState, apply_outcome
     from trtc_exporter.response import parse_response
     from trtc_exporter.secret import Secret
-    from trtc_exporter.state import TargetState, apply_outcome
 
     config = parse_config(exporter_config(n, "http://127.0.0.1:9"))
     creds = StaticProvider(Credentials(Secret(SECRET_ID), Secret(SECRET_KEY)), "env")

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import responses
+import yaml
 
+from trtc_exporter.api.credentials import Credentials, StaticProvider
 from trtc_exporter.app import Exporter
 from trtc_exporter.clock import FakeClock
-from trtc_exporter.config import parse_config
-from trtc_exporter.credentials import Credentials, StaticProvider
+from trtc_exporter.config.model import parse_config
 from trtc_exporter.secret import Secret
+from trtc_exporter.web.routes import Routes, handler_class
+from trtc_exporter.web.toolkit.server import ExporterHTTPServer
 
 ENDPOINT = "http://trtc.test"
 SECRET_ID = "AKIDfixture0000000000000000000000001"
@@ -44,3 +51,35 @@ def poll_all(exporter: Exporter) -> None:
     """Poll every target once, synchronously, in a stable order."""
     for target in sorted(exporter.poller.targets(), key=lambda t: t.key):
         exporter.poller.poll_one(target.key)
+
+
+@contextlib.contextmanager
+def serving(exporter: Exporter, telemetry_path: str = "/metrics") -> Iterator[str]:
+    """Serve the exporter's endpoints on a free loopback port; yields the base URL."""
+    server = ExporterHTTPServer(("127.0.0.1", 0),
+                                handler_class(Routes(exporter, telemetry_path)), None)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def with_secret_files(text: str, tmp: Path) -> tuple[str, dict[str, str]]:
+    """A config's text with its secret file paths moved into ``tmp`` (files created there),
+    plus an environment holding fake keys: ``--config.check`` reads credentials as start does,
+    and the deployment's /run/secrets paths do not exist on a test machine."""
+    raw = yaml.safe_load(text)
+    creds = raw.get("api", {}).get("credentials", {}) or {}
+    registration = raw.get("registration", {}) or {}
+    for section, key in [(creds, k) for k in ("secret_id_file", "secret_key_file", "token_file")] \
+            + [(registration, "bearer_token_file")]:
+        if section.get(key):
+            fake = tmp / key
+            fake.write_text(f"fake-{key}-0000000000000000\n", encoding="utf-8")
+            section[key] = str(fake)
+    env = {**os.environ, "TENCENTCLOUD_SECRET_ID": SECRET_ID, "TENCENTCLOUD_SECRET_KEY": SECRET_KEY,
+           "HOME": str(tmp)}
+    return yaml.safe_dump(raw, sort_keys=False), env

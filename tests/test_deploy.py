@@ -24,9 +24,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from tests.conftest import with_secret_files
 from tests.test_packaging import healthcheck, instructions
 from trtc_exporter import __version__
-from trtc_exporter.config import parse_config_text
+from trtc_exporter.config.model import parse_config_text
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
@@ -464,11 +465,12 @@ def test_credentials_are_secret_files_named_by_the_config(tree: str) -> None:
 
 @pytest.mark.parametrize("tree", list(K8S_TREES))
 def test_configmap_config_passes_config_check(tree: str, tmp_path: Path) -> None:
-    """The config in the ConfigMap passes `trtc-transcription-exporter --config.check`."""
+    """The ConfigMap's config passes `--config.check` (with its Secret's files present)."""
+    text, env = with_secret_files(mounted_config(tree), tmp_path)
     path = tmp_path / CONFIG_KEY
-    path.write_text(mounted_config(tree), encoding="utf-8")
+    path.write_text(text, encoding="utf-8")
     result = subprocess.run([EXE, "--config.file", str(path), "--config.check"],
-                            capture_output=True, text=True, timeout=60, check=False)
+                            capture_output=True, text=True, timeout=60, check=False, env=env)
     assert result.returncode == 0, result.stderr
 
 

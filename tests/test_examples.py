@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from trtc_exporter.config import (
+from tests.conftest import with_secret_files
+from trtc_exporter.config.model import (
     ApiConfig,
     AppConfig,
     Config,
@@ -23,7 +24,8 @@ from trtc_exporter.config import (
     ScheduleConfig,
     load_config,
 )
-from trtc_exporter.target import AI_TRANSCRIPTION, CLOUD_TRANSCRIPTION, Target
+from trtc_exporter.generations import AI_TRANSCRIPTION, CLOUD_TRANSCRIPTION
+from trtc_exporter.target import Target
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -55,14 +57,17 @@ def test_the_examples_are_the_documented_set() -> None:
 
 
 @pytest.mark.parametrize("name", CONFIG_FILES)
-def test_example_passes_config_check(name: str) -> None:
-    """`trtc-transcription-exporter --config.check` accepts the example and exits 0."""
+def test_example_passes_config_check(name: str, tmp_path: Path) -> None:
+    """`--config.check` accepts the example (its secret files present) and exits 0."""
+    text, env = with_secret_files((EXAMPLES / name).read_text("utf-8"), tmp_path)
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
     result = subprocess.run(
-        [_exporter(), "--config.file", str(EXAMPLES / name), "--config.check"],
-        capture_output=True, text=True, timeout=60, check=False,
+        [_exporter(), "--config.file", str(path), "--config.check"],
+        capture_output=True, text=True, timeout=60, check=False, env=env,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith(f"{EXAMPLES / name}: valid")
+    assert result.stdout.startswith(f"{path}: valid")
 
 
 def test_minimal_example_sets_only_targets() -> None:

@@ -30,9 +30,14 @@ from hypothesis import strategies as st
 
 from tests.conftest import ENDPOINT, answer, build_exporter, poll_all
 from trtc_exporter.clock import FakeClock
-from trtc_exporter.httpserver import ExporterHTTPServer
-from trtc_exporter.web import Routes, handler_class
-from trtc_exporter.webconfig import WebConfig, WebConfigError, WebConfigStore, load_web_config
+from trtc_exporter.web.routes import Routes, handler_class
+from trtc_exporter.web.toolkit.server import ExporterHTTPServer
+from trtc_exporter.web.toolkit.webconfig import (
+    WebConfig,
+    WebConfigError,
+    WebConfigStore,
+    load_web_config,
+)
 
 MARKER = "FUZZ-SECRET-MARKER"
 PASSWORD = "fuzz-password"

@@ -8,7 +8,7 @@ import pickle
 
 import pytest
 
-from trtc_exporter.credentials import Credentials
+from trtc_exporter.api.credentials import Credentials
 from trtc_exporter.secret import Secret
 
 VALUE = "AKIDsuperSECRETvalue0123456789"

@@ -1,9 +1,9 @@
 """A 24-hour soak of the poller on a fake clock: churning targets, faults, no growth, no drift.
 
-The poller is driven by hand (``take_due``/``poll_one``), as in test_scheduler.py, against a fake
-API that answers every kind of outcome. Every five simulated minutes the target set changes like a
-reload (a steady core stays, a window of short-lived targets slides on); every ten minutes the
-internal structures and the rendered /metrics output are measured.
+The poller is driven by hand (``take_due``/``poll_one``), as in polling/test_poller.py, against a
+fake API that answers every kind of outcome. Every five simulated minutes the target set changes
+like a reload (a steady core stays, a window of short-lived targets slides on); every ten minutes
+the internal structures and the rendered /metrics output are measured.
 """
 
 from __future__ import annotations
@@ -17,16 +17,19 @@ from dataclasses import dataclass, field
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from trtc_exporter.budget import Budget
-from trtc_exporter.client import Outcome
+from trtc_exporter.api.budget import Budget
+from trtc_exporter.api.outcome import Outcome
+from trtc_exporter.api.skew import SkewEstimator
 from trtc_exporter.clock import FakeClock
-from trtc_exporter.collector import TranscriptionCollector
-from trtc_exporter.config import Config, ScheduleConfig
+from trtc_exporter.config.model import Config, ScheduleConfig
+from trtc_exporter.exposition.apps import AppCollector
+from trtc_exporter.exposition.health import BudgetPollerCollector
+from trtc_exporter.exposition.selfhealth import SelfHealthCollector
+from trtc_exporter.exposition.tasks import TaskCollector
+from trtc_exporter.polling.poller import Poller
+from trtc_exporter.polling.state import StateStore
 from trtc_exporter.response import ApiFailure, TaskStatus
 from trtc_exporter.runtime import Runtime
-from trtc_exporter.scheduler import Poller
-from trtc_exporter.skew import SkewEstimator
-from trtc_exporter.state import StateStore
 from trtc_exporter.target import Target
 
 AI, CLOUD = "DescribeAITranscription", "DescribeCloudTranscription"
@@ -143,8 +146,12 @@ def build() -> Soak:
     poller = Poller(CONFIG, api, store, budget, clock)
     runtime = Runtime(CONFIG, reload_success_time=clock.time())
     registry = CollectorRegistry(auto_describe=True)
-    registry.register(TranscriptionCollector(store, poller, budget, runtime, SkewEstimator(),
-                                             clock))
+    for collector in (TaskCollector(store.snapshot, clock.time),
+                      AppCollector(store, lambda: runtime.config, clock.time),
+                      BudgetPollerCollector(budget, poller, SkewEstimator(),
+                                            lambda: runtime.config),
+                      SelfHealthCollector(runtime)):
+        registry.register(collector)
     return Soak(poller, store, api, clock, registry)
 
 

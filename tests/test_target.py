@@ -6,17 +6,9 @@ from typing import Any
 
 import pytest
 
-from trtc_exporter.target import (
-    AI_TRANSCRIPTION,
-    ALL_REGIONS,
-    CLOUD_TRANSCRIPTION,
-    REGIONS,
-    RESERVED_LABELS,
-    Target,
-    in_shard,
-    parse_target,
-)
-from trtc_exporter.validation import Errors
+from trtc_exporter.errors import Errors
+from trtc_exporter.generations import AI_TRANSCRIPTION, ALL_REGIONS, CLOUD_TRANSCRIPTION, REGIONS
+from trtc_exporter.target import RESERVED_LABELS, Target, in_shard, parse_target
 
 CLOUD = {"api": CLOUD_TRANSCRIPTION, "task_id": "t", "sdk_app_id": 1400123456}
 

@@ -8,44 +8,55 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from collections.abc import Callable
 
 import requests
 from prometheus_client import CollectorRegistry, disable_created_metrics
 
-from trtc_exporter.budget import Budget
-from trtc_exporter.client import TrtcClient
-from trtc_exporter.clock import SYSTEM_CLOCK, Clock
-from trtc_exporter.collector import TranscriptionCollector
-from trtc_exporter.config import Config, load_config
-from trtc_exporter.credentials import CredentialProvider, CredentialsError, resolve
+from trtc_exporter.api.budget import Budget
+from trtc_exporter.api.client import TrtcClient
+from trtc_exporter.api.credentials import CredentialProvider, CredentialsError
+from trtc_exporter.api.skew import SkewEstimator
+from trtc_exporter.checks import check
+from trtc_exporter.clock import SYSTEM_CLOCK, Clock, WallSeconds
+from trtc_exporter.config.model import Config, load_config
+from trtc_exporter.errors import ConfigError
+from trtc_exporter.exposition.apps import AppCollector
+from trtc_exporter.exposition.health import BudgetPollerCollector
+from trtc_exporter.exposition.selfhealth import SelfHealthCollector
+from trtc_exporter.exposition.tasks import TaskCollector
 from trtc_exporter.metrics import ApiMetrics
-from trtc_exporter.planning import plan
-from trtc_exporter.response import NOT_FOUND
+from trtc_exporter.polling.intervals import STALE_AFTER_INTERVALS
+from trtc_exporter.polling.planning import budget_rates, plan
+from trtc_exporter.polling.poller import Poller
+from trtc_exporter.polling.state import StateStore, TargetState
 from trtc_exporter.runtime import Runtime, revision
-from trtc_exporter.scheduler import Poller
 from trtc_exporter.secret import Secret
-from trtc_exporter.skew import SkewEstimator
-from trtc_exporter.sources import TargetSources
-from trtc_exporter.state import StateStore, TargetState
-from trtc_exporter.target import ACTIONS, Target, in_shard
-from trtc_exporter.validation import ConfigError
+from trtc_exporter.target import Target, in_shard
+from trtc_exporter.targets.registrations import Registered
+from trtc_exporter.targets.sources import TargetSources
+from trtc_exporter.web.protocol import TargetFacts
 
 log = logging.getLogger(__name__)
 # _created series double the counter output and no dashboard of ours uses them
 disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in older releases
 
 
-def budget_rates(config: Config) -> dict[str, float]:
-    return {action: config.api.rate_for(action) for action in ACTIONS.values()}
-
-
 class Exporter:
+    """The running exporter: owns every part and implements the web layer's protocol
+    (:class:`trtc_exporter.web.protocol.ExporterProtocol`)."""
+
     def __init__(self, config: Config, credentials: CredentialProvider, *,
                  clock: Clock = SYSTEM_CLOCK, config_path: str = "",
                  session: requests.Session | None = None, shard: tuple[int, int] = (0, 1),
-                 demo: bool = False) -> None:
+                 demo: bool = False, basic_auth: Callable[[], bool] = lambda: False) -> None:
+        """Build every part from a checked ``config`` (see :func:`trtc_exporter.checks.check`).
+
+        ``basic_auth`` says whether the web config in force has basic-auth users, for the
+        reload's registration check; ``shard`` is (index, count) of ``--shard``.
+        """
         self.clock = clock
+        self._basic_auth = basic_auth
         self.runtime = Runtime(config, config_path=config_path,
                                credentials_source=credentials.source, shard_index=shard[0],
                                shard_count=shard[1], demo=demo,
@@ -62,10 +73,14 @@ class Exporter:
         self.store = StateStore()
         self.poller = Poller(config, self.client.describe, self.store, self.budget, clock)
         self.revision = revision()
-        self.collector = TranscriptionCollector(self.store, self.poller, self.budget,
-                                                self.runtime, self.skew, clock, self.revision,
-                                                sources=self.sources)
-        self.registry.register(self.collector)
+        # registration order is exposition order: task families, app totals, budget and
+        # poller, the exporter itself (the golden test pins it)
+        for collector in (TaskCollector(lambda: self.store.snapshot(), clock.time),
+                          AppCollector(self.store, lambda: self.runtime.config, clock.time),
+                          BudgetPollerCollector(self.budget, self.poller, self.skew,
+                                                lambda: self.runtime.config, self.sources),
+                          SelfHealthCollector(self.runtime, self.revision)):
+            self.registry.register(collector)
         self._reload_lock = threading.Lock()
         self._targets_lock = threading.Lock()
         self._stop = threading.Event()
@@ -73,6 +88,7 @@ class Exporter:
 
     @property
     def config(self) -> Config:
+        """The configuration in force."""
         return self.runtime.config
 
     def _apply_targets(self, config: Config | None = None, announce: bool = True) -> None:
@@ -86,24 +102,26 @@ class Exporter:
                 for line in plan(config, targets, budget_rates(config)):
                     if line.targets:
                         log.info("capacity plan: %s", line.summary())
-            for action, region in {(t.action, t.region) for t in targets}:
+            for action, region in sorted({(t.action, t.region) for t in targets}):
                 self.client.metrics.prepare(action, region)
             self.poller.set_targets(targets, config)
 
     def register(self, targets: list[Target], ttl: float | None) -> list[Target]:
         """Registration API: add targets (TargetLimitError past max_targets)."""
-        new = self.sources.set.register(targets, ttl or self.config.registration.default_ttl)
+        new = self.sources.register(targets, ttl or self.config.registration.default_ttl)
         if new:
             self._apply_targets(announce=False)
         return new
 
     def unregister(self, target_id: str) -> bool:
-        removed = self.sources.set.unregister(target_id)
+        """Registration API: remove a registration by Target.id; False when there is none."""
+        removed = self.sources.unregister(target_id)
         if removed:
             self._apply_targets(announce=False)
         return removed
 
     def bearer_token(self) -> Secret | None:
+        """The registration API bearer token (None when not configured)."""
         return self.sources.bearer_token
 
     def maintain_once(self) -> bool:
@@ -121,21 +139,24 @@ class Exporter:
                 log.exception("target maintenance failed")
 
     def start(self) -> None:
+        """Start the poller and the target-maintenance thread."""
         self.poller.mark_started()
         self.poller.start()
         threading.Thread(target=self._maintain_loop, name="targets", daemon=True).start()
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Stop polling (up to ``timeout`` s for requests in flight); close the stores."""
         self._stop.set()
         self.poller.stop(timeout)
         self.sources.close()
 
     def reload(self) -> tuple[bool, str]:
-        """Re-read the config file; apply it whole or keep the running one (last-known-good)."""
+        """Re-read the config file and apply every start-up check (:mod:`trtc_exporter.checks`);
+        apply it whole or keep the running one (last-known-good). Returns (applied, message)."""
         with self._reload_lock:
             try:
                 config = load_config(self.runtime.config_path)
-                credentials = resolve(config.api.credentials)
+                credentials = check(config, basic_auth=self._basic_auth()).credentials
                 self.sources.apply_config(config)
             except (ConfigError, CredentialsError) as exc:
                 self.runtime.reload_successful = False
@@ -156,37 +177,45 @@ class Exporter:
 
     # -- health -----------------------------------------------------------------------------
     def healthy(self) -> bool:
-        """False when the poller has made no progress for three effective intervals."""
-        stretch = max(self.poller.stretch.values(), default=1.0)
-        limit = 3 * self.config.poll_interval * stretch + 5
+        """False when the poller has made no progress for STALE_AFTER_INTERVALS of the longest
+        effective interval (plus a 5 s grace)."""
+        longest = max((self.poller.effective_interval(a) for a in self.poller.stretch),
+                      default=self.config.poll_interval)
+        limit = STALE_AFTER_INTERVALS * longest + 5
         return self.clock.time() - self.poller.stats.last_progress <= limit
 
     def ready(self) -> bool:
+        """True once the first poll cycle is done."""
         return self.poller.stats.ready
 
-    def target_rows(self) -> list[dict[str, Any]]:
-        """The per-target table of the landing page and /api/v1/targets."""
-        now, mono = self.clock.time(), self.clock.monotonic()
-        rows = [_row(s, now, self.poller.due_time(s.target.key), mono,
-                     self.sources.set.expiry_of(s.target.key)) for s in self.store.snapshot()]
-        return sorted(rows, key=lambda r: (r["api"], r["task_id"], r["sdk_app_id"],
-                                           r["session_id"]))
+    # -- the read side of the web protocol ---------------------------------------------------
+    def states(self) -> list[TargetState]:
+        """The poller's current snapshot of every polled target (plain, immutable records)."""
+        return self.store.snapshot()
 
+    def now(self) -> WallSeconds:
+        """Wall-clock seconds (the injected clock)."""
+        return self.clock.time()
 
-def _row(state: TargetState, now: float, due: float | None, mono: float,
-         expires_at: float | None) -> dict[str, Any]:
-    t = state.target
-    return {
-        "id": t.id, "api": t.api, "action": t.action, "region": t.region, "task_id": t.task_id,
-        "sdk_app_id": t.sdk_app_id, "session_id": t.session_id, "labels": dict(t.labels),
-        "source": t.source, "status": state.shown_status(now),
-        "resolved_task_id": state.resolved_task_id, "start_time": state.start_time,
-        "last_success": state.last_success or None,
-        "age_seconds": round(now - state.last_answer, 3) if state.last_answer else None,
-        "poll_success": state.poll_success, "last_error_code": state.last_error_code or None,
-        "request_id": state.last_request_id or None,
-        "latency_seconds": round(state.last_latency, 4) if state.last_poll else None,
-        "next_poll_in_seconds": None if due is None else round(max(0.0, due - mono), 3),
-        "interval_seconds": state.interval or None,
-        "not_found": state.status == NOT_FOUND, "expires_at": expires_at,
-    }
+    def target_facts(self) -> list[TargetFacts]:
+        """Per target: its state, seconds until its next poll and its registration expiry."""
+        mono = self.clock.monotonic()
+        facts = []
+        for state in self.store.snapshot():
+            due = self.poller.due_time(state.target.key)
+            facts.append(TargetFacts(state, None if due is None else max(0.0, due - mono),
+                                     self.sources.expiry_of(state.target.key)))
+        return facts
+
+    def budget_plan(self) -> list[tuple[str, float, float]]:
+        """(action, effective rate in req/s, effective interval in s) for every limiter."""
+        return [(action, limiter.effective_rate, self.poller.effective_interval(action))
+                for action, limiter in self.budget.items()]
+
+    def registration_expiry(self, key: tuple[str, ...]) -> float | None:
+        """Wall-clock expiry of an identity's registration (None: permanent or not registered)."""
+        return self.sources.expiry_of(key)
+
+    def registered(self, key: tuple[str, ...]) -> Registered | None:
+        """The registration of an identity, whichever shard polls it."""
+        return self.sources.registered(key)

@@ -7,25 +7,26 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
-import threading
-from collections.abc import Sequence
-from types import FrameType
+from collections.abc import Callable, Sequence
 
 from trtc_exporter import __version__, logsetup
-from trtc_exporter.app import Exporter, budget_rates
-from trtc_exporter.config import Config, load_config
-from trtc_exporter.credentials import CredentialProvider, CredentialsError, resolve
-from trtc_exporter.planning import plan
-from trtc_exporter.registry import RegistryError
-from trtc_exporter.validation import ConfigError
+from trtc_exporter.api.credentials import CredentialsError
+from trtc_exporter.app import Exporter
+from trtc_exporter.checks import check
+from trtc_exporter.config.model import load_config
+from trtc_exporter.errors import ConfigError
+from trtc_exporter.polling.planning import budget_rates, plan
+from trtc_exporter.targets.registrations import RegistrationStoreError
+from trtc_exporter.web.serve import ServeError, load_web_config, serve
+from trtc_exporter.web.toolkit.webconfig import WebConfigStore
 
 log = logging.getLogger("trtc_exporter")
 EXIT_USAGE = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser: dotted Prometheus-style flags in groups."""
     parser = argparse.ArgumentParser(
         prog="trtc-transcription-exporter",
         description="Prometheus exporter for Tencent Cloud TRTC AI transcription tasks. "
@@ -61,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_shard(text: str) -> tuple[int, int]:
+    """``--shard I/N`` as (index, count); ArgumentTypeError when malformed."""
     try:
         index, count = (int(p) for p in text.split("/"))
     except ValueError:
@@ -71,9 +73,10 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The console script: exit 0 on a normal stop or a valid --config.check, 2 on errors."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["simulate"]:
-        from trtc_exporter.simulator.cli import main as simulate
+        from trtc_exporter.demo import simulate  # loads the simulator only when asked
 
         return simulate(args_list[1:])
     parser = build_parser()
@@ -87,27 +90,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     # was just granted would wait that long to be sent. 1 ms slices keep send times close to
     # their grants (the budget's guard is 20 ms).
     sys.setswitchinterval(0.001)
-    if args.config_check:
-        return check_config(args.config_file)
     try:
-        exporter = build_exporter(args, shard)
-    except (ConfigError, CredentialsError, RegistryError) as exc:
+        store = load_web_config(args.web_config)
+    except ServeError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_USAGE
+    if args.config_check:
+        return check_config(args.config_file, basic_auth=_has_users(store))
+    try:
+        exporter = build_exporter(args, shard, lambda: _has_users(store))
+    except (ConfigError, CredentialsError, RegistrationStoreError) as exc:
         for line in str(exc).splitlines():
             print(line, file=sys.stderr)
         return EXIT_USAGE
-    from trtc_exporter.serve import ServeError, serve
-
     try:
-        return serve(exporter, args)
+        return serve(exporter, args, store)
     except ServeError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_USAGE
 
 
-def check_config(path: str) -> int:
+def _has_users(store: WebConfigStore | None) -> bool:
+    """True when the web config in force has basic-auth users (read again on every call)."""
+    return store is not None and bool(store.current().users)
+
+
+def check_config(path: str, basic_auth: bool = False) -> int:
+    """``--config.check``: parse and apply every start-up check; 0 when valid, else 2."""
     try:
-        config = load_config(path)
-        refuse_overload(config)
+        config = check(load_config(path), basic_auth=basic_auth).config
     except ConfigError as exc:
         for line in exc.lines:
             print(line, file=sys.stderr)
@@ -120,37 +131,16 @@ def check_config(path: str) -> int:
     return 0
 
 
-def refuse_overload(config: Config) -> None:
-    """With api.on_overload: refuse, a config that needs more than the budget is an error."""
-    if config.api.on_overload != "refuse":
-        return
-    lines = [f"api.on_overload: refuse: {p.summary()}"
-             for p in plan(config, config.targets, budget_rates(config)) if p.stretch > 1]
-    if lines:
-        raise ConfigError(lines)
-
-
-def build_exporter(args: argparse.Namespace, shard: tuple[int, int]) -> Exporter:
+def build_exporter(args: argparse.Namespace, shard: tuple[int, int],
+                   basic_auth: Callable[[], bool] = lambda: False) -> Exporter:
+    """The demo exporter, or one built from the checked ``--config.file``."""
     if args.demo:
         from trtc_exporter.demo import build_demo_exporter
 
         return build_demo_exporter(shard)
-    config = load_config(args.config_file)
-    refuse_overload(config)
-    credentials: CredentialProvider = resolve(config.api.credentials)
+    checked = check(load_config(args.config_file), basic_auth=basic_auth())
+    config, credentials = checked.config, checked.credentials
     log.info("starting trtc-transcription-exporter %s: %d targets, credentials from %s",
              __version__, len(config.targets), credentials.source)
-    return Exporter(config, credentials, config_path=args.config_file, shard=shard)
-
-
-def install_signals(exporter: Exporter, stop: threading.Event) -> None:
-    def on_stop(signum: int, frame: FrameType | None) -> None:
-        log.info("received %s; shutting down", signal.Signals(signum).name)
-        stop.set()
-
-    def on_hup(signum: int, frame: FrameType | None) -> None:
-        threading.Thread(target=exporter.reload, name="sighup-reload", daemon=True).start()
-
-    signal.signal(signal.SIGTERM, on_stop)
-    signal.signal(signal.SIGINT, on_stop)
-    signal.signal(signal.SIGHUP, on_hup)
+    return Exporter(config, credentials, config_path=args.config_file, shard=shard,
+                    basic_auth=basic_auth)

@@ -8,15 +8,20 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Protocol
+from typing import NewType, Protocol
+
+WallSeconds = NewType("WallSeconds", float)
+"""Seconds since the Unix epoch (``time.time()``): timestamps shown to users and in metrics."""
+MonoSeconds = NewType("MonoSeconds", float)
+"""Seconds of a monotonic clock: only differences mean anything (intervals, deadlines, waits)."""
 
 
 class Clock(Protocol):
     """Monotonic time for intervals and waits; wall time for timestamps shown to users."""
 
-    def monotonic(self) -> float: ...
+    def monotonic(self) -> MonoSeconds: ...
 
-    def time(self) -> float: ...
+    def time(self) -> WallSeconds: ...
 
     def sleep(self, seconds: float) -> None: ...
 
@@ -28,11 +33,11 @@ class Clock(Protocol):
 class SystemClock:
     """The real clocks of the machine."""
 
-    def monotonic(self) -> float:
-        return time.monotonic()
+    def monotonic(self) -> MonoSeconds:
+        return MonoSeconds(time.monotonic())
 
-    def time(self) -> float:
-        return time.time()
+    def time(self) -> WallSeconds:
+        return WallSeconds(time.time())
 
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
@@ -53,15 +58,18 @@ class FakeClock:
         self._now = start
         self._auto = auto_advance
         self._cond = threading.Condition()
+        self._sleepers = 0
 
-    def monotonic(self) -> float:
+    def monotonic(self) -> MonoSeconds:
         with self._cond:
-            return self._now
+            return MonoSeconds(self._now)
 
-    def time(self) -> float:
-        return self.monotonic()
+    def time(self) -> WallSeconds:
+        """The same fake instant as monotonic(): tests read one timeline."""
+        return WallSeconds(self.monotonic())
 
     def advance(self, seconds: float) -> None:
+        """Move time forward by ``seconds`` and wake sleepers whose deadline passed."""
         with self._cond:
             self._now += seconds
             self._cond.notify_all()
@@ -72,8 +80,12 @@ class FakeClock:
             return
         with self._cond:
             deadline = self._now + seconds
-            while self._now < deadline:
-                self._cond.wait(0.05)
+            self._enter()
+            try:
+                while self._now < deadline:
+                    self._cond.wait(0.05)
+            finally:
+                self._sleepers -= 1
 
     def wait(self, event: threading.Event, seconds: float) -> bool:
         if self._auto:
@@ -82,11 +94,25 @@ class FakeClock:
             return event.is_set()
         with self._cond:
             deadline = self._now + seconds
-            while self._now < deadline:
-                if event.is_set():
-                    return True
-                self._cond.wait(0.01)
+            self._enter()
+            try:
+                while self._now < deadline:
+                    if event.is_set():
+                        return True
+                    self._cond.wait(0.01)
+            finally:
+                self._sleepers -= 1
         return event.is_set()
+
+    def _enter(self) -> None:
+        self._sleepers += 1
+        self._cond.notify_all()  # wakes await_sleepers
+
+    def await_sleepers(self, count: int, timeout: float = 5.0) -> bool:
+        """Block until ``count`` threads sleep or wait on this clock (at most ``timeout`` real
+        seconds); a test then advances time knowing the other thread is really waiting."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._sleepers >= count, timeout)
 
 
 SYSTEM_CLOCK = SystemClock()

@@ -1,5 +1,8 @@
 """``--demo``: the exporter against an embedded simulator, no account and no config file needed.
 
+This is the one product module that imports the simulator (also for the ``simulate``
+subcommand); tests/test_architecture.py keeps it that way.
+
 The simulator runs in-process on a free loopback port with generated (fake) keys; the exporter
 polls every demo task every two seconds, so every metric family is visible within seconds.
 """
@@ -9,11 +12,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from trtc_exporter.api.credentials import Credentials, StaticProvider
 from trtc_exporter.app import Exporter
-from trtc_exporter.config import parse_config
-from trtc_exporter.credentials import Credentials, StaticProvider
+from trtc_exporter.config.model import parse_config
 from trtc_exporter.secret import Secret
 from trtc_exporter.simulator import SimulatorServer, demo_scenario, demo_targets
+from trtc_exporter.simulator.cli import main as simulator_main
 from trtc_exporter.simulator.demo import BUSY_APP, BUSY_APP_QUOTA
 from trtc_exporter.simulator.scenario import Scenario
 
@@ -50,6 +54,7 @@ class DemoExporter(Exporter):
 
 
 def build_demo_exporter(shard: tuple[int, int] = (0, 1), seed: int = 7) -> DemoExporter:
+    """An exporter polling an embedded simulator on a free loopback port (scenario ``seed``)."""
     scenario = demo_scenario(seed)
     simulator = SimulatorServer.from_scenario(scenario)
     url = simulator.start()
@@ -62,3 +67,8 @@ def build_demo_exporter(shard: tuple[int, int] = (0, 1), seed: int = 7) -> DemoE
     log.info("demo mode: embedded TRTC simulator at %s with %d targets", url,
              len(config.targets))
     return exporter
+
+
+def simulate(argv: list[str]) -> int:
+    """``trtc-transcription-exporter simulate …``: the simulator's own command line."""
+    return simulator_main(argv)

@@ -67,3 +67,31 @@ def _shown(text: str) -> str:
     """The text for a one-line message: shortened, control characters escaped."""
     text = text if len(text) <= 40 else text[:37] + "..."
     return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
+
+
+def parse_seconds(value: object, *, allow_forever: bool) -> tuple[float | None, str | None]:
+    """Seconds from a number (``12``, ``0.5``), a Prometheus duration string (``"1m30s"``,
+    ``"500ms"``) or ``"forever"`` (when allowed, as ``math.inf``), for hand-written files such
+    as simulator scenarios. Strings follow :func:`parse_duration` exactly, so ``"1.5s"`` is
+    refused here as in Prometheus; write ``1.5`` or ``"1500ms"``.
+
+    Returns ``(seconds, None)`` or ``(None, problem)`` so callers can prefix the field path.
+    """
+    expected = "a number of seconds, a duration like 1m30s"
+    expected += " or forever" if allow_forever else ""
+    if isinstance(value, bool):
+        return None, f"must be {expected}, got {value!r}"
+    if isinstance(value, (int, float)):
+        if value < 0 or math.isnan(value):
+            return None, f"must be >= 0, got {value!r}"
+        if math.isinf(value) and not allow_forever:
+            return None, f"must be finite, got {value!r}"
+        return float(value), None
+    if isinstance(value, str):
+        if value == "forever" and allow_forever:
+            return math.inf, None
+        try:
+            return parse_duration(value), None
+        except DurationError:
+            pass
+    return None, f"must be {expected}, got {value!r}"

@@ -24,6 +24,8 @@ def _message(record: logging.LogRecord) -> str:
 
 
 class LogfmtFormatter(logging.Formatter):
+    """Log lines as logfmt: ``ts=… level=… caller=… msg="…"`` (the Go exporters' shape)."""
+
     def format(self, record: logging.LogRecord) -> str:
         msg = _message(record).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
         return (f'ts={_timestamp(record)} level={record.levelname.lower()} '
@@ -31,12 +33,15 @@ class LogfmtFormatter(logging.Formatter):
 
 
 class JsonFormatter(logging.Formatter):
+    """Log lines as one JSON object each, with the logfmt keys."""
+
     def format(self, record: logging.LogRecord) -> str:
         return json.dumps({"ts": _timestamp(record), "level": record.levelname.lower(),
                            "caller": record.name, "msg": _message(record)}, ensure_ascii=False)
 
 
 def setup(level: str = "info", fmt: str = "logfmt") -> None:
+    """Route every log record to stderr in the chosen format at the chosen level."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else LogfmtFormatter())
     root = logging.getLogger()

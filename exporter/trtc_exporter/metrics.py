@@ -17,6 +17,8 @@ CACHED = " Cached from the last background poll; a scrape never calls the API."
 
 @dataclass(frozen=True, slots=True)
 class Spec:
+    """One declared metric: name, type (gauge, counter, histogram), HELP text and label names."""
+
     name: str
     kind: str
     help: str

@@ -12,12 +12,10 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+from trtc_exporter.generations import STATES
+
 log = logging.getLogger(__name__)
 
-STATES = {
-    "DescribeAITranscription": ("Idle", "Preparing", "InProgress", "Stopped"),
-    "DescribeCloudTranscription": ("Idle", "InProgress", "Exited"),
-}
 UNKNOWN = "Unknown"
 NOT_FOUND = "NotFound"
 BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")

@@ -12,11 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trtc_exporter import __version__
-from trtc_exporter.config import Config
+from trtc_exporter.config.model import Config
 
 
 @dataclass(slots=True)
 class Runtime:
+    """Mutable facts about the running exporter: the config in force, its file, the reload
+    outcome (``reload_success_time`` in wall-clock seconds), credential source, shard, demo mode."""
+
     config: Config
     config_path: str = ""
     credentials_source: str = ""

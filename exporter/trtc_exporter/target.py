@@ -12,18 +12,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from trtc_exporter.validation import Errors, key_text, show
+from trtc_exporter.errors import Errors, key_text, show
+from trtc_exporter.generations import (
+    ACTIONS,
+    AI_TRANSCRIPTION,
+    ALL_REGIONS,
+    CLOUD_TRANSCRIPTION,
+    REGIONS,
+)
 
-AI_TRANSCRIPTION = "ai_transcription"
-CLOUD_TRANSCRIPTION = "cloud_transcription"
-
-ACTIONS = {AI_TRANSCRIPTION: "DescribeAITranscription",
-           CLOUD_TRANSCRIPTION: "DescribeCloudTranscription"}
-REGIONS = {
-    AI_TRANSCRIPTION: ("ap-guangzhou", "ap-singapore", "ap-tokyo", "na-siliconvalley"),
-    CLOUD_TRANSCRIPTION: ("ap-guangzhou", "ap-hongkong", "ap-singapore"),
-}
-ALL_REGIONS = frozenset(r for regions in REGIONS.values() for r in regions)
 IDENTITY_LABELS = ("api", "region", "task_id", "sdk_app_id", "session_id")
 RESERVED_LABELS = frozenset(
     IDENTITY_LABELS + ("status", "resolved_task_id", "job", "instance", "action", "code")
@@ -64,10 +61,12 @@ class Target:
 
     @property
     def action(self) -> str:
+        """The Describe action of the target's API generation."""
         return ACTIONS[self.api]
 
     @property
     def identity_labels(self) -> dict[str, str]:
+        """The identity as label name → value (api, region, task_id, sdk_app_id, session_id)."""
         return dict(zip(IDENTITY_LABELS, self.key, strict=True))
 
     def describe(self) -> str:

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from random import Random
 from typing import Any
 
-from trtc_exporter import signing
+from trtc_exporter.api import signing
 from trtc_exporter.clock import SYSTEM_CLOCK, Clock
 from trtc_exporter.simulator import effects, envelope
 from trtc_exporter.simulator.actions import ACTIONS, ActionContext

@@ -1,4 +1,4 @@
-"""TC3-HMAC-SHA256 verification, the server side of ``trtc_exporter.signing``.
+"""TC3-HMAC-SHA256 verification, the server side of ``trtc_exporter.api.signing``.
 
 Requests signed like the SDK (``SignedHeaders=content-type;host``) are checked by re-signing with
 ``signing.sign``, so client and simulator cannot drift apart. Other header lists, which the TC3
@@ -13,7 +13,7 @@ import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from trtc_exporter import signing
+from trtc_exporter.api import signing
 from trtc_exporter.secret import Secret
 from trtc_exporter.simulator.envelope import (
     ApiError,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from trtc_exporter.simulator.durations import parse_seconds
+from trtc_exporter.durations import parse_seconds
 
 
 def check_int(value: object, path: str, errors: list[str], low: int | None = 0) -> int | None:

@@ -24,9 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from trtc_exporter.durations import parse_seconds
 from trtc_exporter.simulator.api import SimulatorAPI
 from trtc_exporter.simulator.checks import check_int
-from trtc_exporter.simulator.durations import parse_seconds
 from trtc_exporter.simulator.faultparse import parse_fault
 from trtc_exporter.simulator.faults import FaultKind, FaultSpec
 from trtc_exporter.simulator.scenario import KNOWN_ACTIONS, LIMIT_MESSAGES, parse_task

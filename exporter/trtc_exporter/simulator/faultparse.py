@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from trtc_exporter.simulator.durations import parse_seconds
+from trtc_exporter.durations import parse_seconds
 from trtc_exporter.simulator.faults import PARAMS, FaultKind, FaultSpec, ParamValue
 
 _COMMON = ("kind", "probability", "duration", "after", "actions", "task_id")

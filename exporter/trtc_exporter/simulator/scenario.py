@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from trtc_exporter.secret import Secret
 from trtc_exporter.simulator.actions import ACTIONS
 from trtc_exporter.simulator.auth import Credential
@@ -29,6 +27,7 @@ from trtc_exporter.simulator.checks import (
 from trtc_exporter.simulator.faultparse import parse_fault
 from trtc_exporter.simulator.faults import FaultSpec
 from trtc_exporter.simulator.tasks import AI_MAX_LIFETIME, FOREVER, PHASES, REGIONS, Api
+from trtc_exporter.yamlload import YamlError, load_yaml
 
 Phases = tuple[tuple[str, float], ...]
 KNOWN_ACTIONS = frozenset(ACTIONS)
@@ -96,11 +95,11 @@ def load_scenario(path: str | Path) -> Scenario:
     """Read and validate a YAML scenario file."""
     try:
         text = Path(path).read_text(encoding="utf-8")
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except OSError as exc:
         raise ScenarioError([f"{path}: cannot read: {exc.strerror or exc}"]) from exc
-    except yaml.YAMLError as exc:
-        raise ScenarioError([f"{path}: invalid YAML: {exc}"]) from exc
+    except YamlError as exc:
+        raise ScenarioError([f"{path}: {exc}"]) from exc
     return parse_scenario(data)
 
 

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from trtc_exporter import signing
+from trtc_exporter.api import signing
 from trtc_exporter.simulator.auth import Credential
 
 VERSION = "2019-07-22"

@@ -1,0 +1,261 @@
+"""The request budget: a strict sliding-window limiter per API action, with AIMD adaptation.
+
+Tencent limits each account to N requests per second per action, counted by the server. We keep
+two rules at once: no N+1 grants within ``1 s + guard`` (so network jitter cannot push the server's
+count over N), and at least ``1/rate`` between grants (so traffic is smooth, not bursts). Grants
+are reservations of a future instant, taken under a lock and slept on outside it, which makes
+waiting first-come first-served and lets tests compute schedules without threads.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+from collections import deque
+from dataclasses import dataclass
+
+from trtc_exporter.clock import Clock
+
+_LIMIT_HINT = re.compile(r"(?:frequency limit|上限)\s*`(\d+)`")
+_COUNT_HINT = re.compile(r"(?:equals to|每秒请求)\s*`(\d+)`")
+MAX_GUARD = 0.1
+ANCHOR_POLL = 0.002  # how often a grant re-checks an anchor that has not started yet
+
+
+@dataclass(frozen=True, slots=True)
+class ThrottleHint:
+    """What a RequestLimitExceeded message says: the limit, and how many requests it counted."""
+
+    limit: int | None = None
+    seen: int | None = None
+
+    @property
+    def marginal(self) -> bool:
+        """One request over the limit: our own timing jitter, not someone else's traffic."""
+        return self.limit is not None and self.seen is not None and self.seen <= self.limit + 1
+
+
+def limit_from_message(message: str) -> int | None:
+    """The per-second limit the API states in a RequestLimitExceeded message, if any."""
+    return hint_from_message(message).limit
+
+
+def hint_from_message(message: str) -> ThrottleHint:
+    limit, seen = _LIMIT_HINT.search(message), _COUNT_HINT.search(message)
+    return ThrottleHint(int(limit.group(1)) if limit else None,
+                        int(seen.group(1)) if seen else None)
+
+
+@dataclass(frozen=True, slots=True)
+class AimdPolicy:
+    """Multiplicative decrease on throttling, additive increase while quiet."""
+
+    decrease: float = 0.7
+    increase_per_second: float = 1.0
+    cooldown: float = 2.0
+    ceiling_margin: float = 0.9
+    ceiling_memory: float = 30.0
+    floor_fraction: float = 0.05
+
+
+class Cancelled(Exception):
+    """The wait for a token was cancelled (shutdown); the caller must not send."""
+
+
+class Grant:
+    """One reserved request start; ``anchor`` is the grant one window's worth of requests back."""
+
+    __slots__ = ("anchor", "span", "started", "time")
+
+    def __init__(self, time: float, anchor: Grant | None, span: float) -> None:
+        self.time = time
+        self.anchor = anchor
+        self.span = span
+        self.started = False  # set when its request really starts (or its wait was cancelled)
+
+    def earliest(self) -> float:
+        """Our slot, or later if the anchor really started later than it was granted; unknown
+        (inf) while the anchor has not started yet, e.g. all threads paused by a long GIL hold."""
+        if self.anchor is None:
+            return self.time
+        if not self.anchor.started:
+            return math.inf
+        return max(self.time, self.anchor.time + self.span)
+
+
+class RateLimiter:
+    """Thread-safe limiter for one action; ``acquire`` blocks until a request may start."""
+
+    def __init__(self, rate: float, clock: Clock, guard: float = 0.02, window: float = 1.0,
+                 policy: AimdPolicy | None = None, name: str = "") -> None:
+        if rate <= 0:
+            raise ValueError("rate must be > 0")
+        self.name = name
+        self.configured_rate = rate
+        self._rate = rate
+        self._clock = clock
+        self._guard = guard
+        self._base_guard = guard
+        self._window = window
+        self._policy = policy or AimdPolicy()
+        self._lock = threading.Lock()
+        self._grants: deque[Grant] = deque()
+        self._ceiling = rate
+        self._cooldown_until = -math.inf
+        self._last_adjust: float = clock.monotonic()  # MonoSeconds, moved by arithmetic
+        self._last_cut = -math.inf  # last rate decrease: the ceiling is remembered from it
+        self._last_widen = -math.inf  # last guard widening: the guard resets after it
+
+    @property
+    def effective_rate(self) -> float:
+        """The current (adaptive) rate in requests/s, at most the configured one."""
+        with self._lock:
+            self._recover(self._clock.monotonic())
+            return self._rate
+
+    def reserve(self) -> float:
+        """Reserve the earliest allowed start instant, taken as the request's start; returns how
+        long the caller must wait (for callers that plan starts rather than wait for them)."""
+        grant, wait = self._reserve()
+        grant.started = True
+        return wait
+
+    def _reserve(self) -> tuple[Grant, float]:
+        with self._lock:
+            now = self._clock.monotonic()
+            self._recover(now)
+            grant = self._next_grant(now)
+            self._grants.append(grant)
+            return grant, grant.time - now
+
+    def acquire(self, cancel: threading.Event | None = None) -> float:
+        """Block until our slot, then until the window is really free; returns the wait.
+
+        A thread may wake late (a loaded machine), so a grant's time becomes the instant its
+        request really starts, and each grant re-checks the grant ``rate`` places before it:
+        a late sender pushes later ones back instead of squeezing 21 requests into a second.
+        A cancelled wait raises :class:`Cancelled`: its slot is spent, no request may follow.
+        """
+        grant, wait = self._reserve()
+        started = self._clock.monotonic()
+        event = cancel or threading.Event()
+        while True:
+            if wait > 0 and self._clock.wait(event, min(wait, ANCHOR_POLL)
+                                             if wait == math.inf else wait):
+                with self._lock:
+                    grant.started = True  # never sent: later grants may count from its slot
+                raise Cancelled
+            with self._lock:
+                now = self._clock.monotonic()
+                wait = grant.earliest() - now
+                if wait <= 1e-9:
+                    grant.time = max(grant.time, now)
+                    grant.started = True
+                    break
+        return max(0.0, self._clock.monotonic() - started)
+
+    def _next_grant(self, now: float) -> Grant:
+        per_window = max(1, math.floor(self._rate * self._window))
+        span = per_window / self._rate + self._guard
+        while (self._grants and self._grants[0].started
+               and self._grants[0].time <= now - span - self._window):
+            self._grants.popleft()
+        slot = now
+        if self._grants:
+            slot = max(slot, self._grants[-1].time + 1.0 / self._rate)
+        anchor = self._grants[-per_window] if len(self._grants) >= per_window else None
+        if anchor is not None:
+            slot = max(slot, anchor.time + span)
+        return Grant(slot, anchor, span)
+
+    def on_throttled(self, limit_hint: int | None = None, marginal: bool = False) -> bool:
+        """React to a RequestLimitExceeded; False when still cooling down from the last one.
+
+        The API's limit dropped below our rate: take it. One request over at our own rate:
+        network or scheduling jitter, so widen the guard (doubling, up to 100 ms) instead of
+        cutting the rate. Anything else: someone shares the quota, cut multiplicatively.
+        """
+        with self._lock:
+            now = self._clock.monotonic()
+            before = self._rate
+            floor = self.configured_rate * self._policy.floor_fraction
+            if limit_hint is not None and 0 < limit_hint < before:
+                # the API's own word on its limit wins, even during a cool-down
+                self._rate = max(floor, float(limit_hint))
+                self._ceiling = self._rate
+                self._last_cut = now
+            elif now < self._cooldown_until:
+                return False
+            elif marginal and self._guard < MAX_GUARD:
+                self._guard = min(MAX_GUARD, max(2 * self._guard, 0.01))
+                self._last_widen = now
+            else:
+                self._last_cut = now
+                self._rate = max(floor, before * self._policy.decrease)
+                self._ceiling = max(self._rate, before * self._policy.ceiling_margin)
+            self._cooldown_until = now + self._policy.cooldown
+            self._last_adjust = now
+            return True
+
+    @property
+    def guard(self) -> float:
+        return self._guard
+
+    def _recover(self, now: float) -> None:
+        """Additive increase: toward the learned ceiling, then, after a quiet spell, beyond it.
+        A widened guard returns to its configured value after the same quiet spell."""
+        if now >= self._last_widen + self._policy.ceiling_memory:
+            self._guard = self._base_guard
+        forget_at = self._last_cut + self._policy.ceiling_memory
+        if self._rate >= self.configured_rate or now < self._cooldown_until:
+            self._last_adjust = max(self._last_adjust, min(now, self._cooldown_until))
+            return
+        if now >= forget_at and self._ceiling < self.configured_rate:
+            self._ceiling = self.configured_rate
+            self._last_adjust = max(self._last_adjust, forget_at)
+        elapsed = now - self._last_adjust
+        if elapsed <= 0 or self._rate >= self._ceiling:
+            self._last_adjust = now
+            return
+        step = elapsed * self._policy.increase_per_second
+        self._rate = min(self._ceiling, self._rate + step)
+        self._last_adjust = now
+
+    def set_configured_rate(self, rate: float) -> None:
+        """Apply a new configured rate (reload); adaptive state restarts from it."""
+        with self._lock:
+            adapted = self._rate < self.configured_rate
+            self.configured_rate = rate
+            self._rate = min(self._rate, rate) if adapted else rate
+            self._ceiling = rate
+
+
+class Budget:
+    """One limiter per API action: Tencent counts each action separately."""
+
+    def __init__(self, rates: dict[str, float], clock: Clock, guard: float = 0.02,
+                 policy: AimdPolicy | None = None) -> None:
+        self._clock = clock
+        self._guard = guard
+        self._base_guard = guard
+        self._policy = policy
+        self._limiters = {action: RateLimiter(rate, clock, guard, policy=policy, name=action)
+                          for action, rate in rates.items()}
+
+    def limiter(self, action: str) -> RateLimiter:
+        """The limiter of one Describe action (KeyError for an action without one)."""
+        return self._limiters[action]
+
+    def items(self) -> list[tuple[str, RateLimiter]]:
+        """(action, limiter) pairs, sorted by action."""
+        return sorted(self._limiters.items())
+
+    def update(self, rates: dict[str, float]) -> None:
+        """Apply new configured rates (req/s by action) on reload; new actions get a limiter."""
+        for action, rate in rates.items():
+            if action in self._limiters:
+                self._limiters[action].set_configured_rate(rate)
+            else:
+                self._limiters[action] = RateLimiter(rate, self._clock, self._guard,
+                                                     policy=self._policy, name=action)

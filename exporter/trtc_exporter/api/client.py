@@ -1,0 +1,218 @@
+"""The TRTC API client: signs, sends and parses, one budget token per attempt, retries included.
+
+It is the only code that talks to Tencent. Every attempt is timed and counted here (our own
+instrumentation, not a patched library), and every attempt, first or retry, waits for a token from
+the shared budget first: the budget is the one rule nothing may bypass.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import threading
+import time
+from urllib.parse import urlsplit
+
+import requests
+
+from trtc_exporter import __version__
+from trtc_exporter.api import signing
+from trtc_exporter.api.budget import Budget, Cancelled, hint_from_message
+from trtc_exporter.api.credentials import CredentialProvider
+from trtc_exporter.api.outcome import Outcome
+from trtc_exporter.api.skew import SkewEstimator
+from trtc_exporter.clock import Clock
+from trtc_exporter.generations import GENERATIONS
+from trtc_exporter.metrics import ApiMetrics
+from trtc_exporter.response import ApiFailure, TaskStatus, bounded_code, is_throttle, parse_response
+from trtc_exporter.target import Target
+
+log = logging.getLogger("trtc_exporter.client")  # caller= stays as before
+VERSION = "2019-07-22"
+MAX_BODY_BYTES = 1 << 20
+
+
+def request_params(target: Target) -> dict[str, object]:
+    """The action's body, as the target's API generation defines it."""
+    return GENERATIONS[target.api].request_params(target.task_id, target.sdk_app_id,
+                                                  target.session_id)
+
+
+def host_of(endpoint: str) -> str:
+    """The signed Host: the endpoint's host, with the port only when it is not the default."""
+    parts = urlsplit(endpoint)
+    default = 443 if parts.scheme == "https" else 80
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    return host if parts.port in (None, default) else f"{host}:{parts.port}"
+
+
+class TrtcClient:
+    """The TRTC API client: ``describe(target)`` polls one target and returns an :class:`Outcome`.
+
+    Every attempt (retries included, at most ``max_retries`` more) first takes a token from
+    ``budget``; ``timeout`` is the per-attempt limit in seconds. Times every attempt
+    into ``metrics`` and feeds the response ``Date`` header to ``skew``.
+    """
+
+    def __init__(self, *, endpoint: str, credentials: CredentialProvider, budget: Budget,
+                 metrics: ApiMetrics, clock: Clock, timeout: float = 6.0, max_retries: int = 2,
+                 skew: SkewEstimator | None = None, session: requests.Session | None = None,
+                 rng: random.Random | None = None) -> None:
+        self._url = endpoint.rstrip("/") + "/"
+        self._host = host_of(endpoint)
+        self._credentials = credentials
+        self._budget = budget
+        self._metrics = metrics
+        self._clock = clock
+        self._timeout = timeout
+        self._max_retries = max_retries
+        self._skew = skew or SkewEstimator()
+        self._session = session or _pooled_session(endpoint)
+        self._rng = rng or random.Random()
+
+    @property
+    def metrics(self) -> ApiMetrics:
+        return self._metrics
+
+    @property
+    def skew(self) -> SkewEstimator:
+        return self._skew
+
+    def set_credentials(self, credentials: CredentialProvider) -> None:
+        """Use these credentials from the next attempt on (reload)."""
+        self._credentials = credentials
+
+    def describe(self, target: Target, cancel: threading.Event | None = None) -> Outcome:
+        """Poll one target, retrying retryable failures within max_retries, each with a token."""
+        body = json.dumps(request_params(target)).encode("utf-8")
+        attempts, total = 0, 0.0
+        while True:
+            attempts += 1
+            result, latency = self._attempt(target.action, target.region, body, cancel)
+            total += latency
+            if not isinstance(result, ApiFailure) or not self._should_retry(result, attempts,
+                                                                            cancel):
+                return Outcome(result, attempts, total)
+            self._metrics.retries.labels(target.action, target.region).inc()
+            self._clock.wait(cancel or threading.Event(), self._backoff(attempts, result))
+
+    def _should_retry(self, result: ApiFailure, attempts: int,
+                      cancel: threading.Event | None) -> bool:
+        if not result.retryable:
+            return False
+        if cancel is not None and cancel.is_set():
+            return False
+        limit = 1 if result.code == "AuthFailure.SignatureExpire" else self._max_retries
+        return attempts <= limit
+
+    def _backoff(self, attempts: int, result: ApiFailure) -> float:
+        """Full jitter: throttling waits longer, because the window has to roll over."""
+        base = 1.0 if is_throttle(result.code) else 0.2
+        return self._rng.uniform(0, base * 2 ** (attempts - 1))
+
+    def _attempt(self, action: str, region: str, body: bytes,
+                 cancel: threading.Event | None) -> tuple[TaskStatus | ApiFailure, float]:
+        headers = self._headers(action, region, body)  # signed first: nothing slow after the token
+        try:
+            waited = self._budget.limiter(action).acquire(cancel)
+        except Cancelled:
+            return ApiFailure("Cancelled", "shutting down before a token was granted"), 0.0
+        self._metrics.budget_wait.labels(action).observe(waited)
+        # latency from the injected clock, so a FakeClock makes the histogram reproducible
+        sent_wall, started = self._clock.time(), self._clock.monotonic()
+        result, date = self._send(action, body, headers)
+        latency = self._clock.monotonic() - started
+        self._metrics.requests.labels(action, region).inc()
+        self._metrics.duration.labels(action, region).observe(latency)
+        self._skew.observe(date, sent_wall, sent_wall + latency)
+        if isinstance(result, ApiFailure):
+            self._count_failure(action, region, result)
+        return result, latency
+
+    def _count_failure(self, action: str, region: str, failure: ApiFailure) -> None:
+        self._metrics.errors.labels(action, region, bounded_code(failure.code)).inc()
+        if is_throttle(failure.code):
+            self._metrics.throttled.labels(action, region).inc()
+            hint = hint_from_message(failure.message)
+            if self._budget.limiter(action).on_throttled(hint.limit, hint.marginal):
+                limiter = self._budget.limiter(action)
+                log.warning("API throttled %s (RequestLimitExceeded: %s of limit %s counted); "
+                            "effective rate now %.1f/s, window guard %.0f ms", action,
+                            hint.seen, hint.limit, limiter.effective_rate, limiter.guard * 1000)
+
+    def _headers(self, action: str, region: str, body: bytes) -> dict[str, str]:
+        creds = self._credentials.get()
+        timestamp = int(self._clock.time())
+        parts = signing.sign(secret_id=creds.secret_id.reveal(),
+                             secret_key=creds.secret_key.reveal(),
+                             host=self._host, payload=body, timestamp=timestamp)
+        headers = {
+            "Content-Type": signing.CONTENT_TYPE, "Host": self._host,
+            "Authorization": parts.authorization, "X-TC-Action": action,
+            "X-TC-Version": VERSION, "X-TC-Region": region, "X-TC-Timestamp": str(timestamp),
+            "X-TC-Language": "en-US", "X-TC-RequestClient": f"trtc-exporter/{__version__}",
+        }
+        if creds.token is not None:
+            headers["X-TC-Token"] = creds.token.reveal()
+        return headers
+
+    def _send(self, action: str, body: bytes,
+              headers: dict[str, str]) -> tuple[TaskStatus | ApiFailure, str | None]:
+        deadline = time.monotonic() + self._timeout
+        try:
+            with self._session.post(self._url, data=body, headers=headers,
+                                    timeout=self._timeout, stream=True) as response:
+                date = response.headers.get("Date")
+                if response.status_code != 200:
+                    code = "HTTP5xx" if response.status_code >= 500 else "InvalidResponse"
+                    return ApiFailure(code, f"HTTP {response.status_code}"), date
+                payload = _read_capped(response, deadline)
+        except requests.Timeout:
+            return ApiFailure("Timeout", f"no answer within {self._timeout:g}s"), None
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+            return ApiFailure("ConnectionError", type(exc).__name__), None
+        except _BodyError as exc:
+            return ApiFailure(exc.code, str(exc)), date
+        except requests.RequestException as exc:
+            return ApiFailure("ConnectionError", type(exc).__name__), None
+        return parse_response(action, payload), date
+
+
+class _BodyError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _read_capped(response: requests.Response, deadline: float) -> bytes:
+    """Read at most MAX_BODY_BYTES before the deadline: a trickling or huge body is an error."""
+    chunks, size = [], 0
+    # read1 returns whatever has arrived (iter_content would block for a full chunk), so a
+    # trickling body cannot hold the worker past the deadline
+    while chunk := response.raw.read1(65536, decode_content=True):
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise _BodyError("InvalidResponse", f"body larger than {MAX_BODY_BYTES} bytes")
+        if time.monotonic() > deadline:
+            raise _BodyError("Timeout", "body not complete within the timeout")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _pooled_session(endpoint: str) -> requests.Session:
+    """One pooled session. Proxy and CA settings are read from the environment once here:
+    with trust_env, requests would re-scan the environment (and look for .netrc) per request."""
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=64, max_retries=0)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    session.proxies = requests.utils.get_environ_proxies(endpoint)
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        session.verify = bundle
+    session.trust_env = False
+    return session

@@ -1,0 +1,70 @@
+"""THE semantic checks of a whole config, the same at start, by ``--config.check`` and on reload.
+
+Parsing (config/) refuses what is malformed; these checks refuse what parses but cannot run:
+
+- ``api.on_overload: refuse`` and a target set that needs more than the budget;
+- the registration API enabled without authentication (bearer token or basic-auth users);
+- a registration bearer token file that cannot be read or is empty;
+- credentials that cannot be found or read (files that do not exist, none at all).
+
+Every problem is collected, so one run lists them all (one line each, field path first).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from trtc_exporter.api.credentials import CredentialProvider, CredentialsError, resolve
+from trtc_exporter.config.model import Config
+from trtc_exporter.errors import ConfigError
+from trtc_exporter.polling.planning import budget_rates, plan
+from trtc_exporter.secret import Secret
+from trtc_exporter.targets.sources import read_bearer_token
+
+REGISTRATION_AUTH = ("registration.enabled needs registration.bearer_token_file, or "
+                     "basic_auth_users in --web.config.file")
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A config that passed every check, with what the checks had to open to prove it."""
+
+    config: Config
+    credentials: CredentialProvider
+    bearer_token: Secret | None
+
+
+def overload_problems(config: Config) -> list[str]:
+    """With api.on_overload: refuse, one line per action whose targets need more than the budget."""
+    if config.api.on_overload != "refuse":
+        return []
+    return [f"api.on_overload: refuse: {p.summary()}"
+            for p in plan(config, config.targets, budget_rates(config)) if p.stretch > 1]
+
+
+def check(config: Config, *, basic_auth: bool,
+          credentials: Callable[[Config], CredentialProvider] = resolve) -> Checked:
+    """Apply every check; raises ConfigError listing all problems.
+
+    ``basic_auth`` says whether the web config in force has basic-auth users (they protect the
+    registration API when no bearer token is set). ``credentials`` resolves the credential
+    chain (injectable for tests); its failure is reported as a problem like the others.
+    """
+    problems = overload_problems(config)
+    token = None
+    try:
+        token = read_bearer_token(config.registration.bearer_token_file)
+    except ConfigError as exc:
+        problems += exc.lines
+    if config.registration.enabled and config.registration.bearer_token_file is None and \
+            not basic_auth:
+        problems.append(REGISTRATION_AUTH)
+    provider = None
+    try:
+        provider = credentials(config)
+    except CredentialsError as exc:
+        problems.append(str(exc))
+    if problems or provider is None:
+        raise ConfigError(problems)
+    return Checked(config, provider, token)

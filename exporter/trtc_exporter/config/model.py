@@ -1,0 +1,316 @@
+"""The exporter's configuration: YAML in, frozen dataclasses out, every mistake named by path.
+
+Defaults live here and nowhere else; ``load_config`` rejects unknown keys so that a typo such as
+``rate_limt`` is an error instead of a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from trtc_exporter.config.dynamic import (
+    RegistrationConfig,
+    parse_registration,
+    parse_target_files,
+)
+from trtc_exporter.errors import ConfigError, Errors, key_text, show
+from trtc_exporter.generations import ACTIONS, ALL_REGIONS
+from trtc_exporter.target import MAX_SDK_APP_ID, Target, parse_target
+from trtc_exporter.yamlload import YamlError, load_yaml
+
+DEFAULT_ENDPOINT = "https://trtc.tencentcloudapi.com"
+STATE_FACTORS = {"Idle": 2.0, "Preparing": 1.0, "InProgress": 1.0, "Stopped": 10.0,
+                 "Exited": 10.0, "Unknown": 1.0}
+
+_TOP = frozenset({"api", "poll_interval", "schedule", "targets", "max_targets", "apps", "pricing",
+                  "target_files", "target_files_refresh_interval", "registration"})
+_API = frozenset({"endpoint", "region", "rate_limit", "rate_limits", "timeout", "max_retries",
+                  "credentials", "budget_share", "rate_guard", "on_overload"})
+_CREDS = frozenset({"secret_id_file", "secret_key_file", "token_file", "cvm_role"})
+MAX_RETRIES = 10
+_SCHEDULE = frozenset({"state_factors", "stopped_retention", "not_found_backoff_max"})
+_APP = frozenset({"max_concurrent_tasks", "daily_cost_threshold_usd"})
+_PRICING = frozenset({"transcription_usd_per_minute", "translation_usd_per_minute"})
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialsConfig:
+    """Where keys come from; values are never stored in the config itself.
+
+    ``cvm_role`` opts in to the last link of the chain, the CVM instance role from the metadata
+    service. It is off by default: off a CVM, probing the metadata address costs a timeout at
+    every start and reload, and quietly using whatever role a machine has is a surprise.
+    """
+
+    secret_id_file: str | None = None
+    secret_key_file: str | None = None
+    token_file: str | None = None
+    cvm_role: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ApiConfig:
+    """The ``api:`` block: endpoint URL, default region, rates in requests/s (``rate_limit``,
+    per action ``rate_limits``), ``timeout`` in seconds, retries, credentials, overload policy."""
+
+    endpoint: str = DEFAULT_ENDPOINT
+    region: str = "ap-guangzhou"
+    rate_limit: float = 20.0
+    rate_limits: Mapping[str, float] = field(default_factory=dict)
+    timeout: float = 6.0
+    max_retries: int = 2
+    budget_share: float = 1.0
+    rate_guard: float = 0.02
+    on_overload: str = "stretch"
+    credentials: CredentialsConfig = field(default_factory=CredentialsConfig)
+
+    def rate_for(self, action: str) -> float:
+        """Requests/s this replica may spend on one action (limits are per account+action)."""
+        return self.rate_limits.get(action, self.rate_limit) * self.budget_share
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleConfig:
+    """How often each state is polled, relative to poll_interval (settled states less often)."""
+
+    state_factors: Mapping[str, float] = field(default_factory=lambda: dict(STATE_FACTORS))
+    stopped_retention: float = 3600.0
+    not_found_backoff_max: float = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class AppConfig:
+    """One entry of ``apps:``: the app's concurrency quota, optional daily cost threshold (USD)."""
+
+    max_concurrent_tasks: int = 100
+    daily_cost_threshold_usd: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PricingConfig:
+    """List prices taken 2026-11 from Tencent's TRTC pricing page (USD per minute)."""
+
+    transcription_usd_per_minute: float = 0.02
+    translation_usd_per_minute: float = 0.016
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole configuration, immutable; durations in seconds. Built by ``parse_config`` or
+    ``load_config``; a reload builds a new one and swaps it whole."""
+
+    api: ApiConfig = field(default_factory=ApiConfig)
+    poll_interval: float = 15.0
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    targets: tuple[Target, ...] = ()
+    max_targets: int = 10_000
+    apps: Mapping[int, AppConfig] = field(default_factory=dict)
+    pricing: PricingConfig = field(default_factory=PricingConfig)
+    target_files: tuple[str, ...] = ()
+    target_files_refresh_interval: float = 30.0
+    registration: RegistrationConfig = field(default_factory=RegistrationConfig)
+
+    def app(self, sdk_app_id: int | None) -> AppConfig:
+        """The settings of one SdkAppId (defaults for an app not in ``apps:``)."""
+        return self.apps.get(sdk_app_id or 0, AppConfig())
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a config file; raises ConfigError with every problem found."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read config file: {exc.strerror or exc}"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: cannot read config file: not UTF-8 "
+                           f"(byte offset {exc.start})"]) from None
+    except ValueError:  # a NUL in the path
+        raise ConfigError([f"{show(str(path))}: cannot read config file: invalid path"]) from None
+    return parse_config_text(text)
+
+
+def parse_config_text(text: str) -> Config:
+    """Parse YAML text; any YAML or conversion failure becomes a one-line ConfigError."""
+    try:
+        raw = load_yaml(text)
+    except YamlError as exc:
+        if exc.converting:
+            problem = f"cannot convert a value: {exc.problem}"
+            raise ConfigError([f"config: invalid YAML: {problem}"]) from None
+        where = f" at line {exc.line}" if exc.line else ""
+        raise ConfigError([f"config: invalid YAML{where}: {exc.problem}"]) from None
+    return parse_config(raw)
+
+
+def parse_config(raw: object) -> Config:
+    """Build a Config from a parsed YAML document."""
+    errors = Errors()
+    top = errors.mapping(raw, "", _TOP)
+    api = _parse_api(top.get("api"), errors)
+    config = Config(
+        api=api,
+        poll_interval=errors.duration(top, "poll_interval", "", 15.0),
+        schedule=_parse_schedule(top.get("schedule"), errors),
+        targets=parse_targets(top.get("targets"), "targets", errors, api.region),
+        max_targets=errors.integer(top, "max_targets", "", 10_000, minimum=1) or 10_000,
+        apps=_parse_apps(top.get("apps"), errors),
+        pricing=_parse_pricing(top.get("pricing"), errors),
+        target_files=parse_target_files(top.get("target_files"), errors),
+        target_files_refresh_interval=errors.duration(top, "target_files_refresh_interval", "",
+                                                      30.0),
+        registration=parse_registration(top.get("registration"), errors),
+    )
+    if len(config.targets) > config.max_targets:
+        errors.add("targets", f"{len(config.targets)} targets exceed max_targets "
+                              f"({config.max_targets})")
+    errors.raise_if_any()
+    return config
+
+
+def parse_targets(raw: object, path: str, errors: Errors, default_region: str,
+                  source: str = "config") -> tuple[Target, ...]:
+    """Validate a list of targets and reject duplicates (same identity twice)."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        errors.add(path, "must be a list of targets")
+        return ()
+    seen: dict[tuple[str, ...], int] = {}
+    targets = []
+    for index, entry in enumerate(raw):
+        target = parse_target(entry, f"{path}[{index}]", errors, default_region, source)
+        if target is None:
+            continue
+        if target.key in seen:
+            errors.add(f"{path}[{index}]", f"duplicate of {path}[{seen[target.key]}] "
+                                           f"({target.describe()})")
+            continue
+        seen[target.key] = index
+        targets.append(target)
+    return tuple(targets)
+
+
+def _parse_api(raw: object, errors: Errors) -> ApiConfig:
+    api = errors.mapping(raw, "api", _API)
+    p = "api."
+    endpoint = errors.string(api, "endpoint", p, DEFAULT_ENDPOINT) or ""
+    if not _is_http_url(endpoint):
+        errors.add(p + "endpoint", f"must be an http:// or https:// URL, got {show(endpoint)}")
+        endpoint = DEFAULT_ENDPOINT
+    region = errors.string(api, "region", p, "ap-guangzhou") or ""
+    if region not in ALL_REGIONS:
+        errors.add(p + "region",
+                   f"must be one of {', '.join(sorted(ALL_REGIONS))}, got {show(region)}")
+    on_overload = errors.string(api, "on_overload", p, "stretch") or ""
+    if on_overload not in ("stretch", "refuse"):
+        errors.add(p + "on_overload", f'must be "stretch" or "refuse", got {show(on_overload)}')
+        on_overload = "stretch"
+    return ApiConfig(
+        endpoint=endpoint.rstrip("/"),
+        region=region,
+        rate_limit=errors.number(api, "rate_limit", p, 20.0),
+        rate_limits=_parse_rate_limits(api.get("rate_limits"), errors),
+        timeout=errors.duration(api, "timeout", p, 6.0),
+        max_retries=errors.integer(api, "max_retries", p, 2, minimum=0, maximum=MAX_RETRIES) or 0,
+        budget_share=errors.number(api, "budget_share", p, 1.0, high=1.0),
+        rate_guard=errors.duration(api, "rate_guard", p, 0.02, positive=False),
+        on_overload=on_overload,
+        credentials=_parse_credentials(api.get("credentials"), errors),
+    )
+
+
+def _is_http_url(text: str) -> bool:
+    try:
+        parts = urlsplit(text)
+        return parts.scheme in ("http", "https") and bool(parts.hostname) and (
+            parts.port is None or parts.port > 0)
+    except ValueError:  # "http://[::1", "http://host:99999"
+        return False
+
+
+def _parse_rate_limits(raw: object, errors: Errors) -> dict[str, float]:
+    limits = errors.mapping(raw, "api.rate_limits", frozenset(ACTIONS.values()))
+    return {action: errors.number(limits, action, "api.rate_limits.", 20.0)
+            for action in limits if action in ACTIONS.values()}
+
+
+def _parse_credentials(raw: object, errors: Errors) -> CredentialsConfig:
+    creds = errors.mapping(raw, "api.credentials", _CREDS)
+    p = "api.credentials."
+    files = {}
+    for key in ("secret_id_file", "secret_key_file", "token_file"):
+        files[key] = errors.string(creds, key, p, None)
+        if files[key] == "" or "\x00" in (files[key] or ""):
+            errors.add(p + key, "must be a file path" if files[key] else "must not be empty")
+            files[key] = None
+    given = {key: creds.get(key) is not None for key in files}  # a bad value is still "given"
+    if given["secret_id_file"] != given["secret_key_file"]:
+        errors.add("api.credentials", "secret_id_file and secret_key_file must be set together")
+    elif given["token_file"] and not given["secret_id_file"]:
+        errors.add(p + "token_file", "needs secret_id_file and secret_key_file")
+    return CredentialsConfig(
+        secret_id_file=files["secret_id_file"],
+        secret_key_file=files["secret_key_file"],
+        token_file=files["token_file"],
+        cvm_role=errors.boolean(creds, "cvm_role", p, False),
+    )
+
+
+def _parse_schedule(raw: object, errors: Errors) -> ScheduleConfig:
+    sched = errors.mapping(raw, "schedule", _SCHEDULE)
+    factors_raw = errors.mapping(sched.get("state_factors"), "schedule.state_factors",
+                                 frozenset(STATE_FACTORS))
+    factors = dict(STATE_FACTORS)
+    for state in factors_raw:
+        if state in STATE_FACTORS:
+            factors[state] = errors.number(factors_raw, state, "schedule.state_factors.", 1.0)
+    return ScheduleConfig(
+        state_factors=factors,
+        stopped_retention=errors.duration(sched, "stopped_retention", "schedule.", 3600.0),
+        not_found_backoff_max=errors.duration(sched, "not_found_backoff_max", "schedule.", 600.0),
+    )
+
+
+def _parse_apps(raw: object, errors: Errors) -> dict[int, AppConfig]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        errors.add("apps", "must be a mapping of SdkAppId to settings")
+        return {}
+    apps = {}
+    for key, value in raw.items():
+        path = f"apps.{key_text(key)}"
+        if isinstance(key, bool) or not isinstance(key, int) or not 1 <= key <= MAX_SDK_APP_ID:
+            errors.add(path, "key must be an SdkAppId (a positive integer)")
+            continue
+        apps[key] = _parse_app(errors.mapping(value, path, _APP), path + ".", errors)
+    return apps
+
+
+def _parse_app(app: Mapping[str, Any], p: str, errors: Errors) -> AppConfig:
+    threshold = None
+    if app.get("daily_cost_threshold_usd") is not None:
+        threshold = errors.number(app, "daily_cost_threshold_usd", p, 0.0)
+    return AppConfig(
+        max_concurrent_tasks=errors.integer(app, "max_concurrent_tasks", p, 100, minimum=1) or 100,
+        daily_cost_threshold_usd=threshold,
+    )
+
+
+def _parse_pricing(raw: object, errors: Errors) -> PricingConfig:
+    pricing = errors.mapping(raw, "pricing", _PRICING)
+    return PricingConfig(
+        transcription_usd_per_minute=errors.number(
+            pricing, "transcription_usd_per_minute", "pricing.", 0.02, low_inclusive=True),
+        translation_usd_per_minute=errors.number(
+            pricing, "translation_usd_per_minute", "pricing.", 0.016, low_inclusive=True),
+    )
+
+
+__all__ = ["ApiConfig", "AppConfig", "Config", "ConfigError", "CredentialsConfig",
+           "PricingConfig", "ScheduleConfig", "load_config", "parse_config", "parse_config_text",
+           "parse_targets"]

@@ -1,0 +1,70 @@
+"""Per-application totals: tasks per status, in-progress and translation seconds, quota.
+
+Only ``/metrics`` registers this collector; ``/probe`` answers for one target and must not
+repeat every application's totals (summing a probe job and the main job would double them).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+
+from prometheus_client.core import Metric
+from prometheus_client.registry import Collector
+
+from trtc_exporter.clock import WallSeconds
+from trtc_exporter.config.model import Config
+from trtc_exporter.exposition.families import family, states_of
+from trtc_exporter.polling.state import StateStore
+
+log = logging.getLogger("trtc_exporter.collector")  # caller= stays as before
+
+
+class AppCollector(Collector):
+    """Totals per (api, region, sdk_app_id) from the state store and the apps config.
+
+    ``config`` returns the running config (it changes on reload), ``now`` wall-clock seconds.
+    Seconds totals are counters of observed InProgress time (wall clock) kept by the store.
+    """
+
+    def __init__(self, store: StateStore, config: Callable[[], Config],
+                 now: Callable[[], WallSeconds]) -> None:
+        self._store = store
+        self._config = config
+        self._now = now
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+    def collect(self) -> Iterator[Metric]:
+        """Fresh families on every call; an error is logged and yields nothing."""
+        try:
+            families = self._families()
+        except Exception:  # a rendering bug must not turn /metrics into a 500
+            log.exception("collector failed; serving exporter health only")
+            families = []
+        yield from families
+
+    def _families(self) -> list[Metric]:
+        now = self._now()
+        tasks = family("trtc_ai_transcription_tasks")
+        counts: dict[tuple[str, str, str], dict[str, int]] = {}
+        for state in sorted(self._store.snapshot(), key=lambda s: s.target.key):
+            per_app = counts.setdefault(state.app_key, dict.fromkeys(
+                states_of(state.target.action), 0))
+            per_app[state.shown_status(now)] += 1
+        for app_key, per_status in sorted(counts.items()):
+            for status, count in per_status.items():
+                tasks.add_metric([*app_key, status], float(count))
+        usage = family("trtc_ai_transcription_in_progress_seconds_total")
+        translation = family("trtc_ai_transcription_translation_seconds_total")
+        observed, translated = self._store.usage(), self._store.translation_usage()
+        for app_key in sorted(set(counts) | set(observed)):
+            usage.add_metric(list(app_key), observed.get(app_key, 0.0))
+            translation.add_metric(list(app_key), translated.get(app_key, 0.0))
+        limits = family("trtc_ai_transcription_concurrency_limit")
+        config = self._config()
+        apps = {int(k[2]) for k in counts if k[2]} | set(config.apps)
+        for app in sorted(apps):
+            limits.add_metric([str(app)], float(config.app(app).max_concurrent_tasks))
+        return [tasks, usage, translation, limits]

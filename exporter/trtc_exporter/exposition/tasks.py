@@ -1,0 +1,85 @@
+"""Per-target task families (status StateSet, times, info, poll success, running seconds).
+
+Renders a snapshot of plain target states; never calls the API, never raises. ``/metrics``
+registers it for every target, ``/probe`` for the probed target only (``only=``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client.core import Metric
+from prometheus_client.registry import Collector
+
+from trtc_exporter.clock import WallSeconds
+from trtc_exporter.exposition.families import family, states_of
+from trtc_exporter.polling.state import TargetState
+
+log = logging.getLogger("trtc_exporter.collector")  # caller= stays as before
+TASK_FAMILIES = (
+    "trtc_ai_transcription_status", "trtc_ai_transcription_start_time_seconds",
+    "trtc_ai_transcription_status_change_time_seconds", "trtc_ai_transcription_info",
+    "trtc_ai_transcription_last_success_time_seconds", "trtc_ai_transcription_poll_success",
+    "trtc_ai_transcription_running_seconds")
+
+
+class TaskCollector(Collector):
+    """The task families of the targets in ``states()`` (all, or those ``only`` selects).
+
+    ``states`` returns the poller's current snapshot; ``now`` wall-clock seconds.
+    ``describe()`` yields nothing so that registering does not run ``collect()``.
+    """
+
+    def __init__(self, states: Callable[[], list[TargetState]], now: Callable[[], WallSeconds],
+                 only: Callable[[TargetState], bool] | None = None) -> None:
+        self._states = states
+        self._now = now
+        self._only = only
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+    def collect(self) -> Iterator[Metric]:
+        """Fresh families on every call; an error is logged and yields nothing."""
+        try:
+            families = self._families()
+        except Exception:  # a rendering bug must not turn /metrics into a 500
+            log.exception("collector failed; serving exporter health only")
+            families = []
+        yield from families
+
+    def _families(self) -> list[Metric]:
+        now = self._now()
+        states = sorted((s for s in self._states() if self._only is None or self._only(s)),
+                        key=lambda s: s.target.key)
+        extra = tuple(sorted({name for s in states for name, _ in s.target.labels}))
+        fam = {n: family(n, extra) for n in TASK_FAMILIES}
+        for state in states:
+            _add_task(fam, state, extra, now)
+        return list(fam.values())
+
+
+def _add_task(fam: dict[str, Any], state: TargetState, extra: tuple[str, ...],
+              now: WallSeconds) -> None:
+    target = state.target
+    own = dict(target.labels)
+    ident = list(target.key) + [own.get(name, "") for name in extra]
+    shown = state.shown_status(now)
+    status_fam = fam["trtc_ai_transcription_status"]
+    for status in states_of(target.action):
+        status_fam.add_metric(list(target.key) + [status] + ident[5:],
+                              1.0 if status == shown else 0.0)
+    if state.start_time is not None:
+        fam["trtc_ai_transcription_start_time_seconds"].add_metric(ident, state.start_time)
+    if state.status_change_time is not None:
+        fam["trtc_ai_transcription_status_change_time_seconds"].add_metric(
+            ident, state.status_change_time)
+    fam["trtc_ai_transcription_info"].add_metric(
+        list(target.key) + [state.resolved_task_id] + ident[5:], 1.0)
+    fam["trtc_ai_transcription_last_success_time_seconds"].add_metric(ident, state.last_success)
+    fam["trtc_ai_transcription_poll_success"].add_metric(ident, float(bool(state.poll_success)))
+    if shown == "InProgress" and state.start_time is not None:
+        fam["trtc_ai_transcription_running_seconds"].add_metric(
+            ident, max(0.0, now - state.start_time))

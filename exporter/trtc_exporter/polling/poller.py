@@ -1,0 +1,294 @@
+"""The background poller: decides when each target is polled and runs the polls.
+
+A dispatcher thread moves due targets into one lane per API action; each lane has its own workers
+and its own budget, so a saturated 1.0 budget never delays a 2.0 poll. A target is never queued
+twice (no pile-up): it is rescheduled only when its poll has finished.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import queue
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+
+from trtc_exporter.api.budget import Budget
+from trtc_exporter.api.outcome import Outcome
+from trtc_exporter.clock import Clock, MonoSeconds
+from trtc_exporter.config.model import Config
+from trtc_exporter.polling.due import Key, Schedule, spread
+from trtc_exporter.polling.intervals import effective_interval
+from trtc_exporter.polling.planning import capacity, state_interval, stretch_factor
+from trtc_exporter.polling.state import StateStore, TargetState, apply_outcome
+from trtc_exporter.response import ApiFailure
+from trtc_exporter.target import Target
+
+log = logging.getLogger("trtc_exporter.scheduler")  # caller= stays as before
+PollFn = Callable[[Target, threading.Event], Outcome]
+
+
+@dataclass(slots=True)
+class PollerStats:
+    """What the health endpoints and internal metrics read."""
+
+    ready: bool = False
+    last_progress: float = 0.0
+    last_cycle_time: float = 0.0
+    cycle_duration: float = 0.0
+    retired: int = 0
+
+
+class Poller:
+    """Polls every target when due, one worker lane per action, and writes the results into the
+    state store (it is the only writer). ``poll`` is the client's ``describe``; intervals are
+    seconds, stretched per action by the capacity plan; due times are monotonic seconds."""
+
+    def __init__(self, config: Config, poll: PollFn, store: StateStore, budget: Budget,
+                 clock: Clock) -> None:
+        self._config = config
+        self._poll = poll
+        self._store = store
+        self._budget = budget
+        self._clock = clock
+        self._lock = threading.Condition()
+        self._schedule = Schedule()
+        self._targets: dict[Key, Target] = {}
+        self._retired: set[Key] = set()
+        self._lanes: dict[str, queue.Queue[Key | None]] = {}
+        self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()
+        self._stretch: dict[str, float] = {}
+        self._demand: dict[str, float] = {}
+        self._cycle_pending: set[Key] = set()
+        self._cycle_start: float = clock.monotonic()  # MonoSeconds
+        self._last_plan = -1.0
+        self._due_of: dict[Key, float] = {}
+        self.stats = PollerStats(last_progress=clock.time())
+
+    # -- target set -------------------------------------------------------------------------
+    def set_targets(self, targets: Iterable[Target], config: Config | None = None) -> None:
+        """Swap the target set; survivors keep state and schedule, new ones get a phase slot."""
+        with self._lock:
+            if config is not None:
+                self._config = config
+            wanted = {t.key: t for t in targets}
+            self._retired &= wanted.keys()
+            active = {k: t for k, t in wanted.items() if k not in self._retired}
+            for key in self._targets.keys() - active.keys():
+                self._schedule.remove(key)
+                self._due_of.pop(key, None)
+            new_keys = [k for k in active if k not in self._targets]
+            self._targets = active
+            self._store.sync(active.values())
+            self._replan_locked()
+            now = self._clock.monotonic()
+            offsets = spread(new_keys)
+            for key in new_keys:
+                self._schedule.set(key, now + offsets[key] *
+                                   self._interval_after(self._state_of(key)))
+            self._cycle_pending = (self._cycle_pending & active.keys()) | set(new_keys)
+            self._lock.notify_all()
+
+    def targets(self) -> list[Target]:
+        """The targets being polled (after merge and shard filter)."""
+        with self._lock:
+            return list(self._targets.values())
+
+    @property
+    def demand(self) -> dict[str, float]:
+        """Requests/s each action needs at the state-aware intervals, before stretching."""
+        with self._lock:
+            return dict(self._demand)
+
+    @property
+    def stretch(self) -> dict[str, float]:
+        """The stretch factor (>= 1) of each action with targets."""
+        with self._lock:
+            return dict(self._stretch)
+
+    def effective_interval(self, action: str) -> float:
+        """Seconds between polls of an action's targets at the base ``poll_interval``, stretched
+        by the capacity plan (the base interval itself for an action without targets)."""
+        with self._lock:
+            return effective_interval(self._config.poll_interval, self._stretch.get(action, 1.0))
+
+    def due_time(self, key: Key) -> MonoSeconds | None:
+        """Monotonic due time of a target's next poll (None while it is being polled)."""
+        with self._lock:
+            due = self._schedule.due_at(key)
+            return None if due is None else MonoSeconds(due)
+
+    # -- planning ---------------------------------------------------------------------------
+    def _state_of(self, key: Key) -> TargetState:
+        return self._store.get(key) or TargetState(self._targets[key])
+
+    def _base_interval(self, state: TargetState) -> float:
+        """The state-aware interval before stretching."""
+        return state_interval(state.target, state.status, state.seen, state.not_found_streak,
+                              self._config)
+
+    def _interval_after(self, state: TargetState) -> float:
+        return self._base_interval(state) * self._stretch.get(state.target.action, 1.0)
+
+    def _replan_locked(self) -> None:
+        demand: dict[str, float] = {}
+        for key, target in self._targets.items():
+            interval = self._base_interval(self._state_of(key))
+            demand[target.action] = demand.get(target.action, 0.0) + 1.0 / interval
+        stretch = {}
+        for action, needed in demand.items():
+            limiter = self._budget.limiter(action)
+            available = capacity(limiter.effective_rate, limiter.guard)
+            stretch[action] = stretch_factor(needed, available)
+            if stretch[action] > 1.0 and self._stretch.get(action, 1.0) <= 1.0:
+                log.warning("%s: %d targets need %.1f req/s; budget %.1f req/s; intervals "
+                            "stretched x%.2f", action, sum(1 for t in self._targets.values()
+                                                          if t.action == action),
+                            needed, available, stretch[action])
+        self._demand, self._stretch = demand, stretch
+
+    # -- running ----------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the dispatch thread and one worker lane per action."""
+        for action in sorted({t.action for t in self._targets.values()} |
+                             {a for a, _ in self._budget.items()}):
+            self._ensure_lane(action)
+        dispatcher = threading.Thread(target=self._dispatch_loop, name="dispatcher", daemon=True)
+        dispatcher.start()
+        self._threads.append(dispatcher)
+
+    def _ensure_lane(self, action: str) -> queue.Queue[Key | None]:
+        if action in self._lanes:
+            return self._lanes[action]
+        lane: queue.Queue[Key | None] = queue.Queue()
+        self._lanes[action] = lane
+        rate = self._budget.limiter(action).configured_rate
+        workers = min(64, max(4, math.ceil(rate * 1.5)))
+        for i in range(workers):
+            thread = threading.Thread(target=self._work, args=(lane,), daemon=True,
+                                      name=f"poll-{action}-{i}")
+            thread.start()
+            self._threads.append(thread)
+        return lane
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop dispatching, let in-flight polls finish within ``timeout`` seconds."""
+        self._stop.set()
+        with self._lock:
+            self._lock.notify_all()
+        for lane in self._lanes.values():
+            for _ in range(64):
+                lane.put(None)
+        deadline = self._clock.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - self._clock.monotonic()))
+
+    def _dispatch_loop(self) -> None:
+        while not self._stop.is_set():
+            for key, action in self.take_due():
+                self._ensure_lane(action).put(key)
+            self._clock.wait(self._stop, self.seconds_to_next_due())
+
+    def take_due(self) -> list[tuple[Key, str]]:
+        """Targets whose time has come (with their action), replanning at most once a second."""
+        with self._lock:
+            now = self._clock.monotonic()
+            if now - self._last_plan >= 1.0:
+                self._replan_locked()
+                self._last_plan = now
+            if not self._targets or not self._cycle_pending:
+                self.stats.last_progress = self._clock.time()
+            due = self._schedule.pop_due(now)
+            self._due_of.update(due)
+            return [(key, self._targets[key].action) for key, _ in due]
+
+    def seconds_to_next_due(self) -> float:
+        with self._lock:
+            nxt = self._schedule.next_due()
+            return 1.0 if nxt is None else min(1.0, max(0.0, nxt - self._clock.monotonic()))
+
+    def _work(self, lane: queue.Queue[Key | None]) -> None:
+        while not self._stop.is_set():
+            key = lane.get()
+            if key is None:
+                return
+            self.poll_one(key)
+
+    def poll_one(self, key: Key) -> None:
+        """Poll one target now and reschedule it; public so tests can drive polls by hand."""
+        with self._lock:
+            target = self._targets.get(key)
+            held = self._schedule.hold(key)
+            if held is not None:
+                self._due_of[key] = held
+        if target is None:
+            return
+        prev = self._store.get(key) or TargetState(target)
+        try:
+            outcome = self._poll(target, self._stop)
+        except Exception as exc:  # a bug in one poll must not orphan its target
+            log.error("poll of %s failed unexpectedly: %s", target.describe(), type(exc).__name__)
+            outcome = Outcome(ApiFailure("Other", type(exc).__name__), 1, 0.0)
+        new = apply_outcome(prev, outcome, self._clock.time())
+        with self._lock:
+            if key not in self._targets:
+                self._due_of.pop(key, None)
+                return
+            self._finish_locked(key, prev, new)
+
+    def _finish_locked(self, key: Key, prev: TargetState, new: TargetState) -> None:
+        now_wall, now = self._clock.time(), self._clock.monotonic()
+        if self._should_retire(new, now_wall):
+            self._due_of.pop(key, None)
+            self._retire_locked(key, new)
+        else:
+            interval = self._interval_after(new)
+            due = self._next_due(self._due_of.pop(key, now), interval, now)
+            new = replace(new, interval=interval, next_poll=now_wall + (due - now))
+            self._store.record_poll(prev, new)
+            self._schedule.set(key, due)
+        self.stats.last_progress = now_wall
+        self._cycle_done_locked(key, now)
+
+    @staticmethod
+    def _next_due(last_due: float, interval: float, now: float) -> float:
+        """Keep the target's phase (due times advance from the last due time, not from when the
+        poll finished), so waiting and latency do not slow the whole cycle down; a target more
+        than one interval behind is due now rather than owed a burst of catch-up polls."""
+        due = last_due + interval
+        return due if due >= now - interval else now
+
+    def _should_retire(self, state: TargetState, now: float) -> bool:
+        retention = self._config.schedule.stopped_retention
+        return state.ended_at is not None and now - state.ended_at >= retention
+
+    def _retire_locked(self, key: Key, state: TargetState) -> None:
+        log.info("%s ended (%s) and its retention passed; no longer polled",
+                 state.target.describe(), state.status)
+        self._retired.add(key)
+        self._targets.pop(key, None)
+        self._store.remove(key)
+        self.stats.retired += 1
+
+    def _cycle_done_locked(self, key: Key, now: float) -> None:
+        self._cycle_pending.discard(key)
+        if self._cycle_pending:
+            return
+        if not self.stats.ready:
+            log.info("first poll cycle done: %d targets in %.1fs", len(self._targets),
+                     now - self._cycle_start)
+        self.stats.ready = True
+        self.stats.last_cycle_time = self._clock.time()
+        self.stats.cycle_duration = now - self._cycle_start
+        self._cycle_start = now
+        self._cycle_pending = set(self._targets)
+
+    def mark_started(self) -> None:
+        """Begin the first cycle with the current targets (ready when each was polled once)."""
+        with self._lock:
+            self._cycle_start = self._clock.monotonic()
+            if not self._targets:
+                self.stats.ready = True
+

@@ -1,0 +1,162 @@
+"""Per-target snapshots, written only by the poller and read by the collector and web pages.
+
+Records are immutable and swapped whole under a lock, so a scrape always sees a consistent record
+for each target without ever blocking a poll for long.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+
+from trtc_exporter.api.outcome import Outcome
+from trtc_exporter.clock import WallSeconds
+from trtc_exporter.polling.intervals import STALE_AFTER_INTERVALS
+from trtc_exporter.response import NOT_FOUND, NOT_FOUND_CODES, UNKNOWN, TaskStatus
+from trtc_exporter.target import Target
+
+ENDED_STATES = frozenset({"Stopped", "Exited"})
+ACTIVE_STATES = frozenset({"Preparing", "InProgress"})
+
+AppKey = tuple[str, str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class TargetState:
+    """Everything known about one target after its last poll."""
+
+    target: Target
+    status: str = UNKNOWN
+    start_time: float | None = None
+    resolved_task_id: str = ""
+    last_success: float = 0.0  # last answer that carried the task's status
+    last_answer: float = 0.0  # last answer of any kind, NotFound included
+    last_poll: float = 0.0
+    poll_success: bool | None = None
+    status_change_time: float | None = None
+    last_error_code: str = ""
+    last_request_id: str = ""
+    last_latency: float = 0.0
+    attempts: int = 0
+    interval: float = 0.0
+    next_poll: float = 0.0
+    seen: bool = False  # the API has returned a status for it at least once
+    ended_at: float | None = None
+    not_found_streak: int = 0
+
+    def shown_status(self, now: WallSeconds) -> str:
+        """Unknown when no answer arrived within STALE_AFTER_INTERVALS planned intervals."""
+        stale = bool(self.interval) and (now - self.last_answer
+                                         > STALE_AFTER_INTERVALS * self.interval)
+        if self.last_answer == 0.0 or stale:
+            return UNKNOWN
+        return self.status
+
+    @property
+    def app_key(self) -> AppKey:
+        t = self.target
+        return (t.api, t.region, "" if t.sdk_app_id is None else str(t.sdk_app_id))
+
+
+def apply_outcome(prev: TargetState, outcome: Outcome, now: WallSeconds) -> TargetState:
+    """The new record after a poll; failures keep the last known status (it goes stale)."""
+    result = outcome.result
+    polled = replace(prev, last_poll=now, last_latency=outcome.latency,
+                     attempts=outcome.attempts, last_request_id=result.request_id)
+    if isinstance(result, TaskStatus):
+        return _with_status(polled, result.status, now, poll_success=True, last_success=now,
+                            last_error_code="", start_time=result.start_time,
+                            resolved_task_id=result.task_id or prev.resolved_task_id,
+                            seen=True, not_found_streak=0)
+    if result.code in NOT_FOUND_CODES:
+        return _with_status(polled, NOT_FOUND, now, poll_success=True,
+                            last_error_code=result.code,
+                            not_found_streak=prev.not_found_streak + 1)
+    return replace(polled, poll_success=False, last_error_code=result.code)
+
+
+def _with_status(prev: TargetState, status: str, now: float, **changes: object) -> TargetState:
+    changed = status != prev.status
+    state = replace(prev, status=status, last_answer=now,
+                    status_change_time=now if changed else prev.status_change_time,
+                    **changes)  # type: ignore[arg-type]
+    gone = status in ENDED_STATES or (status == NOT_FOUND and state.seen)
+    if not gone:
+        return replace(state, ended_at=None)
+    return state if prev.ended_at is not None else replace(state, ended_at=now)
+
+
+def _add(table: dict[AppKey, float], key: AppKey, seconds: float) -> None:
+    table[key] = table.get(key, 0.0) + seconds
+
+
+class StateStore:
+    """The shared table of records plus the per-application usage accumulators."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._states: dict[tuple[str, ...], TargetState] = {}
+        self._in_progress_seconds: dict[AppKey, float] = {}
+        self._translation_seconds: dict[AppKey, float] = {}
+
+    def get(self, key: tuple[str, ...]) -> TargetState | None:
+        """The state of one target key (None when unknown)."""
+        with self._lock:
+            return self._states.get(key)
+
+    def put(self, state: TargetState) -> None:
+        """Store a new state for its target."""
+        with self._lock:
+            self._states[state.target.key] = state
+
+    def record_poll(self, prev: TargetState, new: TargetState) -> None:
+        """Store a poll's result and add observed InProgress time to its application."""
+        with self._lock:
+            if new.target.key not in self._states:
+                return  # removed while the poll was in flight: do not resurrect its series
+            self._states[new.target.key] = new
+            if prev.status == "InProgress" and new.status == "InProgress" and prev.last_answer:
+                key = new.app_key
+                seconds = max(0.0, new.last_answer - prev.last_answer)
+                _add(self._in_progress_seconds, key, seconds)
+                if new.target.translation:
+                    _add(self._translation_seconds, key, seconds)
+
+    def sync(self, targets: Iterable[Target]) -> None:
+        """Make the table hold exactly these targets; survivors keep their record."""
+        with self._lock:
+            wanted = {t.key: t for t in targets}
+            for key in list(self._states):
+                if key not in wanted:
+                    del self._states[key]
+            for key, target in wanted.items():
+                old = self._states.get(key)
+                if old is None:
+                    self._states[key] = TargetState(target)
+                elif old.target is not target:
+                    self._states[key] = replace(old, target=target)
+
+    def remove(self, key: tuple[str, ...]) -> None:
+        """Forget a target's state (it left the target set or retired)."""
+        with self._lock:
+            self._states.pop(key, None)
+
+    def snapshot(self) -> list[TargetState]:
+        """Every target's current state (immutable records; safe to read without a lock)."""
+        with self._lock:
+            return list(self._states.values())
+
+    def usage(self) -> dict[AppKey, float]:
+        """Observed InProgress seconds per (api, region, sdk_app_id), a counter."""
+        with self._lock:
+            return dict(self._in_progress_seconds)
+
+    def translation_usage(self) -> dict[AppKey, float]:
+        """The part of usage() spent by targets configured with ``translation: true``."""
+        with self._lock:
+            return dict(self._translation_seconds)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._states)

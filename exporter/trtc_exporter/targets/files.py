@@ -1,0 +1,116 @@
+"""Target files (file_sd style): YAML or JSON lists of targets, re-read when they change.
+
+Every ``refresh_interval`` on the injected clock each matching file is read and hashed; it is
+parsed again only when its content changed (so a rewrite within one mtime tick, same size, is
+still seen). A broken file keeps its last good contents in force and is reported; other files are
+unaffected. The table of files is swapped whole, never edited in place, so a scrape reading
+:attr:`TargetFiles.files` from another thread always sees a consistent table.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import logging
+import threading
+from dataclasses import dataclass, field, replace
+
+from trtc_exporter.clock import Clock
+from trtc_exporter.config.model import parse_targets
+from trtc_exporter.errors import ConfigError, Errors
+from trtc_exporter.target import Target
+from trtc_exporter.yamlload import YamlError, load_yaml
+
+log = logging.getLogger("trtc_exporter.targetfiles")  # caller= stays as before
+
+
+@dataclass(frozen=True, slots=True)
+class FileState:
+    """What the watcher knows about one target file: the digest of its last read, its last good
+    targets, and whether the last read succeeded (with the error if not)."""
+
+    digest: str = ""  # of the last content read, good or broken
+    targets: tuple[Target, ...] = ()  # the last good contents
+    ok: bool = True
+    error: str = ""
+
+
+def parse_target_file(path: str, text: str, default_region: str) -> tuple[Target, ...]:
+    """Parse one file's text; JSON by extension, else YAML. Raises ConfigError naming the path."""
+    kind = "JSON" if path.endswith(".json") else "YAML"
+    try:
+        raw = json.loads(text) if kind == "JSON" else load_yaml(text)
+    except YamlError as exc:
+        raise ConfigError([f"{path}: not valid {kind}: {exc.summary}"]) from None
+    except ValueError as exc:
+        first = (str(exc).splitlines() or ["unreadable"])[0]
+        raise ConfigError([f"{path}: not valid {kind}: {first}"]) from None
+    except RecursionError:
+        raise ConfigError([f"{path}: not valid {kind}: nested too deeply"]) from None
+    errors = Errors()
+    targets = parse_targets([] if raw is None else raw, path, errors, default_region,
+                            source="file")
+    errors.raise_if_any()
+    return targets
+
+
+@dataclass(slots=True)
+class TargetFiles:
+    """Watches the configured globs; ``refresh()`` returns True when the target set changed."""
+
+    patterns: tuple[str, ...]
+    clock: Clock
+    default_region: str = "ap-guangzhou"
+    refresh_interval: float = 30.0
+    files: dict[str, FileState] = field(default_factory=dict)
+    _next_check: float = field(default=float("-inf"))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def targets(self) -> list[Target]:
+        files = self.files
+        return [t for name in sorted(files) for t in files[name].targets]
+
+    def due(self) -> bool:
+        return self.clock.monotonic() >= self._next_check
+
+    def refresh(self, force: bool = False) -> bool:
+        """Re-read changed files (re-parse all of them when forced, e.g. on reload)."""
+        with self._lock:
+            if not force and not self.due():
+                return False
+            self._next_check = self.clock.monotonic() + self.refresh_interval
+            paths = sorted({p for pattern in self.patterns for p in glob.glob(pattern)})
+            old, new = self.files, {}
+            changed = False
+            for gone in sorted(old.keys() - set(paths)):
+                log.info("target file %s disappeared; its targets are removed", gone)
+                changed |= bool(old[gone].targets)
+            for path in paths:
+                new[path] = self._load(path, old.get(path, FileState()), force)
+                changed |= new[path].targets != old.get(path, FileState()).targets
+            self.files = new
+            return changed
+
+    def _load(self, path: str, state: FileState, force: bool) -> FileState:
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read()
+        except OSError as exc:
+            return self._fail(path, state, "", f"cannot read: {exc.strerror or exc}")
+        digest = hashlib.sha256(data).hexdigest()
+        if digest == state.digest and not force:
+            return state
+        try:
+            targets = parse_target_file(path, data.decode("utf-8", "replace"), self.default_region)
+        except ConfigError as exc:
+            return self._fail(path, state, digest, "; ".join(exc.lines))
+        if not state.ok or targets != state.targets or not state.digest:
+            log.info("target file %s loaded: %d targets", path, len(targets))
+        return FileState(digest, targets, True, "")
+
+    @staticmethod
+    def _fail(path: str, state: FileState, digest: str, error: str) -> FileState:
+        if state.error != error:
+            log.error("target file %s is broken, keeping its last good targets: %s", path, error)
+        return replace(state, digest=digest, ok=False, error=error)

@@ -1,0 +1,145 @@
+"""Targets registered through the HTTP API, persisted in SQLite so a restart loses nothing.
+
+WAL mode and one transaction per change make writes atomic; a database that cannot be opened,
+read or written is a :class:`RegistrationStoreError` at start, not a surprise at the first
+registration.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from trtc_exporter.target import Target
+
+log = logging.getLogger("trtc_exporter.store")  # caller= stays as before
+_SCHEMA = """CREATE TABLE IF NOT EXISTS targets (
+    id TEXT PRIMARY KEY, spec TEXT NOT NULL, created REAL NOT NULL, expires_at REAL)"""
+
+
+class RegistrationStoreError(Exception):
+    """The registration database is unusable; the message names the path and the cause."""
+
+
+@dataclass(frozen=True, slots=True)
+class Registered:
+    """One registered target: when it was registered and when it expires (wall-clock seconds;
+    ``expires_at`` None for never)."""
+
+    target: Target
+    created: float
+    expires_at: float | None
+
+
+def target_to_json(target: Target) -> str:
+    spec: dict[str, object] = {"api": target.api, "region": target.region}
+    if target.task_id:
+        spec["task_id"] = target.task_id
+    if target.sdk_app_id is not None:
+        spec["sdk_app_id"] = target.sdk_app_id
+    if target.session_id:
+        spec["session_id"] = target.session_id
+    if target.labels:
+        spec["labels"] = dict(target.labels)
+    if target.poll_interval:
+        spec["poll_interval_seconds"] = target.poll_interval
+    if target.translation:
+        spec["translation"] = True
+    return json.dumps(spec, sort_keys=True)
+
+
+def target_from_json(text: str) -> Target:
+    spec = json.loads(text)
+    return Target(api=spec["api"], region=spec["region"], task_id=spec.get("task_id", ""),
+                  sdk_app_id=spec.get("sdk_app_id"), session_id=spec.get("session_id", ""),
+                  labels=tuple(sorted(spec.get("labels", {}).items())),
+                  poll_interval=spec.get("poll_interval_seconds"),
+                  translation=spec.get("translation", False), source="api")
+
+
+def _reason(exc: Exception) -> str:
+    """sqlite's message, or an OSError as "File exists (/the/path)", without the errno."""
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{exc.strerror}{where}"
+    return str(exc)
+
+
+class RegistrationStore:
+    """The registration API's targets in SQLite (WAL mode, one transaction per change), so they
+    survive restarts. Raises :class:`RegistrationStoreError` when the file cannot be used."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._check()
+        except (sqlite3.Error, OSError) as exc:
+            with contextlib.suppress(AttributeError, sqlite3.Error):
+                self._db.close()
+            raise RegistrationStoreError(f"registration.db_path {path}: {_reason(exc)}") from None
+
+    def _check(self) -> None:
+        """Fail at start, not later: damaged pages, a foreign table layout, no write access."""
+        problems = [row[0] for row in self._db.execute("PRAGMA quick_check").fetchall()]
+        if problems != ["ok"]:
+            raise sqlite3.DatabaseError(f"database is damaged: {problems[0]}")
+        self._db.execute(_SCHEMA)
+        self._db.execute("SELECT id, spec, created, expires_at FROM targets LIMIT 1").fetchall()
+        if not os.access(self.path, os.W_OK):
+            raise OSError("not writable")
+        self._db.execute("BEGIN IMMEDIATE")  # takes the write lock: proves we can write
+        self._db.execute("ROLLBACK")
+
+    def load(self) -> list[Registered]:
+        """Every stored registration."""
+        with self._lock:
+            rows = self._db.execute("SELECT spec, created, expires_at FROM targets").fetchall()
+        out = []
+        for spec, created, expires in rows:
+            try:
+                out.append(Registered(target_from_json(spec), created, expires))
+            except (ValueError, KeyError, TypeError):
+                log.error("registration database: skipping an unreadable row")
+        return out
+
+    def upsert(self, items: list[Registered]) -> None:
+        """Insert or refresh targets in one transaction (idempotent by identity)."""
+        rows = [(r.target.id, target_to_json(r.target), r.created, r.expires_at) for r in items]
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.executemany(
+                    "INSERT INTO targets(id, spec, created, expires_at) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT(id) DO UPDATE SET spec=excluded.spec, "
+                    "expires_at=excluded.expires_at", rows)
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise RegistrationStoreError(f"registration database write failed: {exc}") from None
+
+    def delete(self, ids: list[str]) -> int:
+        """Delete registrations by Target.id; returns how many existed."""
+        with self._lock:
+            try:
+                cursor = self._db.executemany("DELETE FROM targets WHERE id = ?",
+                                              [(i,) for i in ids])
+            except sqlite3.Error as exc:
+                raise RegistrationStoreError(f"registration database write failed: {exc}") from None
+            return cursor.rowcount
+
+    def close(self) -> None:
+        """Close the database."""
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,135 @@
+"""Where targets come from: the config, target files and the registration API, kept in one set.
+
+The exporter asks :meth:`TargetSources.maintain` once a second whether the set changed (a target
+file was edited, a registration expired); reloads call :meth:`apply_config`.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from trtc_exporter.clock import Clock
+from trtc_exporter.config.model import Config
+from trtc_exporter.errors import ConfigError
+from trtc_exporter.secret import Secret
+from trtc_exporter.target import Target
+from trtc_exporter.targets.files import TargetFiles
+from trtc_exporter.targets.registrations import (
+    Registered,
+    RegistrationStore,
+    RegistrationStoreError,
+)
+from trtc_exporter.targets.targetset import TargetSet
+
+log = logging.getLogger("trtc_exporter.sources")  # caller= stays as before
+
+
+def read_bearer_token(path: str | None) -> Secret | None:
+    """The registration API's bearer token; a missing or empty file is a config error."""
+    if path is None:
+        return None
+    try:
+        token = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError([f"registration.bearer_token_file: cannot read {path}: "
+                           f"{getattr(exc, 'strerror', None) or type(exc).__name__}"]) from None
+    if not token:
+        raise ConfigError([f"registration.bearer_token_file: {path} is empty"])
+    return Secret(token)
+
+
+class TargetSources:
+    """Where targets come from: config, target files and the registration store, merged."""
+
+    def __init__(self, config: Config, clock: Clock) -> None:
+        """Open the registration store (RegistrationStoreError if unusable), read target files."""
+        self._clock = clock
+        registration = config.registration
+        self.registrations = (RegistrationStore(registration.db_path) if registration.enabled
+                              else None)
+        self.bearer_token = read_bearer_token(registration.bearer_token_file)
+        self.target_set = TargetSet(clock, config.max_targets, self.registrations)
+        self.files = self._watch(config)
+        self.files.refresh(force=True)
+        self._config = config
+
+    def _watch(self, config: Config) -> TargetFiles:
+        return TargetFiles(config.target_files, self._clock, config.api.region,
+                           config.target_files_refresh_interval)
+
+    def apply_config(self, config: Config) -> None:
+        """On reload: new config targets, re-read every target file and the bearer token.
+
+        Raises ConfigError, changing nothing, when the token file is unreadable or a newly
+        enabled registration database cannot be opened. Turning registration off drops the
+        registered targets from the set (they stay in the database, as after a restart).
+        """
+        old, new = self._config.registration, config.registration
+        token = read_bearer_token(new.bearer_token_file)
+        store = self.registrations
+        if new.enabled and store is None:
+            try:
+                store = RegistrationStore(new.db_path)
+            except RegistrationStoreError as exc:
+                raise ConfigError([str(exc)]) from None
+        elif new.enabled and new.db_path != old.db_path:
+            log.warning("registration.db_path changed; the new path takes effect on restart")
+        self.bearer_token = token
+        if not new.enabled:
+            store = None
+        if store is not self.registrations:
+            previous, self.registrations = self.registrations, store
+            self.target_set.attach(store)
+            if previous is not None:
+                previous.close()
+        if (config.target_files, config.target_files_refresh_interval, config.api.region) != (
+                self.files.patterns, self.files.refresh_interval, self.files.default_region):
+            self.files = self._watch(config)
+        self.files.refresh(force=True)
+        self.target_set.max_targets = config.max_targets
+        self._config = config
+
+    def maintain(self) -> bool:
+        """Re-read changed target files when due and expire registrations; True if changed."""
+        changed = self.files.refresh()
+        return self.target_set.expire() > 0 or changed
+
+    def register(self, targets: list[Target], ttl: float | None) -> list[Target]:
+        """Add registrations (``ttl`` seconds, None for no expiry); returns the new ones.
+
+        Raises TargetLimitError past ``max_targets`` and RegistrationStoreError when the store
+        cannot be written.
+        """
+        return self.target_set.register(targets, ttl)
+
+    def unregister(self, target_id: str) -> bool:
+        """Remove the registration with this id (``Target.id``); False when there is none."""
+        return self.target_set.unregister(target_id)
+
+    def registered(self, key: tuple[str, ...]) -> Registered | None:
+        """The API registration of this identity (``Target.key``), if any."""
+        return self.target_set.registered(key)
+
+    def expiry_of(self, key: tuple[str, ...]) -> float | None:
+        """Wall-clock seconds when this identity's registration expires; None for never/none."""
+        return self.target_set.expiry_of(key)
+
+    def changes(self) -> dict[tuple[str, str], int]:
+        """Counts of target-set changes by (change, source), e.g. ("added", "config")."""
+        return dict(self.target_set.changes)
+
+    def file_status(self) -> dict[str, bool]:
+        """Whether the last load of each target file succeeded, by file path."""
+        return {path: state.ok for path, state in self.files.files.items()}
+
+    def merged(self) -> list[Target]:
+        """Config, file and registered targets merged (config wins, then files, then API)."""
+        self.target_set.set_config(self._config.targets)
+        self.target_set.set_files(self.files.targets())
+        return self.target_set.merged()
+
+    def close(self) -> None:
+        """Close the registration store, if open."""
+        if self.registrations is not None:
+            self.registrations.close()

@@ -1,0 +1,166 @@
+"""The merged target set: config, target files and the registration API, with a cardinality cap.
+
+Sources are merged in that order and deduplicated by identity (the first source wins). Beyond
+``max_targets`` new targets are refused, loudly: the API answers 429, files log and count.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from dataclasses import dataclass
+
+from trtc_exporter.clock import Clock
+from trtc_exporter.target import Target
+from trtc_exporter.targets.registrations import Registered, RegistrationStore
+
+log = logging.getLogger("trtc_exporter.targetset")  # caller= stays as before
+Key = tuple[str, ...]
+CHANGES = ("added", "removed", "expired", "refused")
+
+
+class TargetLimitError(Exception):
+    """Registering would exceed max_targets."""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    target: Target
+    expires_at: float | None = None
+
+
+class TargetSet:
+    """Merges config, file and registered targets (in that order of precedence) under
+    ``max_targets``, counts changes by (change, source) and expires registrations by TTL."""
+
+    def __init__(self, clock: Clock, max_targets: int,
+                 store: RegistrationStore | None = None) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.max_targets = max_targets
+        self._store = store
+        self._config: list[Target] = []
+        self._files: list[Target] = []
+        self._api: dict[Key, Registered] = {}
+        self._current: dict[Key, Target] = {}
+        self._refused: set[Key] = set()
+        self.changes: Counter[tuple[str, str]] = Counter()
+        self.attach(store)
+
+    def attach(self, store: RegistrationStore | None) -> None:
+        """Use this database (None: registration off): its targets replace the API source.
+
+        Registrations whose TTL passed while the exporter was down are expired at once instead
+        of being polled until the first maintenance pass.
+        """
+        with self._lock:
+            self._store = store
+            self._api = {} if store is None else {r.target.key: r for r in store.load()}
+        self.expire()
+
+    # -- sources ----------------------------------------------------------------------------
+    def set_config(self, targets: list[Target] | tuple[Target, ...]) -> None:
+        with self._lock:
+            self._config = list(targets)
+
+    def set_files(self, targets: list[Target]) -> None:
+        with self._lock:
+            self._files = list(targets)
+
+    def register(self, targets: list[Target], ttl: float | None) -> list[Target]:
+        """Add or refresh API targets (idempotent); raises TargetLimitError past the cap."""
+        now = self._clock.time()
+        expires = None if ttl is None else now + ttl
+        with self._lock:
+            merged_keys = set(self._current) | set(self._api)
+            new = [t for t in targets if t.key not in merged_keys]
+            if len(merged_keys) + len(new) > self.max_targets:
+                self.changes[("refused", "api")] += len(new)
+                raise TargetLimitError(
+                    f"max_targets ({self.max_targets}) reached: {len(merged_keys)} targets, "
+                    f"{len(new)} new would exceed it")
+            items = [Registered(t, self._api[t.key].created if t.key in self._api else now,
+                                expires) for t in targets]
+            if self._store is not None:
+                self._store.upsert(items)
+            for item in items:
+                self._api[item.target.key] = item
+        return new
+
+    def unregister(self, target_id: str) -> bool:
+        with self._lock:
+            keys = [k for k, r in self._api.items() if r.target.id == target_id]
+            if not keys:
+                return False
+            if self._store is not None:
+                self._store.delete([target_id])
+            for key in keys:
+                del self._api[key]
+            return True
+
+    def expire(self) -> int:
+        """Drop API targets whose TTL passed; returns how many."""
+        now = self._clock.time()
+        with self._lock:
+            gone = [r for r in self._api.values() if r.expires_at is not None and
+                    r.expires_at <= now]
+            if not gone:
+                return 0
+            if self._store is not None:
+                self._store.delete([r.target.id for r in gone])
+            for item in gone:
+                del self._api[item.target.key]
+            self.changes[("expired", "api")] += len(gone)
+        log.info("%d registered targets expired", len(gone))
+        return len(gone)
+
+    # -- merging ----------------------------------------------------------------------------
+    def merged(self) -> list[Target]:
+        """The target set to poll, recording added/removed/refused changes since last time."""
+        with self._lock:
+            merged: dict[Key, Target] = {}
+            refused = 0
+            candidates = [*self._config, *self._files, *(r.target for r in self._api.values())]
+            self._refused &= {t.key for t in candidates}  # forget refusals of departed targets
+            for target in candidates:
+                if target.key in merged:
+                    continue
+                if len(merged) >= self.max_targets:
+                    refused += self._refuse(target)
+                    continue
+                merged[target.key] = target
+            self._count(self._current, merged)
+            self._current = merged
+            if refused:
+                log.error("max_targets (%d) reached: %d targets refused", self.max_targets,
+                          refused)
+            return list(merged.values())
+
+    def _refuse(self, target: Target) -> int:
+        if target.key in self._refused:
+            return 0
+        self._refused.add(target.key)
+        self.changes[("refused", target.source)] += 1
+        return 1
+
+    def _count(self, before: dict[Key, Target], after: dict[Key, Target]) -> None:
+        for key in after.keys() - before.keys():
+            self.changes[("added", after[key].source)] += 1
+            self._refused.discard(key)
+        for key in before.keys() - after.keys():
+            self.changes[("removed", before[key].source)] += 1
+
+    def registered(self, key: Key) -> Registered | None:
+        """The API registration of this identity, if any (whatever source wins the merge)."""
+        with self._lock:
+            return self._api.get(key)
+
+    def expiry_of(self, key: Key) -> float | None:
+        with self._lock:
+            item = self._api.get(key)
+            return None if item is None else item.expires_at
+
+    def find(self, target_id: str) -> Target | None:
+        with self._lock:
+            return next((t for t in self._current.values() if t.id == target_id), None)

@@ -1,0 +1,203 @@
+"""``POST /api/v1/targets`` and ``DELETE /api/v1/targets/{id}``: the registration API.
+
+Validation is the config file's own (:func:`parse_targets`), so a JSON error names the field the
+same way a config error does. Writes need the registration to be enabled and authenticated: the
+web config's basic auth (checked for every request before we get here) or a bearer token.
+"""
+
+from __future__ import annotations
+
+import hmac
+import io
+import json
+import logging
+from email.message import Message
+from http import HTTPStatus
+from socketserver import BaseServer
+from typing import Any, Protocol
+
+from trtc_exporter.config.model import parse_targets
+from trtc_exporter.errors import Errors
+from trtc_exporter.polling.state import TargetState
+from trtc_exporter.target import Target
+from trtc_exporter.targets.registrations import RegistrationStoreError
+from trtc_exporter.targets.targetset import TargetLimitError
+from trtc_exporter.web.protocol import ExporterProtocol
+from trtc_exporter.web.toolkit.server import ExporterHTTPServer
+
+MAX_BODY = 10 << 20
+
+
+class RequestHandler(Protocol):
+    """What these endpoints use of the request handler (routes.ExporterHandler provides it)."""
+
+    headers: Message
+    rfile: io.BufferedIOBase
+    close_connection: bool
+    server: BaseServer
+
+    @property
+    def exporter(self) -> ExporterProtocol: ...
+
+    def send_json(self, status: int, document: Any) -> None: ...
+
+    def send_response(self, code: int, message: str | None = None) -> None: ...
+
+    def send_header(self, keyword: str, value: str) -> None: ...
+
+    def end_headers(self) -> None: ...
+log = logging.getLogger("trtc_exporter.web_targets")  # caller= stays as before
+
+
+def _error(handler: RequestHandler, status: int, *errors: str) -> None:
+    handler.send_json(status, {"status": "error", "errors": list(errors)})
+
+
+def _basic_auth_on(handler: RequestHandler) -> bool:
+    """True when the web config in force has basic-auth users (so this request passed them)."""
+    server = handler.server
+    config = server.web_config() if isinstance(server, ExporterHTTPServer) else None
+    return config is not None and bool(config.users)
+
+
+def _allowed(handler: RequestHandler) -> bool:
+    """Registration enabled and authenticated: bearer token when configured, else basic auth.
+
+    Fails closed: registration enabled by a reload, or basic-auth users removed from a rotated
+    web config, without a bearer token leaves the API refusing writes instead of open.
+    A refused request's body is never read, so its connection is closed after the answer.
+    """
+    registration = handler.exporter.config.registration
+    if not registration.enabled:
+        handler.close_connection = True
+        _error(handler, HTTPStatus.FORBIDDEN, "registration is disabled (registration.enabled)")
+        return False
+    token = handler.exporter.bearer_token()
+    if token is None:
+        if _basic_auth_on(handler):
+            return True  # basic auth of the web config protected this request
+        handler.close_connection = True
+        _error(handler, HTTPStatus.FORBIDDEN, "registration needs authentication: set "
+               "registration.bearer_token_file or basic_auth_users in --web.config.file")
+        return False
+    given = handler.headers.get("Authorization", "")
+    if not hmac.compare_digest(given.encode(), f"Bearer {token.reveal()}".encode()):
+        handler.close_connection = True
+        handler.send_response(HTTPStatus.UNAUTHORIZED)
+        handler.send_header("WWW-Authenticate", 'Bearer realm="trtc-exporter"')
+        handler.send_header("Content-Length", "0")
+        handler.send_header("Connection", "close")
+        handler.end_headers()
+        return False
+    return True
+
+
+def _read_json(handler: RequestHandler) -> Any:
+    try:
+        length = int(handler.headers.get("Content-Length", "0"))
+    except ValueError:
+        length = -1
+    if not 0 < length <= MAX_BODY:
+        handler.close_connection = True  # the unread body must not become the next request
+        raise ValueError(f"body: need a JSON body of at most {MAX_BODY} bytes")
+    try:
+        return json.loads(handler.rfile.read(length))
+    except (ValueError, RecursionError):
+        raise ValueError("body: not valid JSON") from None
+
+
+def _split(document: Any, errors: Errors) -> tuple[Any, float | None]:
+    """Accept one target, a list, or {"targets": [...], "ttl": "1h"} (ttl as in the config)."""
+    if isinstance(document, dict) and "targets" in document:
+        errors.mapping(document, "", frozenset({"targets", "ttl"}))
+        ttl = errors.duration(document, "ttl", "", 0.0) or None
+        return document["targets"], ttl
+    if isinstance(document, dict):
+        return [document], None
+    return document, None
+
+
+def post_targets(handler: RequestHandler) -> None:
+    """``POST /api/v1/targets``: register one target, a list, or {"targets": [...], "ttl": "1h"}."""
+    if not _allowed(handler):
+        return
+    try:
+        document = _read_json(handler)
+    except ValueError as exc:
+        _error(handler, HTTPStatus.BAD_REQUEST, str(exc))
+        return
+    exporter = handler.exporter
+    errors = Errors()
+    raw, ttl = _split(document, errors)
+    targets = parse_targets(raw, "targets", errors, exporter.config.api.region, source="api")
+    if errors.lines:
+        _error(handler, HTTPStatus.BAD_REQUEST, *errors.lines)
+        return
+    try:
+        new = exporter.register(list(targets), ttl)
+    except TargetLimitError as exc:
+        _error(handler, HTTPStatus.TOO_MANY_REQUESTS, str(exc))
+        return
+    except RegistrationStoreError as exc:
+        _error(handler, HTTPStatus.SERVICE_UNAVAILABLE, str(exc))
+        return
+    handler.send_json(HTTPStatus.OK, {"status": "success", "data": {
+        "registered": len(targets), "new": len(new), "ids": [t.id for t in targets]}})
+
+
+def delete_target(handler: RequestHandler, target_id: str) -> None:
+    """``DELETE /api/v1/targets/{id}``: remove a registration."""
+    if not _allowed(handler):
+        return
+    try:
+        removed = handler.exporter.unregister(target_id)
+    except RegistrationStoreError as exc:
+        _error(handler, HTTPStatus.SERVICE_UNAVAILABLE, str(exc))
+        return
+    if not removed:
+        _error(handler, HTTPStatus.NOT_FOUND, f"no registered target with id {target_id}")
+        return
+    handler.send_json(HTTPStatus.OK, {"status": "success", "data": {"deleted": target_id}})
+
+
+def _fresh(expires_at: float | None, now: float, ttl: float) -> bool:
+    """A registration that needs no refresh: permanent, or with at least half its TTL left."""
+    return expires_at is None or expires_at - now >= ttl / 2
+
+
+def _probe_target(params: dict[str, str], default_region: str) -> Target | None:
+    """The target a probe's query names, validated like a config entry (None if invalid)."""
+    raw: dict[str, Any] = {k: v for k, v in params.items()
+                           if k in ("task_id", "session_id", "api", "region")}
+    if "sdk_app_id" in params:
+        app = params["sdk_app_id"]
+        raw["sdk_app_id"] = int(app) if app.isascii() and app.isdigit() else app
+    errors = Errors()
+    targets = parse_targets([raw], "probe", errors, default_region, source="api")
+    return targets[0] if targets and not errors.lines else None
+
+
+def register_probed(handler: RequestHandler, params: dict[str, str],
+                    found: list[TargetState]) -> None:
+    """blackbox-style discovery: an unknown probed target is registered (when allowed) and
+    answered from its first poll on; the probe itself never calls the API. Probing a registered
+    target again extends its TTL (written when less than half of it is left); a target that is
+    registered but polled by another shard is not written again on every probe."""
+    exporter = handler.exporter
+    registration = exporter.config.registration
+    if not registration.allow_probe_registration:
+        return
+    now, ttl = exporter.now(), registration.probe_ttl
+    if found and all(_fresh(exporter.registration_expiry(s.target.key), now, ttl)
+                     for s in found):
+        return
+    target = _probe_target(params, exporter.config.api.region)
+    if target is None:
+        return
+    known = None if found else exporter.registered(target.key)
+    if known is not None and _fresh(known.expires_at, now, ttl):
+        return
+    try:
+        exporter.register([target], ttl)
+    except (TargetLimitError, RegistrationStoreError) as exc:
+        log.warning("probe registration refused: %s", exc)

@@ -1,0 +1,35 @@
+"""The per-target row of the landing page and ``/api/v1/targets`` (a web view-model)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trtc_exporter.clock import WallSeconds
+from trtc_exporter.response import NOT_FOUND
+from trtc_exporter.web.protocol import TargetFacts
+
+
+def target_rows(facts: list[TargetFacts], now: WallSeconds) -> list[dict[str, Any]]:
+    """Rows sorted by api, task id, app id and session id; ``now`` in wall-clock seconds."""
+    rows = [_row(f, now) for f in facts]
+    return sorted(rows, key=lambda r: (r["api"], r["task_id"], r["sdk_app_id"],
+                                       r["session_id"]))
+
+
+def _row(facts: TargetFacts, now: WallSeconds) -> dict[str, Any]:
+    state, due = facts.state, facts.next_poll_in
+    t = state.target
+    return {
+        "id": t.id, "api": t.api, "action": t.action, "region": t.region, "task_id": t.task_id,
+        "sdk_app_id": t.sdk_app_id, "session_id": t.session_id, "labels": dict(t.labels),
+        "source": t.source, "status": state.shown_status(now),
+        "resolved_task_id": state.resolved_task_id, "start_time": state.start_time,
+        "last_success": state.last_success or None,
+        "age_seconds": round(now - state.last_answer, 3) if state.last_answer else None,
+        "poll_success": state.poll_success, "last_error_code": state.last_error_code or None,
+        "request_id": state.last_request_id or None,
+        "latency_seconds": round(state.last_latency, 4) if state.last_poll else None,
+        "next_poll_in_seconds": None if due is None else round(due, 3),
+        "interval_seconds": state.interval or None,
+        "not_found": state.status == NOT_FOUND, "expires_at": facts.expires_at,
+    }

@@ -1,0 +1,260 @@
+"""The budget: never more than rate_limit starts in any 1 s window, yet close to full use."""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import threading
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from trtc_exporter.api.budget import (
+    AimdPolicy,
+    Budget,
+    RateLimiter,
+    hint_from_message,
+    limit_from_message,
+)
+from trtc_exporter.clock import FakeClock
+
+
+def grant_times(limiter: RateLimiter, clock: FakeClock, arrivals: list[float]) -> list[float]:
+    """Reserve one slot per arrival (seconds from now), returning the absolute grant times."""
+    start = clock.monotonic()
+    grants = []
+    for offset in sorted(arrivals):
+        target = start + offset
+        if target > clock.monotonic():
+            clock.advance(target - clock.monotonic())
+        grants.append(clock.monotonic() + limiter.reserve())
+    return grants
+
+
+def max_in_window(times: list[float], window: float = 1.0) -> int:
+    times = sorted(times)
+    return max((bisect.bisect_left(times, t + window) - i for i, t in enumerate(times)), default=0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rate=st.integers(min_value=1, max_value=50),
+    arrivals=st.lists(st.floats(min_value=0, max_value=5, allow_nan=False), max_size=300),
+)
+def test_no_window_ever_exceeds_the_rate(rate: int, arrivals: list[float]) -> None:
+    """Whatever the arrival pattern, no half-open 1 s window holds more than `rate` grants."""
+    clock = FakeClock(0.0)
+    grants = grant_times(RateLimiter(rate, clock), clock, arrivals)
+    assert max_in_window(grants) <= rate
+
+
+@settings(max_examples=50, deadline=None)
+@given(rate=st.integers(min_value=5, max_value=50), guard_ms=st.integers(min_value=0, max_value=25))
+def test_excess_demand_uses_at_least_97_percent(rate: int, guard_ms: int) -> None:
+    """Under a backlog the limiter grants at least 97 % of the configured rate."""
+    clock = FakeClock(0.0)
+    limiter = RateLimiter(rate, clock, guard=guard_ms / 1000)
+    grants = grant_times(limiter, clock, [0.0] * (rate * 20))
+    achieved = (len(grants) - 1) / (grants[-1] - grants[0])
+    assert achieved >= 0.97 * rate
+    assert max_in_window(grants) <= rate
+
+
+def test_grants_are_spaced_not_bursted() -> None:
+    """Twenty simultaneous requests are spread 50 ms apart instead of starting at once."""
+    clock = FakeClock(0.0)
+    grants = grant_times(RateLimiter(20, clock), clock, [0.0] * 20)
+    gaps = [b - a for a, b in itertools.pairwise(grants)]
+    assert min(gaps) >= 0.05 - 1e-9
+
+
+def test_guard_keeps_a_margin_between_windows() -> None:
+    """The 21st grant comes at least 1 s + guard after the 1st, absorbing network jitter."""
+    clock = FakeClock(0.0)
+    grants = grant_times(RateLimiter(20, clock, guard=0.02), clock, [0.0] * 21)
+    assert grants[20] - grants[0] >= 1.02 - 1e-9
+
+
+def test_acquire_sleeps_on_the_injected_clock() -> None:
+    """acquire() waits by sleeping on the clock, so a fake clock drives it without real time."""
+    clock = FakeClock(0.0)
+    limiter = RateLimiter(1, clock, guard=0.0)
+    assert limiter.acquire() == 0.0
+    done = threading.Event()
+    waited: list[float] = []
+    thread = threading.Thread(target=lambda: (waited.append(limiter.acquire()), done.set()))
+    thread.start()
+    assert clock.await_sleepers(1)
+    assert not done.is_set()
+    clock.advance(1.0)
+    assert done.wait(2.0)
+    assert waited == [1.0]
+
+
+def test_throttle_cuts_multiplicatively_and_honours_cooldown() -> None:
+    """A RequestLimitExceeded cuts the rate by the policy factor once per cool-down period."""
+    clock = FakeClock(0.0)
+    limiter = RateLimiter(20, clock, policy=AimdPolicy(decrease=0.5, cooldown=2.0))
+    assert limiter.on_throttled() is True
+    assert limiter.effective_rate == 10
+    assert limiter.on_throttled() is False  # in-flight requests of the old rate: no second cut
+    assert limiter.effective_rate == 10
+
+
+def test_stated_limit_sets_rate_directly() -> None:
+    """When the API states its limit in the message, the rate drops straight to that limit."""
+    clock = FakeClock(0.0)
+    limiter = RateLimiter(20, clock)
+    limiter.on_throttled(limit_hint=10)
+    assert limiter.effective_rate == 10
+
+
+def test_recovery_is_additive_and_capped_at_configured() -> None:
+    """After the ceiling memory passes, the rate climbs 1 req/s per second back to configured."""
+    clock = FakeClock(0.0)
+    policy = AimdPolicy(increase_per_second=1.0, cooldown=2.0, ceiling_memory=30.0)
+    limiter = RateLimiter(20, clock, policy=policy)
+    limiter.on_throttled(limit_hint=10)
+    clock.advance(10)
+    assert limiter.effective_rate == 10  # held at the learned ceiling
+    clock.advance(25)  # 35 s after the throttle: ceiling forgotten
+    rate_then = limiter.effective_rate
+    clock.advance(3)
+    assert limiter.effective_rate == rate_then + 3
+    clock.advance(60)
+    assert limiter.effective_rate == 20
+
+
+def test_floor_bounds_the_cut() -> None:
+    """Repeated throttling never drives the rate below the floor fraction."""
+    clock = FakeClock(0.0)
+    limiter = RateLimiter(20, clock, policy=AimdPolicy(decrease=0.1, floor_fraction=0.05))
+    for _ in range(10):
+        limiter.on_throttled()
+        clock.advance(3)
+    assert limiter.effective_rate >= 1.0
+
+
+def test_actions_have_independent_limiters() -> None:
+    """A saturated 1.0 limiter does not delay a 2.0 grant."""
+    clock = FakeClock(0.0)
+    budget = Budget({"DescribeAITranscription": 20, "DescribeCloudTranscription": 20}, clock)
+    for _ in range(100):
+        budget.limiter("DescribeAITranscription").reserve()
+    assert budget.limiter("DescribeCloudTranscription").reserve() == 0.0
+
+
+def test_limit_hint_parsed_from_english_and_chinese_messages() -> None:
+    """The stated limit is read from both message languages the API uses."""
+    english = ("Your current request times equals to `21` in a second, which exceeds the "
+               "frequency limit `20` for a second. Please reduce the frequency of calls.")
+    chinese = "您当前每秒请求 `6` 次\uff0c超过了每秒频率上限 `5`\uff0c请稍后重试。"
+    assert limit_from_message(english) == 20
+    assert limit_from_message(chinese) == 5
+    assert limit_from_message("Internal error.") is None
+
+
+def test_reload_applies_new_configured_rate() -> None:
+    """Budget.update changes the configured rate of an existing action and adds new ones."""
+    clock = FakeClock(0.0)
+    budget = Budget({"DescribeAITranscription": 20}, clock)
+    budget.update({"DescribeAITranscription": 10, "DescribeCloudTranscription": 5})
+    assert budget.limiter("DescribeAITranscription").effective_rate == 10
+    assert budget.limiter("DescribeCloudTranscription").configured_rate == 5
+
+
+def test_late_sender_pushes_the_window_back() -> None:
+    """A request that really started late (0.7 s instead of 0.5 s) delays the one a window on."""
+    clock = FakeClock(0.0, auto_advance=True)
+    limiter = RateLimiter(2, clock, guard=0.0)
+    reserved = [limiter._reserve()[0] for _ in range(3)]  # slots 0.0, 0.5, 1.0
+    assert [g.time for g in reserved] == [0.0, 0.5, 1.0]
+    for grant in reserved:
+        grant.started = True
+    reserved[1].time = 0.7  # its thread woke late and started then
+    limiter.acquire()  # slot 1.5, but anchored on the late one: 0.7 + 1.0
+    assert abs(clock.monotonic() - 1.7) < 1e-9
+
+
+def test_cancelled_wait_raises_and_sends_nothing() -> None:
+    """A shutdown during the wait raises Cancelled instead of returning a token."""
+    import pytest
+
+    from trtc_exporter.api.budget import Cancelled
+
+    clock = FakeClock(0.0, auto_advance=True)
+    limiter = RateLimiter(1, clock)
+    limiter.acquire()
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(Cancelled):
+        limiter.acquire(stop)
+
+
+def test_marginal_throttle_widens_the_guard_not_the_rate() -> None:
+    """21 counted against a limit of 20 is jitter: the guard doubles, rate stays, then resets."""
+    clock = FakeClock(0.0)
+    limiter = RateLimiter(20, clock, guard=0.02, policy=AimdPolicy(ceiling_memory=30.0))
+    message = ("Your current request times equals to `21` in a second, which exceeds the "
+               "frequency limit `20` for a second.")
+    hint = hint_from_message(message)
+    assert (hint.limit, hint.seen, hint.marginal) == (20, 21, True)
+    limiter.on_throttled(hint.limit, hint.marginal)
+    assert limiter.effective_rate == 20
+    assert limiter.guard == 0.04
+    clock.advance(31)
+    assert limiter.effective_rate == 20
+    assert limiter.guard == 0.02
+
+
+def test_heavy_throttle_is_someone_else_and_cuts_the_rate() -> None:
+    """30 counted against a limit of 20 means shared quota: multiplicative decrease."""
+    clock = FakeClock(0.0)
+    limiter = RateLimiter(20, clock, policy=AimdPolicy(decrease=0.7))
+    hint = hint_from_message("Your current request times equals to `30` in a second, which "
+                             "exceeds the frequency limit `20` for a second.")
+    assert not hint.marginal
+    limiter.on_throttled(hint.limit, hint.marginal)
+    assert limiter.effective_rate == 14
+
+
+def test_stated_lower_limit_applies_even_during_cooldown() -> None:
+    """A limit drop announced right after a guard widening is taken at once, not after 2 s."""
+    clock = FakeClock(0.0)
+    limiter = RateLimiter(20, clock, policy=AimdPolicy(cooldown=2.0))
+    limiter.on_throttled(20, marginal=True)  # jitter: guard widened, cool-down starts
+    limiter.on_throttled(10)  # 0 s later the API says its limit is now 10
+    assert limiter.effective_rate == 10
+
+
+def test_guard_widening_does_not_extend_the_ceiling_memory() -> None:
+    """A marginal throttle during a drop does not hold the learned ceiling longer."""
+    clock = FakeClock(0.0)
+    policy = AimdPolicy(ceiling_memory=30.0, cooldown=2.0, increase_per_second=1.0)
+    limiter = RateLimiter(20, clock, policy=policy)
+    limiter.on_throttled(10)  # limit dropped to 10 at t=0
+    clock.advance(20)
+    limiter.on_throttled(10, marginal=True)  # 11 of 10 at t=20: widen the guard only
+    clock.advance(15)  # t=35: 30 s after the cut, 15 s after the widening
+    assert limiter.effective_rate > 10  # recovering, not held until t=50
+    assert limiter.guard == 0.04  # the widened guard is still in force
+
+
+def test_grant_waits_for_an_anchor_that_has_not_started() -> None:
+    """After a pause, a grant a window on does not start before its anchor really started."""
+    clock = FakeClock(0.0, auto_advance=False)
+    limiter = RateLimiter(1, clock, guard=0.0)
+    anchor = limiter._reserve()[0]  # slot 0.0, but its thread has not run yet
+    clock.advance(5.0)  # everything was paused for 5 s
+    done = threading.Event()
+    thread = threading.Thread(target=lambda: (limiter.acquire(), done.set()))
+    thread.start()
+    assert clock.await_sleepers(1)
+    clock.advance(0.01)
+    assert clock.await_sleepers(1)
+    assert not done.is_set()  # the anchor may still start now: waiting is the only safe choice
+    with limiter._lock:
+        anchor.time, anchor.started = clock.monotonic(), True
+    clock.advance(1.0)
+    assert done.wait(2.0)
+    thread.join()

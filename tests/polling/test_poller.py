@@ -1,0 +1,243 @@
+"""The poller on a fake clock: phase spread, state cadence, stretch, fairness, retention, reload."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections import defaultdict
+from dataclasses import replace
+
+import pytest
+
+from trtc_exporter.api.budget import Budget
+from trtc_exporter.api.outcome import Outcome
+from trtc_exporter.clock import FakeClock
+from trtc_exporter.config.model import Config, ScheduleConfig
+from trtc_exporter.polling.poller import Poller
+from trtc_exporter.polling.state import StateStore
+from trtc_exporter.response import ApiFailure, TaskStatus
+from trtc_exporter.target import Target
+
+AI = "DescribeAITranscription"
+CLOUD = "DescribeCloudTranscription"
+
+
+def task(i: int, api: str = "ai_transcription") -> Target:
+    if api == "cloud_transcription":
+        return Target(api=api, region="ap-guangzhou", task_id=f"c{i}", sdk_app_id=1)
+    return Target(api=api, region="ap-guangzhou", task_id=f"t{i}")
+
+
+class FakeApi:
+    """Answers polls from a status table; counts polls per target with their fake times."""
+
+    def __init__(self, clock: FakeClock, default: str = "InProgress") -> None:
+        self.clock = clock
+        self.status: dict[str, str | None] = {}
+        self.default = default
+        self.polls: dict[str, list[float]] = defaultdict(list)
+
+    def __call__(self, target: Target, cancel: threading.Event) -> Outcome:
+        self.polls[target.task_id].append(self.clock.monotonic())
+        status = self.status.get(target.task_id, self.default)
+        if status is None:
+            return Outcome(ApiFailure("FailedOperation.TaskNotExist", "gone", "r"), 1, 0.01)
+        if status == "error":
+            return Outcome(ApiFailure("InternalError", "x", "r"), 1, 0.01)
+        return Outcome(TaskStatus(status, status, 1.0, target.task_id, "", "r"), 1, 0.01)
+
+
+def make(targets: list[Target], config: Config | None = None, rate: float = 20.0,
+         default: str = "InProgress") -> tuple[Poller, FakeApi, FakeClock, StateStore]:
+    clock = FakeClock(1000.0)
+    config = config or Config(poll_interval=10.0)
+    budget = Budget({AI: rate, CLOUD: rate}, clock)
+    api = FakeApi(clock, default)
+    store = StateStore()
+    poller = Poller(config, api, store, budget, clock)
+    poller.set_targets(targets)
+    poller.mark_started()
+    return poller, api, clock, store
+
+
+def run(poller: Poller, clock: FakeClock, seconds: float, per_second: float = 1000.0,
+        step: float = 0.01, lag: float = 0.0) -> None:
+    """Advance time in steps, polling due targets up to `per_second` polls/s (the budget),
+    each poll finishing `lag` seconds after it was handed out (latency plus queueing)."""
+    allowance = 0.0
+    backlog: list[tuple[float, tuple[str, ...]]] = []
+    end = clock.monotonic() + seconds
+    while clock.monotonic() < end:
+        now = clock.monotonic()
+        backlog.extend((now + lag, key) for key, _ in poller.take_due())
+        allowance = min(allowance + per_second * step, per_second * step + 1.0)
+        while backlog and backlog[0][0] <= now and allowance >= 1.0:
+            allowance -= 1.0
+            poller.poll_one(backlog.pop(0)[1])
+        clock.advance(step)
+
+
+def test_first_polls_are_spread_evenly_over_the_interval() -> None:
+    """Ten targets at 10 s start about one second apart, not all at once."""
+    poller, api, clock, _ = make([task(i) for i in range(10)])
+    run(poller, clock, 10.0)
+    firsts = sorted(times[0] - 1000.0 for times in api.polls.values())
+    assert len(firsts) == 10
+    gaps = [b - a for a, b in itertools.pairwise(firsts)]
+    assert all(0.9 <= gap <= 1.1 for gap in gaps), gaps
+
+
+def test_each_state_has_its_cadence() -> None:
+    """InProgress every interval, Idle every 2x, Stopped every 10x (defaults)."""
+    poller, api, clock, _ = make([task(0), task(1), task(2)])
+    api.status.update({"t0": "InProgress", "t1": "Idle", "t2": "Stopped"})
+    run(poller, clock, 300.0)
+    def mean_gap(times: list[float]) -> float:
+        return (times[-1] - times[1]) / (len(times) - 2)
+    assert mean_gap(api.polls["t0"]) == pytest.approx(10.0, abs=0.1)
+    assert mean_gap(api.polls["t1"]) == pytest.approx(20.0, abs=0.1)
+    assert mean_gap(api.polls["t2"]) == pytest.approx(100.0, abs=0.1)
+
+
+def test_demand_above_budget_stretches_every_interval_equally() -> None:
+    """450 targets at 15 s need 30 req/s; with 20 req/s the interval stretches to about 23 s."""
+    targets = [task(i) for i in range(450)]
+    poller, api, clock, _ = make(targets, Config(poll_interval=15.0))
+    assert poller.demand[AI] == pytest.approx(30.0)
+    stretch = poller.stretch[AI]
+    assert stretch == pytest.approx(30.0 / 19.6, rel=0.01)
+    run(poller, clock, 120.0, per_second=19.6, step=0.05)
+    gaps = [b - a for times in api.polls.values() for a, b in itertools.pairwise(times)]
+    planned = 15.0 * stretch
+    assert max(gaps) <= 1.1 * planned  # nobody starves
+    assert sum(gaps) / len(gaps) == pytest.approx(planned, rel=0.05)
+
+
+def test_latency_does_not_slow_the_cycle() -> None:
+    """Polls finishing 0.5 s late keep their phase: the mean gap stays the interval, not +0.5 s."""
+    poller, api, clock, _ = make([task(i) for i in range(20)])
+    run(poller, clock, 200.0, lag=0.5)
+    gaps = [b - a for times in api.polls.values() for a, b in itertools.pairwise(times)]
+    assert sum(gaps) / len(gaps) == pytest.approx(10.0, abs=0.05)
+
+
+def test_no_target_is_queued_twice() -> None:
+    """A target whose poll is slow is not handed out again until that poll finishes."""
+    poller, _, clock, _ = make([task(0)], Config(poll_interval=1.0))
+    clock.advance(5.0)
+    first = poller.take_due()
+    clock.advance(5.0)
+    assert len(first) == 1
+    assert poller.take_due() == []  # still in flight: no pile-up
+
+
+def test_stopped_targets_retire_after_retention() -> None:
+    """A Stopped target is polled until stopped_retention passes, then dropped and counted."""
+    config = Config(poll_interval=10.0, schedule=ScheduleConfig(stopped_retention=600.0))
+    poller, api, clock, store = make([task(0), task(1)], config)
+    api.status["t0"] = "Stopped"
+    run(poller, clock, 900.0)
+    assert [t.task_id for t in poller.targets()] == ["t1"]
+    assert store.get(task(0).key) is None
+    assert poller.stats.retired == 1
+    polls_after_retire = len(api.polls["t0"])
+    run(poller, clock, 300.0)
+    assert len(api.polls["t0"]) == polls_after_retire
+
+
+def test_seen_then_not_found_means_ended() -> None:
+    """A task seen InProgress that becomes NotFound is treated as ended and retired."""
+    config = Config(poll_interval=10.0, schedule=ScheduleConfig(stopped_retention=60.0))
+    poller, api, clock, store = make([task(0)], config)
+    run(poller, clock, 20.0)
+    api.status["t0"] = None
+    run(poller, clock, 30.0)
+    state = store.get(task(0).key)
+    assert state is not None and state.status == "NotFound" and state.ended_at is not None
+    run(poller, clock, 120.0)
+    assert poller.targets() == []
+
+
+def test_never_seen_not_found_backs_off_and_stays() -> None:
+    """A task never seen by the API is polled with doubling gaps up to the cap, never retired."""
+    config = Config(poll_interval=10.0, schedule=ScheduleConfig(not_found_backoff_max=80.0))
+    poller, api, clock, _ = make([task(0)], config, default="InProgress")
+    api.status["t0"] = None
+    run(poller, clock, 1000.0)
+    times = api.polls["t0"]
+    gaps = [round(b - a) for a, b in itertools.pairwise(times)]
+    assert gaps[:4] == [10, 20, 40, 80]
+    assert set(gaps[4:]) == {80}
+    assert len(poller.targets()) == 1
+
+
+def test_reload_keeps_survivors_and_drops_removed() -> None:
+    """Targets kept across a reload keep state and due time; removed ones lose their series."""
+    poller, _, clock, store = make([task(0), task(1)])
+    run(poller, clock, 15.0)
+    before = store.get(task(0).key)
+    due = poller.due_time(task(0).key)
+    poller.set_targets([task(0), task(2)])
+    assert store.get(task(0).key) == before
+    assert poller.due_time(task(0).key) == due
+    assert store.get(task(1).key) is None
+    assert store.get(task(2).key) is not None
+
+
+def test_ready_after_every_target_was_polled_once() -> None:
+    """Readiness flips when the first full cycle over all targets completes."""
+    poller, _, clock, _ = make([task(i) for i in range(5)])
+    assert not poller.stats.ready
+    run(poller, clock, 11.0)
+    assert poller.stats.ready
+    assert poller.stats.cycle_duration == pytest.approx(10.0, abs=2.5)
+
+
+def test_failures_keep_the_last_status_and_touch_no_other_target() -> None:
+    """An erroring target keeps its last status with poll_success 0; others are unaffected."""
+    poller, api, clock, store = make([task(0), task(1)])
+    run(poller, clock, 15.0)
+    api.status["t0"] = "error"
+    run(poller, clock, 15.0)
+    bad, good = store.get(task(0).key), store.get(task(1).key)
+    assert bad is not None and good is not None
+    assert (bad.status, bad.poll_success, bad.last_error_code) == ("InProgress", False,
+                                                                  "InternalError")
+    assert (good.status, good.poll_success) == ("InProgress", True)
+
+
+def test_status_goes_unknown_after_three_intervals_without_answer() -> None:
+    """The shown status turns Unknown once the last answer is older than three intervals."""
+    poller, api, clock, store = make([task(0)])
+    run(poller, clock, 15.0)
+    api.status["t0"] = "error"  # last answer at t=10
+    run(poller, clock, 20.0)  # t=35: 25 s without an answer
+    state = store.get(task(0).key)
+    assert state is not None and state.shown_status(clock.time()) == "InProgress"
+    run(poller, clock, 10.0)  # t=45: 35 s > 3 intervals
+    state = store.get(task(0).key)
+    assert state is not None and state.shown_status(clock.time()) == "Unknown"
+
+
+def test_lanes_are_per_action() -> None:
+    """Demand and stretch are planned per action: a 1.0 overload does not stretch 2.0."""
+    targets = [task(i) for i in range(400)] + [task(i, "cloud_transcription") for i in range(10)]
+    poller, _, _, _ = make(targets, Config(poll_interval=10.0))
+    assert poller.stretch[AI] > 1.5
+    assert poller.stretch[CLOUD] == 1.0
+
+
+def test_state_change_time_is_the_transition() -> None:
+    """status_change_time moves only when the status changes."""
+    poller, api, clock, store = make([task(0)])
+    run(poller, clock, 15.0)
+    first = store.get(task(0).key)
+    assert first is not None and first.status_change_time is not None
+    run(poller, clock, 20.0)
+    same = store.get(task(0).key)
+    assert same is not None and same.status_change_time == first.status_change_time
+    api.status["t0"] = "Stopped"
+    run(poller, clock, 15.0)
+    changed = store.get(task(0).key)
+    assert changed is not None and changed.status_change_time != first.status_change_time
+    assert replace(changed, status="x").status == "x"

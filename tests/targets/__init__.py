@@ -1,0 +1,1 @@
+"""Tests of trtc_exporter.targets."""

@@ -1,0 +1,129 @@
+"""Start, --config.check and reload apply the same semantic checks, from checks.py.
+
+Each refused config is tried on all three paths: ``cli.build_exporter`` (start) and
+``cli.check_config`` (``--config.check``) must refuse it with exit code 2 and the same line, and
+a running exporter must answer ``POST /-/reload`` with a non-200 status and keep its config.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from tests.conftest import ENDPOINT, serving
+from trtc_exporter import cli
+from trtc_exporter.api.credentials import Credentials, StaticProvider
+from trtc_exporter.app import Exporter
+from trtc_exporter.checks import REGISTRATION_AUTH, check
+from trtc_exporter.clock import FakeClock
+from trtc_exporter.config.model import load_config, parse_config
+from trtc_exporter.errors import ConfigError
+from trtc_exporter.secret import Secret
+
+GOOD_TARGETS = [{"task_id": "t-1"}]
+
+
+@pytest.fixture
+def secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Credential files that exist, and an environment with no other credentials."""
+    for name in ("TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY",
+                 "TENCENTCLOUD_SESSION_TOKEN", "TENCENTCLOUD_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "id").write_text("AKIDchecks000000000000000000000001\n")
+    (tmp_path / "key").write_text("checksSECRETkey0000000000000000001\n")
+    return {"secret_id_file": str(tmp_path / "id"), "secret_key_file": str(tmp_path / "key")}
+
+
+def overload(tmp: Path, creds: dict[str, str]) -> dict[str, object]:
+    return {"api": {"endpoint": ENDPOINT, "rate_limit": 1, "on_overload": "refuse",
+                    "credentials": creds},
+            "poll_interval": "1s", "targets": [{"task_id": f"t-{n}"} for n in range(5)]}
+
+
+def open_registration(tmp: Path, creds: dict[str, str]) -> dict[str, object]:
+    return {"api": {"endpoint": ENDPOINT, "credentials": creds}, "targets": GOOD_TARGETS,
+            "registration": {"enabled": True, "db_path": str(tmp / "reg.db")}}
+
+
+def missing_files(tmp: Path, creds: dict[str, str]) -> dict[str, object]:
+    return {"api": {"endpoint": ENDPOINT, "credentials": {
+        "secret_id_file": str(tmp / "no-such-id"), "secret_key_file": str(tmp / "no-such-key")}},
+        "targets": GOOD_TARGETS}
+
+
+def no_credentials(tmp: Path, creds: dict[str, str]) -> dict[str, object]:
+    return {"api": {"endpoint": ENDPOINT}, "targets": GOOD_TARGETS}
+
+
+CASES: list[tuple[Callable[[Path, dict[str, str]], dict[str, object]], str]] = [
+    (overload, "api.on_overload: refuse: DescribeAITranscription: 5 targets"),
+    (open_registration, REGISTRATION_AUTH),
+    (missing_files, "cannot read credentials file"),
+    (no_credentials, "no TencentCloud credentials"),
+]
+
+
+def write(path: Path, raw: dict[str, object]) -> str:
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    return str(path)
+
+
+@pytest.mark.parametrize(("make", "line"), CASES)
+def test_check_refuses(make: Callable[..., dict[str, object]], line: str, tmp_path: Path,
+                       secrets: dict[str, str]) -> None:
+    """check() raises ConfigError with the problem's line."""
+    with pytest.raises(ConfigError) as caught:
+        check(parse_config(make(tmp_path, secrets)), basic_auth=False)
+    assert any(line in problem for problem in caught.value.lines), caught.value.lines
+
+
+@pytest.mark.parametrize(("make", "line"), CASES)
+def test_config_check_refuses(make: Callable[..., dict[str, object]], line: str,
+                              tmp_path: Path, secrets: dict[str, str],
+                              capsys: pytest.CaptureFixture[str]) -> None:
+    """--config.check exits 2 and prints the problem for what start would refuse."""
+    path = write(tmp_path / "c.yml", make(tmp_path, secrets))
+    assert cli.check_config(path) == cli.EXIT_USAGE
+    assert line in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("make", "line"), CASES)
+def test_start_refuses(make: Callable[..., dict[str, object]], line: str, tmp_path: Path,
+                       secrets: dict[str, str]) -> None:
+    """Start refuses the same configs with the same line."""
+    args = cli.build_parser().parse_args(
+        ["--config.file", write(tmp_path / "c.yml", make(tmp_path, secrets))])
+    with pytest.raises(ConfigError) as caught:
+        cli.build_exporter(args, (0, 1))
+    assert any(line in problem for problem in caught.value.lines)
+
+
+@pytest.mark.parametrize(("make", "line"), CASES)
+def test_reload_refuses_and_keeps_the_last_good_config(
+        make: Callable[..., dict[str, object]], line: str, tmp_path: Path,
+        secrets: dict[str, str]) -> None:
+    """POST /-/reload answers non-200 and the running config stays in force."""
+    path = tmp_path / "c.yml"
+    good = {"api": {"endpoint": ENDPOINT, "credentials": secrets}, "targets": GOOD_TARGETS}
+    write(path, good)
+    creds = StaticProvider(Credentials(Secret("AKIDx"), Secret("k")), "file")
+    exporter = Exporter(load_config(path), creds, clock=FakeClock(), config_path=str(path))
+    running = exporter.config
+    write(path, make(tmp_path, secrets))
+    with serving(exporter) as base:
+        answer = requests.post(base + "/-/reload", timeout=5)
+    assert answer.status_code != 200 and line in answer.text
+    assert exporter.config is running and not exporter.runtime.reload_successful
+    exporter.sources.close()
+
+
+def test_checks_pass_a_good_config(tmp_path: Path, secrets: dict[str, str]) -> None:
+    """A config with readable credentials and basic auth for registration passes."""
+    raw = open_registration(tmp_path, secrets)
+    checked = check(parse_config(raw), basic_auth=True)
+    assert checked.credentials.source == "file" and checked.bearer_token is None

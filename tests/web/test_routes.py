@@ -1,0 +1,144 @@
+"""HTTP endpoints served by a real server on 127.0.0.1, answering from the poller's cache."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import threading
+from collections.abc import Iterator
+
+import pytest
+import requests
+import responses
+
+from tests.conftest import (
+    ENDPOINT,
+    SECRET_ID,
+    SECRET_KEY,
+    answer,
+    api_error,
+    build_exporter,
+    poll_all,
+)
+from trtc_exporter.app import Exporter
+from trtc_exporter.web.routes import Routes, handler_class
+from trtc_exporter.web.toolkit.server import ExporterHTTPServer
+
+RAW = {"targets": [{"task_id": "t-1"}, {"task_id": "t-2"},
+                   {"sdk_app_id": 1400000001, "session_id": "<script>alert(1)</script>"}]}
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[str, Exporter]]:
+    exporter = build_exporter(RAW)
+    table = {"t-1": answer("InProgress", "t-1"), "t-2": api_error("FailedOperation.TaskNotExist"),
+             "": answer("Idle", "resolved")}
+
+    def respond(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        return 200, {}, json.dumps(table[json.loads(request.body or b"{}")["TaskId"]])
+
+    with responses.RequestsMock() as mock:
+        mock.add_callback(responses.POST, ENDPOINT + "/", callback=respond)
+        poll_all(exporter)
+    server = ExporterHTTPServer(("127.0.0.1", 0), handler_class(Routes(exporter, "/metrics")), None)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", exporter
+    server.shutdown()
+    server.server_close()
+
+
+def test_metrics_plain_openmetrics_and_gzip(served: tuple[str, Exporter]) -> None:
+    """/metrics negotiates OpenMetrics and gzip like client_python's own handler."""
+    base, _ = served
+    plain = requests.get(base + "/metrics", timeout=5)
+    assert plain.status_code == 200
+    assert plain.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    assert 'trtc_ai_transcription_status{' in plain.text
+    om = requests.get(base + "/metrics", headers={"Accept": "application/openmetrics-text"},
+                      timeout=5)
+    assert om.headers["Content-Type"].startswith("application/openmetrics-text")
+    assert om.text.rstrip().endswith("# EOF")
+    raw = requests.get(base + "/metrics", headers={"Accept-Encoding": "gzip"}, stream=True,
+                       timeout=5)
+    assert raw.headers["Content-Encoding"] == "gzip"
+    assert b"trtc_exporter_build_info" in gzip.decompress(raw.raw.read())
+
+
+def test_landing_page_escapes_and_hides_secrets(served: tuple[str, Exporter]) -> None:
+    """The landing page lists targets with HTML escaped and never shows credentials."""
+    base, _ = served
+    page = requests.get(base + "/", timeout=5)
+    assert page.status_code == 200
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
+    assert "<script>alert(1)" not in page.text
+    assert SECRET_KEY not in page.text and SECRET_ID not in page.text
+    assert "Credentials from: env" in page.text
+    assert 'href="/metrics"' in page.text
+
+
+def test_targets_json(served: tuple[str, Exporter]) -> None:
+    """/api/v1/targets lists status, RequestId, error code, latency and next poll per target."""
+    base, _ = served
+    doc = requests.get(base + "/api/v1/targets", timeout=5).json()
+    rows = {r["task_id"] or r["session_id"]: r for r in doc["data"]}
+    assert rows["t-1"]["status"] == "InProgress"
+    assert rows["t-1"]["request_id"] == "req-t-1"
+    assert rows["t-2"]["status"] == "NotFound"
+    assert rows["t-2"]["last_error_code"] == "FailedOperation.TaskNotExist"
+    assert rows["t-1"]["next_poll_in_seconds"] is not None
+    assert set(rows["t-1"]) >= {"latency_seconds", "source", "age_seconds", "id"}
+
+
+def test_health_and_readiness(served: tuple[str, Exporter]) -> None:
+    """Healthy while the poller progresses; ready only after the first full cycle."""
+    base, exporter = served
+    assert requests.get(base + "/-/healthy", timeout=5).status_code == 200
+    assert requests.get(base + "/-/ready", timeout=5).status_code == 200  # all polled once
+    exporter.poller.stats.ready = False
+    assert requests.get(base + "/-/ready", timeout=5).status_code == 503
+    exporter.poller.stats.last_progress = exporter.clock.time() - 3600
+    assert requests.get(base + "/-/healthy", timeout=5).status_code == 503
+
+
+def test_probe_answers_from_cache(served: tuple[str, Exporter]) -> None:
+    """/probe returns probe_success and only the probed target's series."""
+    base, _ = served
+    text = requests.get(base + "/probe", params={"task_id": "t-1"}, timeout=5).text
+    assert "probe_success 1.0" in text
+    assert 'task_id="t-1"' in text and 't-2' not in text
+    missing = requests.get(base + "/probe", params={"task_id": "nope"}, timeout=5).text
+    assert "probe_success 0.0" in missing
+    assert requests.get(base + "/probe", timeout=5).status_code == 400
+
+
+def test_probe_returns_no_per_app_totals(served: tuple[str, Exporter]) -> None:
+    """/probe carries only the probed target's task families: no app totals to double-count."""
+    base, _ = served
+    text = requests.get(base + "/probe", params={"task_id": "t-1"}, timeout=5).text
+    samples = [line for line in text.splitlines() if line and not line.startswith("#")]
+    assert samples and all('task_id="t-1"' in line or line.startswith("probe_success")
+                           for line in samples)
+    for family in ("trtc_ai_transcription_tasks", "trtc_ai_transcription_in_progress_seconds",
+                   "trtc_ai_transcription_translation_seconds",
+                   "trtc_ai_transcription_concurrency_limit", "trtc_exporter_"):
+        assert family not in text
+    assert "trtc_ai_transcription_tasks{" in requests.get(base + "/metrics", timeout=5).text
+
+
+def test_unknown_paths_and_methods(served: tuple[str, Exporter]) -> None:
+    """Unknown paths are 404, wrong methods 405, and reload without a config file is 400."""
+    base, _ = served
+    assert requests.get(base + "/nope", timeout=5).status_code == 404
+    assert requests.delete(base + "/metrics", timeout=5).status_code == 405
+    assert requests.post(base + "/-/reload", timeout=5).status_code == 400
+
+
+def test_metrics_is_200_when_rendering_breaks(served: tuple[str, Exporter]) -> None:
+    """A failure inside task rendering still gives 200 with exporter health series."""
+    base, exporter = served
+    exporter.store.snapshot = lambda: [None]  # type: ignore[method-assign, list-item, return-value]
+    response = requests.get(base + "/metrics", timeout=5)
+    assert response.status_code == 200
+    assert "trtc_exporter_build_info" in response.text
+    json.dumps(response.headers.get("Content-Type"))
