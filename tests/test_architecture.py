@@ -21,12 +21,20 @@ Graph = dict[str, set[str]]
 SHARED = {"", "clock", "secret", "durations", "yamlload", "errors", "target", "generations",
           "response", "metrics", "logsetup", "signals"}
 RANKS = {"config": 1, "runtime": 1.5, "api": 2, "targets": 2, "polling": 3, "exposition": 4,
-         "web": 5, "checks": 6, "app": 6.5, "demo": 7, "cli": 8, "__main__": 9, "simulator": 2.5}
+         "web": 5, "checks": 6, "app": 6.5, "demo": 7, "cli": 8, "__main__": 9, "simulator": 2.5,
+         # webhook parses and judges callbacks on shared modules alone; its effects reach the
+         # targets and state through a sink that app implements
+         "webhook": 2,
+         # coordination shares the budget, targets and state in Redis: it builds on those parts
+         # and app plugs it into them
+         "coordination": 3.5}
 SIMULATOR_EXCEPTION = "trtc_exporter.demo"  # the documented way --demo embeds the simulator
 FORBIDDEN = {  # importer part -> module prefixes it must never import
     "web": ("trtc_exporter.api.",),
     "exposition": ("trtc_exporter.api.client", "trtc_exporter.api.signing",
                    "trtc_exporter.api.credentials"),
+    "webhook": ("trtc_exporter.api.",),
+    "coordination": ("trtc_exporter.api.client", "trtc_exporter.api.signing"),
 }
 
 

@@ -12,7 +12,7 @@ from trtc_exporter.coordination.config import (
     parse_coordination,
     read_password,
 )
-from trtc_exporter.validation import ConfigError, Errors
+from trtc_exporter.errors import ConfigError, Errors
 
 
 def coordination(raw: object) -> tuple[CoordinationConfig, list[str]]:

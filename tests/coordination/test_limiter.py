@@ -7,7 +7,7 @@ import threading
 import pytest
 import redis
 
-from trtc_exporter.budget import Cancelled, RateLimiter
+from trtc_exporter.api.budget import Cancelled, RateLimiter
 from trtc_exporter.clock import FakeClock
 from trtc_exporter.coordination.keys import Keys
 from trtc_exporter.coordination.limiter import SharedRateLimiter

@@ -8,7 +8,7 @@ import redis
 
 from trtc_exporter.coordination.keys import Keys
 from trtc_exporter.coordination.state import RedisStateStore, SharedState
-from trtc_exporter.state import TargetState
+from trtc_exporter.polling.state import TargetState
 from trtc_exporter.target import Target
 
 T1 = Target(api="ai_transcription", region="ap-guangzhou", task_id="t-1")

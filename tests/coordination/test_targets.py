@@ -6,8 +6,8 @@ import redis
 
 from trtc_exporter.coordination.keys import Keys
 from trtc_exporter.coordination.targets import RedisTargetStore
-from trtc_exporter.registry import Registered
 from trtc_exporter.target import Target
+from trtc_exporter.targets.registrations import Registered
 
 T1 = Target(api="ai_transcription", region="ap-guangzhou", task_id="t-1", source="api")
 T2 = Target(api="ai_transcription", region="ap-guangzhou", task_id="t-2",

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from trtc_exporter.validation import Errors
+from trtc_exporter.errors import Errors
 from trtc_exporter.webhook.config import (
     ForwardConfig,
     WebhookConfig,

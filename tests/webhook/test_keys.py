@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from trtc_exporter.errors import ConfigError
 from trtc_exporter.secret import Secret
-from trtc_exporter.validation import ConfigError
 from trtc_exporter.webhook.keys import KeyFileError, KeyRing, load_keyring, read_key
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from trtc_exporter.config import CredentialsConfig
-from trtc_exporter.validation import Errors, show
+from trtc_exporter.config.model import CredentialsConfig
+from trtc_exporter.errors import Errors, show
 
 _ACCOUNT = frozenset({"name", "credentials", "rate_limit"})
 _CREDS = frozenset({"secret_id_file", "secret_key_file", "token_file", "cvm_role"})

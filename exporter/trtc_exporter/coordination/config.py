@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from trtc_exporter.errors import ConfigError, Errors, show
 from trtc_exporter.secret import Secret
-from trtc_exporter.validation import ConfigError, Errors, show
 
 _COORDINATION = frozenset({"redis_url", "password_file", "cluster", "heartbeat", "ca_file",
                            "cert_file", "key_file", "insecure_skip_verify"})

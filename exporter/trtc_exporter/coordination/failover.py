@@ -22,7 +22,7 @@ from collections import deque
 
 import redis
 
-from trtc_exporter.budget import AimdPolicy, Cancelled, RateLimiter
+from trtc_exporter.api.budget import AimdPolicy, Cancelled, RateLimiter
 from trtc_exporter.clock import Clock
 from trtc_exporter.coordination.limiter import SharedRateLimiter
 from trtc_exporter.coordination.link import Link

@@ -23,7 +23,7 @@ from typing import Any
 
 import redis
 
-from trtc_exporter.budget import MAX_GUARD, AimdPolicy, Cancelled
+from trtc_exporter.api.budget import MAX_GUARD, AimdPolicy, Cancelled
 from trtc_exporter.clock import Clock
 from trtc_exporter.coordination import limiter_lua
 from trtc_exporter.coordination.keys import Keys

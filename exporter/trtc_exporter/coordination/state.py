@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 import redis
 
 from trtc_exporter.coordination.keys import Keys
-from trtc_exporter.state import TargetState
+from trtc_exporter.polling.state import TargetState
 
 log = logging.getLogger(__name__)
 MAX_ROW = 1024  # bytes

@@ -17,7 +17,7 @@ import threading
 import redis
 
 from trtc_exporter.coordination.keys import Keys
-from trtc_exporter.registry import Registered, target_from_json, target_to_json
+from trtc_exporter.targets.registrations import Registered, target_from_json, target_to_json
 
 log = logging.getLogger(__name__)
 MAX_ROW = 16_384  # bytes; a registration spec is a few hundred

@@ -1,7 +1,7 @@
 """The ``webhook:`` config block and the ``apps.<id>.callback_key_file`` field.
 
 Functions in the style of ``trtc_exporter.config``: raw YAML in, frozen dataclasses out, every
-mistake added to a :class:`~trtc_exporter.validation.Errors` as ``field.path: problem``. Files are
+mistake added to a :class:`~trtc_exporter.errors.Errors` as ``field.path: problem``. Files are
 only named here; :mod:`trtc_exporter.webhook.keys` reads the keys.
 """
 
@@ -13,7 +13,7 @@ from pathlib import PurePath
 from typing import Any
 from urllib.parse import urlsplit
 
-from trtc_exporter.validation import Errors, show
+from trtc_exporter.errors import Errors, show
 
 FIELDS = frozenset({"key_file", "allow_unsigned", "max_age", "silence_after", "forward_to",
                     "forward_db_path", "forward_max_queued", "forward_retry_for",

@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from trtc_exporter.validation import show, type_name
+from trtc_exporter.errors import show, type_name
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_TASK_ID_CHARS = 256

@@ -13,8 +13,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from trtc_exporter.errors import Errors
 from trtc_exporter.secret import Secret
-from trtc_exporter.validation import Errors
 
 KEY_PATTERN = re.compile(r"[A-Za-z0-9]{1,32}")
 _MAX_FILE_BYTES = 4096

@@ -18,7 +18,7 @@ from trtc_exporter.simulator.callbacks import PLACEHOLDER_TEXT, sign
 from trtc_exporter.simulator.scenario import ScenarioError
 from trtc_exporter.simulator.sender import CallbackSender
 
-VECTORS = json.loads((Path(__file__).parent / "fixtures" / "callback_vectors.json").read_text())
+VECTORS = json.loads((Path(__file__).parents[1] / "fixtures" / "callback_vectors.json").read_text())
 APP, APP2 = 1400000001, 1400000002
 KEY = "SimCallbackKey0123456789"
 T0 = 1_795_514_400.0
