@@ -45,9 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="poll only the targets of shard I of N (stable hash); "
                           "default %(default)s")
     web = parser.add_argument_group("web")
-    web.add_argument("--web.listen-address", dest="listen", action="append", default=None,
+    web.add_argument("--web.listen-address", dest="listen", action=_Repeated, default=":9877",
                      help="address to listen on, host:port, [ipv6]:port or :port; repeat the "
-                          "flag to listen on several (default :9877)")
+                          "flag to listen on several")
     web.add_argument("--web.telemetry-path", dest="telemetry_path", default="/metrics",
                      help="path of the metrics endpoint (default %(default)s)")
     web.add_argument("--web.config.file", dest="web_config", default="",
@@ -67,6 +67,16 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("--log.format", dest="log_format", default="logfmt",
                       choices=["logfmt", "json"])
     return parser
+
+
+class _Repeated(argparse.Action):
+    """A repeatable flag whose default is dropped at its first use (``append`` would keep it):
+    the value is the default string, or the list of every value given."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        current = getattr(namespace, self.dest)
+        setattr(namespace, self.dest, [*(current if isinstance(current, list) else []), values])
 
 
 def _positive_int(text: str) -> int:

@@ -138,7 +138,8 @@ class ExporterHTTPServer(socketserver.TCPServer):
     def server_close(self) -> None:
         """Close the listening socket and every connection."""
         super().server_close()
-        self.loop.close()
+        if hasattr(self, "loop"):  # TCPServer closes before the loop exists when bind fails
+            self.loop.close()
 
     def bound_address(self) -> str:
         """What this server really listens on: ``127.0.0.1:9877``, ``[::]:9877 (IPv4+IPv6)``."""
