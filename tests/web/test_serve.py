@@ -55,7 +55,7 @@ def test_a_listener_that_cannot_bind_closes_the_others() -> None:
     taken.listen()
     try:
         args = _args(f"127.0.0.1:{first}", f"127.0.0.1:{taken.getsockname()[1]}")
-        with pytest.raises(ServeError, match="--web.listen-address 127.0.0.1:"):
+        with pytest.raises(ServeError, match=r"--web\.listen-address 127\.0\.0\.1:"):
             make_servers(build_exporter({"targets": [{"task_id": "t1"}]}), args)
         with pytest.raises(requests.ConnectionError):
             requests.get(f"http://127.0.0.1:{first}/", timeout=2)
