@@ -18,6 +18,7 @@ from trtc_exporter.generations import (
     AI_TRANSCRIPTION,
     ALL_REGIONS,
     CLOUD_TRANSCRIPTION,
+    GENERATIONS,
     REGIONS,
 )
 
@@ -47,12 +48,20 @@ class Target:
     source: str = field(default="config", compare=False)
     key: tuple[str, ...] = field(init=False, compare=False, repr=False)
     """The identity: two targets with the same key are the same series (computed once: it is
-    the dictionary key of every table, looked up on every poll and merge)."""
+    the dictionary key of every table, looked up on every poll and merge). All strings, so any
+    sort by key is total."""
+    lookup: tuple[str, ...] = field(init=False, compare=False, repr=False)
+    """What the API is asked. A 1.0 TaskId lookup sends no SdkAppId, so ``task t1`` and
+    ``task t1`` with an ``sdk_app_id`` poll the same task: two targets with one lookup are
+    duplicates (the sources refuse or skip the second), never two series of one task."""
 
     def __post_init__(self) -> None:
         app = "" if self.sdk_app_id is None else str(self.sdk_app_id)
-        object.__setattr__(self, "key", (self.api, self.region, self.task_id, app,
-                                         self.session_id))
+        key = (self.api, self.region, self.task_id, app, self.session_id)
+        object.__setattr__(self, "key", key)
+        by_task_only = self.task_id and self.api in GENERATIONS and \
+            GENERATIONS[self.api].session_lookup
+        object.__setattr__(self, "lookup", key[:3] if by_task_only else key)
 
     @property
     def id(self) -> str:
@@ -74,6 +83,15 @@ class Target:
         if self.task_id:
             return f"task {self.task_id}"
         return f"session {self.sdk_app_id}/{self.session_id}"
+
+
+def duplicate_text(where: str, first: Target, second: Target) -> str:
+    """Why ``second`` duplicates ``first`` (found at ``where``), for config and API errors."""
+    if first.key == second.key:
+        return f"duplicate of {where} ({second.describe()})"
+    return (f"the same {second.describe()} as {where}: a 1.0 TaskId names one task whatever "
+            f"sdk_app_id says (sdk_app_id {first.sdk_app_id or 'unset'} there, "
+            f"{second.sdk_app_id or 'unset'} here); keep one entry")
 
 
 def parse_target(raw: object, path: str, errors: Errors, default_region: str,

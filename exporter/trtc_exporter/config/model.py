@@ -19,7 +19,7 @@ from trtc_exporter.config.dynamic import (
 )
 from trtc_exporter.errors import ConfigError, Errors, key_text, show
 from trtc_exporter.generations import ACTIONS, ALL_REGIONS
-from trtc_exporter.target import MAX_SDK_APP_ID, Target, parse_target
+from trtc_exporter.target import MAX_SDK_APP_ID, Target, duplicate_text, parse_target
 from trtc_exporter.yamlload import YamlError, load_yaml
 
 DEFAULT_ENDPOINT = "https://trtc.tencentcloudapi.com"
@@ -173,25 +173,28 @@ def parse_config(raw: object) -> Config:
 
 def parse_targets(raw: object, path: str, errors: Errors, default_region: str,
                   source: str = "config") -> tuple[Target, ...]:
-    """Validate a list of targets and reject duplicates (same identity twice)."""
+    """Validate a list of targets and reject duplicates: the same identity twice, or two
+    entries that ask the API the same thing (:attr:`Target.lookup`, e.g. one TaskId with and
+    without ``sdk_app_id``)."""
     if raw is None:
         return ()
     if not isinstance(raw, list):
         errors.add(path, "must be a list of targets")
         return ()
-    seen: dict[tuple[str, ...], int] = {}
+    seen: dict[tuple[str, ...], tuple[int, Target]] = {}
     targets = []
     for index, entry in enumerate(raw):
         target = parse_target(entry, f"{path}[{index}]", errors, default_region, source)
         if target is None:
             continue
-        if target.key in seen:
-            errors.add(f"{path}[{index}]", f"duplicate of {path}[{seen[target.key]}] "
-                                           f"({target.describe()})")
+        if target.lookup in seen:
+            first, other = seen[target.lookup]
+            errors.add(f"{path}[{index}]", duplicate_text(f"{path}[{first}]", other, target))
             continue
-        seen[target.key] = index
+        seen[target.lookup] = (index, target)
         targets.append(target)
     return tuple(targets)
+
 
 
 def _parse_api(raw: object, errors: Errors) -> ApiConfig:

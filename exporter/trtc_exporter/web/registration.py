@@ -21,7 +21,7 @@ from trtc_exporter.errors import Errors
 from trtc_exporter.polling.state import TargetState
 from trtc_exporter.target import Target
 from trtc_exporter.targets.registrations import RegistrationStoreError
-from trtc_exporter.targets.targetset import TargetLimitError
+from trtc_exporter.targets.targetset import TargetConflictError, TargetLimitError
 from trtc_exporter.web.protocol import ExporterProtocol
 from trtc_exporter.web.toolkit.server import ExporterHTTPServer
 
@@ -138,6 +138,9 @@ def post_targets(handler: RequestHandler) -> None:
     except TargetLimitError as exc:
         _error(handler, HTTPStatus.TOO_MANY_REQUESTS, str(exc))
         return
+    except TargetConflictError as exc:
+        _error(handler, HTTPStatus.CONFLICT, str(exc))
+        return
     except RegistrationStoreError as exc:
         _error(handler, HTTPStatus.SERVICE_UNAVAILABLE, str(exc))
         return
@@ -199,5 +202,5 @@ def register_probed(handler: RequestHandler, params: dict[str, str],
         return
     try:
         exporter.register([target], ttl)
-    except (TargetLimitError, RegistrationStoreError) as exc:
+    except (TargetLimitError, TargetConflictError, RegistrationStoreError) as exc:
         log.warning("probe registration refused: %s", exc)

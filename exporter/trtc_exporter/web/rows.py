@@ -10,10 +10,11 @@ from trtc_exporter.web.protocol import TargetFacts
 
 
 def target_rows(facts: list[TargetFacts], now: WallSeconds) -> list[dict[str, Any]]:
-    """Rows sorted by api, task id, app id and session id; ``now`` in wall-clock seconds."""
-    rows = [_row(f, now) for f in facts]
-    return sorted(rows, key=lambda r: (r["api"], r["task_id"], r["sdk_app_id"],
-                                       r["session_id"]))
+    """Rows sorted by identity (api, region, task id, app id, session id); ``now`` in wall-clock
+    seconds. The sort key is ``Target.key``, all strings, so it is total over any targets (an
+    unset ``sdk_app_id`` is "" there, never None beside an integer)."""
+    ordered = sorted(facts, key=lambda f: f.state.target.key)
+    return [_row(f, now) for f in ordered]
 
 
 def _row(facts: TargetFacts, now: WallSeconds) -> dict[str, Any]:
