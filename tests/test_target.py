@@ -134,11 +134,19 @@ def test_wrongly_typed_id_gives_one_message() -> None:
         None, ["t[0].sdk_app_id: must be an integer, got string"])
 
 
-def test_labels_are_sorted_and_stringified() -> None:
-    """Labels are stored sorted by name; YAML numbers become their text."""
-    target, _ = parse({"task_id": "t", "labels": {"zone": "b", "tier": 1, "weight": 0.5}})
+def test_labels_are_sorted_by_name() -> None:
+    """Labels are stored sorted by name, values exactly as given."""
+    target, _ = parse({"task_id": "t", "labels": {"zone": "b", "tier": "1", "ver": "1.10"}})
     assert target is not None
-    assert target.labels == (("tier", "1"), ("weight", "0.5"), ("zone", "b"))
+    assert target.labels == (("tier", "1"), ("ver", "1.10"), ("zone", "b"))
+
+
+@pytest.mark.parametrize(("value", "kind"), [(1.1, "number"), (1, "integer"), (True, "boolean"),
+                                             (None, "null")])
+def test_a_label_value_that_is_not_text_is_refused(value: object, kind: str) -> None:
+    """A JSON number (1.10 arrives as 1.1) is never converted: the error says to quote it."""
+    assert parse({"task_id": "t", "labels": {"ver": value}}) == (
+        None, [f"t[0].labels.ver: label value must be a string, got {kind}; quote it"])
 
 
 @pytest.mark.parametrize("name", sorted(RESERVED_LABELS))

@@ -7,12 +7,11 @@ same mistake gets the same message wherever it is made.
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from trtc_exporter.errors import Errors, key_text, show
+from trtc_exporter.errors import Errors, key_text, show, type_name
 from trtc_exporter.generations import (
     ACTIONS,
     AI_TRANSCRIPTION,
@@ -97,11 +96,11 @@ def duplicate_text(where: str, first: Target, second: Target) -> str:
 def parse_target(raw: object, path: str, errors: Errors, default_region: str,
                  source: str = "config") -> Target | None:
     """Validate one target entry; None (with errors recorded) when it is unusable."""
-    before = len(errors.lines)
+    before = errors.count
     entry = errors.mapping(raw, path, TARGET_FIELDS)
     if not isinstance(raw, Mapping):
         return None
-    typo = len(errors.lines) > before  # an unknown key is likely a misspelt identity field
+    typo = errors.count > before  # an unknown key is likely a misspelt identity field
     prefix = path + "."
     api = errors.string(entry, "api", prefix, AI_TRANSCRIPTION) or ""
     if api not in ACTIONS:
@@ -117,7 +116,7 @@ def parse_target(raw: object, path: str, errors: Errors, default_region: str,
     labels = _parse_labels(entry.get("labels"), prefix + "labels", errors)
     interval = errors.duration(entry, "poll_interval", prefix, 0.0) or None
     translation = errors.boolean(entry, "translation", prefix, False)
-    if len(errors.lines) > before:
+    if errors.count > before:
         return None
     return Target(api=api, region=region, task_id=task_id, sdk_app_id=sdk_app_id,
                   session_id=session_id, labels=labels, poll_interval=interval,
@@ -174,22 +173,11 @@ def _parse_labels(raw: object, path: str, errors: Errors) -> tuple[tuple[str, st
         where = f"{path}.{key_text(name)}"
         if not errors.label_name(name, where, RESERVED_LABELS):
             continue
-        if not _label_value_ok(value):
-            errors.add(where, "label value must be a string")
+        if not isinstance(value, str):  # YAML keeps label text as written; JSON 1.10 is 1.1
+            errors.add(where, f"label value must be a string, got {type_name(value)}; quote it")
             continue
-        pairs.append((str(name), str(value)))
+        pairs.append((name, value))
     return tuple(sorted(pairs))
-
-
-def _label_value_ok(value: object) -> bool:
-    """Strings, and numbers that print plainly (YAML turns ``tier: 1`` into an integer)."""
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, int):
-        return value.bit_length() <= 64
-    if isinstance(value, float):
-        return math.isfinite(value)
-    return isinstance(value, str)
 
 
 def in_shard(target: Target, index: int, count: int) -> bool:

@@ -422,12 +422,12 @@ def test_file_targets_past_max_targets_are_counted_as_refused(
     """Target-file entries beyond max_targets are counted under change="refused",source="file"."""
     (tmp_path / "sd").mkdir()
     (tmp_path / "sd" / "t.yml").write_text("- task_id: f-1\n- task_id: f-2\n- task_id: f-3\n")
-    stack = stacks({"targets": [{"task_id": "c-1"}], "max_targets": 2,
+    stack = stacks({"targets": [{"task_id": "c-1"}], "max_targets": 3,
                     "target_files": [str(tmp_path / "sd" / "*.yml")]})
-    assert sorted(stack.rows()) == ["c-1", "f-1"]
+    assert sorted(stack.rows()) == ["c-1", "f-1", "f-2"]
     assert stack.value("trtc_exporter_target_changes_total", change="refused",
-                       source="file") == 2
-    assert stack.value("trtc_exporter_targets", source="file") == 1
+                       source="file") == 1
+    assert stack.value("trtc_exporter_targets", source="file") == 2
 
 
 # -- probe --------------------------------------------------------------------------------------

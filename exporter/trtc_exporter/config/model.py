@@ -20,7 +20,8 @@ from trtc_exporter.config.dynamic import (
 from trtc_exporter.errors import ConfigError, Errors, key_text, show
 from trtc_exporter.generations import ACTIONS, ALL_REGIONS
 from trtc_exporter.target import MAX_SDK_APP_ID, Target, duplicate_text, parse_target
-from trtc_exporter.yamlload import YamlError, load_yaml
+from trtc_exporter.textfile import TextFileError, read_text
+from trtc_exporter.yamlload import YamlError, load_yaml, outline
 
 DEFAULT_ENDPOINT = "https://trtc.tencentcloudapi.com"
 STATE_FACTORS = {"Idle": 2.0, "Preparing": 1.0, "InProgress": 1.0, "Stopped": 10.0,
@@ -122,21 +123,22 @@ class Config:
 def load_config(path: str | Path) -> Config:
     """Read and validate a config file; raises ConfigError with every problem found."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([f"{path}: cannot read config file: {exc.strerror or exc}"]) from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError([f"{path}: cannot read config file: not UTF-8 "
-                           f"(byte offset {exc.start})"]) from None
-    except ValueError:  # a NUL in the path
-        raise ConfigError([f"{show(str(path))}: cannot read config file: invalid path"]) from None
+        text = read_text(str(path))
+    except TextFileError as exc:
+        name = show(str(path)) if "\x00" in str(path) else str(path)
+        raise ConfigError([f"{name}: cannot read config file: {exc}"]) from None
     return parse_config_text(text)
 
 
 def parse_config_text(text: str) -> Config:
-    """Parse YAML text; any YAML or conversion failure becomes a one-line ConfigError."""
+    """Parse YAML text; any YAML or conversion failure becomes a one-line ConfigError.
+
+    Too many targets are refused from a streaming count before any entry is built or checked,
+    so a 100 000-target config costs a fraction of a second and little memory to refuse.
+    """
+    _refuse_too_many(text)
     try:
-        raw = load_yaml(text)
+        raw = load_yaml(text, keep_text=True)
     except YamlError as exc:
         if exc.converting:
             problem = f"cannot convert a value: {exc.problem}"
@@ -144,6 +146,14 @@ def parse_config_text(text: str) -> Config:
         where = f" at line {exc.line}" if exc.line else ""
         raise ConfigError([f"config: invalid YAML{where}: {exc.problem}"]) from None
     return parse_config(raw)
+
+
+def _refuse_too_many(text: str) -> None:
+    seen = outline(text, "targets")
+    written = seen.scalars.get("max_targets", "10000")
+    limit = int(written) if written.isascii() and written.isdigit() and len(written) < 20 else 0
+    if 0 < limit < seen.items:  # an unreadable max_targets is left to the full parse's message
+        raise ConfigError([f"targets: {seen.items} targets exceed max_targets ({limit})"])
 
 
 def parse_config(raw: object) -> Config:
@@ -287,11 +297,22 @@ def _parse_apps(raw: object, errors: Errors) -> dict[int, AppConfig]:
     apps = {}
     for key, value in raw.items():
         path = f"apps.{key_text(key)}"
-        if isinstance(key, bool) or not isinstance(key, int) or not 1 <= key <= MAX_SDK_APP_ID:
+        app = _app_id(key)
+        if app is None:
             errors.add(path, "key must be an SdkAppId (a positive integer)")
             continue
-        apps[key] = _parse_app(errors.mapping(value, path, _APP), path + ".", errors)
+        apps[app] = _parse_app(errors.mapping(value, path, _APP), path + ".", errors)
     return apps
+
+
+def _app_id(key: object) -> int | None:
+    """An ``apps:`` key as an SdkAppId: decimal digits as written (the loader keeps ``0x1F``
+    and ``012`` as text, so they are refused rather than read as 31 and 10)."""
+    if isinstance(key, str) and key.isascii() and key.isdigit() and not key.startswith("0"):
+        key = int(key)
+    if isinstance(key, bool) or not isinstance(key, int) or not 1 <= key <= MAX_SDK_APP_ID:
+        return None
+    return key
 
 
 def _parse_app(app: Mapping[str, Any], p: str, errors: Errors) -> AppConfig:

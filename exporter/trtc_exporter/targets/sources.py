@@ -7,7 +7,6 @@ file was edited, a registration expired); reloads call :meth:`apply_config`.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from trtc_exporter.clock import Clock
 from trtc_exporter.config.model import Config
@@ -21,6 +20,7 @@ from trtc_exporter.targets.registrations import (
     RegistrationStoreError,
 )
 from trtc_exporter.targets.targetset import TargetSet
+from trtc_exporter.textfile import TextFileError, read_secret
 
 log = logging.getLogger("trtc_exporter.sources")  # caller= stays as before
 
@@ -30,10 +30,9 @@ def read_bearer_token(path: str | None) -> Secret | None:
     if path is None:
         return None
     try:
-        token = Path(path).read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ConfigError([f"registration.bearer_token_file: cannot read {path}: "
-                           f"{getattr(exc, 'strerror', None) or type(exc).__name__}"]) from None
+        token = read_secret(path)
+    except TextFileError as exc:
+        raise ConfigError([f"registration.bearer_token_file: cannot read {path}: {exc}"]) from None
     if not token:
         raise ConfigError([f"registration.bearer_token_file: {path} is empty"])
     return Secret(token)
@@ -56,7 +55,7 @@ class TargetSources:
 
     def _watch(self, config: Config) -> TargetFiles:
         return TargetFiles(config.target_files, self._clock, config.api.region,
-                           config.target_files_refresh_interval)
+                           config.target_files_refresh_interval, config.max_targets)
 
     def apply_config(self, config: Config) -> None:
         """On reload: new config targets, re-read every target file and the bearer token.
@@ -83,8 +82,9 @@ class TargetSources:
             self.target_set.attach(store)
             if previous is not None:
                 previous.close()
-        if (config.target_files, config.target_files_refresh_interval, config.api.region) != (
-                self.files.patterns, self.files.refresh_interval, self.files.default_region):
+        if (config.target_files, config.target_files_refresh_interval, config.api.region,
+                config.max_targets) != (self.files.patterns, self.files.refresh_interval,
+                                        self.files.default_region, self.files.max_entries):
             self.files = self._watch(config)
         self.files.refresh(force=True)
         self.target_set.max_targets = config.max_targets

@@ -131,7 +131,7 @@ def post_targets(handler: RequestHandler) -> None:
     raw, ttl = _split(document, errors)
     targets = parse_targets(raw, "targets", errors, exporter.config.api.region, source="api")
     if errors.lines:
-        _error(handler, HTTPStatus.BAD_REQUEST, *errors.lines)
+        _error(handler, HTTPStatus.BAD_REQUEST, *errors.report())
         return
     try:
         new = exporter.register(list(targets), ttl)
