@@ -73,7 +73,24 @@ def test_explicit_region_must_belong_to_the_api(api: str, region: str) -> None:
     else:
         assert target is None
         assert lines == [f"t[0].region: {region!r} is not a region of {target_action(api)} "
-                         f"({', '.join(REGIONS[api])})"]
+                         f"({', '.join(REGIONS[api])}); a region not listed yet goes into "
+                         "api.extra_regions"]
+
+
+@pytest.mark.parametrize("region", ["ap-beijing", "ap-shanghai"])
+def test_the_china_sites_2_0_regions_are_accepted(region: str) -> None:
+    """2.0 targets in ap-beijing and ap-shanghai (China site's list) pass validation."""
+    target, lines = parse({**CLOUD, "region": region})
+    assert lines == [] and target is not None and target.region == region
+
+
+def test_an_extra_region_is_accepted_for_every_generation() -> None:
+    """api.extra_regions lets a target use a region no doc lists yet, for 1.0 and 2.0 alike."""
+    for api in (AI_TRANSCRIPTION, CLOUD_TRANSCRIPTION):
+        errors = Errors()
+        target = parse_target({**CLOUD, "api": api, "region": "ap-xyz"}, "t[0]", errors,
+                              "ap-guangzhou", extra_regions=frozenset({"ap-xyz"}))
+        assert errors.lines == [] and target is not None and target.region == "ap-xyz"
 
 
 @pytest.mark.parametrize("api", [AI_TRANSCRIPTION, CLOUD_TRANSCRIPTION])

@@ -12,16 +12,19 @@ Every problem is collected, so one run lists them all (one line each, field path
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from trtc_exporter.api.credentials import CredentialProvider, CredentialsError, resolve
 from trtc_exporter.config.model import Config
 from trtc_exporter.errors import ConfigError
+from trtc_exporter.generations import ALL_REGIONS
 from trtc_exporter.polling.planning import budget_rates, plan
 from trtc_exporter.secret import Secret
 from trtc_exporter.targets.sources import read_bearer_token
 
+log = logging.getLogger("trtc_exporter.checks")
 REGISTRATION_AUTH = ("registration.enabled needs registration.bearer_token_file, or "
                      "basic_auth_users in --web.config.file")
 
@@ -43,6 +46,18 @@ def overload_problems(config: Config) -> list[str]:
             for p in plan(config, config.targets, budget_rates(config)) if p.stretch > 1]
 
 
+def _warn_extra_regions(config: Config) -> None:
+    """One warning per api.extra_regions entry: unlisted regions are the operator's call."""
+    for region in sorted(config.api.extra_regions):
+        if region in ALL_REGIONS:
+            log.warning("api.extra_regions: %s is already a known region; the entry can go",
+                        region)
+        else:
+            log.warning("api.extra_regions: %s is not in the documented region lists; targets "
+                        "there are polled as configured (the API answers UnsupportedRegion if "
+                        "it does not serve it)", region)
+
+
 def check(config: Config, *, basic_auth: bool,
           credentials: Callable[[Config], CredentialProvider] = resolve) -> Checked:
     """Apply every check; raises ConfigError listing all problems.
@@ -51,6 +66,7 @@ def check(config: Config, *, basic_auth: bool,
     registration API when no bearer token is set). ``credentials`` resolves the credential
     chain (injectable for tests); its failure is reported as a problem like the others.
     """
+    _warn_extra_regions(config)
     problems = overload_problems(config)
     token = None
     try:

@@ -94,8 +94,12 @@ def duplicate_text(where: str, first: Target, second: Target) -> str:
 
 
 def parse_target(raw: object, path: str, errors: Errors, default_region: str,
-                 source: str = "config") -> Target | None:
-    """Validate one target entry; None (with errors recorded) when it is unusable."""
+                 source: str = "config", extra_regions: frozenset[str] = frozenset()
+                 ) -> Target | None:
+    """Validate one target entry; None (with errors recorded) when it is unusable.
+
+    ``extra_regions`` (``api.extra_regions``) are accepted for every API generation.
+    """
     before = errors.count
     entry = errors.mapping(raw, path, TARGET_FIELDS)
     if not isinstance(raw, Mapping):
@@ -106,7 +110,7 @@ def parse_target(raw: object, path: str, errors: Errors, default_region: str,
     if api not in ACTIONS:
         errors.add(prefix + "api", f"must be one of {', '.join(ACTIONS)}, got {show(api)}")
         api = AI_TRANSCRIPTION
-    region = _parse_region(entry, prefix, errors, api, default_region)
+    region = _parse_region(entry, prefix, errors, api, default_region, extra_regions)
     task_id = errors.string(entry, "task_id", prefix, "") or ""
     sdk_app_id = errors.integer(entry, "sdk_app_id", prefix, None, minimum=1,
                                 maximum=MAX_SDK_APP_ID)
@@ -124,18 +128,20 @@ def parse_target(raw: object, path: str, errors: Errors, default_region: str,
 
 
 def _parse_region(entry: Mapping[str, Any], prefix: str, errors: Errors, api: str,
-                  default_region: str) -> str:
+                  default_region: str, extra: frozenset[str]) -> str:
     """The target's region, or the inherited default, checked against the API generation."""
     regions = f"{ACTIONS[api]} ({', '.join(REGIONS[api])})"
+    allowed = frozenset(REGIONS[api]) | extra
     region = errors.string(entry, "region", prefix, None)
     if region is None:
         inherited = entry.get("region") is None
-        if inherited and default_region in ALL_REGIONS and default_region not in REGIONS[api]:
+        if inherited and default_region in ALL_REGIONS and default_region not in allowed:
             errors.add(prefix + "region", f"api.region {default_region!r} is not a region of "
                                           f"{regions}; set region on this target")
         return default_region
-    if region not in REGIONS[api]:
-        errors.add(prefix + "region", f"{show(region)} is not a region of {regions}")
+    if region not in allowed:
+        errors.add(prefix + "region", f"{show(region)} is not a region of {regions}; a region "
+                                      f"not listed yet goes into api.extra_regions")
     return region
 
 

@@ -356,8 +356,8 @@ def test_control_characters_stay_on_one_line() -> None:
     """A key or value with a newline is escaped so each message stays one line."""
     assert errors_of({"api": {"region": "ap-\nx"}, "bad\nkey": 1}) == [
         "'bad\\nkey': unknown field",
-        "api.region: must be one of ap-guangzhou, ap-hongkong, ap-singapore, ap-tokyo, "
-        "na-siliconvalley, got 'ap-\\nx'",
+        "api.region: must be one of ap-beijing, ap-guangzhou, ap-hongkong, ap-shanghai, "
+        "ap-singapore, ap-tokyo, na-siliconvalley or in api.extra_regions, got 'ap-\\nx'",
     ]
 
 

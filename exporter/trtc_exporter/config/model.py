@@ -6,6 +6,7 @@ Defaults live here and nowhere else; ``load_config`` rejects unknown keys so tha
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +31,9 @@ STATE_FACTORS = {"Idle": 2.0, "Preparing": 1.0, "InProgress": 1.0, "Stopped": 10
 _TOP = frozenset({"api", "poll_interval", "schedule", "targets", "max_targets", "apps", "pricing",
                   "target_files", "target_files_refresh_interval", "registration"})
 _API = frozenset({"endpoint", "region", "rate_limit", "rate_limits", "timeout", "max_retries",
-                  "credentials", "budget_share", "rate_guard", "on_overload"})
+                  "credentials", "budget_share", "rate_guard", "on_overload", "extra_regions"})
+REGION_NAME = re.compile(r"[a-z]{2,4}-[a-z]+(-[0-9]+)?")
+"""Tencent Cloud region names: ap-guangzhou, na-siliconvalley, eu-frankfurt, ap-shanghai-fsi."""
 _CREDS = frozenset({"secret_id_file", "secret_key_file", "token_file", "cvm_role"})
 MAX_RETRIES = 10
 _SCHEDULE = frozenset({"state_factors", "stopped_retention", "not_found_backoff_max"})
@@ -68,6 +71,8 @@ class ApiConfig:
     rate_guard: float = 0.02
     on_overload: str = "stretch"
     credentials: CredentialsConfig = field(default_factory=CredentialsConfig)
+    extra_regions: frozenset[str] = frozenset()
+    """Regions accepted for every API generation beyond those the docs list (warned at start)."""
 
     def rate_for(self, action: str) -> float:
         """Requests/s this replica may spend on one action (limits are per account+action)."""
@@ -165,7 +170,8 @@ def parse_config(raw: object) -> Config:
         api=api,
         poll_interval=errors.duration(top, "poll_interval", "", 15.0),
         schedule=_parse_schedule(top.get("schedule"), errors),
-        targets=parse_targets(top.get("targets"), "targets", errors, api.region),
+        targets=parse_targets(top.get("targets"), "targets", errors, api.region,
+                              extra_regions=api.extra_regions),
         max_targets=errors.integer(top, "max_targets", "", 10_000, minimum=1) or 10_000,
         apps=_parse_apps(top.get("apps"), errors),
         pricing=_parse_pricing(top.get("pricing"), errors),
@@ -182,7 +188,8 @@ def parse_config(raw: object) -> Config:
 
 
 def parse_targets(raw: object, path: str, errors: Errors, default_region: str,
-                  source: str = "config") -> tuple[Target, ...]:
+                  source: str = "config", extra_regions: frozenset[str] = frozenset()
+                  ) -> tuple[Target, ...]:
     """Validate a list of targets and reject duplicates: the same identity twice, or two
     entries that ask the API the same thing (:attr:`Target.lookup`, e.g. one TaskId with and
     without ``sdk_app_id``)."""
@@ -194,7 +201,8 @@ def parse_targets(raw: object, path: str, errors: Errors, default_region: str,
     seen: dict[tuple[str, ...], tuple[int, Target]] = {}
     targets = []
     for index, entry in enumerate(raw):
-        target = parse_target(entry, f"{path}[{index}]", errors, default_region, source)
+        target = parse_target(entry, f"{path}[{index}]", errors, default_region, source,
+                              extra_regions)
         if target is None:
             continue
         if target.lookup in seen:
@@ -214,10 +222,12 @@ def _parse_api(raw: object, errors: Errors) -> ApiConfig:
     if not _is_http_url(endpoint):
         errors.add(p + "endpoint", f"must be an http:// or https:// URL, got {show(endpoint)}")
         endpoint = DEFAULT_ENDPOINT
+    extra = _parse_extra_regions(api.get("extra_regions"), errors)
     region = errors.string(api, "region", p, "ap-guangzhou") or ""
-    if region not in ALL_REGIONS:
+    if region not in ALL_REGIONS | extra:
         errors.add(p + "region",
-                   f"must be one of {', '.join(sorted(ALL_REGIONS))}, got {show(region)}")
+                   f"must be one of {', '.join(sorted(ALL_REGIONS))} or in api.extra_regions, "
+                   f"got {show(region)}")
     on_overload = errors.string(api, "on_overload", p, "stretch") or ""
     if on_overload not in ("stretch", "refuse"):
         errors.add(p + "on_overload", f'must be "stretch" or "refuse", got {show(on_overload)}')
@@ -233,7 +243,24 @@ def _parse_api(raw: object, errors: Errors) -> ApiConfig:
         rate_guard=errors.duration(api, "rate_guard", p, 0.02, positive=False),
         on_overload=on_overload,
         credentials=_parse_credentials(api.get("credentials"), errors),
+        extra_regions=extra,
     )
+
+
+def _parse_extra_regions(raw: object, errors: Errors) -> frozenset[str]:
+    if raw is None:
+        return frozenset()
+    if not isinstance(raw, list):
+        errors.add("api.extra_regions", "must be a list of region names")
+        return frozenset()
+    regions = set()
+    for index, region in enumerate(raw):
+        if not isinstance(region, str) or not REGION_NAME.fullmatch(region):
+            errors.add(f"api.extra_regions[{index}]",
+                       f"must be a region name like ap-xyz, got {show(region)}")
+            continue
+        regions.add(region)
+    return frozenset(regions)
 
 
 def _is_http_url(text: str) -> bool:

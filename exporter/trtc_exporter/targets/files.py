@@ -38,7 +38,8 @@ class FileState:
 
 
 def parse_target_file(path: str, text: str, default_region: str,
-                      max_entries: int = 10_000) -> tuple[Target, ...]:
+                      max_entries: int = 10_000,
+                      extra_regions: frozenset[str] = frozenset()) -> tuple[Target, ...]:
     """Parse one file's text; JSON by extension, else YAML. Raises ConfigError naming the path.
 
     A file of more than ``max_entries`` (the config's max_targets) is refused whole before any
@@ -63,7 +64,7 @@ def parse_target_file(path: str, text: str, default_region: str,
         raise too_many
     errors = Errors()
     targets = parse_targets([] if raw is None else raw, path, errors, default_region,
-                            source="file")
+                            source="file", extra_regions=extra_regions)
     errors.raise_if_any()
     return targets
 
@@ -77,6 +78,7 @@ class TargetFiles:
     default_region: str = "ap-guangzhou"
     refresh_interval: float = 30.0
     max_entries: int = 10_000  # the config's max_targets: a longer file is refused whole
+    extra_regions: frozenset[str] = frozenset()  # api.extra_regions
     files: dict[str, FileState] = field(default_factory=dict)
     _next_check: float = field(default=float("-inf"))
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -119,7 +121,8 @@ class TargetFiles:
         except TextFileError as exc:
             return self._fail(path, state, digest, f"{path}: {exc}")
         try:
-            targets = parse_target_file(path, text, self.default_region, self.max_entries)
+            targets = parse_target_file(path, text, self.default_region, self.max_entries,
+                                        self.extra_regions)
         except ConfigError as exc:
             return self._fail(path, state, digest, "; ".join(exc.lines))
         if not state.ok or targets != state.targets or not state.digest:

@@ -55,7 +55,8 @@ class TargetSources:
 
     def _watch(self, config: Config) -> TargetFiles:
         return TargetFiles(config.target_files, self._clock, config.api.region,
-                           config.target_files_refresh_interval, config.max_targets)
+                           config.target_files_refresh_interval, config.max_targets,
+                           config.api.extra_regions)
 
     def apply_config(self, config: Config) -> None:
         """On reload: new config targets, re-read every target file and the bearer token.
@@ -83,8 +84,9 @@ class TargetSources:
             if previous is not None:
                 previous.close()
         if (config.target_files, config.target_files_refresh_interval, config.api.region,
-                config.max_targets) != (self.files.patterns, self.files.refresh_interval,
-                                        self.files.default_region, self.files.max_entries):
+                config.max_targets, config.api.extra_regions) != (
+                self.files.patterns, self.files.refresh_interval, self.files.default_region,
+                self.files.max_entries, self.files.extra_regions):
             self.files = self._watch(config)
         self.files.refresh(force=True)
         self.target_set.max_targets = config.max_targets
