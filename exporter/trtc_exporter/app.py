@@ -22,10 +22,11 @@ from trtc_exporter.clock import SYSTEM_CLOCK, Clock, WallSeconds
 from trtc_exporter.config.model import Config, load_config
 from trtc_exporter.errors import ConfigError
 from trtc_exporter.exposition.apps import AppCollector
+from trtc_exporter.exposition.dropped import DroppedCollector
 from trtc_exporter.exposition.health import BudgetPollerCollector
 from trtc_exporter.exposition.selfhealth import SelfHealthCollector
 from trtc_exporter.exposition.tasks import TaskCollector
-from trtc_exporter.metrics import ApiMetrics
+from trtc_exporter.metrics import ApiMetrics, DropCounter
 from trtc_exporter.polling.intervals import STALE_AFTER_INTERVALS
 from trtc_exporter.polling.planning import budget_rates, plan
 from trtc_exporter.polling.poller import Poller
@@ -69,17 +70,20 @@ class Exporter:
                                  clock=clock, timeout=config.api.timeout,
                                  max_retries=config.api.max_retries, skew=self.skew,
                                  session=session)
-        self.sources = TargetSources(config, clock)
+        self.drops = DropCounter()  # targets left out of answers, by reason
+        self.sources = TargetSources(config, clock, self.drops)
         self.store = StateStore()
         self.poller = Poller(config, self.client.describe, self.store, self.budget, clock)
         self.revision = revision()
         # registration order is exposition order: task families, app totals, budget and
         # poller, the exporter itself (the golden test pins it)
-        for collector in (TaskCollector(lambda: self.store.snapshot(), clock.time),
+        for collector in (TaskCollector(lambda: self.store.snapshot(), clock.time,
+                                        drops=self.drops),
                           AppCollector(self.store, lambda: self.runtime.config, clock.time),
                           BudgetPollerCollector(self.budget, self.poller, self.skew,
                                                 lambda: self.runtime.config, self.sources),
-                          SelfHealthCollector(self.runtime, self.revision)):
+                          SelfHealthCollector(self.runtime, self.revision),
+                          DroppedCollector(self.drops)):
             self.registry.register(collector)
         self._reload_lock = threading.Lock()
         self._targets_lock = threading.Lock()

@@ -62,6 +62,16 @@ def key_text(key: object) -> str:
     return show(key)
 
 
+def is_text(value: str) -> bool:
+    """True when ``value`` encodes as UTF-8: JSON's ``"\\ud800"`` decodes to a lone surrogate
+    that no exposition, page or database can write."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class Errors:
     """Collects ``path: problem`` lines; ``raise_if_any`` turns them into one ConfigError.
 
@@ -118,6 +128,9 @@ class Errors:
                default: str | None) -> str | None:
         value = raw.get(key)
         if value is None:
+            return default
+        if isinstance(value, str) and not is_text(value):
+            self.add(f"{path}{key}", "must be valid Unicode text (found a lone surrogate)")
             return default
         if isinstance(value, str):
             return value

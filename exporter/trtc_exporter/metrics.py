@@ -6,6 +6,7 @@ renamed metric breaks a test instead of a user's dashboard.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -110,6 +111,11 @@ SPECS: tuple[Spec, ...] = (
          ("index", "count")),
     Spec("trtc_exporter_build_info", "gauge", "Always 1; build metadata.",
          ("version", "revision", "python_version")),
+    Spec("trtc_exporter_dropped_series_total", "counter",
+         "Targets left out instead of failing a whole answer: reason=invalid_text (an id or "
+         "label that is not valid Unicode or too long reached a scrape), render_error (rendering "
+         "one target failed), stored_row (an unreadable registration database row).",
+         ("reason",)),
 )
 BY_NAME = {spec.name: spec for spec in SPECS}
 ALL_METRIC_NAMES = frozenset(BY_NAME)
@@ -126,6 +132,28 @@ def _counter(registry: CollectorRegistry, name: str) -> Counter:
 def _histogram(registry: CollectorRegistry, name: str, buckets: tuple[float, ...]) -> Histogram:
     spec = BY_NAME[name]
     return Histogram(name, spec.help, spec.labels, registry=registry, buckets=buckets)
+
+
+DROP_REASONS = ("invalid_text", "render_error", "stored_row")
+
+
+class DropCounter:
+    """Thread-safe counts of dropped targets by reason (:data:`DROP_REASONS`); the second line
+    of defence behind validation at every entrance, rendered by exposition/health."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts = dict.fromkeys(DROP_REASONS, 0)
+
+    def add(self, reason: str, count: int = 1) -> None:
+        """Count ``count`` drops for ``reason`` (one of DROP_REASONS)."""
+        with self._lock:
+            self._counts[reason] += count
+
+    def snapshot(self) -> dict[str, int]:
+        """Counts by reason, every reason present."""
+        with self._lock:
+            return dict(self._counts)
 
 
 class ApiMetrics:

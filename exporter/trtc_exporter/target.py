@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from trtc_exporter.errors import Errors, key_text, show, type_name
+from trtc_exporter.errors import Errors, is_text, key_text, show, type_name
 from trtc_exporter.generations import (
     ACTIONS,
     AI_TRANSCRIPTION,
@@ -26,6 +26,14 @@ RESERVED_LABELS = frozenset(
     IDENTITY_LABELS + ("status", "resolved_task_id", "job", "instance", "action", "code")
 )
 MAX_SDK_APP_ID = 2**64 - 1  # the API's SdkAppId is an unsigned 64-bit integer
+MAX_ID_CHARS = 256
+"""Longest TaskId or SessionId accepted (and longest label value). TRTC documents no length for
+either; the TaskId in the docs' examples is 81 characters, a SessionId is the caller's own
+"unique Id" (StartAITranscription). 256 leaves room for both and keeps every series far below
+the 1 024-character ``label_value_length_limit`` operators set in Prometheus, past which the
+whole scrape fails. Shared with the webhook's TaskId bound."""
+MAX_LABEL_NAME_CHARS = 128
+"""Longest extra label name; Prometheus' ``label_name_length_limit`` is commonly set to 128+."""
 TARGET_FIELDS = frozenset(
     {"task_id", "sdk_app_id", "session_id", "region", "labels", "api", "poll_interval",
      "translation"}
@@ -111,10 +119,12 @@ def parse_target(raw: object, path: str, errors: Errors, default_region: str,
         errors.add(prefix + "api", f"must be one of {', '.join(ACTIONS)}, got {show(api)}")
         api = AI_TRANSCRIPTION
     region = _parse_region(entry, prefix, errors, api, default_region, extra_regions)
-    task_id = errors.string(entry, "task_id", prefix, "") or ""
+    task_id = _bounded(errors.string(entry, "task_id", prefix, "") or "", prefix + "task_id",
+                       errors)
     sdk_app_id = errors.integer(entry, "sdk_app_id", prefix, None, minimum=1,
                                 maximum=MAX_SDK_APP_ID)
-    session_id = errors.string(entry, "session_id", prefix, "") or ""
+    session_id = _bounded(errors.string(entry, "session_id", prefix, "") or "",
+                          prefix + "session_id", errors)
     if not typo:
         _check_identity(api, entry, path, errors)
     labels = _parse_labels(entry.get("labels"), prefix + "labels", errors)
@@ -179,11 +189,25 @@ def _parse_labels(raw: object, path: str, errors: Errors) -> tuple[tuple[str, st
         where = f"{path}.{key_text(name)}"
         if not errors.label_name(name, where, RESERVED_LABELS):
             continue
+        if len(name) > MAX_LABEL_NAME_CHARS:
+            errors.add(where, f"label name longer than {MAX_LABEL_NAME_CHARS} characters")
+            continue
         if not isinstance(value, str):  # YAML keeps label text as written; JSON 1.10 is 1.1
             errors.add(where, f"label value must be a string, got {type_name(value)}; quote it")
             continue
-        pairs.append((name, value))
+        pairs.append((name, _bounded(value, where, errors)))
     return tuple(sorted(pairs))
+
+
+def _bounded(value: str, where: str, errors: Errors) -> str:
+    """``value`` when it is valid Unicode of at most MAX_ID_CHARS characters, else an error."""
+    if not is_text(value):
+        errors.add(where, "must be valid Unicode text (found a lone surrogate)")
+    elif len(value) > MAX_ID_CHARS:
+        errors.add(where, f"longer than {MAX_ID_CHARS} characters (got {len(value)}); TRTC ids "
+                          f"and label values must fit in {MAX_ID_CHARS}")
+    return value
+
 
 
 def in_shard(target: Target, index: int, count: int) -> bool:

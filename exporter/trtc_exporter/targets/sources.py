@@ -11,6 +11,7 @@ import logging
 from trtc_exporter.clock import Clock
 from trtc_exporter.config.model import Config
 from trtc_exporter.errors import ConfigError
+from trtc_exporter.metrics import DropCounter
 from trtc_exporter.secret import Secret
 from trtc_exporter.target import Target
 from trtc_exporter.targets.files import TargetFiles
@@ -41,12 +42,15 @@ def read_bearer_token(path: str | None) -> Secret | None:
 class TargetSources:
     """Where targets come from: config, target files and the registration store, merged."""
 
-    def __init__(self, config: Config, clock: Clock) -> None:
-        """Open the registration store (RegistrationStoreError if unusable), read target files."""
+    def __init__(self, config: Config, clock: Clock, drops: DropCounter | None = None) -> None:
+        """Open the registration store (RegistrationStoreError if unusable), read target files.
+
+        ``drops`` counts unreadable database rows (reason ``stored_row``)."""
         self._clock = clock
+        self._drops = drops or DropCounter()
         registration = config.registration
-        self.registrations = (RegistrationStore(registration.db_path) if registration.enabled
-                              else None)
+        self.registrations = (RegistrationStore(registration.db_path, self._drops)
+                              if registration.enabled else None)
         self.bearer_token = read_bearer_token(registration.bearer_token_file)
         self.target_set = TargetSet(clock, config.max_targets, self.registrations)
         self.files = self._watch(config)
@@ -70,7 +74,7 @@ class TargetSources:
         store = self.registrations
         if new.enabled and store is None:
             try:
-                store = RegistrationStore(new.db_path)
+                store = RegistrationStore(new.db_path, self._drops)
             except RegistrationStoreError as exc:
                 raise ConfigError([str(exc)]) from None
         elif new.enabled and new.db_path != old.db_path:
