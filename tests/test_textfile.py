@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from trtc_exporter.api.credentials import CredentialsError, FileProvider
+from trtc_exporter.api.credentials import CredentialsError, FileProvider, ProfileProvider
 from trtc_exporter.clock import FakeClock
 from trtc_exporter.config.model import load_config
 from trtc_exporter.errors import ConfigError
@@ -110,6 +110,11 @@ def read_credentials(path: Path) -> str:
     return FileProvider(path, path).get().secret_id.reveal()
 
 
+def read_profile(path: Path) -> str:
+    # trailing spaces after a value broke SDKs' INI readers (aws/aws-sdk-js#489)
+    return ProfileProvider(path).get().secret_key.reveal()
+
+
 KINDS: dict[str, tuple[str, Callable[[Path], str], str]] = {
     "config": (CONFIG, read_config, "t-1 {'ver': '1.10'}"),
     "target-file": (TARGETS, read_targets, "f-1 {'ver': '1.10'}"),
@@ -117,6 +122,8 @@ KINDS: dict[str, tuple[str, Callable[[Path], str], str]] = {
     "bearer-token": (SECRET + "\n", read_token, SECRET),
     "webhook-key": (SECRET + "\n", read_webhook_key, SECRET),
     "credentials": (SECRET + "\n", read_credentials, SECRET),
+    "profile": (f"[default]\nsecret_id = AKIDx   \nsecret_key = {SECRET}  \n", read_profile,
+                SECRET),
 }
 ERRORS = (ConfigError, WebConfigError, KeyFileError, CredentialsError)
 
