@@ -127,7 +127,8 @@ def _sortbar(view: View) -> str:
 
 
 def _legend() -> str:
-    items = "".join(f'<span><span class="sw f-{s}"></span>{s}</span>'
+    names = {"Stopped": "Stopped/Exited"}
+    items = "".join(f'<span><span class="sw f-{s}"></span>{names.get(s, s)}</span>'
                     for s in FILLS if s != "Exited")
     return f'<div class="legend" aria-hidden="true">Last hour: {items}</div>'
 
