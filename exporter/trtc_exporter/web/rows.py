@@ -18,10 +18,11 @@ def target_rows(facts: list[TargetFacts], now: WallSeconds) -> list[dict[str, An
     out rather than failing the page; /metrics counts it."""
     shown = [f for f in facts if printable_target(f.state.target, (f.state.resolved_task_id,))]
     ordered = sorted(shown, key=lambda f: f.state.target.key)
-    return [_row(f, now) for f in ordered]
+    return [target_row(f, now) for f in ordered]
 
 
-def _row(facts: TargetFacts, now: WallSeconds) -> dict[str, Any]:
+def target_row(facts: TargetFacts, now: WallSeconds) -> dict[str, Any]:
+    """One target's row: identity, labels, shown status, ages and latency in seconds."""
     state, due = facts.state, facts.next_poll_in
     t = state.target
     return {
