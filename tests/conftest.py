@@ -80,6 +80,13 @@ def with_secret_files(text: str, tmp: Path) -> tuple[str, dict[str, str]]:
             fake = tmp / key
             fake.write_text(f"fake-{key}-0000000000000000\n", encoding="utf-8")
             section[key] = str(fake)
+    keys = [(raw.get("webhook") or {}, "key_file")] + [
+        (app, "callback_key_file") for app in (raw.get("apps") or {}).values()]
+    for index, (section, key) in enumerate(keys):
+        if section.get(key):  # callback keys are 1-32 letters and digits (TRTC console rule)
+            fake = tmp / f"callback-key-{index}"
+            fake.write_text(f"FakeCallbackKey{index:04d}\n", encoding="utf-8")
+            section[key] = str(fake)
     env = {**os.environ, "TENCENTCLOUD_SECRET_ID": SECRET_ID, "TENCENTCLOUD_SECRET_KEY": SECRET_KEY,
            "HOME": str(tmp)}
     return yaml.safe_dump(raw, sort_keys=False), env

@@ -51,6 +51,8 @@ def target_to_json(target: Target) -> str:
         spec["poll_interval_seconds"] = target.poll_interval
     if target.translation:
         spec["translation"] = True
+    if target.source != "api":  # "webhook": found by a TRTC callback
+        spec["source"] = target.source
     return json.dumps(spec, sort_keys=True)
 
 
@@ -60,7 +62,8 @@ def target_from_json(text: str) -> Target:
                   sdk_app_id=spec.get("sdk_app_id"), session_id=spec.get("session_id", ""),
                   labels=tuple(sorted(spec.get("labels", {}).items())),
                   poll_interval=spec.get("poll_interval_seconds"),
-                  translation=spec.get("translation", False), source="api")
+                  translation=spec.get("translation", False),
+                  source=spec.get("source", "api"))
 
 
 def _reason(exc: Exception) -> str:
