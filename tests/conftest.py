@@ -19,6 +19,7 @@ from trtc_exporter.config.model import parse_config
 from trtc_exporter.secret import Secret
 from trtc_exporter.web.routes import Routes, handler_class
 from trtc_exporter.web.toolkit.server import ExporterHTTPServer
+from trtc_exporter.webhook.keys import KeyRing
 
 ENDPOINT = "http://trtc.test"
 SECRET_ID = "AKIDfixture0000000000000000000000001"
@@ -41,10 +42,13 @@ def mocked_api() -> Iterator[responses.RequestsMock]:
         yield mock
 
 
-def build_exporter(raw: dict[str, object], clock: FakeClock | None = None) -> Exporter:
+def build_exporter(raw: dict[str, object], clock: FakeClock | None = None,
+                   keyring: KeyRing | None = None) -> Exporter:
+    """An Exporter on the fake API; ``keyring`` switches the callback receiver on."""
     raw = {"api": {"endpoint": ENDPOINT, "max_retries": 0}, **raw}
     creds = StaticProvider(Credentials(Secret(SECRET_ID), Secret(SECRET_KEY)), "env")
-    return Exporter(parse_config(raw), creds, clock=clock or FakeClock(auto_advance=True))
+    return Exporter(parse_config(raw), creds, clock=clock or FakeClock(auto_advance=True),
+                    keyring=keyring)
 
 
 def poll_all(exporter: Exporter) -> None:

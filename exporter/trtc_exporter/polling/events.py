@@ -34,6 +34,7 @@ SOURCE = "webhook"
 DEFAULT_TTL = 86_400.0
 """Seconds a webhook-discovered task stays registered when ``registration.default_ttl`` is unset
 (each start refreshes it; an ended task retires after ``schedule.stopped_retention`` anyway)."""
+MAX_REFUSED = 10_000  # memory bound of the refused-task set
 ENDED = {AI_TRANSCRIPTION: "Stopped"}  # any other generation (2.0) ends as Exited
 
 Register = Callable[[Target, float], bool]
@@ -47,6 +48,7 @@ class TaskEvents:
         self._poller, self._register, self._config = poller, register, config
         self._lock = threading.Lock()
         self._failures: Counter[tuple[str, str]] = Counter()
+        self._refused: set[tuple[str, str]] = set()  # sentences of these do not retry
 
     def apply(self, effect: Effect) -> None:
         """Apply one effect (called once per unique event); logs instead of raising."""
@@ -80,15 +82,21 @@ class TaskEvents:
     def _watch(self, effect: TaskStarted | Sentence) -> Key | None:
         """The key of the target watching the task, registering it first if needed."""
         key = self._poller.find_task(effect.generation, effect.task_id)
-        if key is not None and not isinstance(effect, TaskStarted):
-            return key
+        task = (effect.generation, effect.task_id)
+        if not isinstance(effect, TaskStarted) and (key is not None or task in self._refused):
+            return key  # a refused task is tried again at its next start, not every sentence
         config = self._config()
         target = Target(api=effect.generation, region=config.app_region(effect.app),
                         task_id=effect.task_id, sdk_app_id=effect.app, source=SOURCE)
         if key is None or key == target.key:  # a start refreshes its own registration's TTL
             ttl = config.registration.default_ttl or DEFAULT_TTL
             if not self._register(target, ttl) and key is None:
+                with self._lock:
+                    if len(self._refused) >= MAX_REFUSED:
+                        self._refused.clear()
+                    self._refused.add(task)
                 return None
+            self._refused.discard(task)
             if key is None:
                 log.info("callback: watching %s of app %d", target.describe(), effect.app)
         return self._poller.find_task(effect.generation, effect.task_id)
