@@ -218,6 +218,9 @@ class Exporter:
             self.client.set_credentials(credentials)
             if self.webhook is not None:
                 self.webhook.set_keys(checked.keyring, config.webhook.max_age)
+                if config.webhook.forward != self.config.webhook.forward:
+                    log.warning("webhook.forward_* changed; the relay's new settings take "
+                                "effect on restart")
             self.budget.update(budget_rates(config))
             self.runtime.config = config
             self._apply_targets(config)

@@ -136,3 +136,12 @@ def test_a_confirming_poll_spends_the_budget(tmp_path: Path, status: str) -> Non
     assert state.status == status
     assert ex.client.metrics.requests.labels("DescribeAITranscription",
                                              "ap-guangzhou")._value.get() == 1
+
+
+def test_allow_unsigned_is_warned_at_start(tmp_path: Path,
+                                           caplog: pytest.LogCaptureFixture) -> None:
+    """webhook.allow_unsigned: true logs a warning when the receiver is built."""
+    config = {"registration": {"db_path": str(tmp_path / "reg.db")}}
+    build_exporter(config, FakeClock(), keyring=KeyRing(allow_unsigned=True))
+    assert any("allow_unsigned" in r.message and r.levelname == "WARNING"
+               for r in caplog.records)
