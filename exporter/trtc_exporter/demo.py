@@ -88,6 +88,12 @@ class DemoExporter(Exporter):
     simulator: SimulatorServer
     data_dir: str
 
+    def start(self) -> None:
+        """Start polling, then the simulator's callbacks (its listener is up by now)."""
+        super().start()
+        if self.simulator.api.callbacks is not None:
+            self.simulator.api.callbacks.start()
+
     def stop(self, timeout: float = 5.0) -> None:
         super().stop(timeout)
         self.simulator.stop()
@@ -109,7 +115,9 @@ def build_demo_exporter(shard: tuple[int, int] = (0, 1), seed: int = 7,
                         failed_starts=frozenset({FAILED_TASK}), forged=True)
     simulator = SimulatorServer.from_scenario(replace(
         scenario, tasks=scenario.tasks + callback_tasks(), callbacks=spec))
-    url = simulator.start()
+    sender, simulator.api.callbacks = simulator.api.callbacks, None
+    url = simulator.start()  # without its callbacks: DemoExporter.start() starts them
+    simulator.api.callbacks = sender
     data_dir = tempfile.mkdtemp(prefix="trtc-exporter-demo-")
     config = parse_config(demo_config(scenario, url, data_dir))
     credential = scenario.credentials[0]

@@ -20,7 +20,7 @@ TARGET = Target(api="ai_transcription", region="ap-guangzhou", task_id="t1", sdk
 
 def running(**changes: object) -> TargetState:
     base = TargetState(TARGET, status="InProgress", last_answer=NOW - 1, interval=10.0,
-                       start_time=NOW - 600, event_time=NOW - 1)
+                       start_time=NOW - 600, event_time=NOW - 1, first_event=NOW - 590)
     return replace(base, **changes)  # type: ignore[arg-type]
 
 
@@ -61,7 +61,8 @@ def test_not_silent_when_not_judged() -> None:
     """Young tasks, ended tasks and tasks no callback mentioned are never silent."""
     assert silent(registry([running(start_time=NOW - 60)])) == 0
     assert silent(registry([running(status="Stopped")])) == 0
-    assert silent(registry([running(event_time=0.0)])) == 0
+    assert silent(registry([running(event_time=0.0, first_event=0.0)])) == 0
+    assert silent(registry([running(first_event=NOW - 200)])) == 0  # listening for 200 s only
 
 
 def test_health_failures_and_no_relay_families_without_forward_to() -> None:

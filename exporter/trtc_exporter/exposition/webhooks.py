@@ -102,12 +102,13 @@ def _add_task(fam: dict[str, Any], state: TargetState, extra: tuple[str, ...],
 
 
 def _silent(state: TargetState, now: WallSeconds, rule: SilenceRule) -> bool:
-    """Judged only for tasks a callback has mentioned: others may belong to an app whose
-    callbacks are not configured, where no sentence would ever arrive."""
-    if not state.event_time or state.shown_status(now) != "InProgress":
+    """Judged only for tasks a callback has mentioned (others may belong to an app whose
+    callbacks are not configured, where no sentence would ever arrive), and only over the time
+    since the first such callback: before it nobody was listening for sentences."""
+    if not state.first_event or state.shown_status(now) != "InProgress":
         return False
     since = state.start_time if state.start_time is not None else state.status_change_time
-    return rule.is_silent(since, state.last_sentence, now)
+    return rule.is_silent(max(since or 0.0, state.first_event), state.last_sentence, now)
 
 
 def _forward_families(stats: ForwardStats) -> list[Metric]:

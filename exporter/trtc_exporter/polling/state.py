@@ -48,6 +48,7 @@ class TargetState:
     sentences: int = 0  # complete sentences (903/1403) received for the task
     last_sentence: float | None = None  # EventMsTs of the last one, Unix seconds
     event_time: float = 0.0  # when the last callback about the task was received (0: none)
+    first_event: float = 0.0  # when the first one was (silence is judged from then on)
 
     def shown_status(self, now: WallSeconds) -> str:
         """Unknown when no answer arrived within STALE_AFTER_INTERVALS planned intervals."""
@@ -89,7 +90,7 @@ def apply_event(prev: TargetState, now: WallSeconds, *, ended: str | None = None
     ``change_time`` (the event's EventMsTs) as its change time; ``sentence_time`` (903/1403)
     counts one sentence. Poll facts (last success, poll success) are left alone.
     """
-    state = replace(prev, event_time=now)
+    state = replace(prev, event_time=now, first_event=prev.first_event or now)
     if sentence_time is not None:
         last = max(sentence_time, prev.last_sentence or sentence_time)
         state = replace(state, sentences=prev.sentences + 1, last_sentence=last)
@@ -104,7 +105,7 @@ def with_event_facts(new: TargetState, current: TargetState | None) -> TargetSta
     if current is None or current.event_time <= new.event_time:
         return new
     return replace(new, sentences=current.sentences, last_sentence=current.last_sentence,
-                   event_time=current.event_time)
+                   event_time=current.event_time, first_event=current.first_event)
 
 
 def _with_status(prev: TargetState, status: str, now: float, **changes: object) -> TargetState:

@@ -79,10 +79,10 @@ def serve(exporter: ExporterProtocol, args: argparse.Namespace,
     server = make_server(exporter, args, store)
     stop = threading.Event()
     install_signals(exporter.reload, stop)
+    if webhook is not None:  # first: a demo's simulator sends callbacks from exporter.start()
+        _start(webhook, "webhook", " (TRTC callbacks at POST /webhook/trtc)")
     exporter.start()
     _start(server, "http", f"/ (metrics at {args.telemetry_path})")
-    if webhook is not None:
-        _start(webhook, "webhook", " (TRTC callbacks at POST /webhook/trtc)")
     while not stop.wait(0.5):
         pass
     if webhook is not None:
