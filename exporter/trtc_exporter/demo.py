@@ -39,6 +39,7 @@ from trtc_exporter.webhook.keys import KeyRing
 log = logging.getLogger("trtc_exporter")
 DEMO_POLL_INTERVAL = "2s"
 DEMO_SILENCE_AFTER = "30s"
+DEMO_SENTENCES_PER_MINUTE = 20.0  # the first sentences within seconds of start
 CALLBACK_APP = 1400000004
 """The demo app no config names: its tasks are found by their start callbacks."""
 SILENT_TASK, FAILED_TASK = "sim-hook-silent", "sim-hook-failed"
@@ -111,6 +112,7 @@ def build_demo_exporter(shard: tuple[int, int] = (0, 1), seed: int = 7,
     apps = sorted({task.sdk_app_id for task in scenario.tasks} | {CALLBACK_APP})
     spec = CallbackSpec(f"http://127.0.0.1:{port}/webhook/trtc",
                         keys={app: Secret(key) for app in apps},
+                        sentences_per_minute=DEMO_SENTENCES_PER_MINUTE,
                         silent_tasks=frozenset({SILENT_TASK}),
                         failed_starts=frozenset({FAILED_TASK}), forged=True)
     simulator = SimulatorServer.from_scenario(replace(
