@@ -61,11 +61,20 @@ def no_credentials(tmp: Path, creds: dict[str, str]) -> dict[str, object]:
     return {"api": {"endpoint": ENDPOINT}, "targets": GOOD_TARGETS}
 
 
+def bad_callback_key(tmp: Path, creds: dict[str, str]) -> dict[str, object]:
+    (tmp / "hook-key").write_text("not a key!\n")
+    return {"api": {"endpoint": ENDPOINT, "credentials": creds}, "targets": GOOD_TARGETS,
+            "webhook": {"key_file": str(tmp / "hook-key")},
+            "apps": {1400000001: {"callback_key_file": str(tmp / "no-such-key")}}}
+
+
 CASES: list[tuple[Callable[[Path, dict[str, str]], dict[str, object]], str]] = [
     (overload, "api.on_overload: refuse: DescribeAITranscription: 5 targets"),
     (open_registration, REGISTRATION_AUTH),
     (missing_files, "cannot read credentials file"),
     (no_credentials, "no TencentCloud credentials"),
+    (bad_callback_key, "webhook.key_file: "),
+    (bad_callback_key, "apps.1400000001.callback_key_file: "),
 ]
 
 

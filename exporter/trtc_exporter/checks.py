@@ -5,7 +5,9 @@ Parsing (config/) refuses what is malformed; these checks refuse what parses but
 - ``api.on_overload: refuse`` and a target set that needs more than the budget;
 - the registration API enabled without authentication (bearer token or basic-auth users);
 - a registration bearer token file that cannot be read or is empty;
-- credentials that cannot be found or read (files that do not exist, none at all).
+- credentials that cannot be found or read (files that do not exist, none at all);
+- callback signature key files (``webhook.key_file``, ``apps.<id>.callback_key_file``) that
+  cannot be read or do not hold a TRTC key (1-32 letters and digits).
 
 Every problem is collected, so one run lists them all (one line each, field path first).
 """
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from trtc_exporter.api.credentials import CredentialProvider, CredentialsError, resolve
 from trtc_exporter.config.model import Config
@@ -23,6 +25,7 @@ from trtc_exporter.generations import ALL_REGIONS
 from trtc_exporter.polling.planning import budget_rates, plan
 from trtc_exporter.secret import Secret
 from trtc_exporter.targets.sources import read_bearer_token
+from trtc_exporter.webhook.keys import KeyRing, load_keyring
 
 log = logging.getLogger("trtc_exporter.checks")
 REGISTRATION_AUTH = ("registration.enabled needs registration.bearer_token_file, or "
@@ -36,6 +39,7 @@ class Checked:
     config: Config
     credentials: CredentialProvider
     bearer_token: Secret | None
+    keyring: KeyRing = field(default_factory=KeyRing)
 
 
 def overload_problems(config: Config) -> list[str]:
@@ -73,6 +77,12 @@ def check(config: Config, *, basic_auth: bool,
         token = read_bearer_token(config.registration.bearer_token_file)
     except ConfigError as exc:
         problems += exc.lines
+    keyring = None
+    try:
+        keyring = load_keyring(config.webhook.key_file, config.callback_key_files(),
+                               config.webhook.allow_unsigned)
+    except ConfigError as exc:
+        problems += exc.lines
     if config.registration.enabled and config.registration.bearer_token_file is None and \
             not basic_auth:
         problems.append(REGISTRATION_AUTH)
@@ -81,6 +91,6 @@ def check(config: Config, *, basic_auth: bool,
         provider = credentials(config)
     except CredentialsError as exc:
         problems.append(str(exc))
-    if problems or provider is None:
+    if problems or provider is None or keyring is None:
         raise ConfigError(problems)
-    return Checked(config, provider, token)
+    return Checked(config, provider, token, keyring)

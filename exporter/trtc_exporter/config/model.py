@@ -18,6 +18,12 @@ from trtc_exporter.config.dynamic import (
     parse_registration,
     parse_target_files,
 )
+from trtc_exporter.config.webhook import (
+    APP_FIELDS,
+    WebhookConfig,
+    parse_app_callback_key,
+    parse_webhook,
+)
 from trtc_exporter.errors import ConfigError, Errors, key_text, show
 from trtc_exporter.generations import ACTIONS, ALL_REGIONS
 from trtc_exporter.target import MAX_SDK_APP_ID, Target, duplicate_text, parse_target
@@ -29,7 +35,7 @@ STATE_FACTORS = {"Idle": 2.0, "Preparing": 1.0, "InProgress": 1.0, "Stopped": 10
                  "Exited": 10.0, "Unknown": 1.0}
 
 _TOP = frozenset({"api", "poll_interval", "schedule", "targets", "max_targets", "apps", "pricing",
-                  "target_files", "target_files_refresh_interval", "registration"})
+                  "target_files", "target_files_refresh_interval", "registration", "webhook"})
 _API = frozenset({"endpoint", "region", "rate_limit", "rate_limits", "timeout", "max_retries",
                   "credentials", "budget_share", "rate_guard", "on_overload", "extra_regions"})
 REGION_NAME = re.compile(r"[a-z]{2,4}-[a-z]+(-[0-9]+)?")
@@ -37,7 +43,7 @@ REGION_NAME = re.compile(r"[a-z]{2,4}-[a-z]+(-[0-9]+)?")
 _CREDS = frozenset({"secret_id_file", "secret_key_file", "token_file", "cvm_role"})
 MAX_RETRIES = 10
 _SCHEDULE = frozenset({"state_factors", "stopped_retention", "not_found_backoff_max"})
-_APP = frozenset({"max_concurrent_tasks", "daily_cost_threshold_usd"})
+_APP = frozenset({"max_concurrent_tasks", "daily_cost_threshold_usd", "region"}) | APP_FIELDS
 _PRICING = frozenset({"transcription_usd_per_minute", "translation_usd_per_minute"})
 
 
@@ -90,10 +96,14 @@ class ScheduleConfig:
 
 @dataclass(frozen=True, slots=True)
 class AppConfig:
-    """One entry of ``apps:``: the app's concurrency quota, optional daily cost threshold (USD)."""
+    """One entry of ``apps:``: the app's concurrency quota, optional daily cost threshold (USD),
+    the region of its tasks found by webhooks (None: ``api.region``; callbacks carry no region)
+    and its callback signature key file (None: ``webhook.key_file``)."""
 
     max_concurrent_tasks: int = 100
     daily_cost_threshold_usd: float | None = None
+    region: str | None = None
+    callback_key_file: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,10 +129,19 @@ class Config:
     target_files: tuple[str, ...] = ()
     target_files_refresh_interval: float = 30.0
     registration: RegistrationConfig = field(default_factory=RegistrationConfig)
+    webhook: WebhookConfig = field(default_factory=WebhookConfig)
 
     def app(self, sdk_app_id: int | None) -> AppConfig:
         """The settings of one SdkAppId (defaults for an app not in ``apps:``)."""
         return self.apps.get(sdk_app_id or 0, AppConfig())
+
+    def app_region(self, sdk_app_id: int) -> str:
+        """The region of an app's tasks: ``apps.<id>.region``, else ``api.region``."""
+        return self.app(sdk_app_id).region or self.api.region
+
+    def callback_key_files(self) -> dict[int, str]:
+        """``apps.<id>.callback_key_file`` of every app that sets one."""
+        return {app: c.callback_key_file for app, c in self.apps.items() if c.callback_key_file}
 
 
 def load_config(path: str | Path) -> Config:
@@ -179,6 +198,7 @@ def parse_config(raw: object) -> Config:
         target_files_refresh_interval=errors.duration(top, "target_files_refresh_interval", "",
                                                       30.0),
         registration=parse_registration(top.get("registration"), errors),
+        webhook=parse_webhook(top.get("webhook"), errors),
     )
     if len(config.targets) > config.max_targets:
         errors.add("targets", f"{len(config.targets)} targets exceed max_targets "
@@ -346,9 +366,16 @@ def _parse_app(app: Mapping[str, Any], p: str, errors: Errors) -> AppConfig:
     threshold = None
     if app.get("daily_cost_threshold_usd") is not None:
         threshold = errors.number(app, "daily_cost_threshold_usd", p, 0.0)
+    region = errors.string(app, "region", p, None)
+    if region is not None and region not in ALL_REGIONS:
+        errors.add(p + "region",
+                   f"must be one of {', '.join(sorted(ALL_REGIONS))}, got {show(region)}")
+        region = None
     return AppConfig(
         max_concurrent_tasks=errors.integer(app, "max_concurrent_tasks", p, 100, minimum=1) or 100,
         daily_cost_threshold_usd=threshold,
+        region=region,
+        callback_key_file=parse_app_callback_key(app, p, errors),
     )
 
 

@@ -54,6 +54,8 @@ def target_to_json(target: Target) -> str:
         spec["poll_interval_seconds"] = target.poll_interval
     if target.translation:
         spec["translation"] = True
+    if target.source != "api":  # "webhook": found by a TRTC callback
+        spec["source"] = target.source
     return json.dumps(spec, sort_keys=True)
 
 
@@ -68,8 +70,11 @@ def target_from_json(text: str) -> Target:
         if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
             raise ValueError("poll_interval_seconds is not a positive number")
         spec["poll_interval"] = format_duration(interval)  # whole ms, as parsed on the way in
+    source = spec.pop("source", "api")
+    if source not in ("api", "webhook"):
+        raise ValueError(f"source {source!r} is not api or webhook")
     errors = Errors()
-    target = parse_target(spec, "row", errors, str(spec.get("region", "")), source="api",
+    target = parse_target(spec, "row", errors, str(spec.get("region", "")), source=source,
                           extra_regions=frozenset({str(spec.get("region", ""))}))
     if target is None:
         raise ValueError("; ".join(errors.report()))

@@ -53,15 +53,18 @@ class TargetSet:
         self.changes: Counter[tuple[str, str]] = Counter()
         self.attach(store)
 
-    def attach(self, store: RegistrationStore | None) -> None:
-        """Use this database (None: registration off): its targets replace the API source.
+    def attach(self, store: RegistrationStore | None,
+               sources: frozenset[str] = frozenset({"api", "webhook"})) -> None:
+        """Use this database (None: registration off): its targets of ``sources`` (``api``
+        registrations, ``webhook`` discoveries) replace the dynamic ones.
 
         Registrations whose TTL passed while the exporter was down are expired at once instead
         of being polled until the first maintenance pass.
         """
         with self._lock:
             self._store = store
-            self._api = {} if store is None else {r.target.key: r for r in store.load()}
+            loaded = [] if store is None else store.load()
+            self._api = {r.target.key: r for r in loaded if r.target.source in sources}
         self.expire()
 
     # -- sources ----------------------------------------------------------------------------
@@ -82,7 +85,8 @@ class TargetSet:
             merged_keys = set(self._current) | set(self._api)
             new = [t for t in targets if t.key not in merged_keys]
             if len(merged_keys) + len(new) > self.max_targets:
-                self.changes[("refused", "api")] += len(new)
+                for target in new:
+                    self.changes[("refused", target.source)] += 1
                 raise TargetLimitError(
                     f"max_targets ({self.max_targets}) reached: {len(merged_keys)} targets, "
                     f"{len(new)} new would exceed it")
@@ -127,7 +131,8 @@ class TargetSet:
                 self._store.delete([r.target.id for r in gone])
             for item in gone:
                 del self._api[item.target.key]
-            self.changes[("expired", "api")] += len(gone)
+            for item in gone:
+                self.changes[("expired", item.target.source)] += 1
         log.info("%d registered targets expired", len(gone))
         return len(gone)
 
