@@ -18,7 +18,7 @@ from trtc_exporter.config.model import load_config
 from trtc_exporter.errors import ConfigError
 from trtc_exporter.polling.planning import budget_rates, plan
 from trtc_exporter.targets.registrations import RegistrationStoreError
-from trtc_exporter.web.serve import ServeError, load_web_config, serve
+from trtc_exporter.web.serve import ServeError, load_web_config, make_webhook_listener, serve
 from trtc_exporter.web.toolkit.connections import MAX_CONNECTIONS
 from trtc_exporter.web.toolkit.webconfig import WebConfigStore
 
@@ -31,13 +31,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="trtc-transcription-exporter",
         description="Prometheus exporter for Tencent Cloud TRTC AI transcription tasks. "
-                    "Run 'trtc-transcription-exporter simulate --help' for the API simulator.")
+                    "Run 'trtc-transcription-exporter check --config.file FILE' to prove the "
+                    "set-up against the API, 'trtc-transcription-exporter simulate --help' for "
+                    "the API simulator.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     cfg = parser.add_argument_group("configuration")
     cfg.add_argument("--config.file", dest="config_file", default="trtc-exporter.yml",
                      help="YAML configuration file (default: %(default)s)")
     cfg.add_argument("--config.check", dest="config_check", action="store_true",
                      help="validate the configuration, print a summary and exit 0 (valid) or 2")
+    cfg.add_argument("--online", action="store_true",
+                     help="with --config.check: also prove credentials, regions, reachability "
+                          "and clock with one API request per region and action (as 'check')")
     cfg.add_argument("--demo", action="store_true",
                      help="run against an embedded simulator with moving demo tasks; "
                           "no config file or credentials needed")
@@ -61,6 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
                      default=MAX_CONNECTIONS,
                      help="open connections per listener; at the cap a new connection replaces "
                           "the oldest one without a complete request (default %(default)s)")
+    hook = parser.add_argument_group("webhook (TRTC event callbacks)")
+    hook.add_argument("--webhook.listen-address", dest="webhook_listen", default="",
+                      help="address of the TRTC callback listener (POST /webhook/trtc), "
+                           "host:port or :port; off when absent")
+    hook.add_argument("--webhook.config.file", dest="webhook_config", default="",
+                      help="web config of the callback listener (same format as "
+                           "--web.config.file): TLS, headers")
     logs = parser.add_argument_group("logging")
     logs.add_argument("--log.level", dest="log_level", default="info",
                       choices=list(logsetup.LEVELS))
@@ -105,7 +117,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return simulate(args_list[1:])
     parser = build_parser()
-    args = parser.parse_args(args_list)
+    online = args_list[:1] == ["check"]
+    args = parser.parse_args(args_list[1:] if online else args_list)
+    if online or (args.config_check and args.online):
+        from trtc_exporter.onlinecheck import online_check  # the check command only
+
+        logsetup.setup(args.log_level, args.log_format)
+        return online_check(args.config_file, args.web_config)
     try:
         shard = parse_shard(args.shard)
     except argparse.ArgumentTypeError as exc:
@@ -129,8 +147,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(line, file=sys.stderr)
         return EXIT_USAGE
     try:
-        return serve(exporter, args, store)
+        webhook = None
+        if exporter.webhook is not None:
+            webhook = make_webhook_listener(exporter.webhook_address or args.webhook_listen,
+                                            exporter.webhook, args.webhook_config)
+        return serve(exporter, args, store, webhook)
     except ServeError as exc:
+        exporter.stop(timeout=1.0)
         print(str(exc), file=sys.stderr)
         return EXIT_USAGE
 
@@ -162,10 +185,11 @@ def build_exporter(args: argparse.Namespace, shard: tuple[int, int],
     if args.demo:
         from trtc_exporter.demo import build_demo_exporter
 
-        return build_demo_exporter(shard)
+        return build_demo_exporter(shard, webhook_address=args.webhook_listen or None)
     checked = check(load_config(args.config_file), basic_auth=basic_auth())
     config, credentials = checked.config, checked.credentials
     log.info("starting trtc-transcription-exporter %s: %d targets, credentials from %s",
              __version__, len(config.targets), credentials.source)
     return Exporter(config, credentials, config_path=args.config_file, shard=shard,
-                    basic_auth=basic_auth)
+                    basic_auth=basic_auth,
+                    keyring=checked.keyring if args.webhook_listen else None)

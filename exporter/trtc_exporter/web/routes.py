@@ -13,23 +13,30 @@ import logging
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, parse_qsl, unquote, urlsplit
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 
 from trtc_exporter.clock import WallSeconds
+from trtc_exporter.errors import show
 from trtc_exporter.exposition.tasks import TaskCollector
 from trtc_exporter.polling.state import TargetState
+from trtc_exporter.target import MAX_ID_CHARS
 from trtc_exporter.web import registration
 from trtc_exporter.web.landing import render_landing
 from trtc_exporter.web.negotiation import accepts_gzip, choose_format
 from trtc_exporter.web.protocol import ExporterProtocol
 from trtc_exporter.web.rows import target_rows
+from trtc_exporter.web.static import CSS, JS, LANDING_CSP
 from trtc_exporter.web.toolkit.framing import FramingError
 from trtc_exporter.web.toolkit.server import SecureHandlerMixin
+from trtc_exporter.web.view import parse_view
 
 log = logging.getLogger("trtc_exporter.web")  # caller= stays as before
+PROBE_PARAMS = ("task_id", "session_id", "sdk_app_id", "api", "region")
+# versioned URLs (?v=<version>), so a day's caching cannot serve a stale file after an upgrade
+_STATIC_HEADERS = {"Cache-Control": "max-age=86400", "X-Content-Type-Options": "nosniff"}
 TARGET_PREFIX = "/api/v1/targets/"
 
 
@@ -46,6 +53,8 @@ class Routes:
         """(method, path) → handler method; the telemetry path is the flag's."""
         return {
             ("GET", "/"): ExporterHandler.landing,
+            ("GET", "/static/landing.css"): ExporterHandler.landing_css,
+            ("GET", "/static/landing.js"): ExporterHandler.landing_js,
             ("GET", self.telemetry_path): ExporterHandler.metrics,
             ("GET", "/-/healthy"): ExporterHandler.healthy,
             ("GET", "/-/ready"): ExporterHandler.ready,
@@ -97,6 +106,10 @@ class ExporterHandler(SecureHandlerMixin):
         if not self.check_auth():
             return  # 401 already sent
         path = urlsplit(self.path).path
+        problem = query_problem(urlsplit(self.path).query)
+        if problem:
+            self.send_error_json(HTTPStatus.BAD_REQUEST, problem)
+            return
         if method == "DELETE" and path.startswith(TARGET_PREFIX) and len(path) > len(TARGET_PREFIX):
             self._guarded(lambda: registration.delete_target(self, path[len(TARGET_PREFIX):]))
             return
@@ -144,6 +157,7 @@ class ExporterHandler(SecureHandlerMixin):
         self.send_body(status, body, "application/json")
 
     def query(self) -> dict[str, str]:
+        """The query's parameters (first value of each); _dispatch refused invalid UTF-8."""
         return {k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()}
 
     # -- endpoints --------------------------------------------------------------------------
@@ -165,8 +179,18 @@ class ExporterHandler(SecureHandlerMixin):
         self.send_body(HTTPStatus.OK, body, content_type, headers)
 
     def landing(self) -> None:
-        html = render_landing(self.exporter, self.routes.telemetry_path)
-        self.send_body(HTTPStatus.OK, html.encode(), "text/html; charset=utf-8")
+        html = render_landing(self.exporter, self.routes.telemetry_path,
+                              parse_view(self.query()))
+        self.send_body(HTTPStatus.OK, html.encode(), "text/html; charset=utf-8",
+                       {"Content-Security-Policy": LANDING_CSP, "Cache-Control": "no-store",
+                        "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"})
+
+    def landing_css(self) -> None:
+        self.send_body(HTTPStatus.OK, CSS.encode(), "text/css; charset=utf-8", _STATIC_HEADERS)
+
+    def landing_js(self) -> None:
+        self.send_body(HTTPStatus.OK, JS.encode(), "text/javascript; charset=utf-8",
+                       _STATIC_HEADERS)
 
     def healthy(self) -> None:
         if self.exporter.healthy():
@@ -202,6 +226,11 @@ class ExporterHandler(SecureHandlerMixin):
 
     def probe(self) -> None:
         params = self.query()
+        for name in PROBE_PARAMS:
+            if len(params.get(name, "")) > MAX_ID_CHARS:
+                self.send_error_json(HTTPStatus.BAD_REQUEST, f"probe: {name} is longer than "
+                                     f"{MAX_ID_CHARS} characters")
+                return
         match = probe_matcher(params)
         if match is None:
             self.send_error_json(HTTPStatus.BAD_REQUEST,
@@ -216,6 +245,27 @@ class ExporterHandler(SecureHandlerMixin):
         registry.register(TaskCollector(exporter.states, exporter.now, only=match))
         registry.register(_ProbeSuccess(found, exporter.now()))
         self.send_registry(registry)
+
+
+def query_problem(query: str) -> str:
+    """Why a query string is refused ("" if it is fine): a parameter whose percent-decoded
+    bytes are not UTF-8 would otherwise become U+FFFD silently, or a lone surrogate."""
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        for part in query.split("&"):
+            name = part.partition("=")[0]
+            try:
+                parse_qsl(part, keep_blank_values=True, errors="strict")
+            except UnicodeDecodeError:
+                return f"query parameter {show(unquote(name, errors='replace'))}: not valid UTF-8"
+        return "query: not valid UTF-8"
+    except ValueError:
+        return "query: malformed"
+    for name, _ in pairs:
+        if len(name) > MAX_ID_CHARS:
+            return f"query parameter name longer than {MAX_ID_CHARS} characters"
+    return ""
 
 
 def probe_matcher(params: dict[str, str]) -> Callable[[TargetState], bool] | None:

@@ -12,6 +12,7 @@ from trtc_exporter.web.routes import Routes, handler_class
 from trtc_exporter.web.toolkit.connections import MAX_CONNECTIONS
 from trtc_exporter.web.toolkit.server import ExporterHTTPServer, Limits, parse_listen_address
 from trtc_exporter.web.toolkit.webconfig import WebConfigError, WebConfigStore
+from trtc_exporter.web.webhook import WebhookEndpoint, make_webhook_server
 
 log = logging.getLogger("trtc_exporter")
 DEFAULT_LISTEN = ":9877"
@@ -27,6 +28,34 @@ def load_web_config(path: str) -> WebConfigStore | None:
         return WebConfigStore(path) if path else None
     except WebConfigError as exc:
         raise ServeError(str(exc)) from None
+
+
+def make_webhook_listener(address: str, endpoint: WebhookEndpoint,
+                          config_path: str = "") -> ExporterHTTPServer:
+    """The callback listener of ``--webhook.listen-address`` with ``--webhook.config.file``
+    applied; ServeError (naming the flag) for anything unusable."""
+    try:
+        store = WebConfigStore(config_path) if config_path else None
+    except WebConfigError as exc:
+        raise ServeError(f"--webhook.config.file: {exc}") from None
+    try:
+        parse_listen_address(address)
+        return make_webhook_server(address, endpoint, store)
+    except ValueError as exc:
+        raise ServeError(f"--webhook.listen-address: {exc}") from None
+    except OSError as exc:
+        raise ServeError(f"--webhook.listen-address {address}: {exc.strerror}") from None
+
+
+def _start(server: ExporterHTTPServer, name: str, what: str) -> None:
+    """Serve in a thread and log the address really bound (all interfaces say so)."""
+    thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
+    thread.start()
+    config = server.web_config()
+    scheme = "https" if config is not None and config.tls is not None else "http"
+    where, _, note = server.bound_address().partition(" ")
+    log.info("listening on %s://%s%s%s", scheme, where, what,
+             f" on all {note[1:-1]} addresses" if note else "")
 
 
 def make_server(exporter: ExporterProtocol, args: argparse.Namespace,
@@ -70,22 +99,23 @@ def _listens(args: argparse.Namespace) -> list[str]:
 
 
 def serve(exporter: ExporterProtocol, args: argparse.Namespace,
-          store: WebConfigStore | None = None) -> int:
-    """Serve HTTP and poll until SIGTERM/SIGINT, then stop both (5 s for requests in flight)."""
+          store: WebConfigStore | None = None,
+          webhook: ExporterHTTPServer | None = None) -> int:
+    """Serve HTTP on every listen address (and the callback listener ``webhook``, if any) and
+    poll until SIGTERM/SIGINT, then stop them (5 s for requests in flight)."""
     servers = make_servers(exporter, args, store)
     stop = threading.Event()
     install_signals(exporter.reload, stop)
+    if webhook is not None:  # first: a demo's simulator sends callbacks from exporter.start()
+        _start(webhook, "webhook", " (TRTC callbacks at POST /webhook/trtc)")
     exporter.start()
-    config = servers[0].web_config()
-    scheme = "https" if config is not None and config.tls is not None else "http"
     for server in servers:
-        threading.Thread(target=server.serve_forever, name="http-loop", daemon=True).start()
-        address = server.bound_address()
-        where, _, note = address.partition(" ")
-        log.info("listening on %s://%s/ (metrics at %s)%s", scheme, where,
-                 args.telemetry_path, f" on all {note[1:-1]} addresses" if note else "")
+        _start(server, "http", f"/ (metrics at {args.telemetry_path})")
     while not stop.wait(0.5):
         pass
+    if webhook is not None:
+        webhook.shutdown()
+        webhook.server_close()
     exporter.stop(timeout=5.0)
     for server in servers:
         server.shutdown()

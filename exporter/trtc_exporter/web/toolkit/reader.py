@@ -60,6 +60,13 @@ class BufferedSocketReader:
                                         f"{size} body bytes")
         return self._take(size)
 
+    def read1(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes: what is buffered, else one read from the socket (b"" at end
+        of stream), as ``io.BufferedReader.read1``."""
+        if not self._buffer:
+            self._fill()
+        return self._take(len(self._buffer) if size < 0 else min(size, len(self._buffer)))
+
     def leftover(self) -> bytes:
         """Bytes read past what the handler consumed (the start of a next request)."""
         return bytes(self._buffer)
