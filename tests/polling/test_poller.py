@@ -99,6 +99,32 @@ def test_each_state_has_its_cadence() -> None:
     assert mean_gap(api.polls["t2"]) == pytest.approx(100.0, abs=0.1)
 
 
+def session(name: str) -> Target:
+    return Target(api="ai_transcription", region="ap-guangzhou", sdk_app_id=1400000001,
+                  session_id=name)
+
+
+def test_stopped_session_keeps_the_base_cadence_while_a_stopped_task_slows_down() -> None:
+    """A Stopped session is polled every interval (it can restart), a Stopped task every 10x."""
+    poller, api, clock, _ = make([task(0), session("room")])
+    api.status.update({"t0": "Stopped", "": "Stopped"})  # FakeApi keys a session by task_id ""
+    run(poller, clock, 300.0)
+    def mean_gap(times: list[float]) -> float:
+        return (times[-1] - times[1]) / (len(times) - 2)
+    assert mean_gap(api.polls["t0"]) == pytest.approx(100.0, abs=0.1)
+    assert mean_gap(api.polls[""]) == pytest.approx(10.0, abs=0.1)
+
+
+def test_stopped_session_factor_is_configurable() -> None:
+    """schedule.stopped_session_factor sets the cadence of ended sessions alone."""
+    config = Config(poll_interval=10.0, schedule=ScheduleConfig(stopped_session_factor=3.0))
+    poller, api, clock, _ = make([session("room")], config)
+    api.status[""] = "Stopped"
+    run(poller, clock, 300.0)
+    times = api.polls[""]
+    assert (times[-1] - times[1]) / (len(times) - 2) == pytest.approx(30.0, abs=0.1)
+
+
 def test_demand_above_budget_stretches_every_interval_equally() -> None:
     """450 targets at 15 s need 30 req/s; with 20 req/s the interval stretches to about 23 s."""
     targets = [task(i) for i in range(450)]

@@ -32,7 +32,8 @@ _API = frozenset({"endpoint", "region", "rate_limit", "rate_limits", "timeout", 
                   "credentials", "budget_share", "rate_guard", "on_overload"})
 _CREDS = frozenset({"secret_id_file", "secret_key_file", "token_file", "cvm_role"})
 MAX_RETRIES = 10
-_SCHEDULE = frozenset({"state_factors", "stopped_retention", "not_found_backoff_max"})
+_SCHEDULE = frozenset({"state_factors", "stopped_session_factor", "stopped_retention",
+                       "not_found_backoff_max"})
 _APP = frozenset({"max_concurrent_tasks", "daily_cost_threshold_usd"})
 _PRICING = frozenset({"transcription_usd_per_minute", "translation_usd_per_minute"})
 
@@ -75,9 +76,15 @@ class ApiConfig:
 
 @dataclass(frozen=True, slots=True)
 class ScheduleConfig:
-    """How often each state is polled, relative to poll_interval (settled states less often)."""
+    """How often each state is polled, relative to poll_interval (settled states less often).
+
+    ``stopped_session_factor`` replaces the Stopped/Exited factor for session targets (SdkAppId +
+    SessionId): a stopped TaskId never runs again, but a room can restart its transcription
+    under the same session, so by default a stopped session keeps the base cadence.
+    """
 
     state_factors: Mapping[str, float] = field(default_factory=lambda: dict(STATE_FACTORS))
+    stopped_session_factor: float = 1.0
     stopped_retention: float = 3600.0
     not_found_backoff_max: float = 600.0
 
@@ -270,6 +277,7 @@ def _parse_schedule(raw: object, errors: Errors) -> ScheduleConfig:
             factors[state] = errors.number(factors_raw, state, "schedule.state_factors.", 1.0)
     return ScheduleConfig(
         state_factors=factors,
+        stopped_session_factor=errors.number(sched, "stopped_session_factor", "schedule.", 1.0),
         stopped_retention=errors.duration(sched, "stopped_retention", "schedule.", 3600.0),
         not_found_backoff_max=errors.duration(sched, "not_found_backoff_max", "schedule.", 600.0),
     )
