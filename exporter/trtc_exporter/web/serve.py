@@ -6,7 +6,7 @@ import argparse
 import logging
 import threading
 
-from trtc_exporter.signals import install_signals
+from trtc_exporter.signals import Signals
 from trtc_exporter.web.protocol import ExporterProtocol
 from trtc_exporter.web.routes import Routes, handler_class
 from trtc_exporter.web.toolkit.server import ExporterHTTPServer, parse_listen_address
@@ -44,11 +44,14 @@ def make_server(exporter: ExporterProtocol, args: argparse.Namespace,
 
 
 def serve(exporter: ExporterProtocol, args: argparse.Namespace,
-          store: WebConfigStore | None = None) -> int:
-    """Serve HTTP and poll until SIGTERM/SIGINT, then stop both (5 s for requests in flight)."""
+          store: WebConfigStore | None = None, signals: Signals | None = None) -> int:
+    """Serve HTTP and poll until SIGTERM/SIGINT, then stop both (5 s for requests in flight).
+
+    ``signals`` are the handlers the CLI installed before start-up (installed here if None)."""
     server = make_server(exporter, args, store)
-    stop = threading.Event()
-    install_signals(exporter.reload, stop)
+    signals = signals or Signals().install()
+    signals.running(exporter.reload)
+    stop = signals.stop
     exporter.start()
     thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
     thread.start()
