@@ -11,7 +11,12 @@ import threading
 from collections.abc import Callable
 
 import requests
-from prometheus_client import CollectorRegistry, disable_created_metrics
+from prometheus_client import (
+    CollectorRegistry,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
 
 from trtc_exporter.api.budget import Budget
 from trtc_exporter.api.client import TrtcClient
@@ -81,6 +86,10 @@ class Exporter:
                                                 lambda: self.runtime.config, self.sources),
                           SelfHealthCollector(self.runtime, self.revision)):
             self.registry.register(collector)
+        # process_* (CPU, memory, fds, start time) and python_info, as every client_python
+        # exporter serves them on its default registry; ours is a registry of its own
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
         self._reload_lock = threading.Lock()
         self._targets_lock = threading.Lock()
         self._stop = threading.Event()

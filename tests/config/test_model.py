@@ -43,7 +43,7 @@ def errors_of(raw: object) -> list[str]:
 def expected_error(path: Path) -> str:
     first = path.read_text(encoding="utf-8").splitlines()[0]
     assert first.startswith("# error: "), f"{path.name} must start with '# error: <message>'"
-    return first.removeprefix("# error: ")
+    return first.removeprefix("# error: ").replace("{path}", str(path))
 
 
 # -- the corpus --------------------------------------------------------------------------------

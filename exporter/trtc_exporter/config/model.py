@@ -137,19 +137,20 @@ def load_config(path: str | Path) -> Config:
                            f"(byte offset {exc.start})"]) from None
     except ValueError:  # a NUL in the path
         raise ConfigError([f"{show(str(path))}: cannot read config file: invalid path"]) from None
-    return parse_config_text(text)
+    return parse_config_text(text, source=str(path))
 
 
-def parse_config_text(text: str) -> Config:
-    """Parse YAML text; any YAML or conversion failure becomes a one-line ConfigError."""
+def parse_config_text(text: str, source: str = "config") -> Config:
+    """Parse YAML text; any YAML or conversion failure becomes a one-line ConfigError that
+    starts with ``source`` (the file's path when read by :func:`load_config`)."""
     try:
         raw = load_yaml(text)
     except YamlError as exc:
         if exc.converting:
             problem = f"cannot convert a value: {exc.problem}"
-            raise ConfigError([f"config: invalid YAML: {problem}"]) from None
+            raise ConfigError([f"{source}: invalid YAML: {problem}"]) from None
         where = f" at line {exc.line}" if exc.line else ""
-        raise ConfigError([f"config: invalid YAML{where}: {exc.problem}"]) from None
+        raise ConfigError([f"{source}: invalid YAML{where}: {exc.problem}"]) from None
     return parse_config(raw)
 
 
