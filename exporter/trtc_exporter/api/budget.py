@@ -252,8 +252,7 @@ class RateLimiter:
             target = min(before, accepted / self._window) * margin
         else:
             target = before * self._policy.decrease
-        self._rate = self._good = max(floor, target)
-        self._ceiling = self.configured_rate
+        self._rate = self._good = max(floor, target)  # a stated ceiling stays remembered
         self._hold = min(self._policy.max_hold, 2 * self._hold) if probing else self._policy.hold
         self._pause(now + self._window)
         self._last_cut = self._last_reaction = now
