@@ -11,7 +11,12 @@ import threading
 from collections.abc import Callable
 
 import requests
-from prometheus_client import CollectorRegistry, disable_created_metrics
+from prometheus_client import (
+    CollectorRegistry,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
 
 from trtc_exporter.api.budget import Budget
 from trtc_exporter.api.client import TrtcClient
@@ -29,10 +34,10 @@ from trtc_exporter.exposition.tasks import TaskCollector
 from trtc_exporter.exposition.webhooks import WebhookCollector
 from trtc_exporter.metrics import ApiMetrics, DropCounter
 from trtc_exporter.polling.events import TaskEvents
-from trtc_exporter.polling.intervals import STALE_AFTER_INTERVALS
+from trtc_exporter.polling.intervals import stall_limit
 from trtc_exporter.polling.planning import budget_rates, plan
 from trtc_exporter.polling.poller import Poller
-from trtc_exporter.polling.state import StateStore, TargetState
+from trtc_exporter.polling.state import StateStore, TargetState, all_auth_failures
 from trtc_exporter.runtime import Runtime, revision
 from trtc_exporter.secret import Secret
 from trtc_exporter.target import Target, in_shard
@@ -97,6 +102,10 @@ class Exporter:
                           SelfHealthCollector(self.runtime, self.revision),
                           DroppedCollector(self.drops)):
             self.registry.register(collector)
+        # process_* (CPU, memory, fds, start time) and python_info, as every client_python
+        # exporter serves them on its default registry; ours is a registry of its own
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
         self.webhook: WebhookHub | None = None
         self.webhook_address: str | None = None  # the listener's, when chosen here (--demo)
         self.forwarder: Forwarder | None = None
@@ -238,16 +247,30 @@ class Exporter:
 
     # -- health -----------------------------------------------------------------------------
     def healthy(self) -> bool:
-        """False when the poller has made no progress for STALE_AFTER_INTERVALS of the longest
-        effective interval (plus a 5 s grace)."""
+        """False when the poller is stalled: its most overdue poll is later than
+        :func:`~trtc_exporter.polling.intervals.stall_limit` allows (judged against the work
+        really due, so targets polled rarely on purpose never make it flap)."""
         longest = max((self.poller.effective_interval(a) for a in self.poller.stretch),
                       default=self.config.poll_interval)
-        limit = STALE_AFTER_INTERVALS * longest + 5
-        return self.clock.time() - self.poller.stats.last_progress <= limit
+        api = self.config.api
+        return self.poller.overdue_seconds() <= stall_limit(longest, api.timeout,
+                                                             api.max_retries)
 
     def ready(self) -> bool:
-        """True once the first poll cycle is done."""
-        return self.poller.stats.ready
+        """True once the first poll cycle is done and not every target is failing with an
+        authentication or authorisation error (see :meth:`not_ready_reason`)."""
+        return not self.not_ready_reason()
+
+    def not_ready_reason(self) -> str:
+        """Why /-/ready answers 503, or "" when ready: the first cycle is not done yet, or
+        the latest poll of every target failed with AuthFailure* or UnauthorizedOperation*
+        (bad keys: a rollout should stop rather than replace working replicas)."""
+        if not self.poller.stats.ready:
+            return "first poll cycle not done yet"
+        code = all_auth_failures(self.store.snapshot())
+        if code:
+            return f"every target's last poll failed with {code}: check the credentials"
+        return ""
 
     # -- the read side of the web protocol ---------------------------------------------------
     def states(self) -> list[TargetState]:

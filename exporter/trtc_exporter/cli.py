@@ -9,6 +9,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from trtc_exporter import __version__, logsetup
 from trtc_exporter.api.credentials import CredentialsError
@@ -17,6 +18,7 @@ from trtc_exporter.checks import check
 from trtc_exporter.config.model import load_config
 from trtc_exporter.errors import ConfigError
 from trtc_exporter.polling.planning import budget_rates, plan
+from trtc_exporter.signals import Signals, StopDuringStartup
 from trtc_exporter.targets.registrations import RegistrationStoreError
 from trtc_exporter.web.serve import ServeError, load_web_config, make_webhook_listener, serve
 from trtc_exporter.web.toolkit.connections import MAX_CONNECTIONS
@@ -24,6 +26,7 @@ from trtc_exporter.web.toolkit.webconfig import WebConfigStore
 
 log = logging.getLogger("trtc_exporter")
 EXIT_USAGE = 2
+DEFAULT_CONFIG = "trtc-exporter.yml"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "the API simulator.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     cfg = parser.add_argument_group("configuration")
-    cfg.add_argument("--config.file", dest="config_file", default="trtc-exporter.yml",
+    cfg.add_argument("--config.file", dest="config_file", default=DEFAULT_CONFIG,
                      help="YAML configuration file (default: %(default)s)")
     cfg.add_argument("--config.check", dest="config_check", action="store_true",
                      help="validate the configuration, print a summary and exit 0 (valid) or 2")
@@ -75,9 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
                            "--web.config.file): TLS, headers")
     logs = parser.add_argument_group("logging")
     logs.add_argument("--log.level", dest="log_level", default="info",
-                      choices=list(logsetup.LEVELS))
+                      choices=list(logsetup.LEVELS),
+                      help="only log messages of this severity or above")
     logs.add_argument("--log.format", dest="log_format", default="logfmt",
-                      choices=["logfmt", "json"])
+                      choices=["logfmt", "json"],
+                      help="output format of log messages")
     return parser
 
 
@@ -110,7 +115,20 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """The console script: exit 0 on a normal stop or a valid --config.check, 2 on errors."""
+    """The console script: exit 0 on a normal stop or a valid --config.check, 2 on errors.
+
+    Signal handlers go in before anything slow: as PID 1 an unhandled SIGTERM is ignored for
+    good. A SIGTERM or SIGINT during start-up ends it at once with exit code 0.
+    """
+    signals = Signals().install()
+    try:
+        return _main(argv, signals)
+    except StopDuringStartup as stop:
+        print(f"stopped by {stop} during start-up", file=sys.stderr)
+        return 0
+
+
+def _main(argv: Sequence[str] | None, signals: Signals) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["simulate"]:
         from trtc_exporter.demo import simulate  # loads the simulator only when asked
@@ -138,6 +156,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ServeError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_USAGE
+    given = any(a == "--config.file" or a.startswith("--config.file=") for a in args_list)
+    if not (given or args.demo or Path(DEFAULT_CONFIG).exists()):
+        print(f"no --config.file given and no {DEFAULT_CONFIG} in {Path.cwd()}: pass "
+              "--config.file PATH (see examples/), or run with --demo to try the exporter "
+              "against its embedded simulator", file=sys.stderr)
+        return EXIT_USAGE
     if args.config_check:
         return check_config(args.config_file, basic_auth=_has_users(store))
     try:
@@ -151,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if exporter.webhook is not None:
             webhook = make_webhook_listener(exporter.webhook_address or args.webhook_listen,
                                             exporter.webhook, args.webhook_config)
-        return serve(exporter, args, store, webhook)
+        return serve(exporter, args, store, webhook, signals)
     except ServeError as exc:
         exporter.stop(timeout=1.0)
         print(str(exc), file=sys.stderr)

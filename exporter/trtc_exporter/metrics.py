@@ -107,7 +107,10 @@ SPECS: tuple[Spec, ...] = (
     Spec("trtc_exporter_cycle_duration_seconds", "gauge",
          "Duration of the last full pass over all targets."),
     Spec("trtc_exporter_poller_last_progress_time_seconds", "gauge",
-         "Unix time of the poller's last completed poll (watchdog for /-/healthy)."),
+         "Unix time of the poller's last completed poll."),
+    Spec("trtc_exporter_poll_overdue_seconds", "gauge",
+         "How late the most overdue poll is: now minus the earliest due time of a poll not "
+         "finished yet, 0 when none is late (the watchdog of /-/healthy)."),
     Spec("trtc_exporter_config_last_reload_successful", "gauge",
          "1 if the last configuration load succeeded."),
     Spec("trtc_exporter_config_last_reload_success_time_seconds", "gauge",

@@ -65,6 +65,15 @@ def is_throttle(code: str) -> bool:
     return code.startswith(THROTTLE_PREFIX)
 
 
+AUTH_PREFIXES = ("AuthFailure", "UnauthorizedOperation")
+
+
+def is_auth_failure(code: str) -> bool:
+    """AuthFailure* or UnauthorizedOperation*: the keys, their signature or their permissions
+    are wrong, so every request of the account fails the same way until someone fixes them."""
+    return code.startswith(AUTH_PREFIXES)
+
+
 @dataclass(frozen=True, slots=True)
 class TaskStatus:
     """A successful answer: the state (one of the action's states, or Unknown) and its details."""

@@ -43,7 +43,7 @@ def errors_of(raw: object) -> list[str]:
 def expected_error(path: Path) -> str:
     first = path.read_text(encoding="utf-8").splitlines()[0]
     assert first.startswith("# error: "), f"{path.name} must start with '# error: <message>'"
-    return first.removeprefix("# error: ")
+    return first.removeprefix("# error: ").replace("{path}", str(path))
 
 
 # -- the corpus --------------------------------------------------------------------------------
@@ -113,6 +113,7 @@ def test_full_config_sets_every_field() -> None:
                                              "Stopped": 20.0, "Exited": 30.0, "Unknown": 2.0}
     assert (config.schedule.stopped_retention, config.schedule.not_found_backoff_max) == (
         7200.0, 900.0)
+    assert config.schedule.stopped_session_factor == 2.0
     assert config.max_targets == 50
     assert config.apps == {1400123456: AppConfig(20, 12.5), 1400654321: AppConfig(100, None)}
     assert (config.pricing.transcription_usd_per_minute,
@@ -266,7 +267,8 @@ def test_max_targets_counts_after_deduplication() -> None:
 _FIELD_NAMES = ["api", "endpoint", "region", "rate_limit", "rate_limits", "timeout",
                 "max_retries", "credentials", "secret_id_file", "secret_key_file", "token_file",
                 "cvm_role", "budget_share", "rate_guard", "on_overload", "poll_interval",
-                "schedule", "state_factors", "stopped_retention", "not_found_backoff_max",
+                "schedule", "state_factors", "stopped_session_factor",
+                "stopped_retention", "not_found_backoff_max",
                 "targets", "task_id", "sdk_app_id", "session_id", "labels", "translation",
                 "max_targets", "apps", "pricing", "transcription_usd_per_minute",
                 "translation_usd_per_minute", "max_concurrent_tasks",

@@ -99,6 +99,32 @@ def test_each_state_has_its_cadence() -> None:
     assert mean_gap(api.polls["t2"]) == pytest.approx(100.0, abs=0.1)
 
 
+def session(name: str) -> Target:
+    return Target(api="ai_transcription", region="ap-guangzhou", sdk_app_id=1400000001,
+                  session_id=name)
+
+
+def test_stopped_session_keeps_the_base_cadence_while_a_stopped_task_slows_down() -> None:
+    """A Stopped session is polled every interval (it can restart), a Stopped task every 10x."""
+    poller, api, clock, _ = make([task(0), session("room")])
+    api.status.update({"t0": "Stopped", "": "Stopped"})  # FakeApi keys a session by task_id ""
+    run(poller, clock, 300.0)
+    def mean_gap(times: list[float]) -> float:
+        return (times[-1] - times[1]) / (len(times) - 2)
+    assert mean_gap(api.polls["t0"]) == pytest.approx(100.0, abs=0.1)
+    assert mean_gap(api.polls[""]) == pytest.approx(10.0, abs=0.1)
+
+
+def test_stopped_session_factor_is_configurable() -> None:
+    """schedule.stopped_session_factor sets the cadence of ended sessions alone."""
+    config = Config(poll_interval=10.0, schedule=ScheduleConfig(stopped_session_factor=3.0))
+    poller, api, clock, _ = make([session("room")], config)
+    api.status[""] = "Stopped"
+    run(poller, clock, 300.0)
+    times = api.polls[""]
+    assert (times[-1] - times[1]) / (len(times) - 2) == pytest.approx(30.0, abs=0.1)
+
+
 def test_demand_above_budget_stretches_every_interval_equally() -> None:
     """450 targets at 15 s need 30 req/s; with 20 req/s the interval stretches to about 23 s."""
     targets = [task(i) for i in range(450)]
@@ -241,6 +267,43 @@ def test_state_change_time_is_the_transition() -> None:
     changed = store.get(task(0).key)
     assert changed is not None and changed.status_change_time != first.status_change_time
     assert replace(changed, status="x").status == "x"
+
+
+def _max_overdue(poller: Poller, clock: FakeClock, seconds: float) -> float:
+    """Run like the dispatcher does, in 1 s slices, and return the largest overdue age seen."""
+    worst = 0.0
+    for _ in range(int(seconds)):
+        run(poller, clock, 1.0)
+        worst = max(worst, poller.overdue_seconds())
+    return worst
+
+
+def test_rarely_polled_targets_are_never_overdue() -> None:
+    """Only a Stopped target (every 10 intervals) and a never-found one (backing off) at 5 s:
+    nothing is ever late, so health judged on overdue work cannot flap between their polls."""
+    poller, api, clock, _ = make([task(0), task(1)], Config(poll_interval=5.0))
+    api.status.update({"t0": "Stopped", "t1": None})
+    assert _max_overdue(poller, clock, 400.0) < 0.05
+    assert len(api.polls["t0"]) >= 8 and len(api.polls["t1"]) >= 4  # really polled, rarely
+
+
+def test_a_dead_dispatcher_makes_polls_overdue() -> None:
+    """When nobody hands out due targets, the oldest due time ages with the clock."""
+    poller, _, clock, _ = make([task(0)], Config(poll_interval=5.0))
+    assert poller.overdue_seconds() == 0.0
+    clock.advance(60.0)  # the single target's phase slot is 0: due at the start
+    assert poller.overdue_seconds() == pytest.approx(60.0)
+
+
+def test_a_hung_poll_stays_overdue_until_it_finishes() -> None:
+    """A poll handed out but never finished keeps its due time: overdue grows, then clears."""
+    poller, _, clock, _ = make([task(0)], Config(poll_interval=5.0))
+    clock.advance(5.0)
+    (key, _), = poller.take_due()
+    clock.advance(100.0)
+    assert poller.overdue_seconds() > 95.0
+    poller.poll_one(key)
+    assert poller.overdue_seconds() == 0.0
 
 
 def test_a_callback_makes_its_target_due_now_within_the_budget() -> None:

@@ -93,13 +93,16 @@ def test_targets_json(served: tuple[str, Exporter]) -> None:
 
 
 def test_health_and_readiness(served: tuple[str, Exporter]) -> None:
-    """Healthy while the poller progresses; ready only after the first full cycle."""
+    """Healthy while no poll is overdue; ready only after the first full cycle, with a JSON
+    reason while not."""
     base, exporter = served
     assert requests.get(base + "/-/healthy", timeout=5).status_code == 200
     assert requests.get(base + "/-/ready", timeout=5).status_code == 200  # all polled once
     exporter.poller.stats.ready = False
-    assert requests.get(base + "/-/ready", timeout=5).status_code == 503
-    exporter.poller.stats.last_progress = exporter.clock.time() - 3600
+    answer = requests.get(base + "/-/ready", timeout=5)
+    assert answer.status_code == 503
+    assert answer.json() == {"ready": False, "reason": "first poll cycle not done yet"}
+    exporter.clock.advance(3600)  # type: ignore[attr-defined]  # a FakeClock: nothing polled
     assert requests.get(base + "/-/healthy", timeout=5).status_code == 503
 
 

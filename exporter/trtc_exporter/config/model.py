@@ -42,7 +42,8 @@ REGION_NAME = re.compile(r"[a-z]{2,4}-[a-z]+(-[0-9]+)?")
 """Tencent Cloud region names: ap-guangzhou, na-siliconvalley, eu-frankfurt, ap-shanghai-fsi."""
 _CREDS = frozenset({"secret_id_file", "secret_key_file", "token_file", "cvm_role"})
 MAX_RETRIES = 10
-_SCHEDULE = frozenset({"state_factors", "stopped_retention", "not_found_backoff_max"})
+_SCHEDULE = frozenset({"state_factors", "stopped_session_factor", "stopped_retention",
+                       "not_found_backoff_max"})
 _APP = frozenset({"max_concurrent_tasks", "daily_cost_threshold_usd", "region"}) | APP_FIELDS
 _PRICING = frozenset({"transcription_usd_per_minute", "translation_usd_per_minute"})
 
@@ -87,9 +88,15 @@ class ApiConfig:
 
 @dataclass(frozen=True, slots=True)
 class ScheduleConfig:
-    """How often each state is polled, relative to poll_interval (settled states less often)."""
+    """How often each state is polled, relative to poll_interval (settled states less often).
+
+    ``stopped_session_factor`` replaces the Stopped/Exited factor for session targets (SdkAppId +
+    SessionId): a stopped TaskId never runs again, but a room can restart its transcription
+    under the same session, so by default a stopped session keeps the base cadence.
+    """
 
     state_factors: Mapping[str, float] = field(default_factory=lambda: dict(STATE_FACTORS))
+    stopped_session_factor: float = 1.0
     stopped_retention: float = 3600.0
     not_found_backoff_max: float = 600.0
 
@@ -151,11 +158,12 @@ def load_config(path: str | Path) -> Config:
     except TextFileError as exc:
         name = show(str(path)) if "\x00" in str(path) else str(path)
         raise ConfigError([f"{name}: cannot read config file: {exc}"]) from None
-    return parse_config_text(text)
+    return parse_config_text(text, source=str(path))
 
 
-def parse_config_text(text: str) -> Config:
-    """Parse YAML text; any YAML or conversion failure becomes a one-line ConfigError.
+def parse_config_text(text: str, source: str = "config") -> Config:
+    """Parse YAML text; any YAML or conversion failure becomes a one-line ConfigError that
+    starts with ``source`` (the file's path when read by :func:`load_config`).
 
     Too many targets are refused from a streaming count before any entry is built or checked,
     so a 100 000-target config costs a fraction of a second and little memory to refuse.
@@ -166,9 +174,9 @@ def parse_config_text(text: str) -> Config:
     except YamlError as exc:
         if exc.converting:
             problem = f"cannot convert a value: {exc.problem}"
-            raise ConfigError([f"config: invalid YAML: {problem}"]) from None
+            raise ConfigError([f"{source}: invalid YAML: {problem}"]) from None
         where = f" at line {exc.line}" if exc.line else ""
-        raise ConfigError([f"config: invalid YAML{where}: {exc.problem}"]) from None
+        raise ConfigError([f"{source}: invalid YAML{where}: {exc.problem}"]) from None
     return parse_config(raw)
 
 
@@ -330,6 +338,7 @@ def _parse_schedule(raw: object, errors: Errors) -> ScheduleConfig:
             factors[state] = errors.number(factors_raw, state, "schedule.state_factors.", 1.0)
     return ScheduleConfig(
         state_factors=factors,
+        stopped_session_factor=errors.number(sched, "stopped_session_factor", "schedule.", 1.0),
         stopped_retention=errors.duration(sched, "stopped_retention", "schedule.", 3600.0),
         not_found_backoff_max=errors.duration(sched, "not_found_backoff_max", "schedule.", 600.0),
     )

@@ -68,6 +68,8 @@ class BudgetPollerCollector(Collector):
                             ("trtc_exporter_cycle_duration_seconds", stats.cycle_duration),
                             ("trtc_exporter_poller_last_progress_time_seconds",
                              stats.last_progress),
+                            ("trtc_exporter_poll_overdue_seconds",
+                             self._poller.overdue_seconds()),
                             ("trtc_exporter_clock_skew_seconds", self._skew.seconds)):
             metric = family(name)
             metric.add_metric([], value)

@@ -19,6 +19,7 @@ from trtc_exporter.api.outcome import Outcome
 from trtc_exporter.clock import Clock, MonoSeconds
 from trtc_exporter.config.model import Config
 from trtc_exporter.polling.due import Key, Schedule, spread
+from trtc_exporter.polling.failures import FailureLog
 from trtc_exporter.polling.intervals import effective_interval
 from trtc_exporter.polling.planning import capacity, state_interval, stretch_factor
 from trtc_exporter.polling.state import (
@@ -74,6 +75,7 @@ class Poller:
         self._by_task: dict[tuple[str, str], Key] = {}  # (api, task_id) -> key, for callbacks
         self._soon: set[Key] = set()  # confirm by a poll as soon as the current one is done
         self.stats = PollerStats(last_progress=clock.time())
+        self.failures = FailureLog(clock)
 
     # -- target set -------------------------------------------------------------------------
     def set_targets(self, targets: Iterable[Target], config: Config | None = None) -> None:
@@ -94,6 +96,7 @@ class Poller:
                 self._index_task_locked(key, target.task_id or self._resolved_id(key))
             self._soon &= active.keys()
             self._store.sync(active.values())
+            self.failures.retain(active.keys())
             self._replan_locked()
             now = self._clock.monotonic()
             offsets = spread(new_keys)
@@ -131,6 +134,22 @@ class Poller:
         with self._lock:
             due = self._schedule.due_at(key)
             return None if due is None else MonoSeconds(due)
+
+    def overdue_seconds(self) -> float:
+        """Age in seconds of the most overdue poll: now minus the earliest due time of a target
+        still waiting to be handed out, queued for a worker or in flight; 0 when none is late.
+
+        Judged against the work really due, so settled targets (Stopped every 10 intervals,
+        NotFound backing off) never look like a stall, while a dead dispatcher or a hung
+        worker makes it grow without bound.
+        """
+        with self._lock:
+            now = self._clock.monotonic()
+            earliest = min(self._due_of.values(), default=math.inf)
+            nxt = self._schedule.next_due()
+            if nxt is not None:
+                earliest = min(earliest, nxt)
+            return max(0.0, now - earliest) if earliest != math.inf else 0.0
 
     # -- planning ---------------------------------------------------------------------------
     def _state_of(self, key: Key) -> TargetState:
@@ -283,6 +302,7 @@ class Poller:
         except Exception as exc:  # a bug in one poll must not orphan its target
             log.error("poll of %s failed unexpectedly: %s", target.describe(), type(exc).__name__)
             outcome = Outcome(ApiFailure("Other", type(exc).__name__), 1, 0.0)
+        self.failures.observe(target, outcome.result)
         new = apply_outcome(prev, outcome, self._clock.time())
         with self._lock:
             if key not in self._targets:

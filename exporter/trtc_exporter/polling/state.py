@@ -13,7 +13,13 @@ from dataclasses import dataclass, replace
 from trtc_exporter.api.outcome import Outcome
 from trtc_exporter.clock import WallSeconds
 from trtc_exporter.polling.intervals import STALE_AFTER_INTERVALS
-from trtc_exporter.response import NOT_FOUND, NOT_FOUND_CODES, UNKNOWN, TaskStatus
+from trtc_exporter.response import (
+    NOT_FOUND,
+    NOT_FOUND_CODES,
+    UNKNOWN,
+    TaskStatus,
+    is_auth_failure,
+)
 from trtc_exporter.target import Target
 
 ENDED_STATES = frozenset({"Stopped", "Exited"})
@@ -130,6 +136,19 @@ def _with_status(prev: TargetState, status: str, now: float, **changes: object) 
     if not gone:
         return replace(state, ended_at=None)
     return state if prev.ended_at is not None else replace(state, ended_at=now)
+
+
+def all_auth_failures(states: Iterable[TargetState]) -> str:
+    """The most frequent error code when the latest poll of every polled target failed with an
+    authentication or authorisation error (``response.is_auth_failure``), else ""."""
+    codes: dict[str, int] = {}
+    for state in states:
+        if state.poll_success is None:
+            continue  # not polled yet
+        if state.poll_success or not is_auth_failure(state.last_error_code):
+            return ""
+        codes[state.last_error_code] = codes.get(state.last_error_code, 0) + 1
+    return max(sorted(codes), key=codes.__getitem__, default="")
 
 
 def _add(table: dict[AppKey, float], key: AppKey, seconds: float) -> None:

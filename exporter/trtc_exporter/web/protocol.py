@@ -78,7 +78,12 @@ class ExporterProtocol(Protocol):
         ...
 
     def ready(self) -> bool:
-        """True once the first poll cycle is done (the /-/ready answer)."""
+        """True when :meth:`not_ready_reason` is empty (the /-/ready answer)."""
+        ...
+
+    def not_ready_reason(self) -> str:
+        """Why the exporter is not ready ("" when it is): first cycle pending, or every
+        target's last poll failed with an authentication error."""
         ...
 
     def now(self) -> WallSeconds:

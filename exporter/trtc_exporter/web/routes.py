@@ -196,13 +196,15 @@ class ExporterHandler(SecureHandlerMixin):
         if self.exporter.healthy():
             self.send_text(HTTPStatus.OK, "Healthy.\n")
         else:
-            self.send_text(HTTPStatus.SERVICE_UNAVAILABLE, "Poller has made no progress.\n")
+            self.send_text(HTTPStatus.SERVICE_UNAVAILABLE, "Poller is stalled: polls are "
+                           "overdue (trtc_exporter_poll_overdue_seconds).\n")
 
     def ready(self) -> None:
-        if self.exporter.ready():
+        reason = self.exporter.not_ready_reason()
+        if not reason:
             self.send_text(HTTPStatus.OK, "Ready.\n")
         else:
-            self.send_text(HTTPStatus.SERVICE_UNAVAILABLE, "First poll cycle not done yet.\n")
+            self.send_json(HTTPStatus.SERVICE_UNAVAILABLE, {"ready": False, "reason": reason})
 
     def reload(self) -> None:
         """``POST``/``PUT /-/reload``: only with ``--web.enable-lifecycle`` (Prometheus' rule);

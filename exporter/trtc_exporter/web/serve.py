@@ -6,7 +6,7 @@ import argparse
 import logging
 import threading
 
-from trtc_exporter.signals import install_signals
+from trtc_exporter.signals import Signals
 from trtc_exporter.web.protocol import ExporterProtocol
 from trtc_exporter.web.routes import Routes, handler_class
 from trtc_exporter.web.toolkit.connections import MAX_CONNECTIONS
@@ -100,12 +100,15 @@ def _listens(args: argparse.Namespace) -> list[str]:
 
 def serve(exporter: ExporterProtocol, args: argparse.Namespace,
           store: WebConfigStore | None = None,
-          webhook: ExporterHTTPServer | None = None) -> int:
+          webhook: ExporterHTTPServer | None = None, signals: Signals | None = None) -> int:
     """Serve HTTP on every listen address (and the callback listener ``webhook``, if any) and
-    poll until SIGTERM/SIGINT, then stop them (5 s for requests in flight)."""
+    poll until SIGTERM/SIGINT, then stop them (5 s for requests in flight).
+
+    ``signals`` are the handlers the CLI installed before start-up (installed here if None)."""
     servers = make_servers(exporter, args, store)
-    stop = threading.Event()
-    install_signals(exporter.reload, stop)
+    signals = signals or Signals().install()
+    signals.running(exporter.reload)
+    stop = signals.stop
     if webhook is not None:  # first: a demo's simulator sends callbacks from exporter.start()
         _start(webhook, "webhook", " (TRTC callbacks at POST /webhook/trtc)")
     exporter.start()
