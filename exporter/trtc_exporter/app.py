@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import replace
 
 import requests
 from prometheus_client import CollectorRegistry, disable_created_metrics
@@ -16,18 +17,21 @@ from prometheus_client import CollectorRegistry, disable_created_metrics
 from trtc_exporter.api.budget import Budget
 from trtc_exporter.api.client import TrtcClient
 from trtc_exporter.api.credentials import CredentialProvider, CredentialsError
+from trtc_exporter.api.outcome import Outcome
 from trtc_exporter.api.skew import SkewEstimator
 from trtc_exporter.checks import check
 from trtc_exporter.clock import SYSTEM_CLOCK, Clock, WallSeconds
-from trtc_exporter.config.model import Config, load_config
+from trtc_exporter.config.model import Config, account_problem, load_config
+from trtc_exporter.coordination.cluster import Cluster
 from trtc_exporter.errors import ConfigError
 from trtc_exporter.exposition.apps import AppCollector
+from trtc_exporter.exposition.coordination import CoordinationCollector
 from trtc_exporter.exposition.health import BudgetPollerCollector
 from trtc_exporter.exposition.selfhealth import SelfHealthCollector
 from trtc_exporter.exposition.tasks import TaskCollector
 from trtc_exporter.metrics import ApiMetrics
 from trtc_exporter.polling.intervals import STALE_AFTER_INTERVALS
-from trtc_exporter.polling.planning import budget_rates, plan
+from trtc_exporter.polling.planning import budget_rates, plan, state_interval, with_account
 from trtc_exporter.polling.poller import Poller
 from trtc_exporter.polling.state import StateStore, TargetState
 from trtc_exporter.runtime import Runtime, revision
@@ -49,11 +53,15 @@ class Exporter:
     def __init__(self, config: Config, credentials: CredentialProvider, *,
                  clock: Clock = SYSTEM_CLOCK, config_path: str = "",
                  session: requests.Session | None = None, shard: tuple[int, int] = (0, 1),
-                 demo: bool = False, basic_auth: Callable[[], bool] = lambda: False) -> None:
+                 demo: bool = False, basic_auth: Callable[[], bool] = lambda: False,
+                 accounts: dict[str, CredentialProvider] | None = None,
+                 redis_password: Secret | None = None) -> None:
         """Build every part from a checked ``config`` (see :func:`trtc_exporter.checks.check`).
 
         ``basic_auth`` says whether the web config in force has basic-auth users, for the
-        reload's registration check; ``shard`` is (index, count) of ``--shard``.
+        reload's registration check; ``shard`` is (index, count) of ``--shard``. ``accounts``
+        maps each account of ``accounts:`` to its credentials (``credentials`` alone serves the
+        implicit account); ``redis_password`` is ``coordination.password_file``'s content.
         """
         self.clock = clock
         self._basic_auth = basic_auth
@@ -62,28 +70,46 @@ class Exporter:
                                shard_count=shard[1], demo=demo,
                                reload_success_time=clock.time())
         self.registry = CollectorRegistry(auto_describe=True)
-        self.budget = Budget(budget_rates(config), clock, guard=config.api.rate_guard)
+        # the account label exists only with accounts: (fixed at start: labels cannot change)
+        self.labelled = bool(config.accounts)
+        self.cluster = (Cluster(config.coordination, redis_password, clock)
+                        if config.coordination.enabled else None)
+        self.budget = Budget(budget_rates(config), clock, guard=config.api.rate_guard,
+                             factory=None if self.cluster is None else
+                             self.cluster.limiter_factory(config.api.rate_guard))
         self.skew = SkewEstimator()
-        self.client = TrtcClient(endpoint=config.api.endpoint, credentials=credentials,
-                                 budget=self.budget, metrics=ApiMetrics(self.registry),
-                                 clock=clock, timeout=config.api.timeout,
-                                 max_retries=config.api.max_retries, skew=self.skew,
-                                 session=session)
-        self.sources = TargetSources(config, clock)
+        metrics = ApiMetrics(self.registry, accounts=self.labelled)
+        self.clients = {
+            name: TrtcClient(endpoint=config.api.endpoint, credentials=provider,
+                             budget=self.budget,
+                             metrics=metrics.for_account(name) if self.labelled else metrics,
+                             clock=clock, timeout=config.api.timeout,
+                             max_retries=config.api.max_retries, skew=self.skew,
+                             session=session)
+            for name, provider in (accounts or {config.account_names[0]: credentials}).items()}
+        self.client = self.clients[config.account_names[0]]
+        self.sources = TargetSources(config, clock, shared=None if self.cluster is None
+                                     else self.cluster.registrations)
         self.store = StateStore()
-        self.poller = Poller(config, self.client.describe, self.store, self.budget, clock)
+        self.poller = Poller(config, self._describe, self.store, self.budget, clock)
         self.revision = revision()
+        self._all_targets: list[Target] = []  # the whole (shard's) set; the poller gets ours
         # registration order is exposition order: task families, app totals, budget and
-        # poller, the exporter itself (the golden test pins it)
-        for collector in (TaskCollector(lambda: self.store.snapshot(), clock.time),
-                          AppCollector(self.store, lambda: self.runtime.config, clock.time),
+        # poller, the exporter itself (the golden test pins it), then coordination
+        for collector in (TaskCollector(self.states, clock.time),
+                          AppCollector(self.store, lambda: self.runtime.config, clock.time,
+                                       accounts=self.labelled, states=self.states),
                           BudgetPollerCollector(self.budget, self.poller, self.skew,
-                                                lambda: self.runtime.config, self.sources),
+                                                lambda: self.runtime.config, self.sources,
+                                                accounts=self.labelled),
                           SelfHealthCollector(self.runtime, self.revision)):
             self.registry.register(collector)
+        if self.cluster is not None:
+            self.registry.register(CoordinationCollector(self.cluster.coordinator))
         self._reload_lock = threading.Lock()
         self._targets_lock = threading.Lock()
         self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
         self._apply_targets(config)
 
     @property
@@ -91,20 +117,50 @@ class Exporter:
         """The configuration in force."""
         return self.runtime.config
 
+    def _describe(self, target: Target, cancel: threading.Event) -> Outcome:
+        """Poll one target with its account's client (credentials and budget lane)."""
+        return self.clients[target.account or self.config.account_names[0]].describe(
+            target, cancel)
+
     def _apply_targets(self, config: Config | None = None, announce: bool = True) -> None:
-        """Push the merged, shard-filtered target set to the poller (and log the plan)."""
+        """Push the merged, shard-filtered target set to the poller (and log the plan); with
+        coordination, only the targets this replica owns among the live members."""
         rt = self.runtime
         with self._targets_lock:
             config = config or self.config  # read under the lock: a reload may be swapping it
-            targets = [t for t in self.sources.merged()
-                       if in_shard(t, rt.shard_index, rt.shard_count)]
+            merged = self._usable([with_account(config, t) for t in self.sources.merged()
+                                   if in_shard(t, rt.shard_index, rt.shard_count)], config)
+            targets = self._owned(merged)
             if announce:
                 for line in plan(config, targets, budget_rates(config)):
                     if line.targets:
                         log.info("capacity plan: %s", line.summary())
-            for action, region in sorted({(t.action, t.region) for t in targets}):
-                self.client.metrics.prepare(action, region)
+            for account, action, region in sorted({(t.account, t.action, t.region)
+                                                   for t in targets}):
+                self.clients[account or config.account_names[0]].metrics.prepare(action, region)
+            self._all_targets = merged
             self.poller.set_targets(targets, config)
+
+    @staticmethod
+    def _usable(targets: list[Target], config: Config) -> list[Target]:
+        """Drop (and log) file or registered targets naming an account not configured."""
+        good = [t for t in targets if account_problem(t.account, config.accounts) is None]
+        if len(good) < len(targets):
+            log.error("%d targets refer to an account not in accounts: and are not polled",
+                      len(targets) - len(good))
+        return good
+
+    def _owned(self, targets: list[Target]) -> list[Target]:
+        """Ours among the live members; a target newly ours starts from its shared state."""
+        if self.cluster is None:
+            return targets
+        mine = self.cluster.owned(t.id for t in targets)
+        owned = [t for t in targets if t.id in mine]
+        for target in owned:
+            shared = self.cluster.shared_state(target.id)
+            if shared is not None and self.store.get(target.key) is None:
+                self.store.put(shared.onto(TargetState(target)))
+        return owned
 
     def register(self, targets: list[Target], ttl: float | None) -> list[Target]:
         """Registration API: add targets (TargetLimitError past max_targets)."""
@@ -131,24 +187,49 @@ class Exporter:
             self._apply_targets()
         return changed
 
+    def sync_once(self) -> None:
+        """With coordination: publish the states we polled, read every replica's."""
+        if self.cluster is not None:
+            self.cluster.sync_states(self.store.snapshot(),
+                                     {t.id for t in self._all_targets})
+
     def _maintain_loop(self) -> None:
         while not self.clock.wait(self._stop, 1.0):
             try:
                 self.maintain_once()
+                self.sync_once()
             except Exception:  # a bad file or database must not kill the watcher
                 log.exception("target maintenance failed")
 
     def start(self) -> None:
-        """Start the poller and the target-maintenance thread."""
+        """Start the poller, the target-maintenance thread and the coordination heartbeat."""
         self.poller.mark_started()
         self.poller.start()
-        threading.Thread(target=self._maintain_loop, name="targets", daemon=True).start()
+        self._spawn(self._maintain_loop, "targets")
+        if self.cluster is not None:
+            cluster = self.cluster
+            self._spawn(lambda: cluster.run(self._stop, self._members_changed), "coordination")
+
+    def _spawn(self, run: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=run, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _members_changed(self, members: list[str]) -> None:
+        self._apply_targets(announce=False)
+        log.info("coordination: %d members; polling %d of %d targets", len(members),
+                 len(self.poller.targets()), len(self._all_targets))
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop polling (up to ``timeout`` s for requests in flight); close the stores."""
+        """Stop polling (up to ``timeout`` s for requests in flight); leave the cluster; close
+        the stores."""
         self._stop.set()
         self.poller.stop(timeout)
+        for thread in self._threads:
+            thread.join(1.0)
         self.sources.close()
+        if self.cluster is not None:
+            self.cluster.stop()
 
     def reload(self) -> tuple[bool, str]:
         """Re-read the config file and apply every start-up check (:mod:`trtc_exporter.checks`);
@@ -156,7 +237,9 @@ class Exporter:
         with self._reload_lock:
             try:
                 config = load_config(self.runtime.config_path)
-                credentials = check(config, basic_auth=self._basic_auth()).credentials
+                checked = check(config, basic_auth=self._basic_auth())
+                self._restart_needed(config)
+                credentials = checked.credentials
                 self.sources.apply_config(config)
             except (ConfigError, CredentialsError) as exc:
                 self.runtime.reload_successful = False
@@ -164,7 +247,8 @@ class Exporter:
                 log.error("reload failed, keeping the running configuration: %s",
                           str(exc).replace("\n", "; "))
                 return False, str(exc)
-            self.client.set_credentials(credentials)
+            for name, provider in checked.accounts.items():
+                self.clients[name].set_credentials(provider)
             self.budget.update(budget_rates(config))
             self.runtime.config = config
             self._apply_targets(config)
@@ -174,6 +258,18 @@ class Exporter:
             self.runtime.reload_success_time = self.clock.time()
             log.info("configuration reloaded: %d targets", len(self.poller.targets()))
             return True, "configuration reloaded"
+
+    def _restart_needed(self, config: Config) -> None:
+        """ConfigError for changes a reload cannot apply: the account list (its names are
+        metric labels and clients) and the coordination block (membership, limiters)."""
+        old = self.config
+        problems = []
+        if set(config.account_names) != set(self.clients):
+            problems.append("accounts: adding, removing or renaming accounts needs a restart")
+        if config.coordination != old.coordination:
+            problems.append("coordination: changes need a restart")
+        if problems:
+            raise ConfigError(problems)
 
     # -- health -----------------------------------------------------------------------------
     def healthy(self) -> bool:
@@ -190,8 +286,26 @@ class Exporter:
 
     # -- the read side of the web protocol ---------------------------------------------------
     def states(self) -> list[TargetState]:
-        """The poller's current snapshot of every polled target (plain, immutable records)."""
-        return self.store.snapshot()
+        """Every target's current state (plain, immutable records): the poller's snapshot, and
+        with coordination the last state other replicas published for the targets they own."""
+        own = self.store.snapshot()
+        if self.cluster is None:
+            return own
+        return own + self._others({s.target.key for s in own}, self._all_targets)
+
+    def _others(self, have: set[tuple[str, ...]], targets: Iterable[Target]) -> list[TargetState]:
+        assert self.cluster is not None
+        config, out = self.config, []
+        for target in targets:
+            if target.key in have:
+                continue
+            state = TargetState(target)
+            shared = self.cluster.shared_state(target.id)
+            if shared is not None:  # the interval lets a silent owner's record go stale
+                state = replace(shared.onto(state), interval=state_interval(
+                    target, shared.status, shared.seen, shared.not_found_streak, config))
+            out.append(state)
+        return out
 
     def now(self) -> WallSeconds:
         """Wall-clock seconds (the injected clock)."""
@@ -201,7 +315,7 @@ class Exporter:
         """Per target: its state, seconds until its next poll and its registration expiry."""
         mono = self.clock.monotonic()
         facts = []
-        for state in self.store.snapshot():
+        for state in self.states():
             due = self.poller.due_time(state.target.key)
             facts.append(TargetFacts(state, None if due is None else max(0.0, due - mono),
                                      self.sources.expiry_of(state.target.key)))

@@ -61,6 +61,8 @@ def test_every_contract_family_is_rendered() -> None:
     samples = scrape()
     for spec in SPECS:
         if spec.name in ("trtc_exporter_cost_threshold_usd",  # only when a threshold is set
+                         "trtc_exporter_coordination_up", "trtc_exporter_coordination_members",
+                         "trtc_exporter_targets_owned",  # only with coordination
                          "trtc_exporter_target_file_last_load_successful"):  # only with files
             continue
         name = spec.name + "_count" if spec.kind == "histogram" else spec.name

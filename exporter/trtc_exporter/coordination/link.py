@@ -19,7 +19,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from trtc_exporter.clock import Clock
-from trtc_exporter.coordination.config import CoordinationConfig
+from trtc_exporter.config.coordination import CoordinationConfig
 from trtc_exporter.secret import Secret
 
 log = logging.getLogger(__name__)

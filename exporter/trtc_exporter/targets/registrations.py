@@ -15,6 +15,7 @@ import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from trtc_exporter.target import Target
 
@@ -37,6 +38,23 @@ class Registered:
     expires_at: float | None
 
 
+class Store(Protocol):
+    """Where registrations live: :class:`RegistrationStore` (SQLite), or the coordination's
+    Redis-backed store shared by replicas. Failures raise :class:`RegistrationStoreError`."""
+
+    def load(self) -> list[Registered]: ...
+
+    def upsert(self, items: list[Registered]) -> None: ...
+
+    def delete(self, ids: list[str]) -> int: ...
+
+    def close(self) -> None: ...
+
+    def changed(self) -> bool:
+        """True when another process changed the stored set since the last ``load``."""
+        ...
+
+
 def target_to_json(target: Target) -> str:
     spec: dict[str, object] = {"api": target.api, "region": target.region}
     if target.task_id:
@@ -51,6 +69,8 @@ def target_to_json(target: Target) -> str:
         spec["poll_interval_seconds"] = target.poll_interval
     if target.translation:
         spec["translation"] = True
+    if target.account:
+        spec["account"] = target.account
     return json.dumps(spec, sort_keys=True)
 
 
@@ -60,7 +80,8 @@ def target_from_json(text: str) -> Target:
                   sdk_app_id=spec.get("sdk_app_id"), session_id=spec.get("session_id", ""),
                   labels=tuple(sorted(spec.get("labels", {}).items())),
                   poll_interval=spec.get("poll_interval_seconds"),
-                  translation=spec.get("translation", False), source="api")
+                  translation=spec.get("translation", False),
+                  account=spec.get("account", ""), source="api")
 
 
 def _reason(exc: Exception) -> str:
@@ -138,6 +159,10 @@ class RegistrationStore:
             except sqlite3.Error as exc:
                 raise RegistrationStoreError(f"registration database write failed: {exc}") from None
             return cursor.rowcount
+
+    def changed(self) -> bool:
+        """Never: this process is the only writer of its database."""
+        return False
 
     def close(self) -> None:
         """Close the database."""

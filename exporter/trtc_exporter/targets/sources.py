@@ -19,6 +19,7 @@ from trtc_exporter.targets.registrations import (
     Registered,
     RegistrationStore,
     RegistrationStoreError,
+    Store,
 )
 from trtc_exporter.targets.targetset import TargetSet
 
@@ -42,17 +43,23 @@ def read_bearer_token(path: str | None) -> Secret | None:
 class TargetSources:
     """Where targets come from: config, target files and the registration store, merged."""
 
-    def __init__(self, config: Config, clock: Clock) -> None:
-        """Open the registration store (RegistrationStoreError if unusable), read target files."""
+    def __init__(self, config: Config, clock: Clock, shared: Store | None = None) -> None:
+        """Open the registration store (RegistrationStoreError if unusable), read target files.
+
+        ``shared``: the store replicas share (coordination), used instead of SQLite.
+        """
         self._clock = clock
+        self._shared = shared
         registration = config.registration
-        self.registrations = (RegistrationStore(registration.db_path) if registration.enabled
-                              else None)
+        self.registrations = self._open(registration.db_path) if registration.enabled else None
         self.bearer_token = read_bearer_token(registration.bearer_token_file)
         self.target_set = TargetSet(clock, config.max_targets, self.registrations)
         self.files = self._watch(config)
         self.files.refresh(force=True)
         self._config = config
+
+    def _open(self, path: str) -> Store:
+        return self._shared if self._shared is not None else RegistrationStore(path)
 
     def _watch(self, config: Config) -> TargetFiles:
         return TargetFiles(config.target_files, self._clock, config.api.region,
@@ -70,10 +77,10 @@ class TargetSources:
         store = self.registrations
         if new.enabled and store is None:
             try:
-                store = RegistrationStore(new.db_path)
+                store = self._open(new.db_path)
             except RegistrationStoreError as exc:
                 raise ConfigError([str(exc)]) from None
-        elif new.enabled and new.db_path != old.db_path:
+        elif new.enabled and new.db_path != old.db_path and self._shared is None:
             log.warning("registration.db_path changed; the new path takes effect on restart")
         self.bearer_token = token
         if not new.enabled:
@@ -91,8 +98,10 @@ class TargetSources:
         self._config = config
 
     def maintain(self) -> bool:
-        """Re-read changed target files when due and expire registrations; True if changed."""
+        """Re-read changed target files when due, re-read a shared store another replica changed,
+        expire registrations; True if the set changed."""
         changed = self.files.refresh()
+        changed = self.target_set.refresh() or changed
         return self.target_set.expire() > 0 or changed
 
     def register(self, targets: list[Target], ttl: float | None) -> list[Target]:

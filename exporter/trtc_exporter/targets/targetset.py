@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from trtc_exporter.clock import Clock
 from trtc_exporter.target import Target
-from trtc_exporter.targets.registrations import Registered, RegistrationStore
+from trtc_exporter.targets.registrations import Registered, Store
 
 log = logging.getLogger("trtc_exporter.targetset")  # caller= stays as before
 Key = tuple[str, ...]
@@ -35,7 +35,7 @@ class TargetSet:
     ``max_targets``, counts changes by (change, source) and expires registrations by TTL."""
 
     def __init__(self, clock: Clock, max_targets: int,
-                 store: RegistrationStore | None = None) -> None:
+                 store: Store | None = None) -> None:
         self._clock = clock
         self._lock = threading.Lock()
         self.max_targets = max_targets
@@ -48,7 +48,7 @@ class TargetSet:
         self.changes: Counter[tuple[str, str]] = Counter()
         self.attach(store)
 
-    def attach(self, store: RegistrationStore | None) -> None:
+    def attach(self, store: Store | None) -> None:
         """Use this database (None: registration off): its targets replace the API source.
 
         Registrations whose TTL passed while the exporter was down are expired at once instead
@@ -58,6 +58,14 @@ class TargetSet:
             self._store = store
             self._api = {} if store is None else {r.target.key: r for r in store.load()}
         self.expire()
+
+    def refresh(self) -> bool:
+        """Re-read the store when another replica changed it (shared store); True if re-read."""
+        store = self._store
+        if store is None or not store.changed():
+            return False
+        self.attach(store)
+        return True
 
     # -- sources ----------------------------------------------------------------------------
     def set_config(self, targets: list[Target] | tuple[Target, ...]) -> None:
