@@ -110,6 +110,8 @@ class Exporter:
         self._targets_lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        if self.cluster is not None:
+            self.poller.set_share(self._plan_share)
         self._apply_targets(config)
 
     @property
@@ -140,6 +142,14 @@ class Exporter:
                 self.clients[account or config.account_names[0]].metrics.prepare(action, region)
             self._all_targets = merged
             self.poller.set_targets(targets, config)
+
+    def _plan_share(self) -> float:
+        """The part of the shared budget our targets may plan with: owned / all while Redis
+        answers; 1 on the fallback, whose limiter already holds only our 1/N share."""
+        cluster, total = self.cluster, len(self._all_targets)
+        if cluster is None or not cluster.link.up or not total:
+            return 1.0
+        return len(self.poller.targets()) / total
 
     @staticmethod
     def _usable(targets: list[Target], config: Config) -> list[Target]:
@@ -302,8 +312,10 @@ class Exporter:
             state = TargetState(target)
             shared = self.cluster.shared_state(target.id)
             if shared is not None:  # the interval lets a silent owner's record go stale
-                state = replace(shared.onto(state), interval=state_interval(
-                    target, shared.status, shared.seen, shared.not_found_streak, config))
+                interval = state_interval(target, shared.status, shared.seen,
+                                          shared.not_found_streak, config)
+                stretch = self.poller.stretch.get(target.lane, 1.0)  # every replica's alike
+                state = replace(shared.onto(state), interval=interval * stretch)
             out.append(state)
         return out
 

@@ -66,6 +66,7 @@ class Poller:
         self._cycle_start: float = clock.monotonic()  # MonoSeconds
         self._last_plan = -1.0
         self._due_of: dict[Key, float] = {}
+        self._share: Callable[[], float] = lambda: 1.0  # fraction of each lane's budget to plan
         self.stats = PollerStats(last_progress=clock.time())
 
     # -- target set -------------------------------------------------------------------------
@@ -91,6 +92,12 @@ class Poller:
                                    self._interval_after(self._state_of(key)))
             self._cycle_pending = (self._cycle_pending & active.keys()) | set(new_keys)
             self._lock.notify_all()
+
+    def set_share(self, share: Callable[[], float]) -> None:
+        """Plan with the fraction ``share()`` (0 < x <= 1, read at every replan) of each lane's
+        budget: replicas sharing one limiter stretch their intervals together."""
+        with self._lock:
+            self._share = share
 
     def targets(self) -> list[Target]:
         """The targets being polled (after merge and shard filter)."""
@@ -141,7 +148,8 @@ class Poller:
         stretch = {}
         for action, needed in demand.items():
             limiter = self._budget.limiter(action)
-            available = capacity(limiter.effective_rate, limiter.guard)
+            share = min(1.0, max(1e-3, self._share()))
+            available = capacity(limiter.effective_rate, limiter.guard) * share
             stretch[action] = stretch_factor(needed, available)
             if stretch[action] > 1.0 and self._stretch.get(action, 1.0) <= 1.0:
                 log.warning("%s: %d targets need %.1f req/s; budget %.1f req/s; intervals "
