@@ -39,7 +39,7 @@ from trtc_exporter.secret import Secret
 from trtc_exporter.target import Target, in_shard
 from trtc_exporter.targets.registrations import Registered
 from trtc_exporter.targets.sources import TargetSources
-from trtc_exporter.web.protocol import TargetFacts
+from trtc_exporter.web.protocol import BudgetUse, TargetFacts
 
 log = logging.getLogger(__name__)
 # _created series double the counter output and no dashboard of ours uses them
@@ -337,6 +337,14 @@ class Exporter:
         """(action, effective rate in req/s, effective interval in s) for every limiter."""
         return [(action, limiter.effective_rate, self.poller.effective_interval(action))
                 for action, limiter in self.budget.items()]
+
+    def budget_use(self) -> list[BudgetUse]:
+        """Per action: the capacity plan of the polled targets against the limiter's rates."""
+        config, limiters = self.config, dict(self.budget.items())
+        return [BudgetUse(p.action, p.targets, p.demand, p.budget,
+                          limiters[p.action].effective_rate if p.action in limiters else p.budget,
+                          self.poller.effective_interval(p.action))
+                for p in plan(config, self.poller.targets(), budget_rates(config))]
 
     def registration_expiry(self, key: tuple[str, ...]) -> float | None:
         """Wall-clock expiry of an identity's registration (None: permanent or not registered)."""

@@ -30,13 +30,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="trtc-transcription-exporter",
         description="Prometheus exporter for Tencent Cloud TRTC AI transcription tasks. "
-                    "Run 'trtc-transcription-exporter simulate --help' for the API simulator.")
+                    "Run 'trtc-transcription-exporter check --config.file FILE' to prove the "
+                    "set-up against the API, 'trtc-transcription-exporter simulate --help' for "
+                    "the API simulator.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     cfg = parser.add_argument_group("configuration")
     cfg.add_argument("--config.file", dest="config_file", default="trtc-exporter.yml",
                      help="YAML configuration file (default: %(default)s)")
     cfg.add_argument("--config.check", dest="config_check", action="store_true",
                      help="validate the configuration, print a summary and exit 0 (valid) or 2")
+    cfg.add_argument("--online", action="store_true",
+                     help="with --config.check: also prove credentials, regions, reachability "
+                          "and clock with one API request per region and action (as 'check')")
     cfg.add_argument("--demo", action="store_true",
                      help="run against an embedded simulator with moving demo tasks; "
                           "no config file or credentials needed")
@@ -80,7 +85,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return simulate(args_list[1:])
     parser = build_parser()
-    args = parser.parse_args(args_list)
+    online = args_list[:1] == ["check"]
+    args = parser.parse_args(args_list[1:] if online else args_list)
+    if online or (args.config_check and args.online):
+        from trtc_exporter.onlinecheck import online_check  # the check command only
+
+        logsetup.setup(args.log_level, args.log_format)
+        return online_check(args.config_file, args.web_config)
     try:
         shard = parse_shard(args.shard)
     except argparse.ArgumentTypeError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import threading
@@ -22,6 +23,7 @@ from tests.conftest import (
 )
 from trtc_exporter.app import Exporter
 from trtc_exporter.web.routes import Routes, handler_class
+from trtc_exporter.web.static import LANDING_CSP
 from trtc_exporter.web.toolkit.server import ExporterHTTPServer
 
 RAW = {"targets": [{"task_id": "t-1"}, {"task_id": "t-2"},
@@ -142,3 +144,28 @@ def test_metrics_is_200_when_rendering_breaks(served: tuple[str, Exporter]) -> N
     assert response.status_code == 200
     assert "trtc_exporter_build_info" in response.text
     json.dumps(response.headers.get("Content-Type"))
+
+
+def test_landing_page_has_a_strict_csp_and_no_inline_code(served: tuple[str, Exporter]) -> None:
+    """/ carries the strict CSP; its HTML has no inline script or style; both files are served."""
+    base, _ = served
+    page = requests.get(base + "/?status=InProgress&sort=age&order=desc&refresh=15", timeout=5)
+    assert page.headers["Content-Security-Policy"] == LANDING_CSP
+    assert "script-src 'self'" in LANDING_CSP and "unsafe-inline" not in LANDING_CSP
+    assert "<style" not in page.text and "style=" not in page.text
+    assert "<script>" not in page.text and "onclick" not in page.text
+    assert '<meta http-equiv="refresh" content="15">' in page.text
+    css = requests.get(base + "/static/landing.css", timeout=5)
+    js = requests.get(base + "/static/landing.js", timeout=5)
+    assert css.headers["Content-Type"].startswith("text/css") and "position:sticky" in css.text
+    assert js.headers["Content-Type"].startswith("text/javascript") and "clipboard" in js.text
+
+
+def test_landing_page_skips_a_bad_row(served: tuple[str, Exporter]) -> None:
+    """A target whose record cannot be rendered is left out; the page still answers 200."""
+    base, exporter = served
+    bad = exporter.store.snapshot()[0]
+    exporter.store.put(dataclasses.replace(bad, history=((1.0, "InProgress"), None)))  # type: ignore[arg-type]
+    page = requests.get(base + "/", timeout=5)
+    assert page.status_code == 200
+    assert page.text.count('<tr data-status=') == len(RAW["targets"]) - 1

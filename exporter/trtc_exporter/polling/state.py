@@ -18,6 +18,9 @@ from trtc_exporter.target import Target
 
 ENDED_STATES = frozenset({"Stopped", "Exited"})
 ACTIVE_STATES = frozenset({"Preparing", "InProgress"})
+HISTORY_LIMIT = 16
+"""Status transitions kept per target (the landing page's status strip): at most this many
+(wall-clock seconds, status) pairs, oldest dropped first, so memory stays bounded per target."""
 
 AppKey = tuple[str, str, str]
 UsageKey = tuple[str, str, str, str]
@@ -45,6 +48,7 @@ class TargetState:
     seen: bool = False  # the API has returned a status for it at least once
     ended_at: float | None = None
     not_found_streak: int = 0
+    history: tuple[tuple[float, str], ...] = ()  # (wall s, new status), at most HISTORY_LIMIT
 
     def shown_status(self, now: WallSeconds) -> str:
         """Unknown when no answer arrived within STALE_AFTER_INTERVALS planned intervals."""
@@ -53,6 +57,14 @@ class TargetState:
         if self.last_answer == 0.0 or stale:
             return UNKNOWN
         return self.status
+
+    @property
+    def stale_since(self) -> float | None:
+        """Wall-clock seconds from which shown_status turns Unknown (None: no answer or no
+        planned interval yet)."""
+        if not self.last_answer or not self.interval:
+            return None
+        return self.last_answer + STALE_AFTER_INTERVALS * self.interval
 
     @property
     def app_key(self) -> AppKey:
@@ -84,9 +96,10 @@ def apply_outcome(prev: TargetState, outcome: Outcome, now: WallSeconds) -> Targ
 
 def _with_status(prev: TargetState, status: str, now: float, **changes: object) -> TargetState:
     changed = status != prev.status
+    history = (prev.history + ((now, status),))[-HISTORY_LIMIT:] if changed else prev.history
     state = replace(prev, status=status, last_answer=now,
                     status_change_time=now if changed else prev.status_change_time,
-                    **changes)  # type: ignore[arg-type]
+                    history=history, **changes)  # type: ignore[arg-type]
     gone = status in ENDED_STATES or (status == NOT_FOUND and state.seen)
     if not gone:
         return replace(state, ended_at=None)

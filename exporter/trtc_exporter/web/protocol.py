@@ -33,6 +33,23 @@ class TargetFacts:
     expires_at: float | None
 
 
+@dataclass(frozen=True, slots=True)
+class BudgetUse:
+    """One action's budget as the landing page draws it; rates in requests/s.
+
+    ``limit`` is the configured rate, ``effective`` the limiter's current (adaptive) rate,
+    ``demand`` what the polled targets need at their base cadence (the capacity plan's demand),
+    ``interval`` the effective poll interval in seconds after stretching.
+    """
+
+    action: str
+    targets: int
+    demand: float
+    limit: float
+    effective: float
+    interval: float
+
+
 class ExporterProtocol(Protocol):
     """Reads and commands of the web layer. Times are wall-clock seconds unless named."""
 
@@ -78,6 +95,10 @@ class ExporterProtocol(Protocol):
 
     def budget_plan(self) -> list[tuple[str, float, float]]:
         """(action, effective rate req/s, effective interval s) for every limiter."""
+        ...
+
+    def budget_use(self) -> list[BudgetUse]:
+        """Per action: targets, demand, configured and effective rate (the landing page's bars)."""
         ...
 
     def bearer_token(self) -> Secret | None:

@@ -26,9 +26,13 @@ from trtc_exporter.web import registration
 from trtc_exporter.web.landing import render_landing
 from trtc_exporter.web.protocol import ExporterProtocol
 from trtc_exporter.web.rows import target_rows
+from trtc_exporter.web.static import CSS, JS, LANDING_CSP
 from trtc_exporter.web.toolkit.server import SecureHandlerMixin
+from trtc_exporter.web.view import parse_view
 
 log = logging.getLogger("trtc_exporter.web")  # caller= stays as before
+# versioned URLs (?v=<version>), so a day's caching cannot serve a stale file after an upgrade
+_STATIC_HEADERS = {"Cache-Control": "max-age=86400", "X-Content-Type-Options": "nosniff"}
 TARGET_PREFIX = "/api/v1/targets/"
 
 
@@ -43,6 +47,8 @@ class Routes:
         """(method, path) → handler method; the telemetry path is the flag's."""
         return {
             ("GET", "/"): ExporterHandler.landing,
+            ("GET", "/static/landing.css"): ExporterHandler.landing_css,
+            ("GET", "/static/landing.js"): ExporterHandler.landing_js,
             ("GET", self.telemetry_path): ExporterHandler.metrics,
             ("GET", "/-/healthy"): ExporterHandler.healthy,
             ("GET", "/-/ready"): ExporterHandler.ready,
@@ -164,8 +170,18 @@ class ExporterHandler(SecureHandlerMixin):
         self.send_body(HTTPStatus.OK, body, content_type, headers)
 
     def landing(self) -> None:
-        html = render_landing(self.exporter, self.routes.telemetry_path)
-        self.send_body(HTTPStatus.OK, html.encode(), "text/html; charset=utf-8")
+        html = render_landing(self.exporter, self.routes.telemetry_path,
+                              parse_view(self.query()))
+        self.send_body(HTTPStatus.OK, html.encode(), "text/html; charset=utf-8",
+                       {"Content-Security-Policy": LANDING_CSP, "Cache-Control": "no-store",
+                        "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"})
+
+    def landing_css(self) -> None:
+        self.send_body(HTTPStatus.OK, CSS.encode(), "text/css; charset=utf-8", _STATIC_HEADERS)
+
+    def landing_js(self) -> None:
+        self.send_body(HTTPStatus.OK, JS.encode(), "text/javascript; charset=utf-8",
+                       _STATIC_HEADERS)
 
     def healthy(self) -> None:
         if self.exporter.healthy():

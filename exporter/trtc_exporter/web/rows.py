@@ -11,12 +11,13 @@ from trtc_exporter.web.protocol import TargetFacts
 
 def target_rows(facts: list[TargetFacts], now: WallSeconds) -> list[dict[str, Any]]:
     """Rows sorted by api, task id, app id and session id; ``now`` in wall-clock seconds."""
-    rows = [_row(f, now) for f in facts]
+    rows = [target_row(f, now) for f in facts]
     return sorted(rows, key=lambda r: (r["api"], r["task_id"], r["sdk_app_id"],
                                        r["session_id"]))
 
 
-def _row(facts: TargetFacts, now: WallSeconds) -> dict[str, Any]:
+def target_row(facts: TargetFacts, now: WallSeconds) -> dict[str, Any]:
+    """One target's row: identity, labels, shown status, ages and latency in seconds."""
     state, due = facts.state, facts.next_poll_in
     t = state.target
     return {
