@@ -26,6 +26,7 @@ from trtc_exporter.config.model import (
     ScheduleConfig,
     load_config,
 )
+from trtc_exporter.config.webhook import FIELDS as WEBHOOK_FIELDS
 from trtc_exporter.generations import AI_TRANSCRIPTION, CLOUD_TRANSCRIPTION
 from trtc_exporter.target import Target
 
@@ -93,6 +94,7 @@ def test_full_example_sets_every_field() -> None:
     assert all(set(account) == _fields(AccountConfig) for account in full["accounts"])
     assert all(set(account["credentials"]) == _fields(CredentialsConfig)
                for account in full["accounts"])
+    assert set(full["webhook"]) == WEBHOOK_FIELDS
     target_keys = set().union(*(set(target) for target in full["targets"]))
     assert target_keys == _fields(Target) - {"source"}
 
@@ -111,6 +113,8 @@ def test_full_example_shows_the_defaults() -> None:
     assert config.pricing == defaults.pricing
     (app,) = config.apps.values()
     assert app.max_concurrent_tasks == AppConfig().max_concurrent_tasks
+    assert dataclasses.replace(config.webhook, key_file=None, forward=None) == \
+        dataclasses.replace(defaults.webhook, key_file=None)
 
 
 def test_mixed_example_uses_both_api_generations() -> None:

@@ -16,13 +16,14 @@ import yaml
 from trtc_exporter.cli import main
 from trtc_exporter.clock import FakeClock
 from trtc_exporter.config.coordination import CoordinationConfig
-from trtc_exporter.config.model import Config
+from trtc_exporter.config.model import Config, parse_config
 from trtc_exporter.onlinecheck import (
     CheckResult,
     online_check,
     print_report,
     redis_results,
     web_config_result,
+    webhook_results,
 )
 from trtc_exporter.simulator import SimulatorServer, parse_scenario
 
@@ -159,3 +160,15 @@ def test_redis_unreachable_is_reported() -> None:
     [result] = redis_results(cast(Config, config))
     assert not result.ok and "PING 127.0.0.1" in result.detail
     assert "redis_url" in result.fix
+
+
+def test_webhook_keys_are_checked_per_file(tmp_path: Path) -> None:
+    """Each configured callback key file is one line; a bad one fails naming its field."""
+    (tmp_path / "good").write_text("GoodKey123\n")
+    (tmp_path / "bad").write_text("not a key\n")
+    config = parse_config({"webhook": {"key_file": str(tmp_path / "good")},
+                           "apps": {1400000001: {"callback_key_file": str(tmp_path / "bad")}}})
+    results = webhook_results(config)
+    assert [r.ok for r in results] == [True, False]
+    assert "apps.1400000001.callback_key_file" in results[1].detail
+    assert [r.ok for r in webhook_results(parse_config({}))] == [True]

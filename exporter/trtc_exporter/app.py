@@ -26,10 +26,13 @@ from trtc_exporter.coordination.cluster import Cluster
 from trtc_exporter.errors import ConfigError
 from trtc_exporter.exposition.apps import AppCollector
 from trtc_exporter.exposition.coordination import CoordinationCollector
+from trtc_exporter.exposition.dropped import DroppedCollector
 from trtc_exporter.exposition.health import BudgetPollerCollector
 from trtc_exporter.exposition.selfhealth import SelfHealthCollector
 from trtc_exporter.exposition.tasks import TaskCollector
-from trtc_exporter.metrics import ApiMetrics
+from trtc_exporter.exposition.webhooks import WebhookCollector
+from trtc_exporter.metrics import ApiMetrics, DropCounter
+from trtc_exporter.polling.events import TaskEvents
 from trtc_exporter.polling.intervals import STALE_AFTER_INTERVALS
 from trtc_exporter.polling.planning import budget_rates, plan, state_interval, with_account
 from trtc_exporter.polling.poller import Poller
@@ -37,9 +40,15 @@ from trtc_exporter.polling.state import StateStore, TargetState
 from trtc_exporter.runtime import Runtime, revision
 from trtc_exporter.secret import Secret
 from trtc_exporter.target import Target, in_shard
-from trtc_exporter.targets.registrations import Registered
+from trtc_exporter.targets.registrations import Registered, RegistrationStoreError
 from trtc_exporter.targets.sources import TargetSources
+from trtc_exporter.targets.targetset import TargetLimitError
 from trtc_exporter.web.protocol import BudgetUse, TargetFacts
+from trtc_exporter.webhook.forward import Forwarder
+from trtc_exporter.webhook.forward_store import ForwardStorageError
+from trtc_exporter.webhook.hub import WebhookHub
+from trtc_exporter.webhook.keys import KeyRing
+from trtc_exporter.webhook.silence import SilenceRule
 
 log = logging.getLogger(__name__)
 # _created series double the counter output and no dashboard of ours uses them
@@ -55,13 +64,16 @@ class Exporter:
                  session: requests.Session | None = None, shard: tuple[int, int] = (0, 1),
                  demo: bool = False, basic_auth: Callable[[], bool] = lambda: False,
                  accounts: dict[str, CredentialProvider] | None = None,
-                 redis_password: Secret | None = None) -> None:
+                 redis_password: Secret | None = None,
+                 keyring: KeyRing | None = None) -> None:
         """Build every part from a checked ``config`` (see :func:`trtc_exporter.checks.check`).
 
         ``basic_auth`` says whether the web config in force has basic-auth users, for the
         reload's registration check; ``shard`` is (index, count) of ``--shard``. ``accounts``
         maps each account of ``accounts:`` to its credentials (``credentials`` alone serves the
-        implicit account); ``redis_password`` is ``coordination.password_file``'s content.
+        implicit account); ``redis_password`` is ``coordination.password_file``'s content;
+        ``keyring`` (the checked callback keys) switches the TRTC callback receiver on (None:
+        off).
         """
         self.clock = clock
         self._basic_auth = basic_auth
@@ -72,7 +84,8 @@ class Exporter:
         self.registry = CollectorRegistry(auto_describe=True)
         # the account label exists only with accounts: (fixed at start: labels cannot change)
         self.labelled = bool(config.accounts)
-        self.cluster = (Cluster(config.coordination, redis_password, clock)
+        self.drops = DropCounter()  # targets left out of answers, by reason
+        self.cluster = (Cluster(config.coordination, redis_password, clock, drops=self.drops)
                         if config.coordination.enabled else None)
         self.budget = Budget(budget_rates(config), clock, guard=config.api.rate_guard,
                              factory=None if self.cluster is None else
@@ -88,24 +101,34 @@ class Exporter:
                              session=session)
             for name, provider in (accounts or {config.account_names[0]: credentials}).items()}
         self.client = self.clients[config.account_names[0]]
-        self.sources = TargetSources(config, clock, shared=None if self.cluster is None
+        # with coordination, registrations and webhook discoveries alike live in Redis
+        self.sources = TargetSources(config, clock, self.drops, webhooks=keyring is not None,
+                                     shared=None if self.cluster is None
                                      else self.cluster.registrations)
         self.store = StateStore()
         self.poller = Poller(config, self._describe, self.store, self.budget, clock)
         self.revision = revision()
         self._all_targets: list[Target] = []  # the whole (shard's) set; the poller gets ours
+        self._task_index: dict[tuple[str, str], tuple[str, ...]] = {}  # of _all_targets
         # registration order is exposition order: task families, app totals, budget and
         # poller, the exporter itself (the golden test pins it), then coordination
-        for collector in (TaskCollector(self.states, clock.time),
+        for collector in (TaskCollector(self.states, clock.time, drops=self.drops),
                           AppCollector(self.store, lambda: self.runtime.config, clock.time,
                                        accounts=self.labelled, states=self.states),
                           BudgetPollerCollector(self.budget, self.poller, self.skew,
                                                 lambda: self.runtime.config, self.sources,
+                                                webhooks=keyring is not None,
                                                 accounts=self.labelled),
-                          SelfHealthCollector(self.runtime, self.revision)):
+                          SelfHealthCollector(self.runtime, self.revision),
+                          DroppedCollector(self.drops)):
             self.registry.register(collector)
         if self.cluster is not None:
             self.registry.register(CoordinationCollector(self.cluster.coordinator))
+        self.webhook: WebhookHub | None = None
+        self.webhook_address: str | None = None  # the listener's, when chosen here (--demo)
+        self.forwarder: Forwarder | None = None
+        if keyring is not None:
+            self._build_webhooks(config, keyring)
         self._reload_lock = threading.Lock()
         self._targets_lock = threading.Lock()
         self._stop = threading.Event()
@@ -113,6 +136,45 @@ class Exporter:
         if self.cluster is not None:
             self.poller.set_share(self._plan_share)
         self._apply_targets(config)
+
+    def _build_webhooks(self, config: Config, keyring: KeyRing) -> None:
+        """The callback receiver, its effects on targets and state, the relay and metrics
+        (registered last: the families without webhooks stay as they were)."""
+        events = TaskEvents(self.poller, self._register_discovered, lambda: self.runtime.config,
+                            find=self._find_task)
+        hook = config.webhook
+        if hook.forward is not None:
+            path = hook.forward.resolved_db_path(config.registration.db_path)
+            try:
+                self.forwarder = Forwarder(hook.forward, path, self.clock)
+            except ForwardStorageError as exc:
+                raise ConfigError([f"webhook.forward_db_path: {exc}"]) from None
+        if keyring.allow_unsigned:
+            log.warning("webhook.allow_unsigned is true: callbacks without a valid Sign are "
+                        "accepted from anyone who can reach the webhook listener")
+        self.webhook = WebhookHub(keyring, events, self.clock, max_age=hook.max_age,
+                                  relay=self.forwarder)
+        self.registry.register(WebhookCollector(
+            lambda: self.store.snapshot(), self.clock.time, self.webhook.stats,
+            events.start_failures, lambda: SilenceRule(self.runtime.config.webhook.silence_after),
+            self.forwarder.stats if self.forwarder is not None else None))
+
+    def _register_discovered(self, target: Target, ttl: float) -> bool:
+        """Watch a task a callback told us about (False when refused: max_targets, storage)."""
+        try:
+            self.register([target], ttl)
+        except (TargetLimitError, RegistrationStoreError) as exc:
+            log.error("cannot watch %s found by a callback: %s", target.describe(), exc)
+            return False
+        return True
+
+    def _find_task(self, api: str, task_id: str) -> tuple[str, ...] | None:
+        """A task in the whole target set: polled here, else (coordination) by its owner, so
+        callbacks of another replica's task neither re-register it nor get lost as new."""
+        key = self.poller.find_task(api, task_id)
+        if key is not None or self.cluster is None:
+            return key
+        return self._task_index.get((api, task_id))
 
     @property
     def config(self) -> Config:
@@ -141,6 +203,7 @@ class Exporter:
                                                    for t in targets}):
                 self.clients[account or config.account_names[0]].metrics.prepare(action, region)
             self._all_targets = merged
+            self._task_index = {(t.api, t.task_id): t.key for t in merged if t.task_id}
             self.poller.set_targets(targets, config)
 
     def _plan_share(self) -> float:
@@ -219,6 +282,8 @@ class Exporter:
         if self.cluster is not None:
             cluster = self.cluster
             self._spawn(lambda: cluster.run(self._stop, self._members_changed), "coordination")
+        if self.forwarder is not None:
+            self.forwarder.start()
 
     def _spawn(self, run: Callable[[], None], name: str) -> None:
         thread = threading.Thread(target=run, name=name, daemon=True)
@@ -237,6 +302,8 @@ class Exporter:
         self.poller.stop(timeout)
         for thread in self._threads:
             thread.join(1.0)
+        if self.forwarder is not None:
+            self.forwarder.stop(timeout)
         self.sources.close()
         if self.cluster is not None:
             self.cluster.stop()
@@ -259,6 +326,11 @@ class Exporter:
                 return False, str(exc)
             for name, provider in checked.accounts.items():
                 self.clients[name].set_credentials(provider)
+            if self.webhook is not None:
+                self.webhook.set_keys(checked.keyring, config.webhook.max_age)
+                if config.webhook.forward != self.config.webhook.forward:
+                    log.warning("webhook.forward_* changed; the relay's new settings take "
+                                "effect on restart")
             self.budget.update(budget_rates(config))
             self.runtime.config = config
             self._apply_targets(config)

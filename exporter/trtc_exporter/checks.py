@@ -7,13 +7,16 @@ Parsing (config/) refuses what is malformed; these checks refuse what parses but
 - a registration bearer token file that cannot be read or is empty;
 - credentials that cannot be found or read (files that do not exist, none at all), for the
   implicit account or for each entry of ``accounts:``;
-- a ``coordination.password_file`` (or TLS file) that cannot be read or is empty.
+- a ``coordination.password_file`` (or TLS file) that cannot be read or is empty;
+- callback signature key files (``webhook.key_file``, ``apps.<id>.callback_key_file``) that
+  cannot be read or do not hold a TRTC key (1-32 letters and digits).
 
 Every problem is collected, so one run lists them all (one line each, field path first).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -22,10 +25,13 @@ from trtc_exporter.api.credentials import CredentialProvider, CredentialsError, 
 from trtc_exporter.config.coordination import read_password
 from trtc_exporter.config.model import Config
 from trtc_exporter.errors import ConfigError
+from trtc_exporter.generations import ALL_REGIONS
 from trtc_exporter.polling.planning import budget_rates, plan
 from trtc_exporter.secret import Secret
 from trtc_exporter.targets.sources import read_bearer_token
+from trtc_exporter.webhook.keys import KeyRing, load_keyring
 
+log = logging.getLogger("trtc_exporter.checks")
 REGISTRATION_AUTH = ("registration.enabled needs registration.bearer_token_file, or "
                      "basic_auth_users in --web.config.file")
 
@@ -40,6 +46,7 @@ class Checked:
     accounts: dict[str, CredentialProvider] = field(default_factory=dict)
     """The credential source of every account, by name ("" for the implicit one)."""
     redis_password: Secret | None = None
+    keyring: KeyRing = field(default_factory=KeyRing)
 
 
 def overload_problems(config: Config) -> list[str]:
@@ -50,6 +57,18 @@ def overload_problems(config: Config) -> list[str]:
             for p in plan(config, config.targets, budget_rates(config)) if p.stretch > 1]
 
 
+def _warn_extra_regions(config: Config) -> None:
+    """One warning per api.extra_regions entry: unlisted regions are the operator's call."""
+    for region in sorted(config.api.extra_regions):
+        if region in ALL_REGIONS:
+            log.warning("api.extra_regions: %s is already a known region; the entry can go",
+                        region)
+        else:
+            log.warning("api.extra_regions: %s is not in the documented region lists; targets "
+                        "there are polled as configured (the API answers UnsupportedRegion if "
+                        "it does not serve it)", region)
+
+
 def check(config: Config, *, basic_auth: bool,
           credentials: Callable[[Config], CredentialProvider] = resolve) -> Checked:
     """Apply every check; raises ConfigError listing all problems.
@@ -58,10 +77,17 @@ def check(config: Config, *, basic_auth: bool,
     registration API when no bearer token is set). ``credentials`` resolves the credential
     chain (injectable for tests); its failure is reported as a problem like the others.
     """
+    _warn_extra_regions(config)
     problems = overload_problems(config)
     token = None
     try:
         token = read_bearer_token(config.registration.bearer_token_file)
+    except ConfigError as exc:
+        problems += exc.lines
+    keyring = None
+    try:
+        keyring = load_keyring(config.webhook.key_file, config.callback_key_files(),
+                               config.webhook.allow_unsigned)
     except ConfigError as exc:
         problems += exc.lines
     if config.registration.enabled and config.registration.bearer_token_file is None and \
@@ -74,10 +100,10 @@ def check(config: Config, *, basic_auth: bool,
         problems += exc.lines
     problems += tls_file_problems(config)
     providers = _providers(config, credentials, problems)
-    if problems or not providers:
+    if problems or not providers or keyring is None:
         raise ConfigError(problems)
     first = providers[config.account_names[0]]
-    return Checked(config, first, token, providers, password)
+    return Checked(config, first, token, providers, password, keyring)
 
 
 def _providers(config: Config, credentials: Callable[[Config], CredentialProvider],

@@ -18,7 +18,7 @@ from trtc_exporter.config.model import load_config
 from trtc_exporter.errors import ConfigError
 from trtc_exporter.polling.planning import budget_rates, plan
 from trtc_exporter.targets.registrations import RegistrationStoreError
-from trtc_exporter.web.serve import ServeError, load_web_config, serve
+from trtc_exporter.web.serve import ServeError, load_web_config, make_webhook_listener, serve
 from trtc_exporter.web.toolkit.webconfig import WebConfigStore
 
 log = logging.getLogger("trtc_exporter")
@@ -58,6 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
     web.add_argument("--web.healthcheck-unauthenticated", dest="health_open",
                      action="store_true",
                      help="serve /-/healthy and /-/ready without basic auth (TLS still applies)")
+    hook = parser.add_argument_group("webhook (TRTC event callbacks)")
+    hook.add_argument("--webhook.listen-address", dest="webhook_listen", default="",
+                      help="address of the TRTC callback listener (POST /webhook/trtc), "
+                           "host:port or :port; off when absent")
+    hook.add_argument("--webhook.config.file", dest="webhook_config", default="",
+                      help="web config of the callback listener (same format as "
+                           "--web.config.file): TLS, headers")
     logs = parser.add_argument_group("logging")
     logs.add_argument("--log.level", dest="log_level", default="info",
                       choices=list(logsetup.LEVELS))
@@ -115,8 +122,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(line, file=sys.stderr)
         return EXIT_USAGE
     try:
-        return serve(exporter, args, store)
+        webhook = None
+        if exporter.webhook is not None:
+            webhook = make_webhook_listener(exporter.webhook_address or args.webhook_listen,
+                                            exporter.webhook, args.webhook_config)
+        return serve(exporter, args, store, webhook)
     except ServeError as exc:
+        exporter.stop(timeout=1.0)
         print(str(exc), file=sys.stderr)
         return EXIT_USAGE
 
@@ -148,11 +160,12 @@ def build_exporter(args: argparse.Namespace, shard: tuple[int, int],
     if args.demo:
         from trtc_exporter.demo import build_demo_exporter
 
-        return build_demo_exporter(shard)
+        return build_demo_exporter(shard, webhook_address=args.webhook_listen or None)
     checked = check(load_config(args.config_file), basic_auth=basic_auth())
     config, credentials = checked.config, checked.credentials
     log.info("starting trtc-transcription-exporter %s: %d targets, credentials from %s",
              __version__, len(config.targets), credentials.source)
     return Exporter(config, credentials, config_path=args.config_file, shard=shard,
                     basic_auth=basic_auth, accounts=checked.accounts,
-                    redis_password=checked.redis_password)
+                    redis_password=checked.redis_password,
+                    keyring=checked.keyring if args.webhook_listen else None)

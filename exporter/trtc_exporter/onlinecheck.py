@@ -37,7 +37,6 @@ from trtc_exporter.polling.planning import budget_rates, plan
 from trtc_exporter.response import NOT_FOUND_CODES, ApiFailure
 from trtc_exporter.target import Target
 from trtc_exporter.web.toolkit.webconfig import WebConfigError, load_web_config
-from trtc_exporter.webhook.config import WebhookConfig
 from trtc_exporter.webhook.keys import KeyFileError, read_key
 
 EXIT_FAILED, EXIT_CONFIG = 1, 2
@@ -161,20 +160,26 @@ def web_config_result(path: str) -> CheckResult:
 
 
 def webhook_results(config: Config) -> list[CheckResult]:
-    """The webhook's callback key files are readable and well-formed (when a ``webhook:``
-    block is configured); the keys themselves are never shown."""
-    hook = getattr(config, "webhook", None)  # present once webhooks are wired into Config
-    if not isinstance(hook, WebhookConfig):
-        return []
-    if hook.key_file is None:
-        ok = hook.allow_unsigned
-        return [CheckResult("webhook key", ok, "no webhook.key_file" + (
-            " (allow_unsigned: true)" if ok else ""), "" if ok else "set webhook.key_file")]
-    try:
-        read_key(hook.key_file, "webhook.key_file")
-    except KeyFileError as exc:
-        return [CheckResult("webhook key", False, str(exc), "fix or create the key file")]
-    return [CheckResult("webhook key", True, f"{hook.key_file} readable")]
+    """The callback key files (``webhook.key_file``, ``apps.<id>.callback_key_file``) are
+    readable and hold a TRTC key; the keys themselves are never shown."""
+    hook = config.webhook
+    files = [("webhook.key_file", hook.key_file)] if hook.key_file else []
+    files += [(f"apps.{app}.callback_key_file", path)
+              for app, path in sorted(config.callback_key_files().items())]
+    if not files:
+        detail = ("allow_unsigned: true" if hook.allow_unsigned
+                  else "needed only with --webhook.listen-address")
+        return [CheckResult("webhook key", True, f"no callback key configured ({detail})")]
+    results = []
+    for field_path, path in files:
+        try:
+            read_key(path, field_path)
+        except KeyFileError as exc:
+            results.append(CheckResult("webhook key", False, str(exc),
+                                       "fix or create the key file"))
+            continue
+        results.append(CheckResult("webhook key", True, f"{field_path}: {path} readable"))
+    return results
 
 
 def redis_results(config: Config) -> list[CheckResult]:

@@ -226,7 +226,8 @@ def test_non_utf8_file_is_a_config_error(tmp_path: Path) -> None:
     path.write_bytes(b"targets:\n  - task_id: caf\xe9\n")
     with pytest.raises(ConfigError) as caught:
         load_config(path)
-    assert caught.value.lines == [f"{path}: cannot read config file: not UTF-8 (byte offset 25)"]
+    assert caught.value.lines == [
+        f"{path}: cannot read config file: not UTF-8 (byte offset 25); save it as UTF-8"]
 
 
 def test_nul_in_config_path_is_a_config_error() -> None:
@@ -339,7 +340,7 @@ def test_huge_integers_never_break_messages() -> None:
     assert lines == [
         "targets[0].labels.a huge integer: invalid label name a huge integer "
         "(must match [a-zA-Z_][a-zA-Z0-9_]* and not start with __)",
-        "targets[0].labels.x: label value must be a string",
+        "targets[0].labels.x: label value must be a string, got integer; quote it",
         "max_targets: must be >= 1, got a huge integer",
         "apps.a huge integer: key must be an SdkAppId (a positive integer)",
     ]
@@ -355,6 +356,14 @@ def test_control_characters_stay_on_one_line() -> None:
     """A key or value with a newline is escaped so each message stays one line."""
     assert errors_of({"api": {"region": "ap-\nx"}, "bad\nkey": 1}) == [
         "'bad\\nkey': unknown field",
-        "api.region: must be one of ap-guangzhou, ap-hongkong, ap-singapore, ap-tokyo, "
-        "na-siliconvalley, got 'ap-\\nx'",
+        "api.region: must be one of ap-beijing, ap-guangzhou, ap-hongkong, ap-shanghai, "
+        "ap-singapore, ap-tokyo, na-siliconvalley or in api.extra_regions, got 'ap-\\nx'",
     ]
+
+
+def test_too_many_targets_are_refused_before_any_entry_is_checked() -> None:
+    """1 000 wrong entries past max_targets give the one count line, not 1 000 messages."""
+    text = "max_targets: 10\ntargets:\n" + "".join("  - task_id: [x]\n" for _ in range(1000))
+    with pytest.raises(ConfigError) as caught:
+        parse_config_text(text)
+    assert caught.value.lines == ["targets: 1000 targets exceed max_targets (10)"]

@@ -241,3 +241,60 @@ def test_state_change_time_is_the_transition() -> None:
     changed = store.get(task(0).key)
     assert changed is not None and changed.status_change_time != first.status_change_time
     assert replace(changed, status="x").status == "x"
+
+
+def test_a_callback_makes_its_target_due_now_within_the_budget() -> None:
+    """observe(confirm=True) moves the next poll to now; it still goes through take_due."""
+    poller, api, clock, _ = make([task(0)])
+    run(poller, clock, 12.0)
+    before = len(api.polls["t0"])
+    assert poller.observe(task(0).key, confirm=True)
+    assert [key for key, _ in poller.take_due()] == [task(0).key]
+    assert len(api.polls["t0"]) == before  # handed out, not polled behind the budget's back
+
+
+def test_a_stop_callback_shows_the_end_at_once_with_the_event_time() -> None:
+    """observe(ended=...) shows Stopped now with the event's time as the change time."""
+    poller, _, clock, store = make([task(0)])
+    run(poller, clock, 12.0)
+    poller.observe(task(0).key, ended="Stopped", change_time=1234.5)
+    state = store.get(task(0).key)
+    assert state is not None
+    assert (state.shown_status(clock.time()), state.status_change_time) == ("Stopped", 1234.5)
+
+
+def test_callbacks_arriving_during_a_poll_are_kept() -> None:
+    """A sentence counted while a poll was in flight survives that poll's record."""
+    poller, api, clock, store = make([task(0)])
+    real = api.__call__
+
+    def slow(target: Target, cancel: threading.Event) -> Outcome:
+        poller.observe(target.key, sentence_time=clock.time())
+        return real(target, cancel)
+
+    poller._poll = slow
+    poller.poll_one(task(0).key)
+    state = store.get(task(0).key)
+    assert state is not None and state.sentences == 1 and state.status == "InProgress"
+
+
+def test_an_inprogress_task_confirmed_by_callbacks_is_polled_less_often() -> None:
+    """Sentences every 5 s stretch an InProgress task's interval to 4x; without them it is 1x."""
+    poller, api, clock, _ = make([task(0), task(1)])
+    for _ in range(60):
+        run(poller, clock, 5.0)
+        poller.observe(task(0).key, sentence_time=clock.time())
+    assert len(api.polls["t1"]) == pytest.approx(30, abs=1)
+    assert len(api.polls["t0"]) == pytest.approx(8, abs=2)
+
+
+def test_session_targets_are_found_by_the_task_id_their_polls_resolved() -> None:
+    """find_task knows a session target by the TaskId the API returned for it."""
+    session = Target(api="ai_transcription", region="ap-guangzhou", sdk_app_id=1,
+                     session_id="room")
+    poller, _, clock, _ = make([session])
+    poller._poll = lambda target, cancel: Outcome(
+        TaskStatus("InProgress", "InProgress", 1.0, "resolved-7", "", "r"), 1, 0.01)
+    assert poller.find_task("ai_transcription", "resolved-7") is None
+    run(poller, clock, 12.0)
+    assert poller.find_task("ai_transcription", "resolved-7") == session.key

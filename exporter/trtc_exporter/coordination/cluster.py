@@ -37,6 +37,7 @@ from trtc_exporter.coordination.link import Link, connect, describe
 from trtc_exporter.coordination.membership import Membership
 from trtc_exporter.coordination.state import RedisStateStore, SharedState
 from trtc_exporter.coordination.targets import RedisTargetStore
+from trtc_exporter.metrics import DropCounter
 from trtc_exporter.polling.state import TargetState
 from trtc_exporter.secret import Secret
 from trtc_exporter.targets.registrations import Registered, RegistrationStoreError
@@ -120,7 +121,8 @@ class Cluster:
     """The coordination parts of one replica; thread-safe; never raises a Redis error."""
 
     def __init__(self, config: CoordinationConfig, password: Secret | None, clock: Clock,
-                 me: str | None = None) -> None:
+                 me: str | None = None, drops: DropCounter | None = None) -> None:
+        """``drops`` counts shared registration rows that do not parse (``stored_row``)."""
         self.config = config
         self._clock = clock
         self.client = connect(config, password)
@@ -129,7 +131,7 @@ class Cluster:
         membership = Membership(self.client, self.keys, me or member_id(), config.member_ttl,
                                 clock)
         self.coordinator = Coordinator(self.link, membership, clock, config.heartbeat)
-        self.registrations = SharedRegistrations(RedisTargetStore(self.client, self.keys),
+        self.registrations = SharedRegistrations(RedisTargetStore(self.client, self.keys, drops),
                                                  self.link)
         self._states = RedisStateStore(self.client, self.keys)
         self._published: dict[str, float] = {}  # target id -> last_poll published

@@ -11,16 +11,19 @@ from trtc_exporter.metrics import BY_NAME, Spec, labels_of
 from trtc_exporter.response import NOT_FOUND, UNKNOWN
 
 SOURCES = ("config", "file", "api")
-"""Values of the ``source`` label of target families, always all present."""
+"""Values of the ``source`` label of target families, always all present (plus ``webhook``
+while the callback listener is on)."""
+WEBHOOK_SOURCE = "webhook"
 
 
 def family(name: str, extra: tuple[str, ...] = (), accounts: bool = False) -> Any:
-    """A fresh family for a declared metric; ``extra`` appends operator label names (gauges);
+    """A fresh family for a declared metric; ``extra`` appends operator label names;
     ``accounts`` puts the ``account`` label first on per-account families (metrics.py)."""
     spec: Spec = BY_NAME[name]
     labels = labels_of(name, accounts)
     if spec.kind == "counter":
-        return CounterMetricFamily(name.removesuffix("_total"), spec.help, labels=labels)
+        return CounterMetricFamily(name.removesuffix("_total"), spec.help,
+                                   labels=labels + extra)
     return GaugeMetricFamily(name, spec.help, labels=labels + extra)
 
 

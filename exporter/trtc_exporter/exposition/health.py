@@ -13,7 +13,7 @@ from prometheus_client.registry import Collector
 from trtc_exporter.api.budget import Budget
 from trtc_exporter.api.skew import SkewEstimator
 from trtc_exporter.config.model import Config
-from trtc_exporter.exposition.families import SOURCES, family
+from trtc_exporter.exposition.families import SOURCES, WEBHOOK_SOURCE, family
 from trtc_exporter.polling.planning import split_lane
 from trtc_exporter.polling.poller import Poller
 from trtc_exporter.targets.sources import TargetSources
@@ -25,9 +25,11 @@ class BudgetPollerCollector(Collector):
     target-set changes, target-file health, cycle times (wall-clock s) and clock skew (s)."""
 
     def __init__(self, budget: Budget, poller: Poller, skew: SkewEstimator,
-                 config: Callable[[], Config], sources: TargetSources | None = None,
-                 accounts: bool = False) -> None:
-        """``accounts``: label budget families by account (set when ``accounts:`` is)."""
+                 config: Callable[[], Config], sources: TargetSources | None = None, *,
+                 webhooks: bool = False, accounts: bool = False) -> None:
+        """``webhooks``: the callback listener is on, so source ``webhook`` is shown too;
+        ``accounts``: label budget families by account (set when ``accounts:`` is)."""
+        self._sources_shown = SOURCES + ((WEBHOOK_SOURCE,) if webhooks else ())
         self._accounts = accounts
         self._budget = budget
         self._poller = poller
@@ -62,7 +64,7 @@ class BudgetPollerCollector(Collector):
     def _poller_families(self) -> list[Metric]:
         stats = self._poller.stats
         targets = family("trtc_exporter_targets")
-        by_source = dict.fromkeys(SOURCES, 0)
+        by_source = dict.fromkeys(self._sources_shown, 0)
         for target in self._poller.targets():
             by_source[target.source] = by_source.get(target.source, 0) + 1
         for source, count in by_source.items():
@@ -84,7 +86,7 @@ class BudgetPollerCollector(Collector):
         if self._sources is not None:
             counted = self._sources.changes()
             for change in CHANGES:
-                for source in SOURCES:
+                for source in self._sources_shown:
                     changes.add_metric([change, source], float(counted.get((change, source), 0)))
             for path, ok in sorted(self._sources.file_status().items()):
                 files.add_metric([path], 1.0 if ok else 0.0)

@@ -48,14 +48,25 @@ def base_interval(target: Target, config: Config) -> float:
     return target.poll_interval or config.poll_interval
 
 
+EVENT_CONFIRMED_FACTOR = 4.0
+"""How much less often an InProgress task is polled while TRTC's callbacks keep confirming it
+(a start or a sentence received within that longer interval): its stop arrives as a callback
+and triggers a poll at once, so the polls are only a safety net (bench/webhooks.py)."""
+
+
 def state_interval(target: Target, status: str, seen: bool, not_found_streak: int,
-                   config: Config) -> float:
-    """Interval before stretching: settled states less often, never-seen NotFound backs off."""
+                   config: Config, event_age: float | None = None) -> float:
+    """Interval before stretching: settled states less often, never-seen NotFound backs off,
+    an InProgress task confirmed by a callback ``event_age`` seconds ago less often too."""
     base = base_interval(target, config)
     if status == NOT_FOUND and not seen:
         backoff = base * float(2 ** min(max(not_found_streak - 1, 0), 20))
         return max(base, min(backoff, config.schedule.not_found_backoff_max))
-    return base * config.schedule.state_factors.get(status, 1.0)
+    interval = base * config.schedule.state_factors.get(status, 1.0)
+    relaxed = interval * EVENT_CONFIRMED_FACTOR
+    if status == "InProgress" and event_age is not None and 0 <= event_age < relaxed:
+        return relaxed
+    return interval
 
 
 def capacity(rate: float, guard: float) -> float:

@@ -22,7 +22,13 @@ from trtc_exporter.config.model import Config
 from trtc_exporter.polling.due import Key, Schedule, spread
 from trtc_exporter.polling.intervals import effective_interval
 from trtc_exporter.polling.planning import capacity, state_interval, stretch_factor
-from trtc_exporter.polling.state import StateStore, TargetState, apply_outcome
+from trtc_exporter.polling.state import (
+    StateStore,
+    TargetState,
+    apply_event,
+    apply_outcome,
+    with_event_facts,
+)
 from trtc_exporter.response import ApiFailure
 from trtc_exporter.target import Target
 
@@ -67,6 +73,8 @@ class Poller:
         self._last_plan = -1.0
         self._due_of: dict[Key, float] = {}
         self._share: Callable[[], float] = lambda: 1.0  # fraction of each lane's budget to plan
+        self._by_task: dict[tuple[str, str], Key] = {}  # (api, task_id) -> key, for callbacks
+        self._soon: set[Key] = set()  # confirm by a poll as soon as the current one is done
         self.stats = PollerStats(last_progress=clock.time())
 
     # -- target set -------------------------------------------------------------------------
@@ -83,6 +91,10 @@ class Poller:
                 self._due_of.pop(key, None)
             new_keys = [k for k in active if k not in self._targets]
             self._targets = active
+            self._by_task = {}
+            for key, target in active.items():
+                self._index_task_locked(key, target.task_id or self._resolved_id(key))
+            self._soon &= active.keys()
             self._store.sync(active.values())
             self._replan_locked()
             now = self._clock.monotonic()
@@ -134,8 +146,48 @@ class Poller:
 
     def _base_interval(self, state: TargetState) -> float:
         """The state-aware interval before stretching."""
+        age = self._clock.time() - state.event_time if state.event_time else None
         return state_interval(state.target, state.status, state.seen, state.not_found_streak,
-                              self._config)
+                              self._config, age)
+
+    # -- callbacks (webhook/) ---------------------------------------------------------------
+    def find_task(self, api: str, task_id: str) -> Key | None:
+        """The key of the polled target watching this task id of this API, if any."""
+        with self._lock:
+            return self._by_task.get((api, task_id))
+
+    def _resolved_id(self, key: Key) -> str:
+        state = self._store.get(key)
+        return state.resolved_task_id if state is not None else ""
+
+    def _index_task_locked(self, key: Key, task_id: str) -> None:
+        """Callbacks name tasks by TaskId: index session targets by the TaskId polls found."""
+        if task_id:
+            self._by_task.setdefault((key[0], task_id), key)
+
+    def observe(self, key: Key, *, ended: str | None = None, change_time: float | None = None,
+                sentence_time: float | None = None, confirm: bool = False) -> bool:
+        """Record a verified callback about a polled target (see ``state.apply_event``); with
+        ``confirm`` the target is due now, so a poll confirms it as soon as the budget gives a
+        token (never outside the budget). False when the target is not polled here."""
+        with self._lock:
+            if key not in self._targets:
+                return False
+            prev = self._state_of(key)
+            self._store.put(apply_event(prev, self._clock.time(), ended=ended,
+                                        change_time=change_time, sentence_time=sentence_time))
+            if confirm:
+                self._poll_soon_locked(key)
+            return True
+
+    def _poll_soon_locked(self, key: Key) -> None:
+        now = self._clock.monotonic()
+        if key in self._schedule:
+            if (self._schedule.due_at(key) or now) > now:
+                self._schedule.set(key, now)
+                self._lock.notify_all()
+        else:  # being polled now: poll again right after
+            self._soon.add(key)
 
     def _interval_after(self, state: TargetState) -> float:
         return self._base_interval(state) * self._stretch.get(state.target.lane, 1.0)
@@ -245,7 +297,7 @@ class Poller:
             if key not in self._targets:
                 self._due_of.pop(key, None)
                 return
-            self._finish_locked(key, prev, new)
+            self._finish_locked(key, prev, with_event_facts(new, self._store.get(key)))
 
     def _finish_locked(self, key: Key, prev: TargetState, new: TargetState) -> None:
         now_wall, now = self._clock.time(), self._clock.monotonic()
@@ -255,9 +307,13 @@ class Poller:
         else:
             interval = self._interval_after(new)
             due = self._next_due(self._due_of.pop(key, now), interval, now)
+            if key in self._soon:
+                self._soon.discard(key)
+                due = now
             new = replace(new, interval=interval, next_poll=now_wall + (due - now))
             self._store.record_poll(prev, new)
             self._schedule.set(key, due)
+            self._index_task_locked(key, new.resolved_task_id)
         self.stats.last_progress = now_wall
         self._cycle_done_locked(key, now)
 

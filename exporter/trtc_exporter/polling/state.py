@@ -49,6 +49,11 @@ class TargetState:
     ended_at: float | None = None
     not_found_streak: int = 0
     history: tuple[tuple[float, str], ...] = ()  # (wall s, new status), at most HISTORY_LIMIT
+    # facts from TRTC event callbacks (webhook/): never the transcript, only counts and times
+    sentences: int = 0  # complete sentences (903/1403) received for the task
+    last_sentence: float | None = None  # EventMsTs of the last one, Unix seconds
+    event_time: float = 0.0  # when the last callback about the task was received (0: none)
+    first_event: float = 0.0  # when the first one was (silence is judged from then on)
 
     def shown_status(self, now: WallSeconds) -> str:
         """Unknown when no answer arrived within STALE_AFTER_INTERVALS planned intervals."""
@@ -92,6 +97,33 @@ def apply_outcome(prev: TargetState, outcome: Outcome, now: WallSeconds) -> Targ
                             last_error_code=result.code,
                             not_found_streak=prev.not_found_streak + 1)
     return replace(polled, poll_success=False, last_error_code=result.code)
+
+
+def apply_event(prev: TargetState, now: WallSeconds, *, ended: str | None = None,
+                change_time: float | None = None, sentence_time: float | None = None
+                ) -> TargetState:
+    """The record after a verified callback about the task, received at ``now``.
+
+    ``ended`` (Stopped or Exited, from 902/1402) shows the task ended at once, with
+    ``change_time`` (the event's EventMsTs) as its change time; ``sentence_time`` (903/1403)
+    counts one sentence. Poll facts (last success, poll success) are left alone.
+    """
+    state = replace(prev, event_time=now, first_event=prev.first_event or now)
+    if sentence_time is not None:
+        last = max(sentence_time, prev.last_sentence or sentence_time)
+        state = replace(state, sentences=prev.sentences + 1, last_sentence=last)
+    if ended is not None and prev.status != ended:
+        state = _with_status(state, ended, now)
+        state = replace(state, status_change_time=change_time or now)
+    return state
+
+
+def with_event_facts(new: TargetState, current: TargetState | None) -> TargetState:
+    """A poll's record with the callback facts that arrived while it was in flight kept."""
+    if current is None or current.event_time <= new.event_time:
+        return new
+    return replace(new, sentences=current.sentences, last_sentence=current.last_sentence,
+                   event_time=current.event_time, first_event=current.first_event)
 
 
 def _with_status(prev: TargetState, status: str, now: float, **changes: object) -> TargetState:

@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from trtc_exporter.clock import Clock
-from trtc_exporter.target import Target
+from trtc_exporter.target import Target, duplicate_text
 from trtc_exporter.targets.registrations import Registered, Store
 
 log = logging.getLogger("trtc_exporter.targetset")  # caller= stays as before
@@ -22,6 +22,11 @@ CHANGES = ("added", "removed", "expired", "refused")
 
 class TargetLimitError(Exception):
     """Registering would exceed max_targets."""
+
+
+class TargetConflictError(Exception):
+    """A registration asks the API the same thing as a known target under another identity
+    (:attr:`Target.lookup`: one 1.0 TaskId with and without ``sdk_app_id``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,18 +50,23 @@ class TargetSet:
         self._api: dict[Key, Registered] = {}
         self._current: dict[Key, Target] = {}
         self._refused: set[Key] = set()
+        self._sources: frozenset[str] = frozenset({"api", "webhook"})
         self.changes: Counter[tuple[str, str]] = Counter()
         self.attach(store)
 
-    def attach(self, store: Store | None) -> None:
-        """Use this database (None: registration off): its targets replace the API source.
+    def attach(self, store: Store | None,
+               sources: frozenset[str] = frozenset({"api", "webhook"})) -> None:
+        """Use this store (None: registration off): its targets of ``sources`` (``api``
+        registrations, ``webhook`` discoveries) replace the dynamic ones.
 
         Registrations whose TTL passed while the exporter was down are expired at once instead
         of being polled until the first maintenance pass.
         """
         with self._lock:
             self._store = store
-            self._api = {} if store is None else {r.target.key: r for r in store.load()}
+            self._sources = sources
+            loaded = [] if store is None else store.load()
+            self._api = {r.target.key: r for r in loaded if r.target.source in sources}
         self.expire()
 
     def refresh(self) -> bool:
@@ -64,7 +74,7 @@ class TargetSet:
         store = self._store
         if store is None or not store.changed():
             return False
-        self.attach(store)
+        self.attach(store, self._sources)
         return True
 
     # -- sources ----------------------------------------------------------------------------
@@ -81,10 +91,12 @@ class TargetSet:
         now = self._clock.time()
         expires = None if ttl is None else now + ttl
         with self._lock:
+            self._check_conflicts(targets)
             merged_keys = set(self._current) | set(self._api)
             new = [t for t in targets if t.key not in merged_keys]
             if len(merged_keys) + len(new) > self.max_targets:
-                self.changes[("refused", "api")] += len(new)
+                for target in new:
+                    self.changes[("refused", target.source)] += 1
                 raise TargetLimitError(
                     f"max_targets ({self.max_targets}) reached: {len(merged_keys)} targets, "
                     f"{len(new)} new would exceed it")
@@ -95,6 +107,16 @@ class TargetSet:
             for item in items:
                 self._api[item.target.key] = item
         return new
+
+    def _check_conflicts(self, targets: list[Target]) -> None:
+        known = {t.lookup: t for t in (*self._current.values(),
+                                       *(r.target for r in self._api.values()))}
+        for index, target in enumerate(targets):
+            other = known.get(target.lookup)
+            if other is not None and other.key != target.key:
+                raise TargetConflictError(
+                    f"targets[{index}]: " + duplicate_text(f"the {other.source} target {other.id}",
+                                                           other, target))
 
     def unregister(self, target_id: str) -> bool:
         with self._lock:
@@ -119,7 +141,8 @@ class TargetSet:
                 self._store.delete([r.target.id for r in gone])
             for item in gone:
                 del self._api[item.target.key]
-            self.changes[("expired", "api")] += len(gone)
+            for item in gone:
+                self.changes[("expired", item.target.source)] += 1
         log.info("%d registered targets expired", len(gone))
         return len(gone)
 
@@ -128,11 +151,17 @@ class TargetSet:
         """The target set to poll, recording added/removed/refused changes since last time."""
         with self._lock:
             merged: dict[Key, Target] = {}
+            lookups: dict[Key, Target] = {}
             refused = 0
             candidates = [*self._config, *self._files, *(r.target for r in self._api.values())]
             self._refused &= {t.key for t in candidates}  # forget refusals of departed targets
             for target in candidates:
-                if target.key in merged:
+                first = lookups.setdefault(target.lookup, target)
+                if first is not target:  # the same task from two sources: the first wins
+                    if first.key != target.key:
+                        log.warning("%s target %s skipped: %s", target.source, target.id,
+                                    duplicate_text(f"{first.source} target {first.id}", first,
+                                                   target))
                     continue
                 if len(merged) >= self.max_targets:
                     refused += self._refuse(target)

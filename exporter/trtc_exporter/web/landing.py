@@ -16,6 +16,7 @@ from typing import Any
 from trtc_exporter import __version__
 from trtc_exporter.clock import WallSeconds
 from trtc_exporter.durations import format_duration
+from trtc_exporter.exposition.dropped import printable_target
 from trtc_exporter.web.console import STATUS_ORDER, summary
 from trtc_exporter.web.protocol import ExporterProtocol, TargetFacts
 from trtc_exporter.web.rows import target_row
@@ -137,9 +138,14 @@ Pair = tuple[dict[str, Any], TargetFacts]
 
 
 def row_pairs(facts_list: list[TargetFacts], now: WallSeconds) -> list[Pair]:
-    """(row, facts) of every target whose row can be built; the others are skipped and logged."""
+    """(row, facts) of every target whose row can be built, in identity order (``Target.key``,
+    all strings: total whatever the targets); the others are skipped and logged. A target whose
+    text cannot be written (validation stops those at every entrance) is skipped too."""
     pairs = []
-    for facts in facts_list:
+    for facts in sorted(facts_list, key=lambda f: f.state.target.key):
+        if not printable_target(facts.state.target, (facts.state.resolved_task_id,)):
+            log.warning("landing page: skipped %s: not valid text", facts.state.target.id)
+            continue
         try:
             pairs.append((target_row(facts, now), facts))
         except Exception:

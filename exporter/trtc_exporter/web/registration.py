@@ -16,12 +16,12 @@ from http import HTTPStatus
 from socketserver import BaseServer
 from typing import Any, Protocol
 
-from trtc_exporter.config.model import account_problem, parse_targets
+from trtc_exporter.config.model import ApiConfig, account_problem, parse_targets
 from trtc_exporter.errors import Errors
 from trtc_exporter.polling.state import TargetState
 from trtc_exporter.target import Target
 from trtc_exporter.targets.registrations import RegistrationStoreError
-from trtc_exporter.targets.targetset import TargetLimitError
+from trtc_exporter.targets.targetset import TargetConflictError, TargetLimitError
 from trtc_exporter.web.protocol import ExporterProtocol
 from trtc_exporter.web.toolkit.server import ExporterHTTPServer
 
@@ -129,18 +129,23 @@ def post_targets(handler: RequestHandler) -> None:
     exporter = handler.exporter
     errors = Errors()
     raw, ttl = _split(document, errors)
-    targets = parse_targets(raw, "targets", errors, exporter.config.api.region, source="api")
+    api = exporter.config.api
+    targets = parse_targets(raw, "targets", errors, api.region, source="api",
+                            extra_regions=api.extra_regions)
     for index, target in enumerate(targets):
         problem = account_problem(target.account, exporter.config.accounts)
         if problem:
             errors.add(f"targets[{index}].account", problem)
     if errors.lines:
-        _error(handler, HTTPStatus.BAD_REQUEST, *errors.lines)
+        _error(handler, HTTPStatus.BAD_REQUEST, *errors.report())
         return
     try:
         new = exporter.register(list(targets), ttl)
     except TargetLimitError as exc:
         _error(handler, HTTPStatus.TOO_MANY_REQUESTS, str(exc))
+        return
+    except TargetConflictError as exc:
+        _error(handler, HTTPStatus.CONFLICT, str(exc))
         return
     except RegistrationStoreError as exc:
         _error(handler, HTTPStatus.SERVICE_UNAVAILABLE, str(exc))
@@ -169,15 +174,17 @@ def _fresh(expires_at: float | None, now: float, ttl: float) -> bool:
     return expires_at is None or expires_at - now >= ttl / 2
 
 
-def _probe_target(params: dict[str, str], default_region: str) -> Target | None:
+def _probe_target(params: dict[str, str], api: ApiConfig) -> Target | None:
     """The target a probe's query names, validated like a config entry (None if invalid)."""
     raw: dict[str, Any] = {k: v for k, v in params.items()
                            if k in ("task_id", "session_id", "api", "region")}
     if "sdk_app_id" in params:
         app = params["sdk_app_id"]
-        raw["sdk_app_id"] = int(app) if app.isascii() and app.isdigit() else app
+        digits = app.isascii() and app.isdigit() and len(app) <= 20  # int() refuses 4 300+
+        raw["sdk_app_id"] = int(app) if digits else app
     errors = Errors()
-    targets = parse_targets([raw], "probe", errors, default_region, source="api")
+    targets = parse_targets([raw], "probe", errors, api.region, source="api",
+                            extra_regions=api.extra_regions)
     return targets[0] if targets and not errors.lines else None
 
 
@@ -195,7 +202,7 @@ def register_probed(handler: RequestHandler, params: dict[str, str],
     if found and all(_fresh(exporter.registration_expiry(s.target.key), now, ttl)
                      for s in found):
         return
-    target = _probe_target(params, exporter.config.api.region)
+    target = _probe_target(params, exporter.config.api)
     if target is None:
         return
     known = None if found else exporter.registered(target.key)
@@ -203,5 +210,5 @@ def register_probed(handler: RequestHandler, params: dict[str, str],
         return
     try:
         exporter.register([target], ttl)
-    except (TargetLimitError, RegistrationStoreError) as exc:
+    except (TargetLimitError, TargetConflictError, RegistrationStoreError) as exc:
         log.warning("probe registration refused: %s", exc)

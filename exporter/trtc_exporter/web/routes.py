@@ -13,15 +13,17 @@ import logging
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, parse_qsl, unquote, urlsplit
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
 
 from trtc_exporter.clock import WallSeconds
+from trtc_exporter.errors import show
 from trtc_exporter.exposition.tasks import TaskCollector
 from trtc_exporter.polling.state import TargetState
+from trtc_exporter.target import MAX_ID_CHARS
 from trtc_exporter.web import registration
 from trtc_exporter.web.landing import render_landing
 from trtc_exporter.web.protocol import ExporterProtocol
@@ -31,6 +33,7 @@ from trtc_exporter.web.toolkit.server import SecureHandlerMixin
 from trtc_exporter.web.view import parse_view
 
 log = logging.getLogger("trtc_exporter.web")  # caller= stays as before
+PROBE_PARAMS = ("task_id", "session_id", "sdk_app_id", "api", "region")
 # versioned URLs (?v=<version>), so a day's caching cannot serve a stale file after an upgrade
 _STATIC_HEADERS = {"Cache-Control": "max-age=86400", "X-Content-Type-Options": "nosniff"}
 TARGET_PREFIX = "/api/v1/targets/"
@@ -103,6 +106,13 @@ class ExporterHandler(SecureHandlerMixin):
         if not self.check_auth():
             return  # 401 already sent
         path = urlsplit(self.path).path
+        problem = query_problem(urlsplit(self.path).query)
+        if problem:
+            if path.startswith("/api/"):
+                self.send_json(HTTPStatus.BAD_REQUEST, {"status": "error", "errors": [problem]})
+            else:
+                self.send_text(HTTPStatus.BAD_REQUEST, problem + "\n")
+            return
         if method == "DELETE" and path.startswith(TARGET_PREFIX) and len(path) > len(TARGET_PREFIX):
             self._guarded(lambda: registration.delete_target(self, path[len(TARGET_PREFIX):]))
             return
@@ -144,6 +154,7 @@ class ExporterHandler(SecureHandlerMixin):
         self.send_body(status, body, "application/json")
 
     def query(self) -> dict[str, str]:
+        """The query's parameters (first value of each); _dispatch refused invalid UTF-8."""
         return {k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()}
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -209,6 +220,11 @@ class ExporterHandler(SecureHandlerMixin):
 
     def probe(self) -> None:
         params = self.query()
+        for name in PROBE_PARAMS:
+            if len(params.get(name, "")) > MAX_ID_CHARS:
+                self.send_text(HTTPStatus.BAD_REQUEST, f"probe: {name} is longer than "
+                               f"{MAX_ID_CHARS} characters\n")
+                return
         match = probe_matcher(params)
         if match is None:
             self.send_text(HTTPStatus.BAD_REQUEST,
@@ -223,6 +239,27 @@ class ExporterHandler(SecureHandlerMixin):
         registry.register(TaskCollector(exporter.states, exporter.now, only=match))
         registry.register(_ProbeSuccess(found, exporter.now()))
         self.send_registry(registry)
+
+
+def query_problem(query: str) -> str:
+    """Why a query string is refused ("" if it is fine): a parameter whose percent-decoded
+    bytes are not UTF-8 would otherwise become U+FFFD silently, or a lone surrogate."""
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        for part in query.split("&"):
+            name = part.partition("=")[0]
+            try:
+                parse_qsl(part, keep_blank_values=True, errors="strict")
+            except UnicodeDecodeError:
+                return f"query parameter {show(unquote(name, errors='replace'))}: not valid UTF-8"
+        return "query: not valid UTF-8"
+    except ValueError:
+        return "query: malformed"
+    for name, _ in pairs:
+        if len(name) > MAX_ID_CHARS:
+            return f"query parameter name longer than {MAX_ID_CHARS} characters"
+    return ""
 
 
 def probe_matcher(params: dict[str, str]) -> Callable[[TargetState], bool] | None:

@@ -11,6 +11,7 @@ from trtc_exporter.web.protocol import ExporterProtocol
 from trtc_exporter.web.routes import Routes, handler_class
 from trtc_exporter.web.toolkit.server import ExporterHTTPServer, parse_listen_address
 from trtc_exporter.web.toolkit.webconfig import WebConfigError, WebConfigStore
+from trtc_exporter.web.webhook import WebhookEndpoint, make_webhook_server
 
 log = logging.getLogger("trtc_exporter")
 
@@ -25,6 +26,33 @@ def load_web_config(path: str) -> WebConfigStore | None:
         return WebConfigStore(path) if path else None
     except WebConfigError as exc:
         raise ServeError(str(exc)) from None
+
+
+def make_webhook_listener(address: str, endpoint: WebhookEndpoint,
+                          config_path: str = "") -> ExporterHTTPServer:
+    """The callback listener of ``--webhook.listen-address`` with ``--webhook.config.file``
+    applied; ServeError (naming the flag) for anything unusable."""
+    try:
+        store = WebConfigStore(config_path) if config_path else None
+    except WebConfigError as exc:
+        raise ServeError(f"--webhook.config.file: {exc}") from None
+    try:
+        parse_listen_address(address)
+        return make_webhook_server(address, endpoint, store)
+    except ValueError as exc:
+        raise ServeError(f"--webhook.listen-address: {exc}") from None
+    except OSError as exc:
+        raise ServeError(f"--webhook.listen-address {address}: {exc.strerror}") from None
+
+
+def _start(server: ExporterHTTPServer, name: str, what: str) -> None:
+    thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
+    thread.start()
+    host, port = server.server_address[:2]
+    shown = host if host not in ("", "0.0.0.0", "::") else "127.0.0.1"
+    config = server.web_config()
+    scheme = "https" if config is not None and config.tls is not None else "http"
+    log.info("listening on %s://%s:%s%s", scheme, shown, port, what)
 
 
 def make_server(exporter: ExporterProtocol, args: argparse.Namespace,
@@ -44,22 +72,22 @@ def make_server(exporter: ExporterProtocol, args: argparse.Namespace,
 
 
 def serve(exporter: ExporterProtocol, args: argparse.Namespace,
-          store: WebConfigStore | None = None) -> int:
-    """Serve HTTP and poll until SIGTERM/SIGINT, then stop both (5 s for requests in flight)."""
+          store: WebConfigStore | None = None,
+          webhook: ExporterHTTPServer | None = None) -> int:
+    """Serve HTTP (and the callback listener ``webhook``, if any) and poll until
+    SIGTERM/SIGINT, then stop them (5 s for requests in flight)."""
     server = make_server(exporter, args, store)
     stop = threading.Event()
     install_signals(exporter.reload, stop)
+    if webhook is not None:  # first: a demo's simulator sends callbacks from exporter.start()
+        _start(webhook, "webhook", " (TRTC callbacks at POST /webhook/trtc)")
     exporter.start()
-    thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
-    thread.start()
-    host, port = server.server_address[:2]
-    shown = host if host not in ("", "0.0.0.0", "::") else "127.0.0.1"
-    config = server.web_config()
-    scheme = "https" if config is not None and config.tls is not None else "http"
-    log.info("listening on %s://%s:%s/ (metrics at %s)", scheme, shown, port,
-             args.telemetry_path)
+    _start(server, "http", f"/ (metrics at {args.telemetry_path})")
     while not stop.wait(0.5):
         pass
+    if webhook is not None:
+        webhook.shutdown()
+        webhook.server_close()
     exporter.stop(timeout=5.0)
     server.shutdown()
     server.server_close()
