@@ -34,7 +34,7 @@ from trtc_exporter.coordination.failover import FailoverLimiter
 from trtc_exporter.coordination.keys import Keys
 from trtc_exporter.coordination.limiter import SharedRateLimiter
 from trtc_exporter.coordination.link import Link, connect, describe
-from trtc_exporter.coordination.membership import Membership
+from trtc_exporter.coordination.membership import LAPSE, Membership
 from trtc_exporter.coordination.state import RedisStateStore, SharedState
 from trtc_exporter.coordination.targets import RedisTargetStore
 from trtc_exporter.metrics import DropCounter
@@ -145,7 +145,7 @@ class Cluster:
         def make(lane: str, rate: float) -> Limiter:
             account, _, action = lane.rpartition("/")
             shared = SharedRateLimiter(self.client, self.keys, account, action, rate,
-                                       self._clock, guard, policy=policy)
+                                       self._clock, guard, policy=policy, lapse=LAPSE)
             return FailoverLimiter(shared, self.link, self._clock, guard, policy=policy)
         return make
 

@@ -40,8 +40,16 @@ class Coordinator:
         return self._membership.member_id
 
     def tick(self) -> list[str]:
-        """Heartbeat (or probe while down); returns the member list now in force."""
+        """Heartbeat (or probe while down); returns the member list now in force.
+
+        Right after a rejoin the heartbeat waits until the link has settled (one limiter span,
+        :meth:`Link.settled_in`): members that count us as live again give us a share of the
+        shared window, which our last local grants must no longer occupy.
+        """
         if self._link.usable():
+            pause = self._link.settled_in()
+            if pause > 0:
+                self._clock.sleep(pause)
             try:
                 members = self._membership.beat()
             except redis.RedisError as exc:
