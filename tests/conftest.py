@@ -61,7 +61,8 @@ def poll_all(exporter: Exporter) -> None:
 def serving(exporter: Exporter, telemetry_path: str = "/metrics") -> Iterator[str]:
     """Serve the exporter's endpoints on a free loopback port; yields the base URL."""
     server = ExporterHTTPServer(("127.0.0.1", 0),
-                                handler_class(Routes(exporter, telemetry_path)), None)
+                                handler_class(Routes(exporter, telemetry_path, lifecycle=True)),
+                                None)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -401,8 +401,12 @@ class Exporter:
         facts = []
         for state in self.states():
             due = self.poller.due_time(state.target.key)
+            # only a target served from a registration expires: when the config (or a file)
+            # has the same target, a registration of it never shows a TTL on it
+            expires = (self.sources.expiry_of(state.target.key)
+                       if state.target.source == "api" else None)
             facts.append(TargetFacts(state, None if due is None else max(0.0, due - mono),
-                                     self.sources.expiry_of(state.target.key)))
+                                     expires))
         return facts
 
     def budget_plan(self) -> list[tuple[str, float, float]]:

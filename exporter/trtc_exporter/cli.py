@@ -19,6 +19,7 @@ from trtc_exporter.errors import ConfigError
 from trtc_exporter.polling.planning import budget_rates, plan
 from trtc_exporter.targets.registrations import RegistrationStoreError
 from trtc_exporter.web.serve import ServeError, load_web_config, make_webhook_listener, serve
+from trtc_exporter.web.toolkit.connections import MAX_CONNECTIONS
 from trtc_exporter.web.toolkit.webconfig import WebConfigStore
 
 log = logging.getLogger("trtc_exporter")
@@ -49,8 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="poll only the targets of shard I of N (stable hash); "
                           "default %(default)s")
     web = parser.add_argument_group("web")
-    web.add_argument("--web.listen-address", dest="listen", default=":9877",
-                     help="address to listen on, host:port or :port (default %(default)s)")
+    web.add_argument("--web.listen-address", dest="listen", action=_Repeated, default=":9877",
+                     help="address to listen on, host:port, [ipv6]:port or :port; repeat the "
+                          "flag to listen on several")
     web.add_argument("--web.telemetry-path", dest="telemetry_path", default="/metrics",
                      help="path of the metrics endpoint (default %(default)s)")
     web.add_argument("--web.config.file", dest="web_config", default="",
@@ -58,6 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
     web.add_argument("--web.healthcheck-unauthenticated", dest="health_open",
                      action="store_true",
                      help="serve /-/healthy and /-/ready without basic auth (TLS still applies)")
+    web.add_argument("--web.enable-lifecycle", dest="enable_lifecycle", action="store_true",
+                     help="enable POST/PUT /-/reload (off: 403; SIGHUP always reloads)")
+    web.add_argument("--web.max-connections", dest="max_connections", type=_positive_int,
+                     default=MAX_CONNECTIONS,
+                     help="open connections per listener; at the cap a new connection replaces "
+                          "the oldest one without a complete request (default %(default)s)")
     hook = parser.add_argument_group("webhook (TRTC event callbacks)")
     hook.add_argument("--webhook.listen-address", dest="webhook_listen", default="",
                       help="address of the TRTC callback listener (POST /webhook/trtc), "
@@ -71,6 +79,23 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("--log.format", dest="log_format", default="logfmt",
                       choices=["logfmt", "json"])
     return parser
+
+
+class _Repeated(argparse.Action):
+    """A repeatable flag whose default is dropped at its first use (``append`` would keep it):
+    the value is the default string, or the list of every value given."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        current = getattr(namespace, self.dest)
+        setattr(namespace, self.dest, [*(current if isinstance(current, list) else []), values])
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (else a usage error, exit 2)."""
+    if not (text.isascii() and text.isdigit() and int(text) >= 1):
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return int(text)
 
 
 def parse_shard(text: str) -> tuple[int, int]:

@@ -181,7 +181,7 @@ def test_sighup_and_http_reload_swap_good_configs_and_keep_bad_ones_out(
     sim = Simulator(tmp_path, {"tasks": [ai_task("t-keep"), ai_task("t-gone"), ai_task("t-new")]})
     procs.append(sim)
     config = base_config(sim, targets=[{"task_id": "t-keep"}, {"task_id": "t-gone"}])
-    exp = Exporter(tmp_path, config)
+    exp = Exporter(tmp_path, config, extra_args=["--web.enable-lifecycle"])
     procs.append(exp)
     changed = status_change_time(exp, "t-keep")
     reloaded = exp.value("trtc_exporter_config_last_reload_success_time_seconds") or 0

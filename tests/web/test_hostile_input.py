@@ -58,7 +58,8 @@ def test_an_over_long_probe_is_a_400_and_registers_nothing(api: Stack) -> None:
     response = requests.get(f"{api.url}/probe?sdk_app_id=1400000001&session_id={LONG}",
                             timeout=5)
     assert response.status_code == 400
-    assert response.text == f"probe: session_id is longer than {MAX_ID_CHARS} characters\n"
+    assert response.json()["errors"] == [
+        f"probe: session_id is longer than {MAX_ID_CHARS} characters"]
     assert set(api.rows()) == {"c-1"}
 
 

@@ -54,7 +54,8 @@ class Stack:
             (tmp / "web.yml").write_text(web)
             store = WebConfigStore(str(tmp / "web.yml"))
         self.server = ExporterHTTPServer(("127.0.0.1", 0),
-                                         handler_class(Routes(self.exporter)), store)
+                                         handler_class(Routes(self.exporter, lifecycle=True)),
+                                         store)
         threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
@@ -318,7 +319,7 @@ def test_ttl_expiry_removes_the_target_and_counts_it(api: Stack) -> None:
 
 
 def test_delete_by_id(api: Stack) -> None:
-    """DELETE /api/v1/targets/{id} removes a registration; a second DELETE is 404."""
+    """DELETE removes a registration; a second DELETE is 404, a config target's id 409."""
     target_id = api.post({"task_id": "a-1"}).json()["data"]["ids"][0]
     response = api.delete(target_id)
     assert response.status_code == 200
@@ -327,7 +328,11 @@ def test_delete_by_id(api: Stack) -> None:
     missing = api.delete(target_id)
     assert missing.status_code == 404
     assert missing.json()["errors"] == [f"no registered target with id {target_id}"]
-    assert api.delete(api.rows()["c-1"]["id"]).status_code == 404  # config is not deletable
+    config_id = api.rows()["c-1"]["id"]
+    refused = api.delete(config_id)
+    assert refused.status_code == 409  # config is not deletable, and the answer says where
+    assert refused.json()["errors"] == [
+        f"target {config_id} comes from the config file; remove it there"]
     assert api.value("trtc_exporter_target_changes_total", change="removed", source="api") == 1
 
 
@@ -615,7 +620,7 @@ def test_a_broken_reload_is_rejected_and_the_old_targets_stay(
                                                           "session_id": "s"}]})
     response = requests.post(stack.url + "/-/reload", timeout=5)
     assert response.status_code == 500
-    assert response.text == "targets[1].sdk_app_id: must be an integer, got string\n"
+    assert response.json()["errors"] == ["targets[1].sdk_app_id: must be an integer, got string"]
     assert stack.value("trtc_exporter_config_last_reload_successful") == 0
     assert stack.value("trtc_exporter_config_last_reload_success_time_seconds") == before
     assert [t.task_id for t in stack.exporter.poller.targets()] == ["keep"]

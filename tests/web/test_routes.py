@@ -129,11 +129,64 @@ def test_probe_returns_no_per_app_totals(served: tuple[str, Exporter]) -> None:
 
 
 def test_unknown_paths_and_methods(served: tuple[str, Exporter]) -> None:
-    """Unknown paths are 404, wrong methods 405, and reload without a config file is 400."""
+    """Unknown paths are 404 and wrong methods 405, both in the one JSON error shape."""
     base, _ = served
-    assert requests.get(base + "/nope", timeout=5).status_code == 404
-    assert requests.delete(base + "/metrics", timeout=5).status_code == 405
-    assert requests.post(base + "/-/reload", timeout=5).status_code == 400
+    for response, status in ((requests.get(base + "/nope", timeout=5), 404),
+                             (requests.delete(base + "/metrics", timeout=5), 405),
+                             (requests.request("BREW", base + "/", timeout=5), 501)):
+        assert response.status_code == status
+        assert response.headers["Content-Type"] == "application/json"
+        assert response.json()["status"] == "error" and response.json()["errors"]
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT"])
+def test_reload_needs_the_lifecycle_flag(served: tuple[str, Exporter], method: str) -> None:
+    """Without --web.enable-lifecycle, /-/reload is 403 naming the flag (Prometheus' rule)."""
+    base, _ = served
+    response = requests.request(method, base + "/-/reload", timeout=5)
+    assert response.status_code == 403
+    assert "--web.enable-lifecycle" in response.json()["errors"][0]
+
+
+def test_reload_with_the_lifecycle_flag_but_no_config_file_is_400(
+        served: tuple[str, Exporter]) -> None:
+    """With the flag, a reload in demo mode (no --config.file) is a 400 JSON error."""
+    _, exporter = served
+    server = ExporterHTTPServer(("127.0.0.1", 0),
+                                handler_class(Routes(exporter, "/metrics", lifecycle=True)), None)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        response = requests.post(f"http://127.0.0.1:{server.server_address[1]}/-/reload",
+                                 timeout=5)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert response.status_code == 400
+    assert response.json() == {"status": "error",
+                               "errors": ["no --config.file to reload (demo mode)"]}
+
+
+def test_server_header_is_the_product_name(served: tuple[str, Exporter]) -> None:
+    """The Server header carries no trailing space."""
+    base, _ = served
+    assert requests.get(base + "/metrics", timeout=5).headers["Server"] == \
+        "trtc-transcription-exporter"
+
+
+@pytest.mark.parametrize(("accept_encoding", "gzipped"), [
+    ("gzip", True), ("gzip, deflate, br", True),  # Go's http client, curl --compressed
+    ("GZIP;Q=1.0", True), ("identity", False), ("gzip;q=0, identity", False),
+    ("gzip;q=0.0", False), ("*", True), ("*;q=0", False), ("gzip;q=0, *", False),
+    ("", False),
+])
+def test_gzip_follows_q_values(served: tuple[str, Exporter], accept_encoding: str,
+                               gzipped: bool) -> None:
+    """gzip is used only when Accept-Encoding makes it acceptable (RFC 9110 §12.5.3)."""
+    base, _ = served
+    response = requests.get(base + "/metrics", timeout=5,
+                            headers={"Accept-Encoding": accept_encoding})
+    assert (response.headers.get("Content-Encoding") == "gzip") is gzipped
+    assert "trtc_exporter_build_info" in response.text
 
 
 def test_metrics_is_200_when_rendering_breaks(served: tuple[str, Exporter]) -> None:

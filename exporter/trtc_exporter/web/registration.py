@@ -8,9 +8,9 @@ web config's basic auth (checked for every request before we get here) or a bear
 from __future__ import annotations
 
 import hmac
-import io
 import json
 import logging
+from collections.abc import Mapping
 from email.message import Message
 from http import HTTPStatus
 from socketserver import BaseServer
@@ -26,13 +26,14 @@ from trtc_exporter.web.protocol import ExporterProtocol
 from trtc_exporter.web.toolkit.server import ExporterHTTPServer
 
 MAX_BODY = 10 << 20
+_SOURCE_NAMES = {"config": "config file", "file": "target files (target_files)",
+                 "webhook": "webhook events"}
 
 
 class RequestHandler(Protocol):
     """What these endpoints use of the request handler (routes.ExporterHandler provides it)."""
 
     headers: Message
-    rfile: io.BufferedIOBase
     close_connection: bool
     server: BaseServer
 
@@ -41,16 +42,22 @@ class RequestHandler(Protocol):
 
     def send_json(self, status: int, document: Any) -> None: ...
 
-    def send_response(self, code: int, message: str | None = None) -> None: ...
+    def send_error_json(self, status: int, *errors: str,
+                        headers: Mapping[str, str] | None = None) -> None: ...
 
-    def send_header(self, keyword: str, value: str) -> None: ...
-
-    def end_headers(self) -> None: ...
+    def read_body(self, max_bytes: int) -> bytes: ...
 log = logging.getLogger("trtc_exporter.web_targets")  # caller= stays as before
 
 
 def _error(handler: RequestHandler, status: int, *errors: str) -> None:
-    handler.send_json(status, {"status": "error", "errors": list(errors)})
+    handler.send_error_json(status, *errors)
+
+
+def _bearer(header: str) -> bytes:
+    """The token of a ``Bearer`` Authorization value (scheme case-insensitive, RFC 9110
+    §11.1; b"" for any other scheme)."""
+    scheme, _, token = header.strip().partition(" ")
+    return token.strip().encode() if scheme.lower() == "bearer" else b""
 
 
 def _basic_auth_on(handler: RequestHandler) -> bool:
@@ -80,28 +87,22 @@ def _allowed(handler: RequestHandler) -> bool:
         _error(handler, HTTPStatus.FORBIDDEN, "registration needs authentication: set "
                "registration.bearer_token_file or basic_auth_users in --web.config.file")
         return False
-    given = handler.headers.get("Authorization", "")
-    if not hmac.compare_digest(given.encode(), f"Bearer {token.reveal()}".encode()):
+    given = _bearer(handler.headers.get("Authorization", ""))
+    if not hmac.compare_digest(given, token.reveal().encode()):
         handler.close_connection = True
-        handler.send_response(HTTPStatus.UNAUTHORIZED)
-        handler.send_header("WWW-Authenticate", 'Bearer realm="trtc-exporter"')
-        handler.send_header("Content-Length", "0")
-        handler.send_header("Connection", "close")
-        handler.end_headers()
+        handler.send_error_json(HTTPStatus.UNAUTHORIZED, "a valid bearer token is needed",
+                                headers={"WWW-Authenticate": 'Bearer realm="trtc-exporter"'})
         return False
     return True
 
 
 def _read_json(handler: RequestHandler) -> Any:
-    try:
-        length = int(handler.headers.get("Content-Length", "0"))
-    except ValueError:
-        length = -1
-    if not 0 < length <= MAX_BODY:
-        handler.close_connection = True  # the unread body must not become the next request
+    """The JSON body (ValueError when empty or not JSON; FramingError 413 when too large)."""
+    body = handler.read_body(MAX_BODY)
+    if not body:
         raise ValueError(f"body: need a JSON body of at most {MAX_BODY} bytes")
     try:
-        return json.loads(handler.rfile.read(length))
+        return json.loads(body)
     except (ValueError, RecursionError):
         raise ValueError("body: not valid JSON") from None
 
@@ -164,7 +165,13 @@ def delete_target(handler: RequestHandler, target_id: str) -> None:
         _error(handler, HTTPStatus.SERVICE_UNAVAILABLE, str(exc))
         return
     if not removed:
-        _error(handler, HTTPStatus.NOT_FOUND, f"no registered target with id {target_id}")
+        source = next((s.target.source for s in handler.exporter.states()
+                       if s.target.id == target_id), None)
+        if source is not None:
+            _error(handler, HTTPStatus.CONFLICT, f"target {target_id} comes from the "
+                   f"{_SOURCE_NAMES.get(source, source)}; remove it there")
+        else:
+            _error(handler, HTTPStatus.NOT_FOUND, f"no registered target with id {target_id}")
         return
     handler.send_json(HTTPStatus.OK, {"status": "success", "data": {"deleted": target_id}})
 

@@ -1,7 +1,7 @@
 """HTTP endpoints: /, /metrics, /-/healthy, /-/ready, /-/reload, /probe, /api/v1/targets.
 
 Handlers only read the poller's snapshot (and /-/reload re-reads the config); nothing here calls
-the TRTC API. Any handler error becomes a 500 with a short text for that request only, except
+the TRTC API. Any handler error becomes a 500 JSON error for that request only, except
 /metrics, which falls back to the exporter's own health series and still answers 200.
 """
 
@@ -17,7 +17,6 @@ from urllib.parse import parse_qs, parse_qsl, unquote, urlsplit
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.exposition import choose_encoder
 
 from trtc_exporter.clock import WallSeconds
 from trtc_exporter.errors import show
@@ -26,9 +25,11 @@ from trtc_exporter.polling.state import TargetState
 from trtc_exporter.target import MAX_ID_CHARS
 from trtc_exporter.web import registration
 from trtc_exporter.web.landing import render_landing
+from trtc_exporter.web.negotiation import accepts_gzip, choose_format
 from trtc_exporter.web.protocol import ExporterProtocol
 from trtc_exporter.web.rows import target_rows
 from trtc_exporter.web.static import CSS, JS, LANDING_CSP
+from trtc_exporter.web.toolkit.framing import FramingError
 from trtc_exporter.web.toolkit.server import SecureHandlerMixin
 from trtc_exporter.web.view import parse_view
 
@@ -40,11 +41,13 @@ TARGET_PREFIX = "/api/v1/targets/"
 
 
 class Routes:
-    """What the handler needs from the exporter, plus the telemetry path flag."""
+    """What the handler needs from the exporter, plus the telemetry path and lifecycle flags."""
 
-    def __init__(self, exporter: ExporterProtocol, telemetry_path: str = "/metrics") -> None:
+    def __init__(self, exporter: ExporterProtocol, telemetry_path: str = "/metrics",
+                 lifecycle: bool = False) -> None:
         self.exporter = exporter
         self.telemetry_path = telemetry_path
+        self.lifecycle = lifecycle
 
     def table(self) -> dict[tuple[str, str], Callable[[ExporterHandler], None]]:
         """(method, path) → handler method; the telemetry path is the flag's."""
@@ -99,19 +102,13 @@ class ExporterHandler(SecureHandlerMixin):
         return super().check_auth()
 
     def _dispatch(self, method: str) -> None:
-        if self.headers.get("Content-Length", "") not in ("", "0") or \
-                "Transfer-Encoding" in self.headers:
-            # a body we might not read must not be parsed as the next request on this connection
-            self.close_connection = True
+        # an unread body closes the connection (the server checks): it never becomes a request
         if not self.check_auth():
             return  # 401 already sent
         path = urlsplit(self.path).path
         problem = query_problem(urlsplit(self.path).query)
         if problem:
-            if path.startswith("/api/"):
-                self.send_json(HTTPStatus.BAD_REQUEST, {"status": "error", "errors": [problem]})
-            else:
-                self.send_text(HTTPStatus.BAD_REQUEST, problem + "\n")
+            self.send_error_json(HTTPStatus.BAD_REQUEST, problem)
             return
         if method == "DELETE" and path.startswith(TARGET_PREFIX) and len(path) > len(TARGET_PREFIX):
             self._guarded(lambda: registration.delete_target(self, path[len(TARGET_PREFIX):]))
@@ -121,16 +118,22 @@ class ExporterHandler(SecureHandlerMixin):
         if handler is None:
             allowed = any(p == path for _, p in table)
             status = HTTPStatus.METHOD_NOT_ALLOWED if allowed else HTTPStatus.NOT_FOUND
-            self.send_text(status, f"{status.phrase}\n")
+            self.send_error_json(status, f"{status.phrase}: {method} {path}")
             return
         self._guarded(lambda: handler(self))
 
     def _guarded(self, call: Callable[[], None]) -> None:
         try:
             call()
+        except (ConnectionError, TimeoutError) as exc:  # the client went away: not our error
+            log.debug("client %s went away: %s", self.client_address[0], exc)
+            self.close_connection = True
+        except FramingError as exc:  # a body refused while reading it (size, bad chunks)
+            self.close_connection = True
+            self.send_error_json(exc.status, str(exc))
         except Exception:
             log.exception("error serving %s %s", self.command, urlsplit(self.path).path)
-            self.send_text(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error\n")
+            self.send_error_json(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error")
 
     # -- responses --------------------------------------------------------------------------
     def send_body(self, status: int, body: bytes, content_type: str,
@@ -157,9 +160,6 @@ class ExporterHandler(SecureHandlerMixin):
         """The query's parameters (first value of each); _dispatch refused invalid UTF-8."""
         return {k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()}
 
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("http %s - %s", self.address_string(), format % args)
-
     # -- endpoints --------------------------------------------------------------------------
     @property
     def exporter(self) -> ExporterProtocol:
@@ -169,13 +169,11 @@ class ExporterHandler(SecureHandlerMixin):
         self.send_registry(self.exporter.registry)
 
     def send_registry(self, registry: CollectorRegistry) -> None:
-        try:
-            encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
-        except Exception:  # e.g. "version=abc": client_python raises; serve the text format
-            encoder, content_type = choose_encoder("")
+        accept = ",".join(self.headers.get_all("Accept") or [])
+        encoder, content_type = choose_format(accept)
         body = encoder(registry)
-        headers = {}
-        if "gzip" in self.headers.get("Accept-Encoding", ""):
+        headers = {"Vary": "Accept, Accept-Encoding"}
+        if accepts_gzip(",".join(self.headers.get_all("Accept-Encoding") or [])):
             body = gzip.compress(body, compresslevel=1)
             headers["Content-Encoding"] = "gzip"
         self.send_body(HTTPStatus.OK, body, content_type, headers)
@@ -207,12 +205,20 @@ class ExporterHandler(SecureHandlerMixin):
             self.send_text(HTTPStatus.SERVICE_UNAVAILABLE, "First poll cycle not done yet.\n")
 
     def reload(self) -> None:
+        """``POST``/``PUT /-/reload``: only with ``--web.enable-lifecycle`` (Prometheus' rule);
+        SIGHUP always reloads."""
+        if not self.routes.lifecycle:
+            self.send_error_json(HTTPStatus.FORBIDDEN, "lifecycle APIs are not enabled: start "
+                                 "with --web.enable-lifecycle, or send SIGHUP to reload")
+            return
         if not self.exporter.runtime.config_path:
-            self.send_text(HTTPStatus.BAD_REQUEST, "no --config.file to reload (demo mode)\n")
+            self.send_error_json(HTTPStatus.BAD_REQUEST, "no --config.file to reload (demo mode)")
             return
         ok, message = self.exporter.reload()
-        status = HTTPStatus.OK if ok else HTTPStatus.INTERNAL_SERVER_ERROR
-        self.send_text(status, message + "\n")
+        if ok:
+            self.send_text(HTTPStatus.OK, message + "\n")
+        else:
+            self.send_error_json(HTTPStatus.INTERNAL_SERVER_ERROR, *message.splitlines())
 
     def targets(self) -> None:
         rows = target_rows(self.exporter.target_facts(), self.exporter.now())
@@ -222,13 +228,13 @@ class ExporterHandler(SecureHandlerMixin):
         params = self.query()
         for name in PROBE_PARAMS:
             if len(params.get(name, "")) > MAX_ID_CHARS:
-                self.send_text(HTTPStatus.BAD_REQUEST, f"probe: {name} is longer than "
-                               f"{MAX_ID_CHARS} characters\n")
+                self.send_error_json(HTTPStatus.BAD_REQUEST, f"probe: {name} is longer than "
+                                     f"{MAX_ID_CHARS} characters")
                 return
         match = probe_matcher(params)
         if match is None:
-            self.send_text(HTTPStatus.BAD_REQUEST,
-                           "probe needs task_id, or sdk_app_id and session_id\n")
+            self.send_error_json(HTTPStatus.BAD_REQUEST,
+                                 "probe needs task_id, or sdk_app_id and session_id")
             return
         exporter = self.exporter
         found = [s for s in exporter.states() if match(s)]
