@@ -79,10 +79,14 @@ def with_secret_files(text: str, tmp: Path) -> tuple[str, dict[str, str]]:
     raw = yaml.safe_load(text)
     creds = raw.get("api", {}).get("credentials", {}) or {}
     registration = raw.get("registration", {}) or {}
-    for section, key in [(creds, k) for k in ("secret_id_file", "secret_key_file", "token_file")] \
-            + [(registration, "bearer_token_file")]:
+    coordination = raw.get("coordination", {}) or {}
+    sections = [creds, *((a.get("credentials") or {}) for a in raw.get("accounts") or [])]
+    for n, (section, key) in enumerate(
+            [(c, k) for c in sections for k in ("secret_id_file", "secret_key_file", "token_file")]
+            + [(registration, "bearer_token_file")]
+            + [(coordination, k) for k in ("password_file", "ca_file", "cert_file", "key_file")]):
         if section.get(key):
-            fake = tmp / key
+            fake = tmp / f"{n}-{key}"
             fake.write_text(f"fake-{key}-0000000000000000\n", encoding="utf-8")
             section[key] = str(fake)
     keys = [(raw.get("webhook") or {}, "key_file")] + [

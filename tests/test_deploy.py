@@ -38,7 +38,8 @@ SERVICES: dict[str, Any] = COMPOSE["services"]
 PROMETHEUS_YML = ROOT / "deploy" / "prometheus.yml"
 ALERTMANAGER_YML = ROOT / "deploy" / "alertmanager.yml"
 K8S = ROOT / "deploy" / "kubernetes"
-K8S_TREES = {"base": K8S / "base", "overlay": K8S / "overlays" / "example"}
+K8S_TREES = {"base": K8S / "base", "overlay": K8S / "overlays" / "example",
+             "ha": K8S / "overlays" / "ha"}
 EXE = "trtc-transcription-exporter"
 CONFIG_KEY = "trtc-exporter.yml"
 # The oldest Kubernetes release the manifests promise to work on, and the newest schema shipped.
@@ -307,6 +308,12 @@ def of_kind(tree: str, kind: str) -> list[dict[str, Any]]:
     return [obj for obj in RENDERED[tree] if obj["kind"] == kind]
 
 
+def exporters(tree: str, kind: str) -> list[dict[str, Any]]:
+    """The exporter's objects of a kind (not the HA overlay's Redis)."""
+    return [obj for obj in of_kind(tree, kind)
+            if obj["metadata"]["labels"]["app.kubernetes.io/name"] == EXE]
+
+
 def without_hash(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Objects sorted by kind and name, with ConfigMap hash suffixes cut off."""
     text = re.sub(r"(trtc-exporter-config)-[a-z0-9]{10}\b", r"\1", json.dumps(objects))
@@ -368,7 +375,7 @@ def test_core_resources_pass_kubernetes_validate(tree: str, version: str) -> Non
 def test_servicemonitor_scrapes_the_service(tree: str) -> None:
     """The ServiceMonitor selects the Service by its labels and scrapes its named port."""
     (monitor,) = of_kind(tree, "ServiceMonitor")
-    (service,) = of_kind(tree, "Service")
+    (service,) = exporters(tree, "Service")
     assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
     assert set(monitor["spec"]) == {"selector", "endpoints"}
     selector = monitor["spec"]["selector"]["matchLabels"]
@@ -429,7 +436,7 @@ def test_deployment_is_locked_down(tree: str) -> None:
 @pytest.mark.parametrize("tree", list(K8S_TREES))
 def test_deployment_probes_ports_and_resources(tree: str) -> None:
     """Probes ask /-/healthy and /-/ready on the exposed port; resources are the sized ones."""
-    for deployment in of_kind(tree, "Deployment"):
+    for deployment in exporters(tree, "Deployment"):
         (container,) = deployment["spec"]["template"]["spec"]["containers"]
         (port,) = container["ports"]
         assert port["containerPort"] == int(instructions("EXPOSE")[0])
@@ -448,12 +455,13 @@ def test_deployment_probes_ports_and_resources(tree: str) -> None:
 def test_credentials_are_secret_files_named_by_the_config(tree: str) -> None:
     """Keys come from a mounted Secret whose files the config names; no env values anywhere."""
     config = parse_config_text(mounted_config(tree))
-    for deployment in of_kind(tree, "Deployment"):
+    for deployment in exporters(tree, "Deployment"):
         pod = deployment["spec"]["template"]["spec"]
         (container,) = pod["containers"]
         assert "env" not in container and "envFrom" not in container
         mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
-        (secret,) = [v for v in pod["volumes"] if "secret" in v]
+        (secret,) = [v for v in pod["volumes"]
+                     if v.get("secret", {}).get("secretName") == "trtc-exporter-credentials"]
         files = {f"{mounts[secret['name']]}/{item['path']}" for item in secret["secret"]["items"]}
         creds = config.api.credentials
         assert {creds.secret_id_file, creds.secret_key_file} == files
@@ -474,7 +482,7 @@ def test_configmap_config_passes_config_check(tree: str, tmp_path: Path) -> None
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.parametrize("tree", list(K8S_TREES))
+@pytest.mark.parametrize("tree", ["base", "overlay"])
 def test_replicas_split_targets_and_budget(tree: str) -> None:
     """N replicas are single-pod shards 0..N-1 of N, and the config gives each 1/N of the budget."""
     deployments = of_kind(tree, "Deployment")
@@ -486,6 +494,33 @@ def test_replicas_split_targets_and_budget(tree: str) -> None:
     selectors = [tuple(sorted(d["spec"]["selector"]["matchLabels"].items()))
                  for d in deployments]
     assert len(set(selectors)) == count
+
+
+def test_ha_overlay_runs_coordinated_replicas_with_redis() -> None:
+    """The HA overlay: 2+ exporter replicas with coordination at the bundled Redis Service, its
+    password from the Secret both pods mount, a PodDisruptionBudget, no shards."""
+    (deployment,) = exporters("ha", "Deployment")
+    assert deployment["spec"]["replicas"] >= 2 and shard_of(deployment) == (0, 1)
+    config = parse_config_text(mounted_config("ha"))
+    assert config.coordination.enabled and config.api.budget_share == 1
+    (redis_service,) = [s for s in of_kind("ha", "Service") if s not in exporters("ha", "Service")]
+    port = redis_service["spec"]["ports"][0]["port"]
+    assert config.coordination.redis_url == \
+        f"redis://{redis_service['metadata']['name']}:{port}/0"
+    (redis_deployment,) = [d for d in of_kind("ha", "Deployment") if d is not deployment]
+    assert redis_service["spec"]["selector"].items() <= \
+        redis_deployment["spec"]["template"]["metadata"]["labels"].items()
+    for pod, mount_name in ((deployment, "redis-password"), (redis_deployment, "password")):
+        spec = pod["spec"]["template"]["spec"]
+        (volume,) = [v for v in spec["volumes"] if v["name"] == mount_name]
+        assert volume["secret"]["secretName"] == "trtc-exporter-redis"
+        (container,) = spec["containers"]
+        assert "env" not in container  # the password is a file, never an environment value
+        mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+        assert f"{mounts[mount_name]}/password" == "/run/secrets/redis/password"
+    assert config.coordination.password_file == "/run/secrets/redis/password"
+    (budget,) = of_kind("ha", "PodDisruptionBudget")
+    assert budget["spec"]["maxUnavailable"] == 1
 
 
 def test_shard_deployment_mirrors_the_base() -> None:

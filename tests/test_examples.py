@@ -16,9 +16,11 @@ import yaml
 
 from tests.conftest import with_secret_files
 from trtc_exporter.config.model import (
+    AccountConfig,
     ApiConfig,
     AppConfig,
     Config,
+    CoordinationConfig,
     CredentialsConfig,
     PricingConfig,
     ScheduleConfig,
@@ -88,6 +90,10 @@ def test_full_example_sets_every_field() -> None:
     assert set(full["schedule"]["state_factors"]) == set(ScheduleConfig().state_factors)
     assert set(full["pricing"]) == _fields(PricingConfig)
     assert all(set(app) == _fields(AppConfig) for app in full["apps"].values())
+    assert set(full["coordination"]) == _fields(CoordinationConfig)
+    assert all(set(account) == _fields(AccountConfig) for account in full["accounts"])
+    assert all(set(account["credentials"]) == _fields(CredentialsConfig)
+               for account in full["accounts"])
     assert set(full["webhook"]) == WEBHOOK_FIELDS
     target_keys = set().union(*(set(target) for target in full["targets"]))
     assert target_keys == _fields(Target) - {"source"}

@@ -15,8 +15,8 @@ import yaml
 
 from trtc_exporter.cli import main
 from trtc_exporter.clock import FakeClock
+from trtc_exporter.config.coordination import CoordinationConfig
 from trtc_exporter.config.model import Config, parse_config
-from trtc_exporter.coordination.config import CoordinationConfig
 from trtc_exporter.onlinecheck import (
     CheckResult,
     online_check,

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import replace
 
 import requests
 from prometheus_client import (
@@ -21,12 +22,15 @@ from prometheus_client import (
 from trtc_exporter.api.budget import Budget
 from trtc_exporter.api.client import TrtcClient
 from trtc_exporter.api.credentials import CredentialProvider, CredentialsError
+from trtc_exporter.api.outcome import Outcome
 from trtc_exporter.api.skew import SkewEstimator
 from trtc_exporter.checks import check
 from trtc_exporter.clock import SYSTEM_CLOCK, Clock, WallSeconds
-from trtc_exporter.config.model import Config, load_config
+from trtc_exporter.config.model import Config, account_problem, load_config
+from trtc_exporter.coordination.cluster import Cluster
 from trtc_exporter.errors import ConfigError
 from trtc_exporter.exposition.apps import AppCollector
+from trtc_exporter.exposition.coordination import CoordinationCollector
 from trtc_exporter.exposition.dropped import DroppedCollector
 from trtc_exporter.exposition.health import BudgetPollerCollector
 from trtc_exporter.exposition.selfhealth import SelfHealthCollector
@@ -35,7 +39,7 @@ from trtc_exporter.exposition.webhooks import WebhookCollector
 from trtc_exporter.metrics import ApiMetrics, DropCounter
 from trtc_exporter.polling.events import TaskEvents
 from trtc_exporter.polling.intervals import stall_limit
-from trtc_exporter.polling.planning import budget_rates, plan
+from trtc_exporter.polling.planning import budget_rates, plan, state_interval, with_account
 from trtc_exporter.polling.poller import Poller
 from trtc_exporter.polling.state import StateStore, TargetState, all_auth_failures
 from trtc_exporter.runtime import Runtime, revision
@@ -64,12 +68,17 @@ class Exporter:
                  clock: Clock = SYSTEM_CLOCK, config_path: str = "",
                  session: requests.Session | None = None, shard: tuple[int, int] = (0, 1),
                  demo: bool = False, basic_auth: Callable[[], bool] = lambda: False,
+                 accounts: dict[str, CredentialProvider] | None = None,
+                 redis_password: Secret | None = None,
                  keyring: KeyRing | None = None) -> None:
         """Build every part from a checked ``config`` (see :func:`trtc_exporter.checks.check`).
 
         ``basic_auth`` says whether the web config in force has basic-auth users, for the
-        reload's registration check; ``shard`` is (index, count) of ``--shard``; ``keyring``
-        (the checked callback keys) switches the TRTC callback receiver on (None: off).
+        reload's registration check; ``shard`` is (index, count) of ``--shard``. ``accounts``
+        maps each account of ``accounts:`` to its credentials (``credentials`` alone serves the
+        implicit account); ``redis_password`` is ``coordination.password_file``'s content;
+        ``keyring`` (the checked callback keys) switches the TRTC callback receiver on (None:
+        off).
         """
         self.clock = clock
         self._basic_auth = basic_auth
@@ -78,27 +87,43 @@ class Exporter:
                                shard_count=shard[1], demo=demo,
                                reload_success_time=clock.time())
         self.registry = CollectorRegistry(auto_describe=True)
-        self.budget = Budget(budget_rates(config), clock, guard=config.api.rate_guard)
-        self.skew = SkewEstimator()
-        self.client = TrtcClient(endpoint=config.api.endpoint, credentials=credentials,
-                                 budget=self.budget, metrics=ApiMetrics(self.registry),
-                                 clock=clock, timeout=config.api.timeout,
-                                 max_retries=config.api.max_retries, skew=self.skew,
-                                 session=session)
+        # the account label exists only with accounts: (fixed at start: labels cannot change)
+        self.labelled = bool(config.accounts)
         self.drops = DropCounter()  # targets left out of answers, by reason
-        self.sources = TargetSources(config, clock, self.drops,
-                                     webhooks=keyring is not None)
+        self.cluster = (Cluster(config.coordination, redis_password, clock, drops=self.drops)
+                        if config.coordination.enabled else None)
+        self.budget = Budget(budget_rates(config), clock, guard=config.api.rate_guard,
+                             factory=None if self.cluster is None else
+                             self.cluster.limiter_factory(config.api.rate_guard))
+        self.skew = SkewEstimator()
+        metrics = ApiMetrics(self.registry, accounts=self.labelled)
+        self.clients = {
+            name: TrtcClient(endpoint=config.api.endpoint, credentials=provider,
+                             budget=self.budget,
+                             metrics=metrics.for_account(name) if self.labelled else metrics,
+                             clock=clock, timeout=config.api.timeout,
+                             max_retries=config.api.max_retries, skew=self.skew,
+                             session=session)
+            for name, provider in (accounts or {config.account_names[0]: credentials}).items()}
+        self.client = self.clients[config.account_names[0]]
+        # with coordination, registrations and webhook discoveries alike live in Redis
+        self.sources = TargetSources(config, clock, self.drops, webhooks=keyring is not None,
+                                     shared=None if self.cluster is None
+                                     else self.cluster.registrations)
         self.store = StateStore()
-        self.poller = Poller(config, self.client.describe, self.store, self.budget, clock)
+        self.poller = Poller(config, self._describe, self.store, self.budget, clock)
         self.revision = revision()
+        self._all_targets: list[Target] = []  # the whole (shard's) set; the poller gets ours
+        self._task_index: dict[tuple[str, str], tuple[str, ...]] = {}  # of _all_targets
         # registration order is exposition order: task families, app totals, budget and
-        # poller, the exporter itself (the golden test pins it)
-        for collector in (TaskCollector(lambda: self.store.snapshot(), clock.time,
-                                        drops=self.drops),
-                          AppCollector(self.store, lambda: self.runtime.config, clock.time),
+        # poller, the exporter itself (the golden test pins it), then coordination
+        for collector in (TaskCollector(self.states, clock.time, drops=self.drops),
+                          AppCollector(self.store, lambda: self.runtime.config, clock.time,
+                                       accounts=self.labelled, states=self.states),
                           BudgetPollerCollector(self.budget, self.poller, self.skew,
                                                 lambda: self.runtime.config, self.sources,
-                                                webhooks=keyring is not None),
+                                                webhooks=keyring is not None,
+                                                accounts=self.labelled),
                           SelfHealthCollector(self.runtime, self.revision),
                           DroppedCollector(self.drops)):
             self.registry.register(collector)
@@ -106,6 +131,8 @@ class Exporter:
         # exporter serves them on its default registry; ours is a registry of its own
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
+        if self.cluster is not None:
+            self.registry.register(CoordinationCollector(self.cluster.coordinator))
         self.webhook: WebhookHub | None = None
         self.webhook_address: str | None = None  # the listener's, when chosen here (--demo)
         self.forwarder: Forwarder | None = None
@@ -114,12 +141,16 @@ class Exporter:
         self._reload_lock = threading.Lock()
         self._targets_lock = threading.Lock()
         self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        if self.cluster is not None:
+            self.poller.set_share(self._plan_share)
         self._apply_targets(config)
 
     def _build_webhooks(self, config: Config, keyring: KeyRing) -> None:
         """The callback receiver, its effects on targets and state, the relay and metrics
         (registered last: the families without webhooks stay as they were)."""
-        events = TaskEvents(self.poller, self._register_discovered, lambda: self.runtime.config)
+        events = TaskEvents(self.poller, self._register_discovered, lambda: self.runtime.config,
+                            find=self._find_task)
         hook = config.webhook
         if hook.forward is not None:
             path = hook.forward.resolved_db_path(config.registration.db_path)
@@ -146,25 +177,72 @@ class Exporter:
             return False
         return True
 
+    def _find_task(self, api: str, task_id: str) -> tuple[str, ...] | None:
+        """A task in the whole target set: polled here, else (coordination) by its owner, so
+        callbacks of another replica's task neither re-register it nor get lost as new."""
+        key = self.poller.find_task(api, task_id)
+        if key is not None or self.cluster is None:
+            return key
+        return self._task_index.get((api, task_id))
+
     @property
     def config(self) -> Config:
         """The configuration in force."""
         return self.runtime.config
 
+    def _describe(self, target: Target, cancel: threading.Event) -> Outcome:
+        """Poll one target with its account's client (credentials and budget lane)."""
+        return self.clients[target.account or self.config.account_names[0]].describe(
+            target, cancel)
+
     def _apply_targets(self, config: Config | None = None, announce: bool = True) -> None:
-        """Push the merged, shard-filtered target set to the poller (and log the plan)."""
+        """Push the merged, shard-filtered target set to the poller (and log the plan); with
+        coordination, only the targets this replica owns among the live members."""
         rt = self.runtime
         with self._targets_lock:
             config = config or self.config  # read under the lock: a reload may be swapping it
-            targets = [t for t in self.sources.merged()
-                       if in_shard(t, rt.shard_index, rt.shard_count)]
+            merged = self._usable([with_account(config, t) for t in self.sources.merged()
+                                   if in_shard(t, rt.shard_index, rt.shard_count)], config)
+            targets = self._owned(merged)
             if announce:
                 for line in plan(config, targets, budget_rates(config)):
                     if line.targets:
                         log.info("capacity plan: %s", line.summary())
-            for action, region in sorted({(t.action, t.region) for t in targets}):
-                self.client.metrics.prepare(action, region)
+            for account, action, region in sorted({(t.account, t.action, t.region)
+                                                   for t in targets}):
+                self.clients[account or config.account_names[0]].metrics.prepare(action, region)
+            self._all_targets = merged
+            self._task_index = {(t.api, t.task_id): t.key for t in merged if t.task_id}
             self.poller.set_targets(targets, config)
+
+    def _plan_share(self) -> float:
+        """The part of the shared budget our targets may plan with: owned / all while Redis
+        answers; 1 on the fallback, whose limiter already holds only our 1/N share."""
+        cluster, total = self.cluster, len(self._all_targets)
+        if cluster is None or not cluster.link.up or not total:
+            return 1.0
+        return len(self.poller.targets()) / total
+
+    @staticmethod
+    def _usable(targets: list[Target], config: Config) -> list[Target]:
+        """Drop (and log) file or registered targets naming an account not configured."""
+        good = [t for t in targets if account_problem(t.account, config.accounts) is None]
+        if len(good) < len(targets):
+            log.error("%d targets refer to an account not in accounts: and are not polled",
+                      len(targets) - len(good))
+        return good
+
+    def _owned(self, targets: list[Target]) -> list[Target]:
+        """Ours among the live members; a target newly ours starts from its shared state."""
+        if self.cluster is None:
+            return targets
+        mine = self.cluster.owned(t.id for t in targets)
+        owned = [t for t in targets if t.id in mine]
+        for target in owned:
+            shared = self.cluster.shared_state(target.id)
+            if shared is not None and self.store.get(target.key) is None:
+                self.store.put(shared.onto(TargetState(target)))
+        return owned
 
     def register(self, targets: list[Target], ttl: float | None) -> list[Target]:
         """Registration API: add targets (TargetLimitError past max_targets)."""
@@ -191,28 +269,53 @@ class Exporter:
             self._apply_targets()
         return changed
 
+    def sync_once(self) -> None:
+        """With coordination: publish the states we polled, read every replica's."""
+        if self.cluster is not None:
+            self.cluster.sync_states(self.store.snapshot(),
+                                     {t.id for t in self._all_targets})
+
     def _maintain_loop(self) -> None:
         while not self.clock.wait(self._stop, 1.0):
             try:
                 self.maintain_once()
+                self.sync_once()
             except Exception:  # a bad file or database must not kill the watcher
                 log.exception("target maintenance failed")
 
     def start(self) -> None:
-        """Start the poller and the target-maintenance thread."""
+        """Start the poller, the target-maintenance thread and the coordination heartbeat."""
         self.poller.mark_started()
         self.poller.start()
-        threading.Thread(target=self._maintain_loop, name="targets", daemon=True).start()
+        self._spawn(self._maintain_loop, "targets")
+        if self.cluster is not None:
+            cluster = self.cluster
+            self._spawn(lambda: cluster.run(self._stop, self._members_changed), "coordination")
         if self.forwarder is not None:
             self.forwarder.start()
 
+    def _spawn(self, run: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=run, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _members_changed(self, members: list[str]) -> None:
+        self._apply_targets(announce=False)
+        log.info("coordination: %d members; polling %d of %d targets", len(members),
+                 len(self.poller.targets()), len(self._all_targets))
+
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop polling (up to ``timeout`` s for requests in flight); close the stores."""
+        """Stop polling (up to ``timeout`` s for requests in flight); leave the cluster; close
+        the stores."""
         self._stop.set()
         self.poller.stop(timeout)
+        for thread in self._threads:
+            thread.join(1.0)
         if self.forwarder is not None:
             self.forwarder.stop(timeout)
         self.sources.close()
+        if self.cluster is not None:
+            self.cluster.stop()
 
     def reload(self) -> tuple[bool, str]:
         """Re-read the config file and apply every start-up check (:mod:`trtc_exporter.checks`);
@@ -221,6 +324,7 @@ class Exporter:
             try:
                 config = load_config(self.runtime.config_path)
                 checked = check(config, basic_auth=self._basic_auth())
+                self._restart_needed(config)
                 credentials = checked.credentials
                 self.sources.apply_config(config)
             except (ConfigError, CredentialsError) as exc:
@@ -229,7 +333,8 @@ class Exporter:
                 log.error("reload failed, keeping the running configuration: %s",
                           str(exc).replace("\n", "; "))
                 return False, str(exc)
-            self.client.set_credentials(credentials)
+            for name, provider in checked.accounts.items():
+                self.clients[name].set_credentials(provider)
             if self.webhook is not None:
                 self.webhook.set_keys(checked.keyring, config.webhook.max_age)
                 if config.webhook.forward != self.config.webhook.forward:
@@ -244,6 +349,18 @@ class Exporter:
             self.runtime.reload_success_time = self.clock.time()
             log.info("configuration reloaded: %d targets", len(self.poller.targets()))
             return True, "configuration reloaded"
+
+    def _restart_needed(self, config: Config) -> None:
+        """ConfigError for changes a reload cannot apply: the account list (its names are
+        metric labels and clients) and the coordination block (membership, limiters)."""
+        old = self.config
+        problems = []
+        if set(config.account_names) != set(self.clients):
+            problems.append("accounts: adding, removing or renaming accounts needs a restart")
+        if config.coordination != old.coordination:
+            problems.append("coordination: changes need a restart")
+        if problems:
+            raise ConfigError(problems)
 
     # -- health -----------------------------------------------------------------------------
     def healthy(self) -> bool:
@@ -274,8 +391,28 @@ class Exporter:
 
     # -- the read side of the web protocol ---------------------------------------------------
     def states(self) -> list[TargetState]:
-        """The poller's current snapshot of every polled target (plain, immutable records)."""
-        return self.store.snapshot()
+        """Every target's current state (plain, immutable records): the poller's snapshot, and
+        with coordination the last state other replicas published for the targets they own."""
+        own = self.store.snapshot()
+        if self.cluster is None:
+            return own
+        return own + self._others({s.target.key for s in own}, self._all_targets)
+
+    def _others(self, have: set[tuple[str, ...]], targets: Iterable[Target]) -> list[TargetState]:
+        assert self.cluster is not None
+        config, out = self.config, []
+        for target in targets:
+            if target.key in have:
+                continue
+            state = TargetState(target)
+            shared = self.cluster.shared_state(target.id)
+            if shared is not None:  # the interval lets a silent owner's record go stale
+                interval = state_interval(target, shared.status, shared.seen,
+                                          shared.not_found_streak, config)
+                stretch = self.poller.stretch.get(target.lane, 1.0)  # every replica's alike
+                state = replace(shared.onto(state), interval=interval * stretch)
+            out.append(state)
+        return out
 
     def now(self) -> WallSeconds:
         """Wall-clock seconds (the injected clock)."""
@@ -285,7 +422,7 @@ class Exporter:
         """Per target: its state, seconds until its next poll and its registration expiry."""
         mono = self.clock.monotonic()
         facts = []
-        for state in self.store.snapshot():
+        for state in self.states():
             due = self.poller.due_time(state.target.key)
             # only a target served from a registration expires: when the config (or a file)
             # has the same target, a registration of it never shows a TTL on it

@@ -5,7 +5,9 @@ Parsing (config/) refuses what is malformed; these checks refuse what parses but
 - ``api.on_overload: refuse`` and a target set that needs more than the budget;
 - the registration API enabled without authentication (bearer token or basic-auth users);
 - a registration bearer token file that cannot be read or is empty;
-- credentials that cannot be found or read (files that do not exist, none at all);
+- credentials that cannot be found or read (files that do not exist, none at all), for the
+  implicit account or for each entry of ``accounts:``;
+- a ``coordination.password_file`` (or TLS file) that cannot be read or is empty;
 - callback signature key files (``webhook.key_file``, ``apps.<id>.callback_key_file``) that
   cannot be read or do not hold a TRTC key (1-32 letters and digits).
 
@@ -16,9 +18,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from trtc_exporter.api.credentials import CredentialProvider, CredentialsError, resolve
+from trtc_exporter.config.coordination import read_password
 from trtc_exporter.config.model import Config
 from trtc_exporter.errors import ConfigError
 from trtc_exporter.generations import ALL_REGIONS
@@ -39,6 +43,9 @@ class Checked:
     config: Config
     credentials: CredentialProvider
     bearer_token: Secret | None
+    accounts: dict[str, CredentialProvider] = field(default_factory=dict)
+    """The credential source of every account, by name ("" for the implicit one)."""
+    redis_password: Secret | None = None
     keyring: KeyRing = field(default_factory=KeyRing)
 
 
@@ -86,11 +93,50 @@ def check(config: Config, *, basic_auth: bool,
     if config.registration.enabled and config.registration.bearer_token_file is None and \
             not basic_auth:
         problems.append(REGISTRATION_AUTH)
-    provider = None
+    password = None
     try:
-        provider = credentials(config)
-    except CredentialsError as exc:
-        problems.append(str(exc))
-    if problems or provider is None or keyring is None:
+        password = read_password(config.coordination.password_file)
+    except ConfigError as exc:
+        problems += exc.lines
+    problems += tls_file_problems(config)
+    providers = _providers(config, credentials, problems)
+    if problems or not providers or keyring is None:
         raise ConfigError(problems)
-    return Checked(config, provider, token, keyring)
+    first = providers[config.account_names[0]]
+    return Checked(config, first, token, providers, password, keyring)
+
+
+def _providers(config: Config, credentials: Callable[[Config], CredentialProvider],
+               problems: list[str]) -> dict[str, CredentialProvider]:
+    """Resolve the credential chain of the implicit account, or of each listed account (its
+    ``credentials`` block in place of ``api.credentials``); failures become problems."""
+    providers = {}
+    if not config.accounts:
+        try:
+            providers[""] = credentials(config)
+        except CredentialsError as exc:
+            problems.append(str(exc))
+        return providers
+    for index, account in enumerate(config.accounts):
+        own = replace(config, api=replace(config.api, credentials=account.credentials))
+        try:
+            providers[account.name] = credentials(own)
+        except CredentialsError as exc:
+            text = str(exc).replace("api.credentials", f"accounts[{index}].credentials")
+            problems.append(f"accounts[{index}] ({account.name}): {text}")
+    return providers
+
+
+def tls_file_problems(config: Config) -> list[str]:
+    """One line per coordination TLS file (CA, client certificate and key) that is unreadable."""
+    problems = []
+    for key in ("ca_file", "cert_file", "key_file"):
+        path = getattr(config.coordination, key)
+        if path is None:
+            continue
+        try:
+            Path(path).read_bytes()
+        except (OSError, ValueError) as exc:
+            reason = getattr(exc, "strerror", None) or type(exc).__name__
+            problems.append(f"coordination.{key}: cannot read {path}: {reason}")
+    return problems

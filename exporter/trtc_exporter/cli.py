@@ -215,5 +215,6 @@ def build_exporter(args: argparse.Namespace, shard: tuple[int, int],
     log.info("starting trtc-transcription-exporter %s: %d targets, credentials from %s",
              __version__, len(config.targets), credentials.source)
     return Exporter(config, credentials, config_path=args.config_file, shard=shard,
-                    basic_auth=basic_auth,
+                    basic_auth=basic_auth, accounts=checked.accounts,
+                    redis_password=checked.redis_password,
                     keyring=checked.keyring if args.webhook_listen else None)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
@@ -146,6 +147,15 @@ SPECS: tuple[Spec, ...] = (
          "Time from receiving a callback to the downstream server's 2xx, retries included."),
     Spec("trtc_exporter_build_info", "gauge", "Always 1; build metadata.",
          ("version", "revision", "python_version")),
+    Spec("trtc_exporter_coordination_up", "gauge",
+         "1 while this replica reaches the coordination Redis, 0 while it runs on its fallback "
+         "(a static share of the budget, its own targets). Only with coordination.redis_url."),
+    Spec("trtc_exporter_coordination_members", "gauge",
+         "Live replicas of this coordination cluster (heartbeats within the TTL; the last known "
+         "count while Redis is unreachable). Only with coordination.redis_url."),
+    Spec("trtc_exporter_targets_owned", "gauge",
+         "Targets this replica polls: those whose rendezvous owner among the live members it "
+         "is. Only with coordination.redis_url."),
     Spec("trtc_exporter_dropped_series_total", "counter",
          "Targets left out instead of failing a whole answer: reason=invalid_text (an id or "
          "label that is not valid Unicode or too long reached a scrape), render_error (rendering "
@@ -153,20 +163,55 @@ SPECS: tuple[Spec, ...] = (
          ("reason",)),
 )
 BY_NAME = {spec.name: spec for spec in SPECS}
+ACCOUNT_LABELLED = frozenset({
+    "trtc_api_requests_total", "trtc_api_request_duration_seconds", "trtc_api_errors_total",
+    "trtc_api_throttled_total", "trtc_api_retries_total", "trtc_exporter_budget_rate",
+    "trtc_exporter_budget_demand_rate", "trtc_exporter_budget_wait_seconds",
+    "trtc_exporter_poll_interval_effective_seconds",
+    "trtc_ai_transcription_in_progress_seconds_total",
+    "trtc_ai_transcription_translation_seconds_total"})
+"""Families that gain a leading ``account`` label when ``accounts:`` is configured (budget, API
+and usage families); without ``accounts:`` their label sets are exactly those of SPECS."""
+
+
+def labels_of(name: str, accounts: bool) -> tuple[str, ...]:
+    """The label names of a family: ``account`` first when ``accounts`` and it is per account."""
+    spec = BY_NAME[name]
+    return ("account", *spec.labels) if accounts and name in ACCOUNT_LABELLED else spec.labels
 ALL_METRIC_NAMES = frozenset(BY_NAME)
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 3.0, 5.0, 6.0, 10.0)
 WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
-def _counter(registry: CollectorRegistry, name: str) -> Counter:
-    spec = BY_NAME[name]
-    return Counter(name.removesuffix("_total"), spec.help, spec.labels, registry=registry)
+M = TypeVar("M", Counter, Histogram)
 
 
-def _histogram(registry: CollectorRegistry, name: str, buckets: tuple[float, ...]) -> Histogram:
-    spec = BY_NAME[name]
-    return Histogram(name, spec.help, spec.labels, registry=registry, buckets=buckets)
+class Bound(Generic[M]):
+    """An instrument with its leading label values (the account) already given."""
+
+    def __init__(self, metric: M, prefix: tuple[str, ...] = ()) -> None:
+        self.metric: M = metric
+        self._prefix = prefix
+
+    def labels(self, *values: str) -> M:
+        """The child for the remaining label values (as ``Counter.labels``)."""
+        child: M = self.metric.labels(*self._prefix, *values)
+        return child
+
+    def bound(self, prefix: tuple[str, ...]) -> Bound[M]:
+        return Bound[M](self.metric, prefix)
+
+
+def _counter(registry: CollectorRegistry, name: str, accounts: bool) -> Bound[Counter]:
+    return Bound(Counter(name.removesuffix("_total"), BY_NAME[name].help,
+                         labels_of(name, accounts), registry=registry))
+
+
+def _histogram(registry: CollectorRegistry, name: str, buckets: tuple[float, ...],
+               accounts: bool) -> Bound[Histogram]:
+    return Bound(Histogram(name, BY_NAME[name].help, labels_of(name, accounts),
+                           registry=registry, buckets=buckets))
 
 
 DROP_REASONS = ("invalid_text", "render_error", "stored_row")
@@ -192,15 +237,33 @@ class DropCounter:
 
 
 class ApiMetrics:
-    """Live instruments updated by the client on every attempt (our own instrumentation)."""
+    """Live instruments updated by the client on every attempt (our own instrumentation).
 
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.requests = _counter(registry, "trtc_api_requests_total")
-        self.duration = _histogram(registry, "trtc_api_request_duration_seconds", LATENCY_BUCKETS)
-        self.errors = _counter(registry, "trtc_api_errors_total")
-        self.throttled = _counter(registry, "trtc_api_throttled_total")
-        self.retries = _counter(registry, "trtc_api_retries_total")
-        self.budget_wait = _histogram(registry, "trtc_exporter_budget_wait_seconds", WAIT_BUCKETS)
+    With ``accounts`` every instrument has a leading ``account`` label; :meth:`for_account`
+    gives each account's client a view with that label filled in.
+    """
+
+    def __init__(self, registry: CollectorRegistry | None, accounts: bool = False) -> None:
+        if registry is None:  # for_account's copy: instruments assigned by the caller
+            return
+        self.requests = _counter(registry, "trtc_api_requests_total", accounts)
+        self.duration = _histogram(registry, "trtc_api_request_duration_seconds",
+                                   LATENCY_BUCKETS, accounts)
+        self.errors = _counter(registry, "trtc_api_errors_total", accounts)
+        self.throttled = _counter(registry, "trtc_api_throttled_total", accounts)
+        self.retries = _counter(registry, "trtc_api_retries_total", accounts)
+        self.budget_wait = _histogram(registry, "trtc_exporter_budget_wait_seconds",
+                                      WAIT_BUCKETS, accounts)
+
+    def for_account(self, account: str) -> ApiMetrics:
+        """A view whose instruments fill in ``account`` (only with ``accounts=True``)."""
+        view = ApiMetrics(None)
+        prefix = (account,)
+        view.requests, view.errors = self.requests.bound(prefix), self.errors.bound(prefix)
+        view.throttled, view.retries = self.throttled.bound(prefix), self.retries.bound(prefix)
+        view.duration = self.duration.bound(prefix)
+        view.budget_wait = self.budget_wait.bound(prefix)
+        return view
 
     def prepare(self, action: str, region: str) -> None:
         """Create the zero-valued series of an (action, region) before its first request, so

@@ -27,8 +27,8 @@ from trtc_exporter.api.credentials import CredentialProvider
 from trtc_exporter.api.skew import WARN_ABOVE_SECONDS, SkewEstimator
 from trtc_exporter.checks import check
 from trtc_exporter.clock import SYSTEM_CLOCK, Clock
+from trtc_exporter.config.coordination import CoordinationConfig, read_password
 from trtc_exporter.config.model import Config, load_config
-from trtc_exporter.coordination.config import CoordinationConfig, read_password
 from trtc_exporter.coordination.link import connect, describe
 from trtc_exporter.errors import ConfigError
 from trtc_exporter.generations import ACTIONS

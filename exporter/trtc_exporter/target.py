@@ -36,7 +36,7 @@ MAX_LABEL_NAME_CHARS = 128
 """Longest extra label name; Prometheus' ``label_name_length_limit`` is commonly set to 128+."""
 TARGET_FIELDS = frozenset(
     {"task_id", "sdk_app_id", "session_id", "region", "labels", "api", "poll_interval",
-     "translation"}
+     "translation", "account"}
 )
 
 
@@ -52,6 +52,9 @@ class Target:
     labels: tuple[tuple[str, str], ...] = ()
     poll_interval: float | None = None
     translation: bool = False
+    account: str = ""
+    """The ``accounts:`` entry that polls it ("" for the config's default account); not part of
+    the identity, which the series labels carry."""
     source: str = field(default="config", compare=False)
     key: tuple[str, ...] = field(init=False, compare=False, repr=False)
     """The identity: two targets with the same key are the same series (computed once: it is
@@ -79,6 +82,12 @@ class Target:
     def action(self) -> str:
         """The Describe action of the target's API generation."""
         return ACTIONS[self.api]
+
+    @property
+    def lane(self) -> str:
+        """The budget this target spends: its action, prefixed by ``account/`` when it names an
+        account (account names hold no ``/``). Tencent limits each account and action."""
+        return f"{self.account}/{self.action}" if self.account else self.action
 
     @property
     def identity_labels(self) -> dict[str, str]:
@@ -130,11 +139,12 @@ def parse_target(raw: object, path: str, errors: Errors, default_region: str,
     labels = _parse_labels(entry.get("labels"), prefix + "labels", errors)
     interval = errors.duration(entry, "poll_interval", prefix, 0.0) or None
     translation = errors.boolean(entry, "translation", prefix, False)
+    account = errors.string(entry, "account", prefix, "") or ""
     if errors.count > before:
         return None
     return Target(api=api, region=region, task_id=task_id, sdk_app_id=sdk_app_id,
                   session_id=session_id, labels=labels, poll_interval=interval,
-                  translation=translation, source=source)
+                  translation=translation, account=account, source=source)
 
 
 def _parse_region(entry: Mapping[str, Any], prefix: str, errors: Errors, api: str,

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from trtc_exporter.coordination.accounts import AccountConfig, parse_accounts
-from trtc_exporter.coordination.config import (
+from trtc_exporter.config.accounts import AccountConfig, parse_accounts
+from trtc_exporter.config.coordination import (
     CoordinationConfig,
     parse_coordination,
     read_password,

@@ -6,8 +6,9 @@ import threading
 import time
 
 import pytest
+import redis
 
-from trtc_exporter.clock import SystemClock
+from trtc_exporter.clock import FakeClock, SystemClock
 from trtc_exporter.coordination.coordinator import Coordinator
 from trtc_exporter.coordination.failover import FailoverLimiter
 from trtc_exporter.coordination.keys import Keys
@@ -69,3 +70,40 @@ def test_killing_redis_falls_back_and_rejoins(own_redis: RedisProcess) -> None:
     assert not [t for t in times if killed < t < killed + 1.0]  # quiet span after the failure
     assert 0 < len(offline) <= 10 * (restarted - killed - 1.02) + 1  # 1/N with N = 2
     assert rejoined < 1.0
+
+
+def test_after_a_rejoin_the_shared_limiter_waits_one_quiet_span(redis_server: RedisProcess
+                                                                  ) -> None:
+    """The first shared grant after a rejoin comes one span after it, so the replica's last
+    local grants (made before the rejoin) never share a window with its shared ones."""
+    clock, keys = FakeClock(auto_advance=True), Keys("q")
+    client = redis_server.client()
+    client.flushdb()
+    link = Link(client, clock, retry_interval=1.0, hold=3.0, quiet=1.1)
+    shared = SharedRateLimiter(client, keys, "", "DescribeAITranscription", 20.0, clock,
+                               fake_now=True)
+    limiter = FailoverLimiter(shared, link, clock)
+    link.failed(redis.ConnectionError())
+    limiter.acquire()  # a local grant, one span after the failure (no probe due yet)
+    assert link.up is False
+    last_local = clock.monotonic()
+    limiter.acquire()  # the probe is due: rejoin, then the shared limiter
+    assert link.up is True
+    assert clock.monotonic() >= last_local + 1.1 - 1e-6
+
+
+def test_the_heartbeat_after_a_rejoin_waits_until_the_link_settled(redis_server: RedisProcess
+                                                                     ) -> None:
+    """Members count a rejoined replica as live only once its local grants are a window old."""
+    clock, keys = FakeClock(auto_advance=True), Keys("h")
+    client = redis_server.client()
+    client.flushdb()
+    link = Link(client, clock, retry_interval=1.0, hold=3.0, quiet=1.1)
+    coordinator = Coordinator(link, Membership(client, keys, "me", 3.0, clock, fake_now=True),
+                              clock, 1.0)
+    link.failed(redis.ConnectionError())
+    clock.advance(1.0)
+    before = clock.monotonic()
+    assert coordinator.tick() == ["me"]
+    assert clock.monotonic() - before >= 1.1 - 1e-6
+    assert link.settled_in() == 0.0

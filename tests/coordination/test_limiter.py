@@ -11,6 +11,7 @@ from trtc_exporter.api.budget import Cancelled, RateLimiter
 from trtc_exporter.clock import FakeClock
 from trtc_exporter.coordination.keys import Keys
 from trtc_exporter.coordination.limiter import SharedRateLimiter
+from trtc_exporter.coordination.membership import Membership
 
 ACTION = "DescribeAITranscription"
 
@@ -135,15 +136,6 @@ def test_a_cancelled_wait_raises_and_sends_nothing(rdb: redis.Redis) -> None:
         one.take(cancel)
 
 
-def test_offline_starts_count_in_the_shared_window(rdb: redis.Redis) -> None:
-    """Starts recorded after a rejoin occupy the window like any other start."""
-    clock = FakeClock(auto_advance=True)
-    one = limiter(rdb, clock)
-    t = clock.time()
-    assert one.record_offline([0.01 * i for i in range(20)]) == 20
-    assert one.take().time == pytest.approx(t - 0.19 + 1.02, abs=1e-6)
-
-
 def test_server_time_is_used_without_a_fake_clock(rdb: redis.Redis) -> None:
     """Without fake_now the grant carries the Redis server's TIME."""
     clock = FakeClock(auto_advance=True)
@@ -151,3 +143,44 @@ def test_server_time_is_used_without_a_fake_clock(rdb: redis.Redis) -> None:
     seconds, micros = rdb.time()
     granted = one.take().time
     assert abs(granted - (seconds + micros / 1e6)) < 5.0
+
+
+def _members(rdb: redis.Redis, clock: FakeClock, *names: str) -> list[Membership]:
+    return [Membership(rdb, Keys("t"), n, 3.0, clock, fake_now=True, lapse=60.0) for n in names]
+
+
+def _lapsing(rdb: redis.Redis, clock: FakeClock) -> SharedRateLimiter:
+    return SharedRateLimiter(rdb, Keys("t"), "main", ACTION, 20.0, clock, fake_now=True,
+                             lapse=60.0)
+
+
+def test_a_lapsed_member_holds_its_share_back(rdb: redis.Redis) -> None:
+    """One of three members stops heartbeating: the others get 2/3 of the window until the
+    lapse hold passed, since the silent one may be spending its fallback 1/3 on its own."""
+    clock = FakeClock(auto_advance=True)
+    a, b, c = _members(rdb, clock, "a", "b", "c")
+    for m in (a, b, c):
+        m.beat()
+    clock.advance(4.0)  # c's entry expired 1 s ago
+    a.beat()
+    b.beat()
+    one = _lapsing(rdb, clock)
+    assert one.effective_rate == pytest.approx(20.0 * 2 / 3)
+    times = [one.take().time for _ in range(14)]
+    assert times[13] - times[0] >= 0.99  # 13 per window: floor(20 x 2/3)
+    clock.advance(61.0)
+    a.beat()
+    b.beat()
+    assert one.effective_rate == pytest.approx(20.0)
+
+
+def test_a_member_that_left_cleanly_holds_nothing_back(rdb: redis.Redis) -> None:
+    """A clean stop removes the entry: the remaining members get the whole window at once."""
+    clock = FakeClock(auto_advance=True)
+    a, b = _members(rdb, clock, "a", "b")
+    a.beat()
+    b.beat()
+    b.leave()
+    one = _lapsing(rdb, clock)
+    times = [one.take().time for _ in range(20)]
+    assert times[19] - times[0] < 1.0

@@ -6,7 +6,7 @@ import pytest
 import redis
 
 from trtc_exporter.clock import FakeClock
-from trtc_exporter.coordination.config import CoordinationConfig
+from trtc_exporter.config.coordination import CoordinationConfig
 from trtc_exporter.coordination.link import Link, connect, describe
 from trtc_exporter.secret import Secret
 

@@ -62,6 +62,8 @@ def test_every_contract_family_is_rendered() -> None:
     samples = scrape()
     for spec in SPECS:
         if spec.name in ("trtc_exporter_cost_threshold_usd",  # only when a threshold is set
+                         "trtc_exporter_coordination_up", "trtc_exporter_coordination_members",
+                         "trtc_exporter_targets_owned",  # only with coordination
                          "trtc_exporter_target_file_last_load_successful"  # only with files
                          ) or spec.name in WEBHOOK_FAMILIES:  # only with the callback listener
             continue

@@ -27,7 +27,7 @@ def replay(polls: list[tuple[float, Outcome]]) -> float:
         prev = store.get(TARGET.key)
         assert prev is not None
         store.record_poll(prev, apply_outcome(prev, outcome, 1_000_000 + when))
-    return store.usage().get(APP, 0.0)
+    return store.usage().get((*APP, ""), 0.0)
 
 
 def test_time_between_consecutive_in_progress_polls_is_counted() -> None:
@@ -105,8 +105,8 @@ def test_translation_targets_also_count_translation_time() -> None:
             prev = store.get(target.key)
             assert prev is not None
             store.record_poll(prev, apply_outcome(prev, seen("InProgress"), when))
-    assert store.usage()[APP] == 30
-    assert store.translation_usage()[APP] == 15
+    assert store.usage()[(*APP, "")] == 30
+    assert store.translation_usage()[(*APP, "")] == 15
 
 
 def test_history_records_transitions_only() -> None:

@@ -13,7 +13,9 @@ import math
 import re
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from trtc_exporter.clock import Clock
 
@@ -305,31 +307,74 @@ class RateLimiter:
             self._ceiling = rate
 
 
+class Limiter(Protocol):
+    """What the client and the poller need of a limiter: :class:`RateLimiter` here, or the
+    coordination's shared one (``coordination.failover.FailoverLimiter``) with replicas."""
+
+    name: str
+
+    @property
+    def configured_rate(self) -> float: ...
+
+    @property
+    def effective_rate(self) -> float: ...
+
+    @property
+    def guard(self) -> float: ...
+
+    def acquire(self, cancel: threading.Event | None = None) -> float: ...
+
+    def on_accepted(self, sent_at: float) -> None: ...
+
+    def on_throttled(self, limit_hint: int | None = None, marginal: bool = False,
+                     sent_at: float | None = None) -> bool: ...
+
+    def set_configured_rate(self, rate: float) -> None: ...
+
+
+LimiterFactory = Callable[[str, float], Limiter]
+"""Builds the limiter of one lane (``Target.lane``: the action, or ``account/action``) at a
+configured rate in requests/s. The seam through which coordination shares limiters in Redis."""
+
+
 class Budget:
-    """One limiter per API action: Tencent counts each action separately."""
+    """One limiter per lane: Tencent counts each account and action separately.
+
+    A lane is an action name for the implicit account, ``account/action`` with ``accounts:``.
+    ``factory`` builds each limiter (a local :class:`RateLimiter` by default).
+    """
 
     def __init__(self, rates: dict[str, float], clock: Clock, guard: float = 0.02,
-                 policy: AimdPolicy | None = None) -> None:
+                 policy: AimdPolicy | None = None,
+                 factory: LimiterFactory | None = None) -> None:
         self._clock = clock
         self._guard = guard
         self._base_guard = guard
         self._policy = policy
-        self._limiters = {action: RateLimiter(rate, clock, guard, policy=policy, name=action)
-                          for action, rate in rates.items()}
+        self._factory: LimiterFactory = factory or self._local
+        self._lock = threading.Lock()
+        self._limiters = {lane: self._factory(lane, rate) for lane, rate in rates.items()}
 
-    def limiter(self, action: str) -> RateLimiter:
-        """The limiter of one Describe action (KeyError for an action without one)."""
-        return self._limiters[action]
+    def _local(self, lane: str, rate: float) -> Limiter:
+        return RateLimiter(rate, self._clock, self._guard, policy=self._policy, name=lane)
 
-    def items(self) -> list[tuple[str, RateLimiter]]:
-        """(action, limiter) pairs, sorted by action."""
-        return sorted(self._limiters.items())
+    def limiter(self, lane: str) -> Limiter:
+        """The limiter of one lane (KeyError for a lane without one)."""
+        return self._limiters[lane]
+
+    def items(self) -> list[tuple[str, Limiter]]:
+        """(lane, limiter) pairs, sorted by lane."""
+        with self._lock:
+            return sorted(self._limiters.items())
 
     def update(self, rates: dict[str, float]) -> None:
-        """Apply new configured rates (req/s by action) on reload; new actions get a limiter."""
-        for action, rate in rates.items():
-            if action in self._limiters:
-                self._limiters[action].set_configured_rate(rate)
-            else:
-                self._limiters[action] = RateLimiter(rate, self._clock, self._guard,
-                                                     policy=self._policy, name=action)
+        """Apply new configured rates (req/s by lane) on reload; new lanes get a limiter, lanes
+        no longer configured (an account removed) are dropped."""
+        with self._lock:
+            for lane, rate in rates.items():
+                if lane in self._limiters:
+                    self._limiters[lane].set_configured_rate(rate)
+                else:
+                    self._limiters[lane] = self._factory(lane, rate)
+            for lane in set(self._limiters) - set(rates):
+                del self._limiters[lane]

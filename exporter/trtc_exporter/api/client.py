@@ -92,7 +92,8 @@ class TrtcClient:
         attempts, total = 0, 0.0
         while True:
             attempts += 1
-            result, latency = self._attempt(target.action, target.region, body, cancel)
+            result, latency = self._attempt(target.action, target.region, body, cancel,
+                                             target.lane)
             total += latency
             if not isinstance(result, ApiFailure) or not self._should_retry(result, attempts,
                                                                             cancel):
@@ -114,11 +115,13 @@ class TrtcClient:
         base = 1.0 if is_throttle(result.code) else 0.2
         return self._rng.uniform(0, base * 2 ** (attempts - 1))
 
-    def _attempt(self, action: str, region: str, body: bytes,
-                 cancel: threading.Event | None) -> tuple[TaskStatus | ApiFailure, float]:
+    def _attempt(self, action: str, region: str, body: bytes, cancel: threading.Event | None,
+                  lane: str = "") -> tuple[TaskStatus | ApiFailure, float]:
+        """One attempt; ``lane`` names the limiter (``Target.lane``: the action, per account)."""
+        lane = lane or action
         headers = self._headers(action, region, body)  # signed first: nothing slow after the token
         try:
-            waited = self._budget.limiter(action).acquire(cancel)
+            waited = self._budget.limiter(lane).acquire(cancel)
         except Cancelled:
             return ApiFailure("Cancelled", "shutting down before a token was granted"), 0.0
         self._metrics.budget_wait.labels(action).observe(waited)
@@ -130,24 +133,24 @@ class TrtcClient:
         self._metrics.duration.labels(action, region).observe(latency)
         self._skew.observe(date, sent_wall, sent_wall + latency)
         if isinstance(result, ApiFailure):
-            self._count_failure(action, region, result, started)
+            self._count_failure(action, region, result, lane, started)
         if not isinstance(result, ApiFailure) or (result.request_id
                                                    and not is_throttle(result.code)):
-            self._budget.limiter(action).on_accepted(started)  # the server counted it
+            self._budget.limiter(lane).on_accepted(started)  # the server counted it
         return result, latency
 
-    def _count_failure(self, action: str, region: str, failure: ApiFailure,
+    def _count_failure(self, action: str, region: str, failure: ApiFailure, lane: str,
                        sent_at: float) -> None:
         self._metrics.errors.labels(action, region, bounded_code(failure.code)).inc()
         if is_throttle(failure.code):
             self._metrics.throttled.labels(action, region).inc()
             hint = hint_from_message(failure.message)
-            limiter = self._budget.limiter(action)
+            limiter = self._budget.limiter(lane)
             if limiter.on_throttled(hint.limit, hint.marginal, sent_at=sent_at):
                 stated = ("no limit stated" if hint.limit is None
                           else f"{hint.seen} of limit {hint.limit} counted")
                 log.warning("API throttled %s (RequestLimitExceeded: %s); effective rate now "
-                            "%.1f/s, window guard %.0f ms", action, stated,
+                            "%.1f/s, window guard %.0f ms", lane, stated,
                             limiter.effective_rate, limiter.guard * 1000)
 
     def _headers(self, action: str, region: str, body: bytes) -> dict[str, str]:

@@ -13,6 +13,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from trtc_exporter.config.accounts import (
+    AccountConfig,
+    CredentialsConfig,
+    parse_accounts,
+    parse_credentials,
+)
+from trtc_exporter.config.coordination import CoordinationConfig, parse_coordination
 from trtc_exporter.config.dynamic import (
     RegistrationConfig,
     parse_registration,
@@ -35,32 +42,18 @@ STATE_FACTORS = {"Idle": 2.0, "Preparing": 1.0, "InProgress": 1.0, "Stopped": 10
                  "Exited": 10.0, "Unknown": 1.0}
 
 _TOP = frozenset({"api", "poll_interval", "schedule", "targets", "max_targets", "apps", "pricing",
-                  "target_files", "target_files_refresh_interval", "registration", "webhook"})
+                  "target_files", "target_files_refresh_interval", "registration", "webhook",
+                  "coordination", "accounts"})
 _API = frozenset({"endpoint", "region", "rate_limit", "rate_limits", "timeout", "max_retries",
                   "credentials", "budget_share", "rate_guard", "on_overload", "extra_regions"})
 REGION_NAME = re.compile(r"[a-z]{2,4}-[a-z]+(-[0-9]+)?")
 """Tencent Cloud region names: ap-guangzhou, na-siliconvalley, eu-frankfurt, ap-shanghai-fsi."""
-_CREDS = frozenset({"secret_id_file", "secret_key_file", "token_file", "cvm_role"})
 MAX_RETRIES = 10
 _SCHEDULE = frozenset({"state_factors", "stopped_session_factor", "stopped_retention",
                        "not_found_backoff_max"})
-_APP = frozenset({"max_concurrent_tasks", "daily_cost_threshold_usd", "region"}) | APP_FIELDS
+_APP = frozenset({"max_concurrent_tasks", "daily_cost_threshold_usd", "region", "account"}
+                 ) | APP_FIELDS
 _PRICING = frozenset({"transcription_usd_per_minute", "translation_usd_per_minute"})
-
-
-@dataclass(frozen=True, slots=True)
-class CredentialsConfig:
-    """Where keys come from; values are never stored in the config itself.
-
-    ``cvm_role`` opts in to the last link of the chain, the CVM instance role from the metadata
-    service. It is off by default: off a CVM, probing the metadata address costs a timeout at
-    every start and reload, and quietly using whatever role a machine has is a surprise.
-    """
-
-    secret_id_file: str | None = None
-    secret_key_file: str | None = None
-    token_file: str | None = None
-    cvm_role: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +102,7 @@ class AppConfig:
 
     max_concurrent_tasks: int = 100
     daily_cost_threshold_usd: float | None = None
+    account: str | None = None
     region: str | None = None
     callback_key_file: str | None = None
 
@@ -136,11 +130,32 @@ class Config:
     target_files: tuple[str, ...] = ()
     target_files_refresh_interval: float = 30.0
     registration: RegistrationConfig = field(default_factory=RegistrationConfig)
+    coordination: CoordinationConfig = field(default_factory=CoordinationConfig)
+    accounts: tuple[AccountConfig, ...] = ()
     webhook: WebhookConfig = field(default_factory=WebhookConfig)
 
     def app(self, sdk_app_id: int | None) -> AppConfig:
         """The settings of one SdkAppId (defaults for an app not in ``apps:``)."""
         return self.apps.get(sdk_app_id or 0, AppConfig())
+
+    @property
+    def account_names(self) -> tuple[str, ...]:
+        """Names of the configured accounts; ("",) for the implicit one without ``accounts:``."""
+        return tuple(a.name for a in self.accounts) or ("",)
+
+    def account_of(self, target: Target) -> str:
+        """The account that polls a target: its own ``account``, else its app's, else the first
+        of ``accounts:`` ("" without ``accounts:``)."""
+        return target.account or self.app(target.sdk_app_id).account or self.account_names[0]
+
+    def rate_for(self, account: str, action: str) -> float:
+        """Requests/s this replica may spend on one (account, action): the account's
+        ``rate_limit`` (``api.rate_limits``/``rate_limit`` for the implicit account), times
+        ``api.budget_share``."""
+        for entry in self.accounts:
+            if entry.name == account:
+                return entry.rate_limit * self.api.budget_share
+        return self.api.rate_for(action)
 
     def app_region(self, sdk_app_id: int) -> str:
         """The region of an app's tasks: ``apps.<id>.region``, else ``api.region``."""
@@ -206,13 +221,39 @@ def parse_config(raw: object) -> Config:
         target_files_refresh_interval=errors.duration(top, "target_files_refresh_interval", "",
                                                       30.0),
         registration=parse_registration(top.get("registration"), errors),
+        coordination=parse_coordination(top.get("coordination"), errors),
+        accounts=parse_accounts(top.get("accounts"), errors),
         webhook=parse_webhook(top.get("webhook"), errors),
     )
+    _check_account_references(config, errors)
     if len(config.targets) > config.max_targets:
         errors.add("targets", f"{len(config.targets)} targets exceed max_targets "
                               f"({config.max_targets})")
     errors.raise_if_any()
     return config
+
+
+def account_problem(account: str, accounts: tuple[AccountConfig, ...]) -> str | None:
+    """Why a target's or app's ``account`` cannot be used (None when it can)."""
+    if not account:
+        return None
+    if not accounts:
+        return f"refers to account {show(account)} but there is no accounts: list"
+    if account not in {a.name for a in accounts}:
+        return (f"unknown account {show(account)}; accounts: "
+                f"{', '.join(a.name for a in accounts)}")
+    return None
+
+
+def _check_account_references(config: Config, errors: Errors) -> None:
+    for index, target in enumerate(config.targets):
+        problem = account_problem(target.account, config.accounts)
+        if problem:
+            errors.add(f"targets[{index}].account", problem)
+    for app_id, app in config.apps.items():
+        problem = account_problem(app.account or "", config.accounts)
+        if problem:
+            errors.add(f"apps.{app_id}.account", problem)
 
 
 def parse_targets(raw: object, path: str, errors: Errors, default_region: str,
@@ -270,7 +311,7 @@ def _parse_api(raw: object, errors: Errors) -> ApiConfig:
         budget_share=errors.number(api, "budget_share", p, 1.0, high=1.0),
         rate_guard=errors.duration(api, "rate_guard", p, 0.02, positive=False),
         on_overload=on_overload,
-        credentials=_parse_credentials(api.get("credentials"), errors),
+        credentials=parse_credentials(api.get("credentials"), "api.credentials", errors),
         extra_regions=extra,
     )
 
@@ -304,28 +345,6 @@ def _parse_rate_limits(raw: object, errors: Errors) -> dict[str, float]:
     limits = errors.mapping(raw, "api.rate_limits", frozenset(ACTIONS.values()))
     return {action: errors.number(limits, action, "api.rate_limits.", 20.0)
             for action in limits if action in ACTIONS.values()}
-
-
-def _parse_credentials(raw: object, errors: Errors) -> CredentialsConfig:
-    creds = errors.mapping(raw, "api.credentials", _CREDS)
-    p = "api.credentials."
-    files = {}
-    for key in ("secret_id_file", "secret_key_file", "token_file"):
-        files[key] = errors.string(creds, key, p, None)
-        if files[key] == "" or "\x00" in (files[key] or ""):
-            errors.add(p + key, "must be a file path" if files[key] else "must not be empty")
-            files[key] = None
-    given = {key: creds.get(key) is not None for key in files}  # a bad value is still "given"
-    if given["secret_id_file"] != given["secret_key_file"]:
-        errors.add("api.credentials", "secret_id_file and secret_key_file must be set together")
-    elif given["token_file"] and not given["secret_id_file"]:
-        errors.add(p + "token_file", "needs secret_id_file and secret_key_file")
-    return CredentialsConfig(
-        secret_id_file=files["secret_id_file"],
-        secret_key_file=files["secret_key_file"],
-        token_file=files["token_file"],
-        cvm_role=errors.boolean(creds, "cvm_role", p, False),
-    )
 
 
 def _parse_schedule(raw: object, errors: Errors) -> ScheduleConfig:
@@ -383,6 +402,7 @@ def _parse_app(app: Mapping[str, Any], p: str, errors: Errors) -> AppConfig:
     return AppConfig(
         max_concurrent_tasks=errors.integer(app, "max_concurrent_tasks", p, 100, minimum=1) or 100,
         daily_cost_threshold_usd=threshold,
+        account=errors.string(app, "account", p, None),
         region=region,
         callback_key_file=parse_app_callback_key(app, p, errors),
     )
@@ -398,6 +418,7 @@ def _parse_pricing(raw: object, errors: Errors) -> PricingConfig:
     )
 
 
-__all__ = ["ApiConfig", "AppConfig", "Config", "ConfigError", "CredentialsConfig",
-           "PricingConfig", "ScheduleConfig", "load_config", "parse_config", "parse_config_text",
+__all__ = ["AccountConfig", "ApiConfig", "AppConfig", "Config", "ConfigError",
+           "CoordinationConfig", "CredentialsConfig", "PricingConfig", "ScheduleConfig",
+           "account_problem", "load_config", "parse_config", "parse_config_text",
            "parse_targets"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import redis
 
@@ -40,8 +40,16 @@ class Coordinator:
         return self._membership.member_id
 
     def tick(self) -> list[str]:
-        """Heartbeat (or probe while down); returns the member list now in force."""
+        """Heartbeat (or probe while down); returns the member list now in force.
+
+        Right after a rejoin the heartbeat waits until the link has settled (one limiter span,
+        :meth:`Link.settled_in`): members that count us as live again give us a share of the
+        shared window, which our last local grants must no longer occupy.
+        """
         if self._link.usable():
+            pause = self._link.settled_in()
+            if pause > 0:
+                self._clock.sleep(pause)
             try:
                 members = self._membership.beat()
             except redis.RedisError as exc:
@@ -55,10 +63,22 @@ class Coordinator:
         with self._lock:
             return list(self._members)
 
-    def run(self, stop: threading.Event) -> None:
-        """Tick every heartbeat until ``stop`` is set; then leave the cluster cleanly."""
+    def run(self, stop: threading.Event,
+            on_change: Callable[[list[str]], None] | None = None) -> None:
+        """Tick every heartbeat until ``stop`` is set; then leave the cluster cleanly.
+
+        ``on_change`` gets the member list whenever it changed (and once at the start), so the
+        caller re-divides its targets; its exceptions are logged, never end the loop.
+        """
+        last: list[str] | None = None
         while not stop.is_set():
-            self.tick()
+            members = self.tick()
+            if on_change is not None and members != last:
+                try:
+                    on_change(members)
+                    last = members
+                except Exception:  # a failed re-division is retried at the next heartbeat
+                    log.exception("coordination: applying the member list failed")
             self._clock.wait(stop, self._heartbeat)
         with contextlib.suppress(redis.RedisError):  # the TTL removes us anyway
             self._membership.leave()

@@ -2,23 +2,27 @@
 
 Same public shape as ``budget.RateLimiter``. On a Redis error (or while Redis is down) requests
 are granted by a local ``RateLimiter`` at ``configured / N`` (N: live members at the last
-heartbeat), so N replicas that all lost Redis stay within the limit together. Two transitions
-are kept strict:
+heartbeat), so N replicas that all lost Redis stay within the limit together. Both transitions
+keep one span (1 s + guard) between the last grant of one mode and the first of the other:
 
-* going down: the first local grant waits one span (1 s + guard) after the failure, so it never
-  shares a window with grants the shared limiter made before Redis went away;
-* coming back: the starts granted locally during the last span are recorded in the shared window
-  (``record_offline``), and :meth:`Link.share` keeps this replica to its proportion of the shared
-  rate until the other members have heartbeated again.
+* going down: the first local grant waits one span after the failure, so it never shares a
+  window with grants the shared limiter made before Redis went away;
+* coming back: no local grant is made once the link is up again (a thread that got a local
+  token after the rejoin drops it unused and takes the shared path), and the shared limiter is
+  used only one span after the rejoin (:meth:`Link.settled_in`); the coordinator heartbeats
+  only then too, so the members that start counting this replica as live (and give it its
+  share of the shared window) never overlap its local grants. Until the other members have
+  heartbeated again, :meth:`Link.share` keeps this replica to its proportion of the shared
+  rate.
 
-Known limit: a replica cut off from Redis while the others still reach it spends its fallback
-share on top of the shared limit; the AIMD cut on RequestLimitExceeded then lowers the rate.
+The reverse direction (a replica cut off while others still reach Redis) is covered by the
+shared limiter holding back the share of members whose heartbeats lapsed recently (see
+:mod:`limiter`).
 """
 
 from __future__ import annotations
 
 import threading
-from collections import deque
 
 import redis
 
@@ -41,8 +45,6 @@ class FailoverLimiter:
         self._span = window + guard
         self._local = RateLimiter(shared.configured_rate, clock, guard, window, policy,
                                   name=shared.name)
-        self._lock = threading.Lock()
-        self._offline: deque[float] = deque()  # monotonic times of local grants
 
     @property
     def configured_rate(self) -> float:
@@ -61,44 +63,47 @@ class FailoverLimiter:
     def acquire(self, cancel: threading.Event | None = None) -> float:
         """Block until a start is granted (shared, or local fallback); returns the wait (s)."""
         started = self._clock.monotonic()
-        if self._link.usable():
-            try:
-                self._replay_offline()
-                self._shared.set_share(self._link.share())
-                return self._shared.acquire(cancel)
-            except redis.RedisError as exc:
-                self._link.failed(exc)
-        self._local_acquire(cancel)
+        event = cancel or threading.Event()
+        while True:
+            if self._link.usable():
+                try:
+                    self._shared_acquire(event)
+                    break
+                except redis.RedisError as exc:
+                    self._link.failed(exc)
+            if self._local_acquire(event):
+                break
         return max(0.0, self._clock.monotonic() - started)
 
-    def _local_acquire(self, cancel: threading.Event | None) -> None:
-        event = cancel or threading.Event()
-        quiet_until = self._link.down_since + self._span
-        pause = quiet_until - self._clock.monotonic()
+    def _shared_acquire(self, event: threading.Event) -> None:
+        pause = self._link.settled_in()
         if pause > 0 and self._clock.wait(event, pause):
             raise Cancelled
-        self._local_share().acquire(cancel)
-        now = self._clock.monotonic()
-        with self._lock:
-            self._offline.append(now)
-            while self._offline and self._offline[0] < now - self._span:
-                self._offline.popleft()
+        self._shared.set_share(self._link.share())
+        self._shared.acquire(event)
 
-    def _replay_offline(self) -> None:
-        now = self._clock.monotonic()
-        with self._lock:
-            ages = [now - t for t in self._offline if now - t < self._span]
-            self._offline.clear()
-        if ages:
-            self._shared.record_offline(ages)
+    def _local_acquire(self, event: threading.Event) -> bool:
+        """A local grant; False (token dropped unused) when Redis came back meanwhile."""
+        pause = self._link.down_since + self._span - self._clock.monotonic()
+        if pause > 0 and self._clock.wait(event, pause):
+            raise Cancelled
+        self._local_share().acquire(event)
+        return not self._link.up
 
-    def on_throttled(self, limit_hint: int | None = None, marginal: bool = False) -> bool:
+    def on_accepted(self, sent_at: float) -> None:
+        """A request sent at ``sent_at`` (monotonic s) was accepted; the local share measures
+        it for an unstated limit (the shared state does not measure yet)."""
+        if not self._link.up:
+            self._local_share().on_accepted(sent_at)
+
+    def on_throttled(self, limit_hint: int | None = None, marginal: bool = False,
+                     sent_at: float | None = None) -> bool:
         if self._link.up:
             try:
-                return self._shared.on_throttled(limit_hint, marginal)
+                return self._shared.on_throttled(limit_hint, marginal, sent_at=sent_at)
             except redis.RedisError as exc:
                 self._link.failed(exc)
-        return self._local_share().on_throttled(limit_hint, marginal)
+        return self._local_share().on_throttled(limit_hint, marginal, sent_at=sent_at)
 
     @property
     def effective_rate(self) -> float:

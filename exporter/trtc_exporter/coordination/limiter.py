@@ -49,7 +49,10 @@ class SharedRateLimiter:
 
     def __init__(self, client: redis.Redis, keys: Keys, account: str, action: str,
                  rate: float, clock: Clock, guard: float = 0.02, window: float = 1.0,
-                 policy: AimdPolicy | None = None, fake_now: bool = False) -> None:
+                 policy: AimdPolicy | None = None, fake_now: bool = False,
+                 lapse: float = 0.0) -> None:
+        """``lapse``: seconds a member whose heartbeat expired still holds its share back (it
+        may be cut off and spending its fallback share); 0 counts live members only."""
         if rate <= 0:
             raise ValueError("rate must be > 0")
         self.name = action
@@ -61,15 +64,16 @@ class SharedRateLimiter:
         self._window = window
         self._policy = policy or AimdPolicy()
         self._share = 1.0
+        self._lapse = lapse
         self._lock = threading.Lock()
         self._guard = guard
         reserved, started, aimd, seq = (keys.limiter(account, action, part)
                                         for part in ("reserved", "started", "aimd", "seq"))
-        self._started, self._aimd = started, aimd
-        self._reserve_keys, self._confirm_keys = [reserved, aimd, seq], [reserved, started, aimd]
+        self._aimd, self._members = aimd, keys.members
+        self._reserve_keys = [reserved, aimd, seq, keys.members]
+        self._confirm_keys = [reserved, started, aimd, keys.members]
         self._reserve = client.register_script(limiter_lua.RESERVE)
         self._confirm = client.register_script(limiter_lua.CONFIRM)
-        self._record = client.register_script(limiter_lua.RECORD)
         self._throttled = client.register_script(limiter_lua.THROTTLED)
         self._status = client.register_script(limiter_lua.STATUS)
 
@@ -85,7 +89,8 @@ class SharedRateLimiter:
                 "ceiling_margin": self._policy.ceiling_margin,
                 "memory_us": round(self._policy.ceiling_memory * US),
                 "floor_fraction": self._policy.floor_fraction,
-                "max_guard_us": round(MAX_GUARD * US), "keep_ms": KEEP_MS}
+                "max_guard_us": round(MAX_GUARD * US), "keep_ms": KEEP_MS,
+                "lapse_us": round(self._lapse * US)}
         return [now, json.dumps(params), *extra]
 
     def set_share(self, share: float) -> None:
@@ -124,13 +129,6 @@ class SharedRateLimiter:
         """``budget.RateLimiter.acquire``'s contract: block until our start, return the wait."""
         return self.take(cancel).waited
 
-    def record_offline(self, ages: list[float]) -> int:
-        """Count starts granted ``ages`` seconds ago while Redis was unreachable (rejoin)."""
-        if not ages:
-            return 0
-        return int(self._record(keys=[self._started],
-                                args=self._args(*(round(a * US) for a in ages))))
-
     # -- adaptation ------------------------------------------------------------------------
     def on_accepted(self, sent_at: float) -> None:
         """Shape parity with ``budget.RateLimiter``; the shared state does not measure yet."""
@@ -144,17 +142,16 @@ class SharedRateLimiter:
         return bool(int(acted))
 
     def _read_status(self) -> tuple[float, float]:
-        rate, guard = self._status(keys=[self._aimd], args=self._args())
+        rate, guard = self._status(keys=[self._aimd, self._members], args=self._args())
         with self._lock:
             self._guard = int(guard) / US
         return float(rate), int(guard) / US
 
     @property
     def effective_rate(self) -> float:
-        """The shared effective rate (req/s) after AIMD, times this replica's share."""
-        rate = self._read_status()[0]
-        with self._lock:
-            return rate * self._share
+        """The shared effective rate (req/s) after AIMD, times the share usable now (lapsed
+        members held back, and this replica's own share while rejoining)."""
+        return self._read_status()[0]
 
     @property
     def guard(self) -> float:

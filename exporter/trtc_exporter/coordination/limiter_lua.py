@@ -64,21 +64,34 @@ local function recover(s, now)
   end
   s.last_adjust = now
 end
-local function shape(s)  -- grants per window and the span they must fill, at the shared rate
-  local rate = s.rate * p.share
+-- The share of the shared rate usable now: the caller's (p.share, < 1 while rejoining), and at
+-- most live / (live + lapsed) members, where a lapsed member's heartbeat expired less than
+-- p.lapse_us ago: it may be cut off from Redis and spending its fallback share on its own.
+-- A member that left cleanly removed its entry and holds nothing back.
+local function share_now(members, now)
+  if members == nil or p.lapse_us <= 0 then return p.share end
+  local at = string.format('%.0f', now)
+  local live = math.max(1, redis.call('ZCOUNT', members, '(' .. at, '+inf'))
+  local lapsed = redis.call('ZCOUNT', members,
+                            '(' .. string.format('%.0f', now - p.lapse_us), at)
+  return math.min(p.share, live / (live + lapsed))
+end
+local function shape(s, share)  -- grants per window and the span they fill, at the shared rate
+  local rate = s.rate * share
   local per_window = math.max(1, math.floor(rate * p.window_us / 1e6 + 1e-9))
   return rate, per_window, math.floor(per_window * 1e6 / rate) + s.guard
 end
 """
 
-# KEYS: reserved, aimd, seq. Plans the earliest start: 1/rate after the last reservation and one
-# span after the reservation per_window places back. Returns {id, slot, now, rate, guard}.
+# KEYS: reserved, aimd, seq, members. Plans the earliest start: 1/rate after the last
+# reservation and one span after the reservation per_window places back.
+# Returns {id, slot, now, rate, guard}.
 RESERVE = PRELUDE + """
 local now = now_us()
 local s = load(KEYS[2], now)
 recover(s, now)
 save(KEYS[2], s)
-local rate, per_window, span = shape(s)
+local rate, per_window, span = shape(s, share_now(KEYS[4], now))
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - span - p.window_us - 1e6)
 local slot = now
 local last = redis.call('ZREVRANGE', KEYS[1], 0, 0, 'WITHSCORES')
@@ -92,7 +105,7 @@ redis.call('PEXPIRE', KEYS[1], p.keep_ms)
 return {id, slot, now, string.format('%.17g', s.rate), s.guard}
 """
 
-# KEYS: reserved, started, aimd. ARGV[3]: the reservation id. The strict check: a start is
+# KEYS: reserved, started, aimd, members. ARGV[3]: the reservation id. The strict check: a start is
 # granted only while fewer than per_window starts lie in (now - span, now]; every start is
 # recorded at the server time of its grant, so no window of one span ever holds more than
 # per_window starts, whatever order the replicas come in. The plan (reserved) keeps its slots:
@@ -102,7 +115,7 @@ CONFIRM = PRELUDE + """
 local now = now_us()
 local s = load(KEYS[3], now)
 recover(s, now)
-local rate, per_window, span = shape(s)
+local rate, per_window, span = shape(s, share_now(KEYS[4], now))
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - span - p.window_us - 1e6)
 local inside = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. (now - span), now, 'WITHSCORES')
 local count = #inside / 2
@@ -113,18 +126,6 @@ end
 redis.call('ZADD', KEYS[2], now, ARGV[3])
 redis.call('PEXPIRE', KEYS[2], p.keep_ms)
 return {1, now}
-"""
-
-# KEYS: started. ARGV[3..]: ages in microseconds of starts granted while Redis was unreachable,
-# recorded so the shared window counts them after a rejoin. Returns how many were recorded.
-RECORD = PRELUDE + """
-local now = now_us()
-for i = 3, #ARGV do
-  local at = now - tonumber(ARGV[i])
-  redis.call('ZADD', KEYS[1], at, 'offline:' .. at .. ':' .. i)
-end
-redis.call('PEXPIRE', KEYS[1], p.keep_ms)
-return #ARGV - 2
 """
 
 # KEYS: aimd. ARGV[3]: the API's stated limit (0 if none), ARGV[4]: '1' when one over the
@@ -155,11 +156,12 @@ save(KEYS[1], s)
 return 1
 """
 
-# KEYS: aimd. Returns {rate, guard_us} after recovery: the effective shared rate.
+# KEYS: aimd, members. Returns {rate, guard_us} after recovery: the effective shared rate times
+# the share usable now.
 STATUS = PRELUDE + """
 local now = now_us()
 local s = load(KEYS[1], now)
 recover(s, now)
 save(KEYS[1], s)
-return {string.format('%.17g', s.rate), s.guard}
+return {string.format('%.17g', s.rate * share_now(KEYS[2], now)), s.guard}
 """

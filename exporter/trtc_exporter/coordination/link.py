@@ -3,9 +3,12 @@
 Every coordinated part reports a ``redis.RedisError`` here and asks :meth:`Link.usable` before
 using Redis. While down, Redis is probed at most once per ``retry_interval`` (a PING with the
 client's short timeouts), so a dead Redis costs one timeout per interval, not one per request.
-After a rejoin, for ``hold`` seconds, the shared budget is used only in the proportion of the
-members known before the outage that have heartbeated again: the others may still be spending
-their fallback share (see :meth:`share`).
+After a rejoin the replica stays quiet for ``quiet`` seconds (one limiter span) before using
+the shared limiter or heartbeating (:meth:`settled_in`): its last local grants are then a full
+window old, so they share no window with its shared grants nor with those of members that count
+it as live again. For ``hold`` seconds after a rejoin the shared budget is used only in the
+proportion of the members known before the outage that have heartbeated again: the others may
+still be spending their fallback share (see :meth:`share`).
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from trtc_exporter.api.budget import MAX_GUARD
 from trtc_exporter.clock import Clock
-from trtc_exporter.coordination.config import CoordinationConfig
+from trtc_exporter.config.coordination import CoordinationConfig
 from trtc_exporter.secret import Secret
 
 log = logging.getLogger(__name__)
@@ -62,11 +66,14 @@ class Link:
     """Up/down state of one Redis client; thread-safe."""
 
     def __init__(self, client: redis.Redis, clock: Clock, retry_interval: float = 1.0,
-                 hold: float = 10.0) -> None:
+                 hold: float = 10.0, quiet: float = 1.0 + MAX_GUARD) -> None:
+        """``quiet``: seconds after a rejoin before shared use (a limiter span, 1 s + the
+        largest guard); ``hold``: seconds of proportional share after a rejoin."""
         self.client = client
         self._clock = clock
         self._retry = retry_interval
         self._hold = hold
+        self._quiet = quiet
         self._lock = threading.Lock()
         self._up = True
         self._down_since = -1e18
@@ -118,6 +125,14 @@ class Link:
                 self._members_before = max(1, self.known_members)
         log.info("coordination: Redis reachable again; rejoining")
         return True
+
+    def settled_in(self) -> float:
+        """Seconds until this replica may use the shared limiter and heartbeat after its last
+        rejoin (0 when it may now): a local grant is never made after the rejoin (see
+        :class:`~coordination.failover.FailoverLimiter`), so one ``quiet`` span after it every
+        local grant is a full window old."""
+        with self._lock:
+            return max(0.0, self._rejoined_at + self._quiet - self._clock.monotonic())
 
     def share(self) -> float:
         """Fraction of the shared budget usable now: 1, except during the hold after a rejoin,

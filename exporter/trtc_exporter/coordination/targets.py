@@ -17,6 +17,8 @@ import threading
 import redis
 
 from trtc_exporter.coordination.keys import Keys
+from trtc_exporter.errors import show
+from trtc_exporter.metrics import DropCounter
 from trtc_exporter.targets.registrations import Registered, target_from_json, target_to_json
 
 log = logging.getLogger(__name__)
@@ -50,7 +52,8 @@ def encode(item: Registered) -> str:
 
 
 def decode(raw: bytes | str) -> Registered:
-    """One stored row; ValueError/KeyError/TypeError when it is not one of ours."""
+    """One stored row, its spec validated as every registration is (``target_from_json``);
+    ValueError/KeyError/TypeError when it is not one of ours."""
     if len(raw) > MAX_ROW:
         raise ValueError("row too large")
     row = json.loads(raw)
@@ -62,8 +65,11 @@ def decode(raw: bytes | str) -> Registered:
 class RedisTargetStore:
     """Thread-safe; every method may raise ``redis.RedisError`` (see :mod:`failover`)."""
 
-    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+    def __init__(self, client: redis.Redis, keys: Keys, drops: DropCounter | None = None
+                 ) -> None:
+        """``drops`` counts skipped rows (reason ``stored_row``), as the SQLite store does."""
         self._client = client
+        self._drops = drops or DropCounter()
         self._keys = keys
         self._lock = threading.Lock()
         self.bad_rows = 0  # rows skipped by load() since start
@@ -77,10 +83,11 @@ class RedisTargetStore:
         for raw in rows.values():
             try:
                 out.append(decode(raw))
-            except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+            except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
                 with self._lock:
                     self.bad_rows += 1
-                log.error("shared target set: skipping an unreadable row")
+                self._drops.add("stored_row")
+                log.error("shared target set: skipping an unreadable row: %s", show(str(exc)))
         return out
 
     def upsert(self, items: list[Registered]) -> None:

@@ -16,7 +16,7 @@ from trtc_exporter.clock import WallSeconds
 from trtc_exporter.config.model import Config
 from trtc_exporter.exposition.dropped import printable_target
 from trtc_exporter.exposition.families import family, states_of
-from trtc_exporter.polling.state import StateStore
+from trtc_exporter.polling.state import StateStore, TargetState, UsageKey
 
 log = logging.getLogger("trtc_exporter.collector")  # caller= stays as before
 
@@ -29,10 +29,15 @@ class AppCollector(Collector):
     """
 
     def __init__(self, store: StateStore, config: Callable[[], Config],
-                 now: Callable[[], WallSeconds]) -> None:
+                 now: Callable[[], WallSeconds], accounts: bool = False,
+                 states: Callable[[], list[TargetState]] | None = None) -> None:
+        """``accounts``: label usage by account; ``states``: the records the task counts come
+        from (default the store's own; with coordination, every replica's targets)."""
         self._store = store
         self._config = config
         self._now = now
+        self._accounts = accounts
+        self._states = states or store.snapshot
 
     def describe(self) -> Iterator[Metric]:
         return iter(())
@@ -50,7 +55,7 @@ class AppCollector(Collector):
         now = self._now()
         tasks = family("trtc_ai_transcription_tasks")
         counts: dict[tuple[str, str, str], dict[str, int]] = {}
-        states = [s for s in self._store.snapshot() if printable_target(s.target)]
+        states = [s for s in self._states() if printable_target(s.target)]
         for state in sorted(states, key=lambda s: s.target.key):
             per_app = counts.setdefault(state.app_key, dict.fromkeys(
                 states_of(state.target.action), 0))
@@ -58,15 +63,22 @@ class AppCollector(Collector):
         for app_key, per_status in sorted(counts.items()):
             for status, count in per_status.items():
                 tasks.add_metric([*app_key, status], float(count))
-        usage = family("trtc_ai_transcription_in_progress_seconds_total")
-        translation = family("trtc_ai_transcription_translation_seconds_total")
-        observed, translated = self._store.usage(), self._store.translation_usage()
-        for app_key in sorted(set(counts) | set(observed)):
-            usage.add_metric(list(app_key), observed.get(app_key, 0.0))
-            translation.add_metric(list(app_key), translated.get(app_key, 0.0))
+        usage, translation = self._usage({s.usage_key for s in states})
         limits = family("trtc_ai_transcription_concurrency_limit")
         config = self._config()
         apps = {int(k[2]) for k in counts if k[2]} | set(config.apps)
         for app in sorted(apps):
             limits.add_metric([str(app)], float(config.app(app).max_concurrent_tasks))
         return [tasks, usage, translation, limits]
+
+    def _usage(self, seen: set[UsageKey]) -> tuple[Metric, Metric]:
+        """Observed seconds per app (and account with ``accounts:``); zero for apps without."""
+        usage = family("trtc_ai_transcription_in_progress_seconds_total", accounts=self._accounts)
+        translation = family("trtc_ai_transcription_translation_seconds_total",
+                             accounts=self._accounts)
+        observed, translated = self._store.usage(), self._store.translation_usage()
+        for key in sorted(seen | set(observed)):
+            labels = [key[3], *key[:3]] if self._accounts else list(key[:3])
+            usage.add_metric(labels, observed.get(key, 0.0))
+            translation.add_metric(labels, translated.get(key, 0.0))
+        return usage, translation

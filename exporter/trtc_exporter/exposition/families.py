@@ -7,7 +7,7 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from trtc_exporter.generations import STATES
-from trtc_exporter.metrics import BY_NAME, Spec
+from trtc_exporter.metrics import BY_NAME, Spec, labels_of
 from trtc_exporter.response import NOT_FOUND, UNKNOWN
 
 SOURCES = ("config", "file", "api")
@@ -16,13 +16,15 @@ while the callback listener is on)."""
 WEBHOOK_SOURCE = "webhook"
 
 
-def family(name: str, extra: tuple[str, ...] = ()) -> Any:
-    """A fresh family for a declared metric; ``extra`` appends operator label names."""
+def family(name: str, extra: tuple[str, ...] = (), accounts: bool = False) -> Any:
+    """A fresh family for a declared metric; ``extra`` appends operator label names;
+    ``accounts`` puts the ``account`` label first on per-account families (metrics.py)."""
     spec: Spec = BY_NAME[name]
+    labels = labels_of(name, accounts)
     if spec.kind == "counter":
         return CounterMetricFamily(name.removesuffix("_total"), spec.help,
-                                   labels=spec.labels + extra)
-    return GaugeMetricFamily(name, spec.help, labels=spec.labels + extra)
+                                   labels=labels + extra)
+    return GaugeMetricFamily(name, spec.help, labels=labels + extra)
 
 
 def states_of(action: str) -> tuple[str, ...]:

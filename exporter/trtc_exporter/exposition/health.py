@@ -14,6 +14,7 @@ from trtc_exporter.api.budget import Budget
 from trtc_exporter.api.skew import SkewEstimator
 from trtc_exporter.config.model import Config
 from trtc_exporter.exposition.families import SOURCES, WEBHOOK_SOURCE, family
+from trtc_exporter.polling.planning import split_lane
 from trtc_exporter.polling.poller import Poller
 from trtc_exporter.targets.sources import TargetSources
 from trtc_exporter.targets.targetset import CHANGES
@@ -25,9 +26,11 @@ class BudgetPollerCollector(Collector):
 
     def __init__(self, budget: Budget, poller: Poller, skew: SkewEstimator,
                  config: Callable[[], Config], sources: TargetSources | None = None, *,
-                 webhooks: bool = False) -> None:
-        """``webhooks``: the callback listener is on, so source ``webhook`` is shown too."""
+                 webhooks: bool = False, accounts: bool = False) -> None:
+        """``webhooks``: the callback listener is on, so source ``webhook`` is shown too;
+        ``accounts``: label budget families by account (set when ``accounts:`` is)."""
         self._sources_shown = SOURCES + ((WEBHOOK_SOURCE,) if webhooks else ())
+        self._accounts = accounts
         self._budget = budget
         self._poller = poller
         self._skew = skew
@@ -42,15 +45,18 @@ class BudgetPollerCollector(Collector):
         yield from self._budget_families() + self._poller_families()
 
     def _budget_families(self) -> list[Metric]:
-        rate, demand = family("trtc_exporter_budget_rate"), family(
-            "trtc_exporter_budget_demand_rate")
-        interval = family("trtc_exporter_poll_interval_effective_seconds")
+        accounts = self._accounts
+        rate = family("trtc_exporter_budget_rate", accounts=accounts)
+        demand = family("trtc_exporter_budget_demand_rate", accounts=accounts)
+        interval = family("trtc_exporter_poll_interval_effective_seconds", accounts=accounts)
         needed = self._poller.demand
-        for action, limiter in self._budget.items():
-            rate.add_metric([action, "configured"], limiter.configured_rate)
-            rate.add_metric([action, "effective"], limiter.effective_rate)
-            demand.add_metric([action], needed.get(action, 0.0))
-            interval.add_metric([action], self._poller.effective_interval(action))
+        for lane, limiter in self._budget.items():
+            account, action = split_lane(lane)
+            labels = [account, action] if accounts else [action]
+            rate.add_metric([*labels, "configured"], limiter.configured_rate)
+            rate.add_metric([*labels, "effective"], limiter.effective_rate)
+            demand.add_metric(labels, needed.get(lane, 0.0))
+            interval.add_metric(labels, self._poller.effective_interval(lane))
         configured = family("trtc_exporter_poll_interval_seconds")
         configured.add_metric([], self._config().poll_interval)
         return [rate, demand, interval, configured]

@@ -39,13 +39,20 @@ ENDED = {AI_TRANSCRIPTION: "Stopped"}  # any other generation (2.0) ends as Exit
 
 Register = Callable[[Target, float], bool]
 """Adds a dynamic target with a TTL in seconds; False when refused (max_targets, storage)."""
+Find = Callable[[str, str], Key | None]
+"""(api, task id) -> the key of the target in the whole set watching it, if any."""
 
 
 class TaskEvents:
     """Implements ``EffectSink.apply``; ``start_failures()`` is read by the collector."""
 
-    def __init__(self, poller: Poller, register: Register, config: Callable[[], Config]) -> None:
+    def __init__(self, poller: Poller, register: Register, config: Callable[[], Config],
+                 find: Find | None = None) -> None:
+        """``find`` looks a task up in the whole target set (default: the poller's targets).
+        With coordination another replica may own the task: it is watched, not new, and the
+        effect applies where it is polled."""
         self._poller, self._register, self._config = poller, register, config
+        self._find: Find = find or poller.find_task
         self._lock = threading.Lock()
         self._failures: Counter[tuple[str, str]] = Counter()
         self._refused: set[tuple[str, str]] = set()  # sentences of these do not retry
@@ -81,7 +88,7 @@ class TaskEvents:
 
     def _watch(self, effect: TaskStarted | Sentence) -> Key | None:
         """The key of the target watching the task, registering it first if needed."""
-        key = self._poller.find_task(effect.generation, effect.task_id)
+        key = self._find(effect.generation, effect.task_id)
         task = (effect.generation, effect.task_id)
         if not isinstance(effect, TaskStarted) and (key is not None or task in self._refused):
             return key  # a refused task is tried again at its next start, not every sentence
@@ -99,7 +106,7 @@ class TaskEvents:
             self._refused.discard(task)
             if key is None:
                 log.info("callback: watching %s of app %d", target.describe(), effect.app)
-        return self._poller.find_task(effect.generation, effect.task_id)
+        return self._find(effect.generation, effect.task_id)
 
     def start_failures(self) -> dict[tuple[str, str], int]:
         """Failed starts counted so far by (api, sdk_app_id)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from trtc_exporter.config.model import Config
 from trtc_exporter.durations import format_duration
@@ -21,8 +21,27 @@ from trtc_exporter.target import Target
 
 
 def budget_rates(config: Config) -> dict[str, float]:
-    """The configured rate (req/s) of every Describe action, by action name."""
-    return {action: config.api.rate_for(action) for action in ACTIONS.values()}
+    """The configured rate (req/s) of every lane: by action name for the implicit account,
+    by ``account/action`` for each entry of ``accounts:`` (see ``Target.lane``)."""
+    if not config.accounts:
+        return {action: config.api.rate_for(action) for action in ACTIONS.values()}
+    return {f"{account.name}/{action}": config.rate_for(account.name, action)
+            for account in config.accounts for action in ACTIONS.values()}
+
+
+def with_account(config: Config, target: Target) -> Target:
+    """The target with its account resolved (``Config.account_of``) when ``accounts:`` is set,
+    so ``target.lane`` names its budget; unchanged without ``accounts:``."""
+    if not config.accounts:
+        return target
+    account = config.account_of(target)
+    return target if target.account == account else replace(target, account=account)
+
+
+def split_lane(lane: str) -> tuple[str, str]:
+    """(account, action) of a lane; account "" for the implicit one."""
+    account, _, action = lane.rpartition("/")
+    return account, action
 
 
 def base_interval(target: Target, config: Config) -> float:
@@ -99,11 +118,12 @@ def plan(config: Config, targets: Iterable[Target], budgets: dict[str, float]) -
     demand: dict[str, float] = {}
     counts: dict[str, int] = {}
     for target in targets:
-        demand[target.action] = demand.get(target.action, 0.0) + 1 / base_interval(target, config)
-        counts[target.action] = counts.get(target.action, 0) + 1
+        lane = with_account(config, target).lane
+        demand[lane] = demand.get(lane, 0.0) + 1 / base_interval(target, config)
+        counts[lane] = counts.get(lane, 0) + 1
     plans = []
     for action in sorted(set(budgets) | set(demand)):
-        budget = budgets.get(action, config.api.rate_for(action))
+        budget = budgets.get(action, config.rate_for(*split_lane(action)))
         available = capacity(budget, config.api.rate_guard)
         plans.append(ActionPlan(action, counts.get(action, 0), demand.get(action, 0.0), budget,
                                 stretch_factor(demand.get(action, 0.0), available),

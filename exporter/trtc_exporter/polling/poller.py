@@ -1,8 +1,9 @@
 """The background poller: decides when each target is polled and runs the polls.
 
-A dispatcher thread moves due targets into one lane per API action; each lane has its own workers
-and its own budget, so a saturated 1.0 budget never delays a 2.0 poll. A target is never queued
-twice (no pile-up): it is rescheduled only when its poll has finished.
+A dispatcher thread moves due targets into one lane per API action (per account and action with
+``accounts:``, see ``Target.lane``); each lane has its own workers and its own budget, so a
+saturated 1.0 budget never delays a 2.0 poll. A target is never queued twice (no pile-up): it
+is rescheduled only when its poll has finished.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class PollerStats:
 
 
 class Poller:
-    """Polls every target when due, one worker lane per action, and writes the results into the
+    """Polls every target when due, one worker lane per budget lane, and writes the results into the
     state store (it is the only writer). ``poll`` is the client's ``describe``; intervals are
     seconds, stretched per action by the capacity plan; due times are monotonic seconds."""
 
@@ -72,6 +73,7 @@ class Poller:
         self._cycle_start: float = clock.monotonic()  # MonoSeconds
         self._last_plan = -1.0
         self._due_of: dict[Key, float] = {}
+        self._share: Callable[[], float] = lambda: 1.0  # fraction of each lane's budget to plan
         self._by_task: dict[tuple[str, str], Key] = {}  # (api, task_id) -> key, for callbacks
         self._soon: set[Key] = set()  # confirm by a poll as soon as the current one is done
         self.stats = PollerStats(last_progress=clock.time())
@@ -105,6 +107,12 @@ class Poller:
                                    self._interval_after(self._state_of(key)))
             self._cycle_pending = (self._cycle_pending & active.keys()) | set(new_keys)
             self._lock.notify_all()
+
+    def set_share(self, share: Callable[[], float]) -> None:
+        """Plan with the fraction ``share()`` (0 < x <= 1, read at every replan) of each lane's
+        budget: replicas sharing one limiter stretch their intervals together."""
+        with self._lock:
+            self._share = share
 
     def targets(self) -> list[Target]:
         """The targets being polled (after merge and shard filter)."""
@@ -201,29 +209,30 @@ class Poller:
             self._soon.add(key)
 
     def _interval_after(self, state: TargetState) -> float:
-        return self._base_interval(state) * self._stretch.get(state.target.action, 1.0)
+        return self._base_interval(state) * self._stretch.get(state.target.lane, 1.0)
 
     def _replan_locked(self) -> None:
         demand: dict[str, float] = {}
         for key, target in self._targets.items():
             interval = self._base_interval(self._state_of(key))
-            demand[target.action] = demand.get(target.action, 0.0) + 1.0 / interval
+            demand[target.lane] = demand.get(target.lane, 0.0) + 1.0 / interval
         stretch = {}
         for action, needed in demand.items():
             limiter = self._budget.limiter(action)
-            available = capacity(limiter.effective_rate, limiter.guard)
+            share = min(1.0, max(1e-3, self._share()))
+            available = capacity(limiter.effective_rate, limiter.guard) * share
             stretch[action] = stretch_factor(needed, available)
             if stretch[action] > 1.0 and self._stretch.get(action, 1.0) <= 1.0:
                 log.warning("%s: %d targets need %.1f req/s; budget %.1f req/s; intervals "
                             "stretched x%.2f", action, sum(1 for t in self._targets.values()
-                                                          if t.action == action),
+                                                          if t.lane == action),
                             needed, available, stretch[action])
         self._demand, self._stretch = demand, stretch
 
     # -- running ----------------------------------------------------------------------------
     def start(self) -> None:
         """Start the dispatch thread and one worker lane per action."""
-        for action in sorted({t.action for t in self._targets.values()} |
+        for action in sorted({t.lane for t in self._targets.values()} |
                              {a for a, _ in self._budget.items()}):
             self._ensure_lane(action)
         dispatcher = threading.Thread(target=self._dispatch_loop, name="dispatcher", daemon=True)
@@ -273,7 +282,7 @@ class Poller:
                 self.stats.last_progress = self._clock.time()
             due = self._schedule.pop_due(now)
             self._due_of.update(due)
-            return [(key, self._targets[key].action) for key, _ in due]
+            return [(key, self._targets[key].lane) for key, _ in due]
 
     def seconds_to_next_due(self) -> float:
         with self._lock:

@@ -29,6 +29,7 @@ HISTORY_LIMIT = 16
 (wall-clock seconds, status) pairs, oldest dropped first, so memory stays bounded per target."""
 
 AppKey = tuple[str, str, str]
+UsageKey = tuple[str, str, str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +81,11 @@ class TargetState:
     def app_key(self) -> AppKey:
         t = self.target
         return (t.api, t.region, "" if t.sdk_app_id is None else str(t.sdk_app_id))
+
+    @property
+    def usage_key(self) -> UsageKey:
+        """(api, region, sdk_app_id, account): usage is counted per account too."""
+        return (*self.app_key, self.target.account)
 
 
 def apply_outcome(prev: TargetState, outcome: Outcome, now: WallSeconds) -> TargetState:
@@ -151,7 +157,7 @@ def all_auth_failures(states: Iterable[TargetState]) -> str:
     return max(sorted(codes), key=codes.__getitem__, default="")
 
 
-def _add(table: dict[AppKey, float], key: AppKey, seconds: float) -> None:
+def _add(table: dict[UsageKey, float], key: UsageKey, seconds: float) -> None:
     table[key] = table.get(key, 0.0) + seconds
 
 
@@ -161,8 +167,8 @@ class StateStore:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._states: dict[tuple[str, ...], TargetState] = {}
-        self._in_progress_seconds: dict[AppKey, float] = {}
-        self._translation_seconds: dict[AppKey, float] = {}
+        self._in_progress_seconds: dict[UsageKey, float] = {}
+        self._translation_seconds: dict[UsageKey, float] = {}
 
     def get(self, key: tuple[str, ...]) -> TargetState | None:
         """The state of one target key (None when unknown)."""
@@ -181,7 +187,7 @@ class StateStore:
                 return  # removed while the poll was in flight: do not resurrect its series
             self._states[new.target.key] = new
             if prev.status == "InProgress" and new.status == "InProgress" and prev.last_answer:
-                key = new.app_key
+                key = new.usage_key
                 seconds = max(0.0, new.last_answer - prev.last_answer)
                 _add(self._in_progress_seconds, key, seconds)
                 if new.target.translation:
@@ -211,12 +217,12 @@ class StateStore:
         with self._lock:
             return list(self._states.values())
 
-    def usage(self) -> dict[AppKey, float]:
-        """Observed InProgress seconds per (api, region, sdk_app_id), a counter."""
+    def usage(self) -> dict[UsageKey, float]:
+        """Observed InProgress seconds per (api, region, sdk_app_id, account), a counter."""
         with self._lock:
             return dict(self._in_progress_seconds)
 
-    def translation_usage(self) -> dict[AppKey, float]:
+    def translation_usage(self) -> dict[UsageKey, float]:
         """The part of usage() spent by targets configured with ``translation: true``."""
         with self._lock:
             return dict(self._translation_seconds)

@@ -15,6 +15,7 @@ import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from trtc_exporter.durations import format_duration
 from trtc_exporter.errors import Errors, show
@@ -40,6 +41,23 @@ class Registered:
     expires_at: float | None
 
 
+class Store(Protocol):
+    """Where registrations live: :class:`RegistrationStore` (SQLite), or the coordination's
+    Redis-backed store shared by replicas. Failures raise :class:`RegistrationStoreError`."""
+
+    def load(self) -> list[Registered]: ...
+
+    def upsert(self, items: list[Registered]) -> None: ...
+
+    def delete(self, ids: list[str]) -> int: ...
+
+    def close(self) -> None: ...
+
+    def changed(self) -> bool:
+        """True when another process changed the stored set since the last ``load``."""
+        ...
+
+
 def target_to_json(target: Target) -> str:
     spec: dict[str, object] = {"api": target.api, "region": target.region}
     if target.task_id:
@@ -54,6 +72,8 @@ def target_to_json(target: Target) -> str:
         spec["poll_interval_seconds"] = target.poll_interval
     if target.translation:
         spec["translation"] = True
+    if target.account:
+        spec["account"] = target.account
     if target.source != "api":  # "webhook": found by a TRTC callback
         spec["source"] = target.source
     return json.dumps(spec, sort_keys=True)
@@ -188,6 +208,10 @@ class RegistrationStore:
                 log.error("registration database write failed: %s", exc)
                 raise RegistrationStoreError(f"registration database write failed: {exc}") from None
             return cursor.rowcount
+
+    def changed(self) -> bool:
+        """Never: this process is the only writer of its database."""
+        return False
 
     def close(self) -> None:
         """Close the database."""

@@ -19,6 +19,7 @@ from trtc_exporter.targets.registrations import (
     Registered,
     RegistrationStore,
     RegistrationStoreError,
+    Store,
 )
 from trtc_exporter.targets.targetset import TargetSet
 from trtc_exporter.textfile import TextFileError, read_secret
@@ -43,25 +44,32 @@ class TargetSources:
     """Where targets come from: config, target files and the registration store, merged."""
 
     def __init__(self, config: Config, clock: Clock, drops: DropCounter | None = None, *,
-                 webhooks: bool = False) -> None:
+                 webhooks: bool = False, shared: Store | None = None) -> None:
         """Open the registration store (RegistrationStoreError if unusable), read target files.
 
         ``drops`` counts unreadable database rows (reason ``stored_row``). ``webhooks``: the
         callback listener is on, so tasks it discovers (source ``webhook``) are persisted in the
-        registration store even when the registration API is off.
+        registration store even when the registration API is off. ``shared``: the store
+        replicas share (coordination), used instead of SQLite for registrations and webhook
+        discoveries alike.
         """
         self._clock = clock
+        self._shared = shared
         self._drops = drops or DropCounter()
         self._webhooks = webhooks
         registration = config.registration
-        self.registrations = (RegistrationStore(registration.db_path, self._drops)
-                              if self._persists(config) else None)
+        self.registrations = self._open(registration.db_path) if self._persists(config) else None
         self.bearer_token = read_bearer_token(registration.bearer_token_file)
         self.target_set = TargetSet(clock, config.max_targets)
         self.target_set.attach(self.registrations, self._dynamic_sources(config))
         self.files = self._watch(config)
         self.files.refresh(force=True)
         self._config = config
+
+    def _open(self, path: str) -> Store:
+        if self._shared is not None:
+            return self._shared
+        return RegistrationStore(path, self._drops)
 
     def _persists(self, config: Config) -> bool:
         return config.registration.enabled or self._webhooks
@@ -89,10 +97,10 @@ class TargetSources:
         persists = self._persists(config)
         if persists and store is None:
             try:
-                store = RegistrationStore(new.db_path, self._drops)
+                store = self._open(new.db_path)
             except RegistrationStoreError as exc:
                 raise ConfigError([str(exc)]) from None
-        elif persists and new.db_path != old.db_path:
+        elif persists and new.db_path != old.db_path and self._shared is None:
             log.warning("registration.db_path changed; the new path takes effect on restart")
         self.bearer_token = token
         if not persists:
@@ -112,8 +120,10 @@ class TargetSources:
         self._config = config
 
     def maintain(self) -> bool:
-        """Re-read changed target files when due and expire registrations; True if changed."""
+        """Re-read changed target files when due, re-read a shared store another replica changed,
+        expire registrations; True if the set changed."""
         changed = self.files.refresh()
+        changed = self.target_set.refresh() or changed
         return self.target_set.expire() > 0 or changed
 
     def register(self, targets: list[Target], ttl: float | None) -> list[Target]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from trtc_exporter.clock import Clock
 from trtc_exporter.target import Target, duplicate_text
-from trtc_exporter.targets.registrations import Registered, RegistrationStore
+from trtc_exporter.targets.registrations import Registered, Store
 
 log = logging.getLogger("trtc_exporter.targetset")  # caller= stays as before
 Key = tuple[str, ...]
@@ -40,7 +40,7 @@ class TargetSet:
     ``max_targets``, counts changes by (change, source) and expires registrations by TTL."""
 
     def __init__(self, clock: Clock, max_targets: int,
-                 store: RegistrationStore | None = None) -> None:
+                 store: Store | None = None) -> None:
         self._clock = clock
         self._lock = threading.Lock()
         self.max_targets = max_targets
@@ -50,12 +50,13 @@ class TargetSet:
         self._api: dict[Key, Registered] = {}
         self._current: dict[Key, Target] = {}
         self._refused: set[Key] = set()
+        self._sources: frozenset[str] = frozenset({"api", "webhook"})
         self.changes: Counter[tuple[str, str]] = Counter()
         self.attach(store)
 
-    def attach(self, store: RegistrationStore | None,
+    def attach(self, store: Store | None,
                sources: frozenset[str] = frozenset({"api", "webhook"})) -> None:
-        """Use this database (None: registration off): its targets of ``sources`` (``api``
+        """Use this store (None: registration off): its targets of ``sources`` (``api``
         registrations, ``webhook`` discoveries) replace the dynamic ones.
 
         Registrations whose TTL passed while the exporter was down are expired at once instead
@@ -63,9 +64,18 @@ class TargetSet:
         """
         with self._lock:
             self._store = store
+            self._sources = sources
             loaded = [] if store is None else store.load()
             self._api = {r.target.key: r for r in loaded if r.target.source in sources}
         self.expire()
+
+    def refresh(self) -> bool:
+        """Re-read the store when another replica changed it (shared store); True if re-read."""
+        store = self._store
+        if store is None or not store.changed():
+            return False
+        self.attach(store, self._sources)
+        return True
 
     # -- sources ----------------------------------------------------------------------------
     def set_config(self, targets: list[Target] | tuple[Target, ...]) -> None:

@@ -16,7 +16,7 @@ from http import HTTPStatus
 from socketserver import BaseServer
 from typing import Any, Protocol
 
-from trtc_exporter.config.model import ApiConfig, parse_targets
+from trtc_exporter.config.model import ApiConfig, account_problem, parse_targets
 from trtc_exporter.errors import Errors
 from trtc_exporter.polling.state import TargetState
 from trtc_exporter.target import Target
@@ -133,6 +133,10 @@ def post_targets(handler: RequestHandler) -> None:
     api = exporter.config.api
     targets = parse_targets(raw, "targets", errors, api.region, source="api",
                             extra_regions=api.extra_regions)
+    for index, target in enumerate(targets):
+        problem = account_problem(target.account, exporter.config.accounts)
+        if problem:
+            errors.add(f"targets[{index}].account", problem)
     if errors.lines:
         _error(handler, HTTPStatus.BAD_REQUEST, *errors.report())
         return

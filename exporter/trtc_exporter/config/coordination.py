@@ -1,6 +1,6 @@
 """The ``coordination:`` and ``accounts:`` config blocks: parsed into frozen dataclasses.
 
-Errors are collected in :class:`~trtc_exporter.validation.Errors` with field paths, like every
+Errors are collected in :class:`~trtc_exporter.errors.Errors` with field paths, like every
 other block. The Redis password is only ever a file path here; :func:`read_password` turns the
 file into a :class:`~trtc_exporter.secret.Secret`, so no repr, log line or exception prints it.
 """

@@ -3,21 +3,35 @@
 Each entry has a ``name`` (referred to by targets, shown in the ``account`` label), a
 ``credentials`` block shaped exactly like ``api.credentials`` (so ``credentials.resolve`` takes it
 unchanged) and a ``rate_limit`` in requests/s per action. An absent list means one implicit
-account, as before. :func:`parse_credentials` takes the field path as a parameter so that
-``config._parse_credentials`` can become a call of it when this is integrated.
+account, as before. :func:`parse_credentials` takes the field path as a parameter:
+``api.credentials`` and every ``accounts[i].credentials`` are parsed by it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from trtc_exporter.config.model import CredentialsConfig
 from trtc_exporter.errors import Errors, show
 
 _ACCOUNT = frozenset({"name", "credentials", "rate_limit"})
 _CREDS = frozenset({"secret_id_file", "secret_key_file", "token_file", "cvm_role"})
 DEFAULT_RATE_LIMIT = 20.0
 MAX_ACCOUNT_NAME = 64
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialsConfig:
+    """Where keys come from; values are never stored in the config itself.
+
+    ``cvm_role`` opts in to the last link of the chain, the CVM instance role from the metadata
+    service. It is off by default: off a CVM, probing the metadata address costs a timeout at
+    every start and reload, and quietly using whatever role a machine has is a surprise.
+    """
+
+    secret_id_file: str | None = None
+    secret_key_file: str | None = None
+    token_file: str | None = None
+    cvm_role: bool = False
 
 
 @dataclass(frozen=True, slots=True)

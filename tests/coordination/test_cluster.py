@@ -1,0 +1,107 @@
+"""The coordination wiring of the exporter (app.py + cluster.py) against a real redis-server:
+ownership of the poller's targets, the shared dynamic set, takeover from shared state, budget
+lanes per account. Fake clock for the exporter; no real waits."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import redis
+
+from tests.conftest import ENDPOINT, SECRET_ID, SECRET_KEY, build_exporter
+from trtc_exporter.api.credentials import Credentials, StaticProvider
+from trtc_exporter.app import Exporter
+from trtc_exporter.clock import FakeClock
+from trtc_exporter.config.model import parse_config
+from trtc_exporter.coordination.failover import FailoverLimiter
+from trtc_exporter.generations import AI_TRANSCRIPTION
+from trtc_exporter.polling.state import TargetState
+from trtc_exporter.secret import Secret
+from trtc_exporter.target import Target
+
+from .conftest import RedisProcess
+
+TARGETS = [{"task_id": f"task-{i:02d}"} for i in range(24)]
+
+
+@pytest.fixture
+def url(redis_server: RedisProcess, rdb: redis.Redis) -> str:
+    """The shared server's URL, its database emptied by ``rdb``."""
+    return redis_server.url
+
+
+def _replicas(url: str, count: int, **extra: object) -> list[Exporter]:
+    raw = {"targets": TARGETS, "coordination": {"redis_url": url, "cluster": "wiring"},
+           "registration": {"enabled": True}, **extra}
+    replicas = [build_exporter(raw) for _ in range(count)]
+    for _ in range(2):  # the first round makes everyone a member, the second sees them all
+        for replica in replicas:
+            assert replica.cluster is not None
+            replica.cluster.coordinator.tick()
+            replica._members_changed(list(replica.cluster.coordinator.members()))
+    return replicas
+
+
+def _polled(replica: Exporter) -> set[str]:
+    return {t.id for t in replica.poller.targets()}
+
+
+def test_each_target_is_polled_by_exactly_one_replica(url: str) -> None:
+    """Three replicas divide the target set: disjoint shares that add up to all of it."""
+    replicas = _replicas(url, 3)
+    shares = [_polled(r) for r in replicas]
+    assert all(shares)
+    assert sum(len(s) for s in shares) == len(TARGETS) == len(set().union(*shares))
+    for replica in replicas:
+        assert replica.cluster is not None
+        assert replica.cluster.coordinator.targets_owned() == len(_polled(replica))
+
+
+def test_a_webhook_discovery_on_one_replica_is_in_every_replica_s_set(url: str) -> None:
+    """A task found by a callback on A lands in the shared store; B re-reads it."""
+    a, b = _replicas(url, 2)
+    found = Target(api=AI_TRANSCRIPTION, region="ap-guangzhou", task_id="found-by-callback",
+                   sdk_app_id=1400000001, source="webhook")
+    assert a._register_discovered(found, 3600.0)
+    assert b.maintain_once()
+    merged = {t.id: t.source for t in b.sources.merged()}
+    assert merged[found.id] == "webhook"
+    assert b._find_task(found.api, found.task_id) == found.key
+
+
+def test_a_taken_over_target_starts_from_its_shared_state(url: str) -> None:
+    """When B leaves, A polls B's targets starting from the status B published."""
+    a, b = _replicas(url, 2)
+    assert a.cluster is not None and b.cluster is not None
+    mine = sorted(b.poller.targets(), key=lambda t: t.key)[0]
+    b.store.put(replace(TargetState(mine), status="InProgress", seen=True,
+                        last_poll=b.clock.time(), last_answer=b.clock.time(),
+                        last_success=b.clock.time()))
+    b.sync_once()
+    a.sync_once()
+    b.cluster.coordinator._membership.leave()
+    a.cluster.coordinator.tick()
+    a._members_changed(list(a.cluster.coordinator.members()))
+    state = a.store.get(mine.key)
+    assert state is not None and state.status == "InProgress"
+    assert len(_polled(a)) == len(TARGETS)
+
+
+def test_each_account_gets_its_own_budget_lane(url: str) -> None:
+    """With accounts: a target of each account spends its own shared lane, account/action."""
+    raw = {"api": {"endpoint": ENDPOINT, "max_retries": 0},
+           "targets": [{"task_id": "m"}, {"task_id": "o", "account": "other"}],
+           "coordination": {"redis_url": url, "cluster": "lanes"},
+           "accounts": [{"name": "main"}, {"name": "other"}]}
+    creds = StaticProvider(Credentials(Secret(SECRET_ID), Secret(SECRET_KEY)), "env")
+    exporter = Exporter(parse_config(raw), creds, clock=FakeClock(auto_advance=True),
+                        accounts={"main": creds, "other": creds})
+    assert exporter.cluster is not None
+    exporter.cluster.coordinator.tick()
+    exporter._members_changed(list(exporter.cluster.coordinator.members()))
+    lanes = {t.lane for t in exporter.poller.targets()}
+    assert lanes == {"main/DescribeAITranscription", "other/DescribeAITranscription"}
+    limiters = dict(exporter.budget.items())
+    assert set(limiters) >= lanes
+    assert all(isinstance(limiters[lane], FailoverLimiter) for lane in lanes)
