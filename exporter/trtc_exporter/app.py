@@ -22,6 +22,8 @@ from trtc_exporter.clock import SYSTEM_CLOCK, Clock, WallSeconds
 from trtc_exporter.config.model import Config, load_config
 from trtc_exporter.errors import ConfigError
 from trtc_exporter.exposition.apps import AppCollector
+from trtc_exporter.exposition.body import Exposition
+from trtc_exporter.exposition.fragments import TaskFragments
 from trtc_exporter.exposition.health import BudgetPollerCollector
 from trtc_exporter.exposition.selfhealth import SelfHealthCollector
 from trtc_exporter.exposition.tasks import TaskCollector
@@ -62,10 +64,11 @@ class Exporter:
                                shard_count=shard[1], demo=demo,
                                reload_success_time=clock.time())
         self.registry = CollectorRegistry(auto_describe=True)
+        api_registry = CollectorRegistry(auto_describe=True)  # the head of /metrics
         self.budget = Budget(budget_rates(config), clock, guard=config.api.rate_guard)
         self.skew = SkewEstimator()
         self.client = TrtcClient(endpoint=config.api.endpoint, credentials=credentials,
-                                 budget=self.budget, metrics=ApiMetrics(self.registry),
+                                 budget=self.budget, metrics=ApiMetrics(api_registry),
                                  clock=clock, timeout=config.api.timeout,
                                  max_retries=config.api.max_retries, skew=self.skew,
                                  session=session)
@@ -73,18 +76,31 @@ class Exporter:
         self.store = StateStore()
         self.poller = Poller(config, self.client.describe, self.store, self.budget, clock)
         self.revision = revision()
-        # registration order is exposition order: task families, app totals, budget and
-        # poller, the exporter itself (the golden test pins it)
-        for collector in (TaskCollector(lambda: self.store.snapshot(), clock.time),
-                          AppCollector(self.store, lambda: self.runtime.config, clock.time),
-                          BudgetPollerCollector(self.budget, self.poller, self.skew,
-                                                lambda: self.runtime.config, self.sources),
-                          SelfHealthCollector(self.runtime, self.revision)):
-            self.registry.register(collector)
+        self.exposition = self._register_collectors(api_registry, clock)
         self._reload_lock = threading.Lock()
         self._targets_lock = threading.Lock()
         self._stop = threading.Event()
         self._apply_targets(config)
+
+    def _register_collectors(self, api: CollectorRegistry, clock: Clock) -> Exposition:
+        """Fill ``registry`` and build what /metrics serves (the same bytes, faster).
+
+        Registration order is exposition order: API instruments, task families, app totals,
+        budget and poller, the exporter itself (the golden test pins it). ``registry`` renders
+        all of it through client_python alone; :class:`Exposition` pre-renders the task section.
+        """
+        def snapshot() -> list[TargetState]:
+            return self.store.snapshot()  # looked up late: tests swap the store's method
+
+        tail = CollectorRegistry(auto_describe=True)
+        for collector in (AppCollector(self.store, lambda: self.runtime.config, clock.time),
+                          BudgetPollerCollector(self.budget, self.poller, self.skew,
+                                                lambda: self.runtime.config, self.sources),
+                          SelfHealthCollector(self.runtime, self.revision)):
+            tail.register(collector)
+        for part in (api, TaskCollector(snapshot, clock.time), tail):
+            self.registry.register(part)
+        return Exposition(api, TaskFragments(snapshot, clock.time), tail, self.registry)
 
     @property
     def config(self) -> Config:

@@ -17,9 +17,9 @@ from urllib.parse import parse_qs, urlsplit
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.exposition import choose_encoder
 
 from trtc_exporter.clock import WallSeconds
+from trtc_exporter.exposition.body import encoder_for
 from trtc_exporter.exposition.tasks import TaskCollector
 from trtc_exporter.polling.state import TargetState
 from trtc_exporter.web import registration
@@ -117,18 +117,20 @@ class ExporterHandler(SecureHandlerMixin):
             self.send_text(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error\n")
 
     # -- responses --------------------------------------------------------------------------
-    def send_body(self, status: int, body: bytes, content_type: str,
+    def send_body(self, status: int, body: bytes | list[bytes], content_type: str,
                   headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(len(body) if isinstance(body, bytes)
+                                               else sum(map(len, body))))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         if self.close_connection:
             self.send_header("Connection", "close")  # keep-alive clients must know
         self.end_headers()
         if self.command != "HEAD":
-            self.wfile.write(body)
+            for piece in [body] if isinstance(body, bytes) else body:
+                self.wfile.write(piece)
 
     def send_text(self, status: int, text: str) -> None:
         self.send_body(status, text.encode(), "text/plain; charset=utf-8")
@@ -149,19 +151,21 @@ class ExporterHandler(SecureHandlerMixin):
         return self.routes.exporter
 
     def metrics(self) -> None:
-        self.send_registry(self.exporter.registry)
+        pieces, content_type = self.exporter.exposition.render(self.headers.get("Accept", ""))
+        self.send_pieces(pieces, content_type)
 
     def send_registry(self, registry: CollectorRegistry) -> None:
-        try:
-            encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
-        except Exception:  # e.g. "version=abc": client_python raises; serve the text format
-            encoder, content_type = choose_encoder("")
-        body = encoder(registry)
-        headers = {}
+        encoder, content_type = encoder_for(self.headers.get("Accept", ""))
+        self.send_pieces([encoder(registry)], content_type)
+
+    def send_pieces(self, pieces: list[bytes], content_type: str) -> None:
+        """An exposition body given in pieces: gzipped whole when asked, else written in turn
+        (no copy of a body of many megabytes)."""
         if "gzip" in self.headers.get("Accept-Encoding", ""):
-            body = gzip.compress(body, compresslevel=1)
-            headers["Content-Encoding"] = "gzip"
-        self.send_body(HTTPStatus.OK, body, content_type, headers)
+            body = gzip.compress(b"".join(pieces), compresslevel=1)
+            self.send_body(HTTPStatus.OK, body, content_type, {"Content-Encoding": "gzip"})
+            return
+        self.send_body(HTTPStatus.OK, pieces, content_type)
 
     def landing(self) -> None:
         html = render_landing(self.exporter, self.routes.telemetry_path)
