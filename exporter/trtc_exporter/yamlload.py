@@ -35,15 +35,15 @@ class YamlError(ValueError):
         return f"invalid YAML{where}: {self.problem}"
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that rejects a key given twice in one mapping (PyYAML keeps the last)."""
+class _Strict:
+    """Rejects a key given twice in one mapping (PyYAML keeps the last); mixed into a loader."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[object] = set()
         for key_node, _ in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
                 continue
-            key = self.construct_object(key_node, deep=deep)
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[attr-defined]
             try:
                 duplicate = key in seen
                 seen.add(key)
@@ -53,11 +53,33 @@ class _StrictLoader(yaml.SafeLoader):
                 raise yaml.constructor.ConstructorError(
                     "while constructing a mapping", node.start_mark,
                     f"found duplicate key {show(key)}", key_node.start_mark)
-        return super().construct_mapping(node, deep)
+        return super().construct_mapping(node, deep)  # type: ignore[misc, no-any-return]
+
+
+class _StrictLoader(_Strict, yaml.SafeLoader):
+    """The pure-Python strict loader: the one that words every error message."""
+
+
+# libyaml parses about ten times faster; PyYAML without it has no CSafeLoader
+_FastLoader: type | None = (type("_FastLoader", (_Strict, yaml.CSafeLoader), {})
+                            if getattr(yaml, "__with_libyaml__", False) else None)
 
 
 def load_yaml(text: str | bytes) -> object:
-    """Parse one YAML document strictly; raises :class:`YamlError` for any failure."""
+    """Parse one YAML document strictly; raises :class:`YamlError` for any failure.
+
+    Parsed by libyaml (PyYAML's ``CSafeLoader``) when present; any failure there is parsed again
+    by the pure loader, so error messages and positions are the same with or without libyaml.
+    """
+    if _FastLoader is not None:
+        try:
+            return yaml.load(text, Loader=_FastLoader)  # noqa: S506 - a CSafeLoader subclass
+        except (yaml.YAMLError, ValueError, RecursionError):
+            pass  # the pure loader words the message
+    return _load_pure(text)
+
+
+def _load_pure(text: str | bytes) -> object:
     try:
         return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
