@@ -123,18 +123,36 @@ class Exporter:
             self.poller.set_targets(targets, config)
 
     def register(self, targets: list[Target], ttl: float | None) -> list[Target]:
-        """Registration API: add targets (TargetLimitError past max_targets)."""
+        """Registration API: add targets (TargetLimitError past max_targets).
+
+        Incremental: the new targets join the poller without a re-merge or re-plan of the
+        whole set, so a registration costs O(batch), not O(targets).
+        """
         new = self.sources.register(targets, ttl or self.config.registration.default_ttl)
         if new:
-            self._apply_targets(announce=False)
+            rt = self.runtime
+            with self._targets_lock:
+                mine = [t for t in new if in_shard(t, rt.shard_index, rt.shard_count)]
+                for action, region in sorted({(t.action, t.region) for t in mine}):
+                    self.client.metrics.prepare(action, region)
+                self.poller.add_targets(mine)
         return new
 
     def unregister(self, target_id: str) -> bool:
-        """Registration API: remove a registration by Target.id; False when there is none."""
-        removed = self.sources.unregister(target_id)
-        if removed:
+        """Registration API: remove a registration by Target.id; False when there is none.
+
+        Incremental like :meth:`register`, unless targets wait beyond max_targets: then the
+        whole set is merged again so that one of them takes the freed place.
+        """
+        left = self.sources.withdraw(target_id)
+        if left is None:
+            return False
+        if self.sources.has_refusals:
             self._apply_targets(announce=False)
-        return removed
+        elif left:
+            with self._targets_lock:
+                self.poller.remove_targets([t.key for t in left])
+        return True
 
     def bearer_token(self) -> Secret | None:
         """The registration API bearer token (None when not configured)."""

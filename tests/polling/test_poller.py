@@ -241,3 +241,17 @@ def test_state_change_time_is_the_transition() -> None:
     changed = store.get(task(0).key)
     assert changed is not None and changed.status_change_time != first.status_change_time
     assert replace(changed, status="x").status == "x"
+
+
+def test_adding_and_removing_targets_plans_like_a_whole_set() -> None:
+    """add_targets/remove_targets reach the demand, stretch and schedule that set_targets does."""
+    whole, _, _, _ = make([task(i) for i in range(300)], rate=5.0)
+    poller, _, _, store = make([task(i) for i in range(200)], rate=5.0)
+    poller.add_targets([task(i) for i in range(150, 350)])
+    poller.remove_targets([task(i).key for i in range(300, 350)] + [("no", "such")])
+    assert sorted(t.key for t in poller.targets()) == sorted(t.key for t in whole.targets())
+    assert poller.demand == pytest.approx(whole.demand)
+    assert poller.stretch == pytest.approx(whole.stretch)
+    assert len(store) == 300
+    assert poller.due_time(task(250).key) is not None
+    assert poller.due_time(task(320).key) is None

@@ -298,3 +298,28 @@ def test_maintain_reports_file_edits_and_expiries(tmp_path: Path) -> None:
     clock.advance(1.0)
     assert sources.maintain()
     assert names(sources.merged()) == [("g", "file")]
+
+
+def test_a_registration_joins_the_merged_set_at_once_and_counts_once() -> None:
+    """register() adds new targets to the merged set; a later full merge counts nothing again."""
+    ts = TargetSet(FakeClock(), max_targets=10)
+    ts.set_config([task("a")])
+    ts.merged()
+    assert names(ts.register([task("b", "api"), task("b", "api"), task("a", "api")], None)) == [
+        ("b", "api")]
+    assert ts.changes[("added", "api")] == 1
+    assert names(ts.merged()) == [("a", "config"), ("b", "api")]
+    assert ts.changes[("added", "api")] == 1
+
+
+def test_withdraw_reports_what_left_the_merged_set() -> None:
+    """A withdrawn registration leaves the set unless a config target of that identity wins."""
+    ts = TargetSet(FakeClock(), max_targets=10)
+    ts.set_config([task("a")])
+    ts.merged()
+    ts.register([task("a", "api"), task("b", "api")], None)
+    assert ts.withdraw(task("a").id) == []
+    assert names(ts.withdraw(task("b").id) or []) == [("b", "api")]
+    assert ts.withdraw(task("b").id) is None
+    assert names(ts.merged()) == [("a", "config")]
+    assert ts.changes[("removed", "api")] == 1

@@ -43,6 +43,7 @@ class TargetSet:
         self._config: list[Target] = []
         self._files: list[Target] = []
         self._api: dict[Key, Registered] = {}
+        self._ids: dict[str, Key] = {}  # Target.id (a hash) of each registration, computed once
         self._current: dict[Key, Target] = {}
         self._refused: set[Key] = set()
         self.changes: Counter[tuple[str, str]] = Counter()
@@ -57,6 +58,7 @@ class TargetSet:
         with self._lock:
             self._store = store
             self._api = {} if store is None else {r.target.key: r for r in store.load()}
+            self._ids = {r.target.id: k for k, r in self._api.items()}
         self.expire()
 
     # -- sources ----------------------------------------------------------------------------
@@ -69,7 +71,11 @@ class TargetSet:
             self._files = list(targets)
 
     def register(self, targets: list[Target], ttl: float | None) -> list[Target]:
-        """Add or refresh API targets (idempotent); raises TargetLimitError past the cap."""
+        """Add or refresh API targets (idempotent); raises TargetLimitError past the cap.
+
+        Returns the targets new to the merged set; they join it at once (counted as added), at
+        its end as a full :meth:`merged` would put them, so a registration costs O(batch).
+        """
         now = self._clock.time()
         expires = None if ttl is None else now + ttl
         with self._lock:
@@ -86,18 +92,43 @@ class TargetSet:
                 self._store.upsert(items)
             for item in items:
                 self._api[item.target.key] = item
+                self._ids.setdefault(item.target.id, item.target.key)
+            new = list({t.key: t for t in new}.values())  # a batch may name a target twice
+            for target in new:
+                self._current[target.key] = target
+                self.changes[("added", target.source)] += 1
         return new
 
     def unregister(self, target_id: str) -> bool:
+        """Remove the registration with this id; False when there is none."""
+        return self.withdraw(target_id) is not None
+
+    def withdraw(self, target_id: str) -> list[Target] | None:
+        """Remove a registration; the targets that left the merged set (none when a config or
+        file target of the same identity wins), or None when no registration has this id.
+
+        O(1) unless targets were refused at the cap: then the merged set is left for the next
+        :meth:`merged` to refill, and the departed target is reported all the same.
+        """
         with self._lock:
-            keys = [k for k, r in self._api.items() if r.target.id == target_id]
-            if not keys:
-                return False
+            key = self._ids.pop(target_id, None)
+            if key is None:
+                return None
             if self._store is not None:
                 self._store.delete([target_id])
-            for key in keys:
-                del self._api[key]
-            return True
+            del self._api[key]
+            current = self._current.get(key)
+            if current is None or current.source != "api":  # refused, or config/file wins
+                return []
+            del self._current[key]
+            self.changes[("removed", current.source)] += 1
+            return [current]
+
+    @property
+    def has_refusals(self) -> bool:
+        """True while targets wait beyond ``max_targets`` (a removal must re-merge to admit)."""
+        with self._lock:
+            return bool(self._refused)
 
     def expire(self) -> int:
         """Drop API targets whose TTL passed; returns how many."""
@@ -111,6 +142,7 @@ class TargetSet:
                 self._store.delete([r.target.id for r in gone])
             for item in gone:
                 del self._api[item.target.key]
+                self._ids.pop(item.target.id, None)
             self.changes[("expired", "api")] += len(gone)
         log.info("%d registered targets expired", len(gone))
         return len(gone)
