@@ -43,9 +43,15 @@ def escape_value(value: str) -> str:
     return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
 
 
-def _line(name: str, pairs: list[tuple[str, str]], value: str) -> str:
-    labels = ",".join(f'{k}="{v}"' for k, v in sorted(pairs))
-    return f"{name}{{{labels}}} {value}\n"
+def _labels(pairs: list[tuple[str, str]]) -> str:
+    return ",".join(f'{k}="{v}"' for k, v in sorted(pairs))
+
+
+def _with(pairs: list[tuple[str, str]], name: str) -> tuple[str, str]:
+    """The label text around one more label ``name``: (before + 'name="', '"' + after)."""
+    before = _labels([p for p in pairs if p[0] < name])
+    after = _labels([p for p in pairs if p[0] > name])
+    return (before + "," if before else "") + f'{name}="', '"' + ("," + after if after else "")
 
 
 class _Entry:
@@ -67,23 +73,23 @@ def render_target(state: TargetState, shown: str, extra: tuple[str, ...]) -> _En
     own = dict(target.labels)
     pairs = [(n, escape_value(v)) for n, v in zip(IDENTITY_LABELS, target.key, strict=True)]
     pairs += [(n, escape_value(own.get(n, ""))) for n in extra]
-    gauge = [go_float(1.0), go_float(0.0)]
-    status = "".join(_line(TASK_FAMILIES[0], [*pairs, ("status", escape_value(s))],
-                           gauge[0] if s == shown else gauge[1])
-                     for s in states_of(target.action))
+    labels = "{" + _labels(pairs) + "} "
+    one, zero = go_float(1.0), go_float(0.0)
+    head, tail = _with(pairs, "status")
+    status = "".join(f"{TASK_FAMILIES[0]}{{{head}{escape_value(s)}{tail}}} "
+                     f"{one if s == shown else zero}\n" for s in states_of(target.action))
     out = [status, "", ""]
     if state.start_time is not None:
-        out[1] = _line(TASK_FAMILIES[1], pairs, go_float(state.start_time))
+        out[1] = f"{TASK_FAMILIES[1]}{labels}{go_float(state.start_time)}\n"
     if state.status_change_time is not None:
-        out[2] = _line(TASK_FAMILIES[2], pairs, go_float(state.status_change_time))
-    out.append(_line(TASK_FAMILIES[3],
-                     [*pairs, ("resolved_task_id", escape_value(state.resolved_task_id))],
-                     gauge[0]))
-    out.append(_line(TASK_FAMILIES[4], pairs, go_float(state.last_success)))
-    out.append(_line(TASK_FAMILIES[5], pairs, go_float(float(bool(state.poll_success)))))
+        out[2] = f"{TASK_FAMILIES[2]}{labels}{go_float(state.status_change_time)}\n"
+    head, tail = _with(pairs, "resolved_task_id")
+    out.append(f"{TASK_FAMILIES[3]}{{{head}{escape_value(state.resolved_task_id)}{tail}}} {one}\n")
+    out.append(f"{TASK_FAMILIES[4]}{labels}{go_float(state.last_success)}\n")
+    out.append(f"{TASK_FAMILIES[5]}{labels}{go_float(float(bool(state.poll_success)))}\n")
     running = None
     if shown == "InProgress" and state.start_time is not None:
-        running = _line(RUNNING, pairs, "")[:-1].encode()  # "name{...} "
+        running = f"{RUNNING}{labels}".encode()
     return _Entry(state, shown, tuple(s.encode() for s in out), running)
 
 
