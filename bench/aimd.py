@@ -12,6 +12,15 @@ and the exporter's ``trtc_exporter_budget_rate{kind="effective"}``:
 
 Goals: convergence within 10 s with < 2 % throttled answers. Recovery is additive (1 req/s per s)
 once the learned ceiling is forgotten 30 s after the last throttle (``budget.AimdPolicy``).
+
+Second server mode, ``plain`` (issue 15 item 12): RequestLimitExceeded states no numbers
+(``limit_message: plain``) and refused requests count against the window too
+(``count_throttled: true``), so the exporter learns nothing from the message and every request
+sent over the limit keeps the window full. Goals there, printed against the measurement:
+
+- throttled answers in the first 10 s after the drop: <= 10 %;
+- from 10 s after the drop to the limit's return: 7 to 10.5 req/s sent, <= 2 % throttled;
+- back to >= 18 req/s (3 s mean) within 40 s after the limit returns.
 """
 
 from __future__ import annotations
@@ -44,6 +53,11 @@ GOAL_CONVERGENCE = 10.0
 GOAL_THROTTLED = 0.02
 RECOVERED_RATE = 19.0
 SAMPLE = 0.5
+PLAIN = {"limit_message": "plain", "count_throttled": True}
+GOAL_FIRST10_THROTTLED = 0.10
+GOAL_SETTLED = (7.0, 10.5)
+GOAL_SETTLED_THROTTLED = 0.02
+GOAL_BACK_RATE, GOAL_BACK_SECONDS = 18.0, 40.0
 
 
 def _sample(sim: Simulator, exporter: Exporter) -> dict[str, Any]:
@@ -60,12 +74,14 @@ def _run_until(deadline: float, sim: Simulator, exporter: Exporter,
         time.sleep(max(0.0, min(SAMPLE, deadline - time.time())))
 
 
-def measure(warmup: float, drop: float, recovery: float) -> dict[str, Any]:
-    work = Workdir("aimd").path
+def measure(warmup: float, drop: float, recovery: float, plain: bool = False) -> dict[str, Any]:
+    work = Workdir("aimd-plain" if plain else "aimd").path
     sim = Simulator(work, scenario(TARGETS, faults=[latency_fault(0.02)]))
     exporter = None
     samples: list[dict[str, Any]] = []
     try:
+        if plain:
+            sim.control("POST", "throttling", PLAIN)
         exporter = Exporter(work, exporter_config(TARGETS, sim.url, poll_interval="5s"))
         _run_until(time.time() + warmup, sim, exporter, samples)
         before = time.time()
@@ -78,7 +94,36 @@ def measure(warmup: float, drop: float, recovery: float) -> dict[str, Any]:
         if exporter is not None:
             exporter.stop()
         sim.stop()
-    return analyse(per_second(stats), samples, t_drop, t_up, stats)
+    result = analyse(per_second(stats), samples, t_drop, t_up, stats)
+    return {**result, **analyse_goals(per_second(stats), samples, t_drop, t_up)}
+
+
+def _throttled_between(samples: list[dict[str, Any]], start: float, end: float
+                       ) -> tuple[int, int]:
+    """(throttled, all) answers between the samples nearest to start and end."""
+    first = min(samples, key=lambda s: abs(s["t"] - start))
+    last = min(samples, key=lambda s: abs(s["t"] - end))
+    return last["throttled"] - first["throttled"], last["answers"] - first["answers"]
+
+
+def analyse_goals(counts: dict[int, int], samples: list[dict[str, Any]], t_drop: float,
+                  t_up: float) -> dict[str, Any]:
+    """The four numbers of issue 15 item 12 (see the module docstring)."""
+    throttled, answered = _throttled_between(samples, t_drop, t_drop + 10)
+    settled_throttled, settled_answered = _throttled_between(samples, t_drop + 10, t_up)
+    settled = [counts.get(s, 0) for s in range(math.ceil(t_drop + 10), math.floor(t_up))]
+    back = None
+    for s in range(math.ceil(t_up), max(counts, default=0) - 2):
+        if sum(counts.get(s + i, 0) for i in range(3)) / 3 >= GOAL_BACK_RATE:
+            back = s - t_up
+            break
+    return {
+        "first10_throttled_fraction": throttled / answered if answered else 0.0,
+        "settled_rate": sum(settled) / len(settled) if settled else None,
+        "settled_throttled_fraction": (settled_throttled / settled_answered
+                                       if settled_answered else 0.0),
+        "back_to_18_seconds": back,
+    }
 
 
 def analyse(counts: dict[int, int], samples: list[dict[str, Any]], t_drop: float, t_up: float,
@@ -123,8 +168,40 @@ def run(quick: bool = False, out: Path | None = None) -> dict[str, Any]:
         f"{result['throttled_during_drop']}/{result['answers_during_drop']} "
         f"({result['throttled_fraction']:.1%}), recovered "
         + (f"{rec:.0f}s after the limit came back" if rec is not None else "not yet"))
-    data = {"name": "aimd", "quick": quick, **result}
-    return finish_run(out, data, result, plot, summary_rows, recovery)
+    # the plain server needs 10 s after the drop plus a settled stretch, and 40 s after it
+    log("(b') same with a plain message and refused requests counted: 10s warm-up, "
+        "30s drop, 50s after")
+    plain = measure(10.0, 30.0, 50.0, plain=True)
+    log("    " + ", ".join(f"{k} {v}" for k, v in goal_values(plain)))
+    data = {"name": "aimd", "quick": quick, **result, "plain": plain}
+    return finish_run(out, data, {**result, "plain": plain}, plot, summary_rows, recovery)
+
+
+def goal_values(r: dict[str, Any]) -> list[tuple[str, str]]:
+    settled, back = r["settled_rate"], r["back_to_18_seconds"]
+    return [("first 10 s throttled", f"{r['first10_throttled_fraction']:.1%}"),
+            ("settled", "n/a" if settled is None else f"{settled:.1f} req/s"),
+            ("settled throttled", f"{r['settled_throttled_fraction']:.1%}"),
+            ("back to 18/s", "not yet" if back is None else f"{back:.0f} s")]
+
+
+def plain_rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    """The four goals of issue 15 item 12 against the plain-message server."""
+    settled, back = r["settled_rate"], r["back_to_18_seconds"]
+    first, calm = r["first10_throttled_fraction"], r["settled_throttled_fraction"]
+    low, high = GOAL_SETTLED
+    return [
+        ("(b') plain limit drop", "throttled, first 10 s", f"<= {GOAL_FIRST10_THROTTLED:.0%}",
+         f"{first:.1%}", "PASS" if first <= GOAL_FIRST10_THROTTLED else "MISS"),
+        ("(b') plain limit drop", "settled rate", f"{low:g}-{high:g} req/s",
+         "n/a" if settled is None else f"{settled:.1f} req/s",
+         "PASS" if settled is not None and low <= settled <= high else "MISS"),
+        ("(b') plain limit drop", "throttled, settled", f"<= {GOAL_SETTLED_THROTTLED:.0%}",
+         f"{calm:.1%}", "PASS" if calm <= GOAL_SETTLED_THROTTLED else "MISS"),
+        ("(b') plain limit drop", f"back to >= {GOAL_BACK_RATE:g}/s",
+         f"<= {GOAL_BACK_SECONDS:g} s", "not yet" if back is None else f"{back:.0f} s",
+         "PASS" if back is not None and back <= GOAL_BACK_SECONDS else "MISS"),
+    ]
 
 
 def summary_rows(r: dict[str, Any], window: float) -> list[tuple[str, str, str, str, str]]:
@@ -139,6 +216,7 @@ def summary_rows(r: dict[str, Any], window: float) -> list[tuple[str, str, str, 
         ("(b) limit drop", "recovery to >= 19/s after", "report",
          (f"{rec:.0f} s" if rec is not None else f"> {window:g} s")
          + (f" (gauge 20 at {gauge:.0f} s)" if gauge is not None else ""), "INFO"),
+        *(plain_rows(r["plain"]) if "plain" in r else []),
     ]
 
 

@@ -19,6 +19,7 @@ from trtc_exporter.config.model import parse_config
 from trtc_exporter.secret import Secret
 from trtc_exporter.web.routes import Routes, handler_class
 from trtc_exporter.web.toolkit.server import ExporterHTTPServer
+from trtc_exporter.webhook.keys import KeyRing
 
 ENDPOINT = "http://trtc.test"
 SECRET_ID = "AKIDfixture0000000000000000000000001"
@@ -41,10 +42,13 @@ def mocked_api() -> Iterator[responses.RequestsMock]:
         yield mock
 
 
-def build_exporter(raw: dict[str, object], clock: FakeClock | None = None) -> Exporter:
+def build_exporter(raw: dict[str, object], clock: FakeClock | None = None,
+                   keyring: KeyRing | None = None) -> Exporter:
+    """An Exporter on the fake API; ``keyring`` switches the callback receiver on."""
     raw = {"api": {"endpoint": ENDPOINT, "max_retries": 0}, **raw}
     creds = StaticProvider(Credentials(Secret(SECRET_ID), Secret(SECRET_KEY)), "env")
-    return Exporter(parse_config(raw), creds, clock=clock or FakeClock(auto_advance=True))
+    return Exporter(parse_config(raw), creds, clock=clock or FakeClock(auto_advance=True),
+                    keyring=keyring)
 
 
 def poll_all(exporter: Exporter) -> None:
@@ -57,7 +61,8 @@ def poll_all(exporter: Exporter) -> None:
 def serving(exporter: Exporter, telemetry_path: str = "/metrics") -> Iterator[str]:
     """Serve the exporter's endpoints on a free loopback port; yields the base URL."""
     server = ExporterHTTPServer(("127.0.0.1", 0),
-                                handler_class(Routes(exporter, telemetry_path)), None)
+                                handler_class(Routes(exporter, telemetry_path, lifecycle=True)),
+                                None)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -79,6 +84,13 @@ def with_secret_files(text: str, tmp: Path) -> tuple[str, dict[str, str]]:
         if section.get(key):
             fake = tmp / key
             fake.write_text(f"fake-{key}-0000000000000000\n", encoding="utf-8")
+            section[key] = str(fake)
+    keys = [(raw.get("webhook") or {}, "key_file")] + [
+        (app, "callback_key_file") for app in (raw.get("apps") or {}).values()]
+    for index, (section, key) in enumerate(keys):
+        if section.get(key):  # callback keys are 1-32 letters and digits (TRTC console rule)
+            fake = tmp / f"callback-key-{index}"
+            fake.write_text(f"FakeCallbackKey{index:04d}\n", encoding="utf-8")
             section[key] = str(fake)
     env = {**os.environ, "TENCENTCLOUD_SECRET_ID": SECRET_ID, "TENCENTCLOUD_SECRET_KEY": SECRET_KEY,
            "HOME": str(tmp)}

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from trtc_exporter import metrics
+from trtc_exporter.webhook import forward
 
 ROOT = Path(__file__).resolve().parent.parent
 ALERTS_DIR = ROOT / "alerts"
@@ -204,6 +205,7 @@ def test_exporter_down_does_not_guess_the_job() -> None:
 HISTOGRAM_BUCKETS = {
     "trtc_api_request_duration_seconds": metrics.LATENCY_BUCKETS,
     "trtc_exporter_budget_wait_seconds": metrics.WAIT_BUCKETS,
+    "trtc_exporter_webhook_forward_latency_seconds": forward.LATENCY_BUCKETS,
 }
 HISTOGRAM_QUANTILE = re.compile(r"histogram_quantile\([^,]+,.*?\b(\w+)_bucket\b", re.DOTALL)
 COMPARED_NUMBER = re.compile(r"(?:>|<|>=|<=)\s*(?:bool\s+)?([0-9][0-9.e+]*)(?![\w.])")

@@ -7,6 +7,7 @@ a running exporter must answer ``POST /-/reload`` with a non-200 status and keep
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -60,11 +61,20 @@ def no_credentials(tmp: Path, creds: dict[str, str]) -> dict[str, object]:
     return {"api": {"endpoint": ENDPOINT}, "targets": GOOD_TARGETS}
 
 
+def bad_callback_key(tmp: Path, creds: dict[str, str]) -> dict[str, object]:
+    (tmp / "hook-key").write_text("not a key!\n")
+    return {"api": {"endpoint": ENDPOINT, "credentials": creds}, "targets": GOOD_TARGETS,
+            "webhook": {"key_file": str(tmp / "hook-key")},
+            "apps": {1400000001: {"callback_key_file": str(tmp / "no-such-key")}}}
+
+
 CASES: list[tuple[Callable[[Path, dict[str, str]], dict[str, object]], str]] = [
     (overload, "api.on_overload: refuse: DescribeAITranscription: 5 targets"),
     (open_registration, REGISTRATION_AUTH),
     (missing_files, "cannot read credentials file"),
     (no_credentials, "no TencentCloud credentials"),
+    (bad_callback_key, "webhook.key_file: "),
+    (bad_callback_key, "apps.1400000001.callback_key_file: "),
 ]
 
 
@@ -127,3 +137,15 @@ def test_checks_pass_a_good_config(tmp_path: Path, secrets: dict[str, str]) -> N
     raw = open_registration(tmp_path, secrets)
     checked = check(parse_config(raw), basic_auth=True)
     assert checked.credentials.source == "file" and checked.bearer_token is None
+
+
+def test_extra_regions_are_accepted_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    """A target in an api.extra_regions region passes the checks and each entry is warned of."""
+    config = parse_config({"api": {"region": "ap-xyz", "extra_regions": ["ap-xyz", "ap-tokyo"]},
+                           "targets": [{"task_id": "t"}]})
+    with caplog.at_level(logging.WARNING, logger="trtc_exporter.checks"):
+        check(config, basic_auth=False, credentials=lambda c: StaticProvider(
+            Credentials(Secret("id"), Secret("key")), "env"))
+    assert config.targets[0].region == "ap-xyz"
+    assert "api.extra_regions: ap-xyz is not in the documented region lists" in caplog.text
+    assert "api.extra_regions: ap-tokyo is already a known region" in caplog.text

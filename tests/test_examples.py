@@ -24,6 +24,7 @@ from trtc_exporter.config.model import (
     ScheduleConfig,
     load_config,
 )
+from trtc_exporter.config.webhook import FIELDS as WEBHOOK_FIELDS
 from trtc_exporter.generations import AI_TRANSCRIPTION, CLOUD_TRANSCRIPTION
 from trtc_exporter.target import Target
 
@@ -87,6 +88,7 @@ def test_full_example_sets_every_field() -> None:
     assert set(full["schedule"]["state_factors"]) == set(ScheduleConfig().state_factors)
     assert set(full["pricing"]) == _fields(PricingConfig)
     assert all(set(app) == _fields(AppConfig) for app in full["apps"].values())
+    assert set(full["webhook"]) == WEBHOOK_FIELDS
     target_keys = set().union(*(set(target) for target in full["targets"]))
     assert target_keys == _fields(Target) - {"source"}
 
@@ -105,6 +107,8 @@ def test_full_example_shows_the_defaults() -> None:
     assert config.pricing == defaults.pricing
     (app,) = config.apps.values()
     assert app.max_concurrent_tasks == AppConfig().max_concurrent_tasks
+    assert dataclasses.replace(config.webhook, key_file=None, forward=None) == \
+        dataclasses.replace(defaults.webhook, key_file=None)
 
 
 def test_mixed_example_uses_both_api_generations() -> None:

@@ -2,8 +2,9 @@
 
 The scenario runs on a FakeClock against an HTTP fake (``responses``): 1.0 task and session
 targets and 2.0 targets in several states, a Tencent error, a transport error, a NotFound and a
-stale answer. Only build facts that differ between checkouts and interpreters (the git revision
-and the Python version of ``trtc_exporter_build_info``) are normalised. To accept an intended
+stale answer. Only facts that differ between checkouts, interpreters and runs (the git revision
+and the Python version of ``trtc_exporter_build_info``, the values of client_python's
+``process_*`` and the labels of ``python_info``) are normalised. To accept an intended
 change of output, run with ``GOLDEN_UPDATE=1`` and review the diff of the fixture files.
 """
 
@@ -51,6 +52,9 @@ FIRST = {
 }
 SECOND = {**FIRST, "t-run": (200, answer("InProgress", "t-run"))}
 BUILD = re.compile(r'(trtc_exporter_build_info\{python_version=")[^"]*(",revision=")[^"]*(")')
+# client_python's process and platform collectors: real CPU, memory, fds and interpreter
+PROCESS = re.compile(r"^(process_[a-z_]+) \S+$", re.MULTILINE)
+PLATFORM = re.compile(r"^python_info\{[^}]*\} ", re.MULTILINE)
 
 
 def _respond(table: dict[str, tuple[int, object]]) -> object:
@@ -81,7 +85,8 @@ def _scrape(accept: str) -> str:
     with serving(exporter) as base:
         response = requests.get(base + "/metrics", headers={"Accept": accept}, timeout=5)
     assert response.status_code == 200
-    return BUILD.sub(r"\1PYTHON\2REVISION\3", response.text)
+    text = BUILD.sub(r"\1PYTHON\2REVISION\3", response.text)
+    return PLATFORM.sub("python_info{PLATFORM} ", PROCESS.sub(r"\1 VALUE", text))
 
 
 def _check(name: str, text: str) -> None:

@@ -76,6 +76,27 @@ def test_build_info_reports_the_version() -> None:
     assert exporter.registry.get_sample_value("trtc_exporter_build_info", labels) == 1.0
 
 
+@pytest.mark.integration
+def test_pip_install_of_a_git_clone_reports_its_revision(tmp_path: Path) -> None:
+    """`pip install .` of a clone bakes the clone's commit into the package, so build_info no
+    longer says revision="unknown" where no .git exists (setup.py's build hook)."""
+    clone, target = tmp_path / "clone", tmp_path / "site"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True, timeout=120)
+    head = subprocess.run(["git", "-C", str(clone), "rev-parse", "--short=12", "HEAD"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
+                    "--disable-pip-version-check", "--target", str(target), str(clone)],
+                   check=True, timeout=600)
+    shutil.rmtree(clone)  # the installed copy must not find a checkout to ask
+    probe = ("import trtc_exporter.runtime as r; "
+             "print(r.__file__); print(r.revision())")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True, env={**os.environ, "PYTHONPATH": str(target)}).stdout
+    where, revision = out.split()
+    assert where.startswith(str(target))
+    assert revision == head
+
+
 def test_changelog_keeps_unreleased_on_top() -> None:
     """CHANGELOG.md follows Keep a Changelog: Unreleased first, then releases newest first."""
     headings = re.findall(r"^## (.+)$", CHANGELOG.read_text("utf-8"), re.M)

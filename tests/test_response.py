@@ -139,3 +139,14 @@ def test_retryable_codes() -> None:
     for code in ("AuthFailure.SignatureFailure", "FailedOperation.TaskNotExist",
                  "InvalidParameter.TaskId"):
         assert not is_retryable(code), code
+
+
+def test_an_answers_ids_that_cannot_be_labels_are_dropped() -> None:
+    """A TaskId that is not valid Unicode or longer than 256 characters is not kept: it would
+    become the resolved_task_id label (hcloud_exporter#12, snmp_exporter#824: invalid labels
+    from upstream data failed whole scrapes)."""
+    for task_id in ("a\ud800", "t" * 257):
+        body = json.dumps({"Response": {"Status": "InProgress", "TaskId": task_id,
+                                        "RequestId": "r"}}).encode()
+        result = parse_response("DescribeAITranscription", body)
+        assert isinstance(result, TaskStatus) and result.task_id == ""

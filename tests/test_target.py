@@ -73,7 +73,24 @@ def test_explicit_region_must_belong_to_the_api(api: str, region: str) -> None:
     else:
         assert target is None
         assert lines == [f"t[0].region: {region!r} is not a region of {target_action(api)} "
-                         f"({', '.join(REGIONS[api])})"]
+                         f"({', '.join(REGIONS[api])}); a region not listed yet goes into "
+                         "api.extra_regions"]
+
+
+@pytest.mark.parametrize("region", ["ap-beijing", "ap-shanghai"])
+def test_the_china_sites_2_0_regions_are_accepted(region: str) -> None:
+    """2.0 targets in ap-beijing and ap-shanghai (China site's list) pass validation."""
+    target, lines = parse({**CLOUD, "region": region})
+    assert lines == [] and target is not None and target.region == region
+
+
+def test_an_extra_region_is_accepted_for_every_generation() -> None:
+    """api.extra_regions lets a target use a region no doc lists yet, for 1.0 and 2.0 alike."""
+    for api in (AI_TRANSCRIPTION, CLOUD_TRANSCRIPTION):
+        errors = Errors()
+        target = parse_target({**CLOUD, "api": api, "region": "ap-xyz"}, "t[0]", errors,
+                              "ap-guangzhou", extra_regions=frozenset({"ap-xyz"}))
+        assert errors.lines == [] and target is not None and target.region == "ap-xyz"
 
 
 @pytest.mark.parametrize("api", [AI_TRANSCRIPTION, CLOUD_TRANSCRIPTION])
@@ -134,11 +151,19 @@ def test_wrongly_typed_id_gives_one_message() -> None:
         None, ["t[0].sdk_app_id: must be an integer, got string"])
 
 
-def test_labels_are_sorted_and_stringified() -> None:
-    """Labels are stored sorted by name; YAML numbers become their text."""
-    target, _ = parse({"task_id": "t", "labels": {"zone": "b", "tier": 1, "weight": 0.5}})
+def test_labels_are_sorted_by_name() -> None:
+    """Labels are stored sorted by name, values exactly as given."""
+    target, _ = parse({"task_id": "t", "labels": {"zone": "b", "tier": "1", "ver": "1.10"}})
     assert target is not None
-    assert target.labels == (("tier", "1"), ("weight", "0.5"), ("zone", "b"))
+    assert target.labels == (("tier", "1"), ("ver", "1.10"), ("zone", "b"))
+
+
+@pytest.mark.parametrize(("value", "kind"), [(1.1, "number"), (1, "integer"), (True, "boolean"),
+                                             (None, "null")])
+def test_a_label_value_that_is_not_text_is_refused(value: object, kind: str) -> None:
+    """A JSON number (1.10 arrives as 1.1) is never converted: the error says to quote it."""
+    assert parse({"task_id": "t", "labels": {"ver": value}}) == (
+        None, [f"t[0].labels.ver: label value must be a string, got {kind}; quote it"])
 
 
 @pytest.mark.parametrize("name", sorted(RESERVED_LABELS))

@@ -227,15 +227,44 @@ def _budget_row() -> list[Any]:
     ]
 
 
+def _webhook_row() -> list[Any]:
+    """The callback listener's health (only exporters with --webhook.listen-address)."""
+    requests = f"trtc_exporter_webhook_requests_total{sel()}"
+    last = f"trtc_exporter_webhook_last_event_time_seconds{sel()}"
+    return [
+        row("Webhook (TRTC event callbacks)"),
+        panel(
+            stacked_panel(30),
+            "Callbacks by result",
+            "Requests to POST /webhook/trtc per second by result: applied, duplicate (TRTC's "
+            "retries), ignored types, and refusals such as bad_signature, unknown_app or stale, "
+            "whose name says what to fix (docs/webhooks.md).",
+            "reqps",
+            [query(f"sum by (result) (rate({requests}{RATE}))", "{{result}}")],
+            width=16,
+        ),
+        panel(
+            timeseries_panel((None, "green"), (300, "orange"), (600, "red"), lines=True),
+            "Time since the last callback",
+            "Seconds since each exporter's last verified callback (the listener's start before "
+            "the first); TrtcWebhookSilent fires past 10 minutes while tasks are InProgress.",
+            "s",
+            [query(f"time() - {last}", "{{instance}}")],
+            width=8,
+        ),
+    ]
+
+
 def build() -> Any:
     """Build the exporter internals dashboard."""
     return build_dashboard(
         UID,
         "TRTC exporter internals",
         "Health of trtc-transcription-exporter itself: build, config reloads, polling cadence, "
-        "staleness and request budget.",
+        "staleness, request budget and the TRTC callback listener.",
         None,
         _exporter_row(),
         _polling_row(),
         _budget_row(),
+        _webhook_row(),
     )

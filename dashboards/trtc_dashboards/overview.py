@@ -222,6 +222,57 @@ def _attention_row() -> list[Any]:
     ]
 
 
+def _callbacks_row() -> list[Any]:
+    """What TRTC's event callbacks tell (only exporters with --webhook.listen-address)."""
+    sentences = f"trtc_ai_transcription_sentences_total{sel(region=True)}"
+    per_task = f"max by (api, region, sdk_app_id, task_id, session_id) (rate({sentences}[5m]))"
+    silent = f"trtc_ai_transcription_silent{sel(region=True)} == 1"
+    failures = f"trtc_ai_transcription_start_failures_total{sel()}"
+    return [
+        row("Callbacks (TRTC event webhooks)"),
+        panel(
+            timeseries_panel(),
+            "Sentences per minute per app",
+            "Complete sentences TRTC reported per minute (callbacks 903/1403), summed per app, "
+            "each task counted once whichever exporters received it. A running app at 0 "
+            "transcribes nothing.",
+            "none",
+            [query(f"sum by (sdk_app_id) ({per_task}) * 60", "app {{sdk_app_id}}")],
+            width=12,
+        ),
+        panel(
+            stat_panel((None, "green"), (1, "red")),
+            "Silent tasks",
+            "Tasks InProgress for longer than webhook.silence_after with no sentence "
+            "(trtc_ai_transcription_silent); the TrtcTaskSilent alert fires 5 minutes later.",
+            "none",
+            [instant(f"count({once_per_task(silent)}) or vector(0)", "silent")],
+            width=4,
+            height=8,
+        ),
+        panel(
+            table_panel((*HIDDEN_COLUMNS, "Value")),
+            "Silent tasks — which",
+            "Each silent task with its identity labels: check its room's audio, subscribed "
+            "user and language.",
+            "none",
+            [table_query(once_per_task(silent))],
+            width=8,
+            height=8,
+        ),
+        panel(
+            timeseries_panel((None, "green"), (1, "red")),
+            "Failed task starts",
+            "Starts TRTC reported as failed (callback 901/1401 with Status 1) in the last hour, "
+            "per app (trtc_ai_transcription_start_failures_total).",
+            "none",
+            [query(f"sum by (api, sdk_app_id) (increase({failures}[1h]))",
+                   "{{api}} app {{sdk_app_id}}")],
+            width=24,
+        ),
+    ]
+
+
 def build() -> Any:
     """Build the overview dashboard."""
     return build_dashboard(
@@ -232,4 +283,5 @@ def build() -> Any:
         _now_row(),
         _history_row(),
         _attention_row(),
+        _callbacks_row(),
     )

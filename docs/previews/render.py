@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -103,6 +104,24 @@ def screenshot_landing(url: str, target: Path) -> None:
         ], check=True, capture_output=True, timeout=60)
 
 
+def render_landing_only(duration: float) -> int:
+    """Run the demo exporter alone for ``duration`` seconds, then screenshot its landing page."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    exporter = [str(Path(sys.executable).parent / "trtc-transcription-exporter"), "--demo",
+                f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"]
+    with subprocess.Popen(exporter) as proc:
+        try:
+            print(f"running the demo for {duration:.0f} s …", flush=True)
+            time.sleep(duration)
+            screenshot_landing(f"http://127.0.0.1:{port}/", IMAGES / "landing.png")
+            print(f"wrote {(IMAGES / 'landing.png').relative_to(ROOT)}")
+        finally:
+            proc.terminate()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=120,
@@ -111,7 +130,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="also write Prometheus' answers to FILE (JSON)")
     parser.add_argument("--from-data", type=Path, metavar="FILE",
                         help="draw the dashboards from a --save-data FILE; no stack, no landing")
+    parser.add_argument("--landing-only", action="store_true",
+                        help="only the landing page: the demo exporter alone, no Prometheus")
     args = parser.parse_args(argv)
+    if args.landing_only:
+        return render_landing_only(args.duration)
     (IMAGES / "dashboards").mkdir(parents=True, exist_ok=True)
     if args.from_data:
         data = json.loads(args.from_data.read_text("utf-8"))

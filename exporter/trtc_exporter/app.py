@@ -11,7 +11,12 @@ import threading
 from collections.abc import Callable
 
 import requests
-from prometheus_client import CollectorRegistry, disable_created_metrics
+from prometheus_client import (
+    CollectorRegistry,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
 
 from trtc_exporter.api.budget import Budget
 from trtc_exporter.api.client import TrtcClient
@@ -22,22 +27,31 @@ from trtc_exporter.clock import SYSTEM_CLOCK, Clock, WallSeconds
 from trtc_exporter.config.model import Config, load_config
 from trtc_exporter.errors import ConfigError
 from trtc_exporter.exposition.apps import AppCollector
-from trtc_exporter.exposition.body import Exposition
+from trtc_exporter.exposition.body import Exposition, Section
+from trtc_exporter.exposition.dropped import DroppedCollector
 from trtc_exporter.exposition.fragments import TaskFragments
 from trtc_exporter.exposition.health import BudgetPollerCollector
 from trtc_exporter.exposition.selfhealth import SelfHealthCollector
 from trtc_exporter.exposition.tasks import TaskCollector
-from trtc_exporter.metrics import ApiMetrics
-from trtc_exporter.polling.intervals import STALE_AFTER_INTERVALS
+from trtc_exporter.exposition.webhooks import WebhookCollector
+from trtc_exporter.metrics import ApiMetrics, DropCounter
+from trtc_exporter.polling.events import TaskEvents
+from trtc_exporter.polling.intervals import stall_limit
 from trtc_exporter.polling.planning import budget_rates, plan
 from trtc_exporter.polling.poller import Poller
-from trtc_exporter.polling.state import StateStore, TargetState
+from trtc_exporter.polling.state import StateStore, TargetState, all_auth_failures
 from trtc_exporter.runtime import Runtime, revision
 from trtc_exporter.secret import Secret
 from trtc_exporter.target import Target, in_shard
-from trtc_exporter.targets.registrations import Registered
+from trtc_exporter.targets.registrations import Registered, RegistrationStoreError
 from trtc_exporter.targets.sources import TargetSources
-from trtc_exporter.web.protocol import TargetFacts
+from trtc_exporter.targets.targetset import TargetLimitError
+from trtc_exporter.web.protocol import BudgetUse, TargetFacts
+from trtc_exporter.webhook.forward import Forwarder
+from trtc_exporter.webhook.forward_store import ForwardStorageError
+from trtc_exporter.webhook.hub import WebhookHub
+from trtc_exporter.webhook.keys import KeyRing
+from trtc_exporter.webhook.silence import SilenceRule
 
 log = logging.getLogger(__name__)
 # _created series double the counter output and no dashboard of ours uses them
@@ -51,11 +65,13 @@ class Exporter:
     def __init__(self, config: Config, credentials: CredentialProvider, *,
                  clock: Clock = SYSTEM_CLOCK, config_path: str = "",
                  session: requests.Session | None = None, shard: tuple[int, int] = (0, 1),
-                 demo: bool = False, basic_auth: Callable[[], bool] = lambda: False) -> None:
+                 demo: bool = False, basic_auth: Callable[[], bool] = lambda: False,
+                 keyring: KeyRing | None = None) -> None:
         """Build every part from a checked ``config`` (see :func:`trtc_exporter.checks.check`).
 
         ``basic_auth`` says whether the web config in force has basic-auth users, for the
-        reload's registration check; ``shard`` is (index, count) of ``--shard``.
+        reload's registration check; ``shard`` is (index, count) of ``--shard``; ``keyring``
+        (the checked callback keys) switches the TRTC callback receiver on (None: off).
         """
         self.clock = clock
         self._basic_auth = basic_auth
@@ -72,35 +88,82 @@ class Exporter:
                                  clock=clock, timeout=config.api.timeout,
                                  max_retries=config.api.max_retries, skew=self.skew,
                                  session=session)
-        self.sources = TargetSources(config, clock)
+        self.drops = DropCounter()  # targets left out of answers, by reason
+        self.sources = TargetSources(config, clock, self.drops,
+                                     webhooks=keyring is not None)
         self.store = StateStore()
         self.poller = Poller(config, self.client.describe, self.store, self.budget, clock)
         self.revision = revision()
-        self.exposition = self._register_collectors(api_registry, clock)
+        self._tail = CollectorRegistry(auto_describe=True)  # what follows the task families
+        self.exposition = self._register_collectors(api_registry, clock, keyring is not None)
+        self.webhook: WebhookHub | None = None
+        self.webhook_address: str | None = None  # the listener's, when chosen here (--demo)
+        self.forwarder: Forwarder | None = None
+        if keyring is not None:
+            self._build_webhooks(config, keyring)
         self._reload_lock = threading.Lock()
         self._targets_lock = threading.Lock()
         self._stop = threading.Event()
         self._apply_targets(config)
 
-    def _register_collectors(self, api: CollectorRegistry, clock: Clock) -> Exposition:
+    def _build_webhooks(self, config: Config, keyring: KeyRing) -> None:
+        """The callback receiver, its effects on targets and state, the relay and metrics
+        (registered last: the families without webhooks stay as they were)."""
+        events = TaskEvents(self.poller, self._register_discovered, lambda: self.runtime.config)
+        hook = config.webhook
+        if hook.forward is not None:
+            path = hook.forward.resolved_db_path(config.registration.db_path)
+            try:
+                self.forwarder = Forwarder(hook.forward, path, self.clock)
+            except ForwardStorageError as exc:
+                raise ConfigError([f"webhook.forward_db_path: {exc}"]) from None
+        if keyring.allow_unsigned:
+            log.warning("webhook.allow_unsigned is true: callbacks without a valid Sign are "
+                        "accepted from anyone who can reach the webhook listener")
+        self.webhook = WebhookHub(keyring, events, self.clock, max_age=hook.max_age,
+                                  relay=self.forwarder)
+        self._tail.register(WebhookCollector(
+            lambda: self.store.snapshot(), self.clock.time, self.webhook.stats,
+            events.start_failures, lambda: SilenceRule(self.runtime.config.webhook.silence_after),
+            self.forwarder.stats if self.forwarder is not None else None))
+
+    def _register_collectors(self, api: CollectorRegistry, clock: Clock,
+                             webhooks: bool) -> Exposition:
         """Fill ``registry`` and build what /metrics serves (the same bytes, faster).
 
         Registration order is exposition order: API instruments, task families, app totals,
-        budget and poller, the exporter itself (the golden test pins it). ``registry`` renders
-        all of it through client_python alone; :class:`Exposition` pre-renders the task section.
+        budget and poller, the exporter itself, drops, process and platform, webhooks (the
+        golden test pins it). ``registry`` renders all of it through client_python alone;
+        :class:`Exposition` pre-renders the task section and encodes the rest as before.
         """
         def snapshot() -> list[TargetState]:
             return self.store.snapshot()  # looked up late: tests swap the store's method
 
-        tail = CollectorRegistry(auto_describe=True)
         for collector in (AppCollector(self.store, lambda: self.runtime.config, clock.time),
                           BudgetPollerCollector(self.budget, self.poller, self.skew,
-                                                lambda: self.runtime.config, self.sources),
-                          SelfHealthCollector(self.runtime, self.revision)):
-            tail.register(collector)
-        for part in (api, TaskCollector(snapshot, clock.time), tail):
+                                                lambda: self.runtime.config, self.sources,
+                                                webhooks=webhooks),
+                          SelfHealthCollector(self.runtime, self.revision),
+                          DroppedCollector(self.drops)):
+            self._tail.register(collector)
+        # process_* (CPU, memory, fds, start time) and python_info, as every client_python
+        # exporter serves them on its default registry; ours is a registry of its own
+        ProcessCollector(registry=self._tail)
+        PlatformCollector(registry=self._tail)
+        for part in (api, TaskCollector(snapshot, clock.time, drops=self.drops),
+                     Section(self._tail)):
             self.registry.register(part)
-        return Exposition(api, TaskFragments(snapshot, clock.time), tail, self.registry)
+        return Exposition(api, TaskFragments(snapshot, clock.time, self.drops), self._tail,
+                          self.registry)
+
+    def _register_discovered(self, target: Target, ttl: float) -> bool:
+        """Watch a task a callback told us about (False when refused: max_targets, storage)."""
+        try:
+            self.register([target], ttl)
+        except (TargetLimitError, RegistrationStoreError) as exc:
+            log.error("cannot watch %s found by a callback: %s", target.describe(), exc)
+            return False
+        return True
 
     @property
     def config(self) -> Config:
@@ -177,11 +240,15 @@ class Exporter:
         self.poller.mark_started()
         self.poller.start()
         threading.Thread(target=self._maintain_loop, name="targets", daemon=True).start()
+        if self.forwarder is not None:
+            self.forwarder.start()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop polling (up to ``timeout`` s for requests in flight); close the stores."""
         self._stop.set()
         self.poller.stop(timeout)
+        if self.forwarder is not None:
+            self.forwarder.stop(timeout)
         self.sources.close()
 
     def reload(self) -> tuple[bool, str]:
@@ -190,7 +257,8 @@ class Exporter:
         with self._reload_lock:
             try:
                 config = load_config(self.runtime.config_path)
-                credentials = check(config, basic_auth=self._basic_auth()).credentials
+                checked = check(config, basic_auth=self._basic_auth())
+                credentials = checked.credentials
                 self.sources.apply_config(config)
             except (ConfigError, CredentialsError) as exc:
                 self.runtime.reload_successful = False
@@ -199,6 +267,11 @@ class Exporter:
                           str(exc).replace("\n", "; "))
                 return False, str(exc)
             self.client.set_credentials(credentials)
+            if self.webhook is not None:
+                self.webhook.set_keys(checked.keyring, config.webhook.max_age)
+                if config.webhook.forward != self.config.webhook.forward:
+                    log.warning("webhook.forward_* changed; the relay's new settings take "
+                                "effect on restart")
             self.budget.update(budget_rates(config))
             self.runtime.config = config
             self._apply_targets(config)
@@ -211,16 +284,30 @@ class Exporter:
 
     # -- health -----------------------------------------------------------------------------
     def healthy(self) -> bool:
-        """False when the poller has made no progress for STALE_AFTER_INTERVALS of the longest
-        effective interval (plus a 5 s grace)."""
+        """False when the poller is stalled: its most overdue poll is later than
+        :func:`~trtc_exporter.polling.intervals.stall_limit` allows (judged against the work
+        really due, so targets polled rarely on purpose never make it flap)."""
         longest = max((self.poller.effective_interval(a) for a in self.poller.stretch),
                       default=self.config.poll_interval)
-        limit = STALE_AFTER_INTERVALS * longest + 5
-        return self.clock.time() - self.poller.stats.last_progress <= limit
+        api = self.config.api
+        return self.poller.overdue_seconds() <= stall_limit(longest, api.timeout,
+                                                             api.max_retries)
 
     def ready(self) -> bool:
-        """True once the first poll cycle is done."""
-        return self.poller.stats.ready
+        """True once the first poll cycle is done and not every target is failing with an
+        authentication or authorisation error (see :meth:`not_ready_reason`)."""
+        return not self.not_ready_reason()
+
+    def not_ready_reason(self) -> str:
+        """Why /-/ready answers 503, or "" when ready: the first cycle is not done yet, or
+        the latest poll of every target failed with AuthFailure* or UnauthorizedOperation*
+        (bad keys: a rollout should stop rather than replace working replicas)."""
+        if not self.poller.stats.ready:
+            return "first poll cycle not done yet"
+        code = all_auth_failures(self.store.snapshot())
+        if code:
+            return f"every target's last poll failed with {code}: check the credentials"
+        return ""
 
     # -- the read side of the web protocol ---------------------------------------------------
     def states(self) -> list[TargetState]:
@@ -237,14 +324,26 @@ class Exporter:
         facts = []
         for state in self.store.snapshot():
             due = self.poller.due_time(state.target.key)
+            # only a target served from a registration expires: when the config (or a file)
+            # has the same target, a registration of it never shows a TTL on it
+            expires = (self.sources.expiry_of(state.target.key)
+                       if state.target.source == "api" else None)
             facts.append(TargetFacts(state, None if due is None else max(0.0, due - mono),
-                                     self.sources.expiry_of(state.target.key)))
+                                     expires))
         return facts
 
     def budget_plan(self) -> list[tuple[str, float, float]]:
         """(action, effective rate in req/s, effective interval in s) for every limiter."""
         return [(action, limiter.effective_rate, self.poller.effective_interval(action))
                 for action, limiter in self.budget.items()]
+
+    def budget_use(self) -> list[BudgetUse]:
+        """Per action: the capacity plan of the polled targets against the limiter's rates."""
+        config, limiters = self.config, dict(self.budget.items())
+        return [BudgetUse(p.action, p.targets, p.demand, p.budget,
+                          limiters[p.action].effective_rate if p.action in limiters else p.budget,
+                          self.poller.effective_interval(p.action))
+                for p in plan(config, self.poller.targets(), budget_rates(config))]
 
     def registration_expiry(self, key: tuple[str, ...]) -> float | None:
         """Wall-clock expiry of an identity's registration (None: permanent or not registered)."""

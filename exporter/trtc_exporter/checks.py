@@ -5,23 +5,29 @@ Parsing (config/) refuses what is malformed; these checks refuse what parses but
 - ``api.on_overload: refuse`` and a target set that needs more than the budget;
 - the registration API enabled without authentication (bearer token or basic-auth users);
 - a registration bearer token file that cannot be read or is empty;
-- credentials that cannot be found or read (files that do not exist, none at all).
+- credentials that cannot be found or read (files that do not exist, none at all);
+- callback signature key files (``webhook.key_file``, ``apps.<id>.callback_key_file``) that
+  cannot be read or do not hold a TRTC key (1-32 letters and digits).
 
 Every problem is collected, so one run lists them all (one line each, field path first).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from trtc_exporter.api.credentials import CredentialProvider, CredentialsError, resolve
 from trtc_exporter.config.model import Config
 from trtc_exporter.errors import ConfigError
+from trtc_exporter.generations import ALL_REGIONS
 from trtc_exporter.polling.planning import budget_rates, plan
 from trtc_exporter.secret import Secret
 from trtc_exporter.targets.sources import read_bearer_token
+from trtc_exporter.webhook.keys import KeyRing, load_keyring
 
+log = logging.getLogger("trtc_exporter.checks")
 REGISTRATION_AUTH = ("registration.enabled needs registration.bearer_token_file, or "
                      "basic_auth_users in --web.config.file")
 
@@ -33,6 +39,7 @@ class Checked:
     config: Config
     credentials: CredentialProvider
     bearer_token: Secret | None
+    keyring: KeyRing = field(default_factory=KeyRing)
 
 
 def overload_problems(config: Config) -> list[str]:
@@ -43,6 +50,18 @@ def overload_problems(config: Config) -> list[str]:
             for p in plan(config, config.targets, budget_rates(config)) if p.stretch > 1]
 
 
+def _warn_extra_regions(config: Config) -> None:
+    """One warning per api.extra_regions entry: unlisted regions are the operator's call."""
+    for region in sorted(config.api.extra_regions):
+        if region in ALL_REGIONS:
+            log.warning("api.extra_regions: %s is already a known region; the entry can go",
+                        region)
+        else:
+            log.warning("api.extra_regions: %s is not in the documented region lists; targets "
+                        "there are polled as configured (the API answers UnsupportedRegion if "
+                        "it does not serve it)", region)
+
+
 def check(config: Config, *, basic_auth: bool,
           credentials: Callable[[Config], CredentialProvider] = resolve) -> Checked:
     """Apply every check; raises ConfigError listing all problems.
@@ -51,10 +70,17 @@ def check(config: Config, *, basic_auth: bool,
     registration API when no bearer token is set). ``credentials`` resolves the credential
     chain (injectable for tests); its failure is reported as a problem like the others.
     """
+    _warn_extra_regions(config)
     problems = overload_problems(config)
     token = None
     try:
         token = read_bearer_token(config.registration.bearer_token_file)
+    except ConfigError as exc:
+        problems += exc.lines
+    keyring = None
+    try:
+        keyring = load_keyring(config.webhook.key_file, config.callback_key_files(),
+                               config.webhook.allow_unsigned)
     except ConfigError as exc:
         problems += exc.lines
     if config.registration.enabled and config.registration.bearer_token_file is None and \
@@ -65,6 +91,6 @@ def check(config: Config, *, basic_auth: bool,
         provider = credentials(config)
     except CredentialsError as exc:
         problems.append(str(exc))
-    if problems or provider is None:
+    if problems or provider is None or keyring is None:
         raise ConfigError(problems)
-    return Checked(config, provider, token)
+    return Checked(config, provider, token, keyring)

@@ -17,6 +17,8 @@ from trtc_exporter.durations import DurationError, parse_duration
 
 LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _SHOW_MAX = 60
+MAX_LINES = 100
+"""Problems kept in full; past this a file of 100 000 bad entries costs a count, not memory."""
 
 
 class ConfigError(Exception):
@@ -60,6 +62,16 @@ def key_text(key: object) -> str:
     return show(key)
 
 
+def is_text(value: str) -> bool:
+    """True when ``value`` encodes as UTF-8: JSON's ``"\\ud800"`` decodes to a lone surrogate
+    that no exposition, page or database can write."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class Errors:
     """Collects ``path: problem`` lines; ``raise_if_any`` turns them into one ConfigError.
 
@@ -68,22 +80,36 @@ class Errors:
 
     def __init__(self) -> None:
         self.lines: list[str] = []
+        self.more = 0  # problems found past MAX_LINES, counted only
+
+    @property
+    def count(self) -> int:
+        """Every problem found, kept or only counted (compare before/after a parse step)."""
+        return len(self.lines) + self.more
 
     def add(self, path: str, problem: str) -> None:
         """Record ``path: problem``."""
-        self.lines.append(f"{path}: {problem}")
+        self.append(f"{path}: {problem}")
 
     def append(self, line: str) -> None:
-        """Record a line already written as ``path: problem``."""
-        self.lines.append(line)
+        """Record a line already written as ``path: problem`` (counted only past MAX_LINES)."""
+        if len(self.lines) < MAX_LINES:
+            self.lines.append(line)
+        else:
+            self.more += 1
 
     def extend(self, lines: Iterable[str]) -> None:
         """Record several ``path: problem`` lines."""
-        self.lines.extend(lines)
+        for line in lines:
+            self.append(line)
+
+    def report(self) -> list[str]:
+        """The kept lines, plus ``… and N more problems`` when some were only counted."""
+        return self.lines + ([f"… and {self.more} more problems"] if self.more else [])
 
     def raise_if_any(self) -> None:
         if self.lines:
-            raise ConfigError(self.lines)
+            raise ConfigError(self.report())
 
     def mapping(self, raw: object, path: str, allowed: frozenset[str]) -> Mapping[str, Any]:
         """Return raw as a mapping (empty on error), reporting unknown keys."""
@@ -102,6 +128,9 @@ class Errors:
                default: str | None) -> str | None:
         value = raw.get(key)
         if value is None:
+            return default
+        if isinstance(value, str) and not is_text(value):
+            self.add(f"{path}{key}", "must be valid Unicode text (found a lone surrogate)")
             return default
         if isinstance(value, str):
             return value

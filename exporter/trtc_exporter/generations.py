@@ -4,7 +4,19 @@ To add a generation, add one :class:`Generation` to :data:`GENERATIONS`; config 
 client's request body, the status StateSet and the budget's per-action limiters all read it.
 
 Sources: ``DescribeAITranscription`` (1.0) and ``DescribeCloudTranscription`` (2.0) reference
-pages of the TRTC API (regions as each page lists them; states as the ``Status`` field documents).
+pages of the TRTC API (states as the ``Status`` field documents). Regions: where the sites
+disagree, every region either lists is accepted (a region the API does not serve answers
+``UnsupportedRegion``, shown per target; refusing a region it does serve has no remedy):
+
+- 1.0: ap-guangzhou, ap-singapore, ap-tokyo, na-siliconvalley (intl site,
+  https://www.tencentcloud.com/document/api/647/64968, and the China site's doc 647/64968).
+- 2.0: ap-guangzhou, ap-hongkong, ap-singapore (intl site,
+  https://www.tencentcloud.com/document/api/647/78746, updated 2026-04-07) plus ap-beijing and
+  ap-shanghai, which the China site's DescribeCloudTranscription page lists (operators' report,
+  issue 15 item 22; not in the stored intl pages).
+
+A region that neither lists yet goes into ``api.extra_regions`` (accepted for every generation,
+with a warning at start), so a new region never needs a release.
 """
 
 from __future__ import annotations
@@ -43,7 +55,7 @@ GENERATIONS = {
         ("Idle", "Preparing", "InProgress", "Stopped"), session_lookup=True),
     CLOUD_TRANSCRIPTION: Generation(
         CLOUD_TRANSCRIPTION, "DescribeCloudTranscription",
-        ("ap-guangzhou", "ap-hongkong", "ap-singapore"),
+        ("ap-beijing", "ap-guangzhou", "ap-hongkong", "ap-shanghai", "ap-singapore"),
         ("Idle", "InProgress", "Exited"), session_lookup=False),
 }
 ACTIONS = {g.api: g.action for g in GENERATIONS.values()}

@@ -16,6 +16,11 @@ def _timestamp(record: logging.LogRecord) -> str:
     return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+# control characters (C0 but newline, which each format escapes as \n; DEL; C1) as \xNN, so text a
+# client sent (a request line) cannot forge log lines or drive a terminal
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0)) if c != 0x0A}
+
+
 def _message(record: logging.LogRecord) -> str:
     text = record.getMessage()
     if record.exc_info and record.exc_info[0] is not None:
@@ -28,6 +33,7 @@ class LogfmtFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         msg = _message(record).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        msg = msg.translate(_CONTROL)
         return (f'ts={_timestamp(record)} level={record.levelname.lower()} '
                 f'caller={record.name} msg="{msg}"')
 
@@ -37,7 +43,8 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         return json.dumps({"ts": _timestamp(record), "level": record.levelname.lower(),
-                           "caller": record.name, "msg": _message(record)}, ensure_ascii=False)
+                           "caller": record.name, "msg": _message(record).translate(_CONTROL)},
+                          ensure_ascii=False)
 
 
 def setup(level: str = "info", fmt: str = "logfmt") -> None:

@@ -6,6 +6,7 @@ renamed metric breaks a test instead of a user's dashboard.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -13,6 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from trtc_exporter.target import IDENTITY_LABELS
 
 CACHED = " Cached from the last background poll; a scrape never calls the API."
+CALLBACK = " From TRTC event callbacks (--webhook.listen-address); a scrape never calls the API."
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +60,19 @@ SPECS: tuple[Spec, ...] = (
     Spec("trtc_ai_transcription_concurrency_limit", "gauge",
          "Configured concurrent task quota of the application (apps.<id>.max_concurrent_tasks).",
          ("sdk_app_id",)),
+    Spec("trtc_ai_transcription_sentences_total", "counter",
+         "Complete sentences (TRTC callbacks 903/1403) received for the task; never the text."
+         + CALLBACK, TASK),
+    Spec("trtc_ai_transcription_last_sentence_time_seconds", "gauge",
+         "EventMsTs of the task's last complete sentence callback, as Unix seconds." + CALLBACK,
+         TASK),
+    Spec("trtc_ai_transcription_silent", "gauge",
+         "1 if the task is InProgress for longer than webhook.silence_after with no sentence "
+         "callback in that time (audio missing, wrong user or language), else 0. Tasks no "
+         "callback has mentioned yet are 0." + CALLBACK, TASK),
+    Spec("trtc_ai_transcription_start_failures_total", "counter",
+         "Task starts TRTC reported as failed (callback 901/1401 with Payload.Status 1), per "
+         "application." + CALLBACK, ("api", "sdk_app_id")),
     Spec("trtc_api_requests_total", "counter",
          "API requests sent, every attempt and retry included.", ("action", "region")),
     Spec("trtc_api_request_duration_seconds", "histogram",
@@ -92,7 +107,10 @@ SPECS: tuple[Spec, ...] = (
     Spec("trtc_exporter_cycle_duration_seconds", "gauge",
          "Duration of the last full pass over all targets."),
     Spec("trtc_exporter_poller_last_progress_time_seconds", "gauge",
-         "Unix time of the poller's last completed poll (watchdog for /-/healthy)."),
+         "Unix time of the poller's last completed poll."),
+    Spec("trtc_exporter_poll_overdue_seconds", "gauge",
+         "How late the most overdue poll is: now minus the earliest due time of a poll not "
+         "finished yet, 0 when none is late (the watchdog of /-/healthy)."),
     Spec("trtc_exporter_config_last_reload_successful", "gauge",
          "1 if the last configuration load succeeded."),
     Spec("trtc_exporter_config_last_reload_success_time_seconds", "gauge",
@@ -108,8 +126,31 @@ SPECS: tuple[Spec, ...] = (
     Spec("trtc_exporter_shard", "gauge",
          "Which shard of the target set this replica polls (index of count).",
          ("index", "count")),
+    Spec("trtc_exporter_webhook_requests_total", "counter",
+         "Requests to POST /webhook/trtc by result: applied, duplicate, conversational_ai, "
+         "unknown_event (answered 200) or the reason of a refusal (bad_signature, stale, ...).",
+         ("result",)),
+    Spec("trtc_exporter_webhook_last_event_time_seconds", "gauge",
+         "Unix time of the last verified TRTC callback (the listener's start before the first)."),
+    Spec("trtc_exporter_webhook_forward_delivered_total", "counter",
+         "Verified callbacks relayed to webhook.forward_to and answered 2xx."),
+    Spec("trtc_exporter_webhook_forward_attempt_failures_total", "counter",
+         "Relay attempts that failed (connection error, timeout or non-2xx); each is retried "
+         "with backoff."),
+    Spec("trtc_exporter_webhook_forward_dropped_total", "counter",
+         "Callbacks never relayed: reason expired (retry window over), queue_full or storage "
+         "(queue file fault).", ("reason",)),
+    Spec("trtc_exporter_webhook_forward_queued", "gauge",
+         "Callbacks waiting in the forward queue."),
+    Spec("trtc_exporter_webhook_forward_latency_seconds", "histogram",
+         "Time from receiving a callback to the downstream server's 2xx, retries included."),
     Spec("trtc_exporter_build_info", "gauge", "Always 1; build metadata.",
          ("version", "revision", "python_version")),
+    Spec("trtc_exporter_dropped_series_total", "counter",
+         "Targets left out instead of failing a whole answer: reason=invalid_text (an id or "
+         "label that is not valid Unicode or too long reached a scrape), render_error (rendering "
+         "one target failed), stored_row (an unreadable registration database row).",
+         ("reason",)),
 )
 BY_NAME = {spec.name: spec for spec in SPECS}
 ALL_METRIC_NAMES = frozenset(BY_NAME)
@@ -126,6 +167,28 @@ def _counter(registry: CollectorRegistry, name: str) -> Counter:
 def _histogram(registry: CollectorRegistry, name: str, buckets: tuple[float, ...]) -> Histogram:
     spec = BY_NAME[name]
     return Histogram(name, spec.help, spec.labels, registry=registry, buckets=buckets)
+
+
+DROP_REASONS = ("invalid_text", "render_error", "stored_row")
+
+
+class DropCounter:
+    """Thread-safe counts of dropped targets by reason (:data:`DROP_REASONS`); the second line
+    of defence behind validation at every entrance, rendered by exposition/health."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts = dict.fromkeys(DROP_REASONS, 0)
+
+    def add(self, reason: str, count: int = 1) -> None:
+        """Count ``count`` drops for ``reason`` (one of DROP_REASONS)."""
+        with self._lock:
+            self._counts[reason] += count
+
+    def snapshot(self) -> dict[str, int]:
+        """Counts by reason, every reason present."""
+        with self._lock:
+            return dict(self._counts)
 
 
 class ApiMetrics:

@@ -12,7 +12,9 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+from trtc_exporter.errors import is_text
 from trtc_exporter.generations import STATES
+from trtc_exporter.target import MAX_ID_CHARS
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,15 @@ def is_retryable(code: str) -> bool:
 
 def is_throttle(code: str) -> bool:
     return code.startswith(THROTTLE_PREFIX)
+
+
+AUTH_PREFIXES = ("AuthFailure", "UnauthorizedOperation")
+
+
+def is_auth_failure(code: str) -> bool:
+    """AuthFailure* or UnauthorizedOperation*: the keys, their signature or their permissions
+    are wrong, so every request of the account fails the same way until someone fixes them."""
+    return code.startswith(AUTH_PREFIXES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,11 +131,18 @@ def _failure(error: object, request_id: str) -> ApiFailure:
     code = error["Code"]
     if not _CODE_SHAPE.match(code) or len(code) > 100:
         return ApiFailure("InvalidResponse", "Error.Code is not a code", request_id)
-    return ApiFailure(code, _text(error.get("Message"))[:500], request_id)
+    message = error.get("Message")
+    text = message[:500] if isinstance(message, str) else ""
+    return ApiFailure(code, text if is_text(text) else "(message is not valid Unicode)",
+                      request_id)
 
 
-def _text(value: object) -> str:
-    return value[:256] if isinstance(value, str) else ""
+def _text(value: object, limit: int = MAX_ID_CHARS) -> str:
+    """A string field of the answer; "" when absent, not valid Unicode or longer than ``limit``
+    (a cut id would be a wrong id, and a 3 000-character label fails the whole scrape)."""
+    if not isinstance(value, str) or len(value) > limit or not is_text(value):
+        return ""
+    return value
 
 
 _warned_statuses: set[str] = set()

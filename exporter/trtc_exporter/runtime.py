@@ -6,6 +6,7 @@ source, shard), swapped by the CLI on start and on reload.
 
 from __future__ import annotations
 
+import importlib
 import platform
 import subprocess
 from dataclasses import dataclass
@@ -32,7 +33,14 @@ class Runtime:
 
 
 def revision() -> str:
-    """The git commit when run from a checkout, else 'unknown' (wheels carry no .git)."""
+    """The git commit: baked into ``_build.py`` when the package was built (setup.py), else read
+    from the checkout it runs from (an editable install), else 'unknown'."""
+    try:
+        baked = importlib.import_module("trtc_exporter._build")
+    except ImportError:
+        baked = None
+    if baked is not None and isinstance(getattr(baked, "REVISION", None), str):
+        return str(baked.REVISION)
     root = Path(__file__).resolve().parents[2]
     if not (root / ".git").exists():
         return "unknown"

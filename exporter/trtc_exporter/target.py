@@ -7,17 +7,17 @@ same mistake gets the same message wherever it is made.
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from trtc_exporter.errors import Errors, key_text, show
+from trtc_exporter.errors import Errors, is_text, key_text, show, type_name
 from trtc_exporter.generations import (
     ACTIONS,
     AI_TRANSCRIPTION,
     ALL_REGIONS,
     CLOUD_TRANSCRIPTION,
+    GENERATIONS,
     REGIONS,
 )
 
@@ -26,6 +26,14 @@ RESERVED_LABELS = frozenset(
     IDENTITY_LABELS + ("status", "resolved_task_id", "job", "instance", "action", "code")
 )
 MAX_SDK_APP_ID = 2**64 - 1  # the API's SdkAppId is an unsigned 64-bit integer
+MAX_ID_CHARS = 256
+"""Longest TaskId or SessionId accepted (and longest label value). TRTC documents no length for
+either; the TaskId in the docs' examples is 81 characters, a SessionId is the caller's own
+"unique Id" (StartAITranscription). 256 leaves room for both and keeps every series far below
+the 1 024-character ``label_value_length_limit`` operators set in Prometheus, past which the
+whole scrape fails. Shared with the webhook's TaskId bound."""
+MAX_LABEL_NAME_CHARS = 128
+"""Longest extra label name; Prometheus' ``label_name_length_limit`` is commonly set to 128+."""
 TARGET_FIELDS = frozenset(
     {"task_id", "sdk_app_id", "session_id", "region", "labels", "api", "poll_interval",
      "translation"}
@@ -47,12 +55,20 @@ class Target:
     source: str = field(default="config", compare=False)
     key: tuple[str, ...] = field(init=False, compare=False, repr=False)
     """The identity: two targets with the same key are the same series (computed once: it is
-    the dictionary key of every table, looked up on every poll and merge)."""
+    the dictionary key of every table, looked up on every poll and merge). All strings, so any
+    sort by key is total."""
+    lookup: tuple[str, ...] = field(init=False, compare=False, repr=False)
+    """What the API is asked. A 1.0 TaskId lookup sends no SdkAppId, so ``task t1`` and
+    ``task t1`` with an ``sdk_app_id`` poll the same task: two targets with one lookup are
+    duplicates (the sources refuse or skip the second), never two series of one task."""
 
     def __post_init__(self) -> None:
         app = "" if self.sdk_app_id is None else str(self.sdk_app_id)
-        object.__setattr__(self, "key", (self.api, self.region, self.task_id, app,
-                                         self.session_id))
+        key = (self.api, self.region, self.task_id, app, self.session_id)
+        object.__setattr__(self, "key", key)
+        by_task_only = self.task_id and self.api in GENERATIONS and \
+            GENERATIONS[self.api].session_lookup
+        object.__setattr__(self, "lookup", key[:3] if by_task_only else key)
 
     @property
     def id(self) -> str:
@@ -76,30 +92,45 @@ class Target:
         return f"session {self.sdk_app_id}/{self.session_id}"
 
 
+def duplicate_text(where: str, first: Target, second: Target) -> str:
+    """Why ``second`` duplicates ``first`` (found at ``where``), for config and API errors."""
+    if first.key == second.key:
+        return f"duplicate of {where} ({second.describe()})"
+    return (f"the same {second.describe()} as {where}: a 1.0 TaskId names one task whatever "
+            f"sdk_app_id says (sdk_app_id {first.sdk_app_id or 'unset'} there, "
+            f"{second.sdk_app_id or 'unset'} here); keep one entry")
+
+
 def parse_target(raw: object, path: str, errors: Errors, default_region: str,
-                 source: str = "config") -> Target | None:
-    """Validate one target entry; None (with errors recorded) when it is unusable."""
-    before = len(errors.lines)
+                 source: str = "config", extra_regions: frozenset[str] = frozenset()
+                 ) -> Target | None:
+    """Validate one target entry; None (with errors recorded) when it is unusable.
+
+    ``extra_regions`` (``api.extra_regions``) are accepted for every API generation.
+    """
+    before = errors.count
     entry = errors.mapping(raw, path, TARGET_FIELDS)
     if not isinstance(raw, Mapping):
         return None
-    typo = len(errors.lines) > before  # an unknown key is likely a misspelt identity field
+    typo = errors.count > before  # an unknown key is likely a misspelt identity field
     prefix = path + "."
     api = errors.string(entry, "api", prefix, AI_TRANSCRIPTION) or ""
     if api not in ACTIONS:
         errors.add(prefix + "api", f"must be one of {', '.join(ACTIONS)}, got {show(api)}")
         api = AI_TRANSCRIPTION
-    region = _parse_region(entry, prefix, errors, api, default_region)
-    task_id = errors.string(entry, "task_id", prefix, "") or ""
+    region = _parse_region(entry, prefix, errors, api, default_region, extra_regions)
+    task_id = _bounded(errors.string(entry, "task_id", prefix, "") or "", prefix + "task_id",
+                       errors)
     sdk_app_id = errors.integer(entry, "sdk_app_id", prefix, None, minimum=1,
                                 maximum=MAX_SDK_APP_ID)
-    session_id = errors.string(entry, "session_id", prefix, "") or ""
+    session_id = _bounded(errors.string(entry, "session_id", prefix, "") or "",
+                          prefix + "session_id", errors)
     if not typo:
         _check_identity(api, entry, path, errors)
     labels = _parse_labels(entry.get("labels"), prefix + "labels", errors)
     interval = errors.duration(entry, "poll_interval", prefix, 0.0) or None
     translation = errors.boolean(entry, "translation", prefix, False)
-    if len(errors.lines) > before:
+    if errors.count > before:
         return None
     return Target(api=api, region=region, task_id=task_id, sdk_app_id=sdk_app_id,
                   session_id=session_id, labels=labels, poll_interval=interval,
@@ -107,18 +138,20 @@ def parse_target(raw: object, path: str, errors: Errors, default_region: str,
 
 
 def _parse_region(entry: Mapping[str, Any], prefix: str, errors: Errors, api: str,
-                  default_region: str) -> str:
+                  default_region: str, extra: frozenset[str]) -> str:
     """The target's region, or the inherited default, checked against the API generation."""
     regions = f"{ACTIONS[api]} ({', '.join(REGIONS[api])})"
+    allowed = frozenset(REGIONS[api]) | extra
     region = errors.string(entry, "region", prefix, None)
     if region is None:
         inherited = entry.get("region") is None
-        if inherited and default_region in ALL_REGIONS and default_region not in REGIONS[api]:
+        if inherited and default_region in ALL_REGIONS and default_region not in allowed:
             errors.add(prefix + "region", f"api.region {default_region!r} is not a region of "
                                           f"{regions}; set region on this target")
         return default_region
-    if region not in REGIONS[api]:
-        errors.add(prefix + "region", f"{show(region)} is not a region of {regions}")
+    if region not in allowed:
+        errors.add(prefix + "region", f"{show(region)} is not a region of {regions}; a region "
+                                      f"not listed yet goes into api.extra_regions")
     return region
 
 
@@ -156,22 +189,25 @@ def _parse_labels(raw: object, path: str, errors: Errors) -> tuple[tuple[str, st
         where = f"{path}.{key_text(name)}"
         if not errors.label_name(name, where, RESERVED_LABELS):
             continue
-        if not _label_value_ok(value):
-            errors.add(where, "label value must be a string")
+        if len(name) > MAX_LABEL_NAME_CHARS:
+            errors.add(where, f"label name longer than {MAX_LABEL_NAME_CHARS} characters")
             continue
-        pairs.append((str(name), str(value)))
+        if not isinstance(value, str):  # YAML keeps label text as written; JSON 1.10 is 1.1
+            errors.add(where, f"label value must be a string, got {type_name(value)}; quote it")
+            continue
+        pairs.append((name, _bounded(value, where, errors)))
     return tuple(sorted(pairs))
 
 
-def _label_value_ok(value: object) -> bool:
-    """Strings, and numbers that print plainly (YAML turns ``tier: 1`` into an integer)."""
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, int):
-        return value.bit_length() <= 64
-    if isinstance(value, float):
-        return math.isfinite(value)
-    return isinstance(value, str)
+def _bounded(value: str, where: str, errors: Errors) -> str:
+    """``value`` when it is valid Unicode of at most MAX_ID_CHARS characters, else an error."""
+    if not is_text(value):
+        errors.add(where, "must be valid Unicode text (found a lone surrogate)")
+    elif len(value) > MAX_ID_CHARS:
+        errors.add(where, f"longer than {MAX_ID_CHARS} characters (got {len(value)}); TRTC ids "
+                          f"and label values must fit in {MAX_ID_CHARS}")
+    return value
+
 
 
 def in_shard(target: Target, index: int, count: int) -> bool:

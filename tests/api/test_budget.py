@@ -258,3 +258,65 @@ def test_grant_waits_for_an_anchor_that_has_not_started() -> None:
     clock.advance(1.0)
     assert done.wait(2.0)
     thread.join()
+
+
+def _accept(limiter: RateLimiter, clock: FakeClock, count: int, seconds: float = 1.0) -> float:
+    """``count`` accepted requests spread over the last ``seconds``; returns the send time of
+    the next (throttled) request."""
+    start = clock.monotonic() - seconds
+    for i in range(1, count + 1):
+        limiter.on_accepted(start + i * seconds / count)
+    return clock.monotonic()
+
+
+def test_unstated_throttle_cuts_to_the_accepted_rate_and_pauses_a_window() -> None:
+    """A plain "too many requests" after 10 accepted in the last second: rate 9.5 (10 x 0.95),
+    and no request may start for one window so the server's window drains."""
+    clock = FakeClock(100.0)
+    limiter = RateLimiter(20, clock)
+    sent = _accept(limiter, clock, 10)
+    assert limiter.on_throttled(sent_at=sent) is True
+    assert limiter.effective_rate == 9.5
+    assert limiter.reserve() >= 1.0
+
+
+def test_throttles_of_requests_sent_before_the_reaction_are_stale() -> None:
+    """Answers to requests sent at the old rate say nothing new; one sent after the cut does."""
+    clock = FakeClock(100.0)
+    limiter = RateLimiter(20, clock)
+    sent = _accept(limiter, clock, 10)
+    limiter.on_throttled(sent_at=sent)
+    clock.advance(0.05)
+    assert limiter.on_throttled(sent_at=sent - 0.01) is False  # in flight before the cut
+    clock.advance(1.5)
+    assert limiter.on_throttled(sent_at=clock.monotonic() - 0.1) is True
+    assert limiter.effective_rate < 9.5
+
+
+def test_throttled_probe_returns_to_the_good_rate_and_waits_longer() -> None:
+    """After the hold the rate probes upward; a throttle then goes back to the rate that
+    worked and doubles the hold before the next probe."""
+    clock = FakeClock(100.0)
+    policy = AimdPolicy(hold=5.0, max_hold=20.0, increase_per_second=1.0)
+    limiter = RateLimiter(20, clock, policy=policy)
+    limiter.on_throttled(sent_at=_accept(limiter, clock, 10))  # good rate 9.5, pause 1 s
+    clock.advance(1.0 + 5.0 + 2.0)  # pause, hold, then 2 s of probing
+    assert limiter.effective_rate == 11.5
+    limiter.on_throttled(sent_at=clock.monotonic())
+    assert limiter.effective_rate == 9.5
+    clock.advance(1.0 + 9.0)  # the hold is 10 s now: still no probe
+    assert limiter.effective_rate == 9.5
+    clock.advance(2.0)
+    assert limiter.effective_rate > 9.5
+
+
+def test_recovery_to_the_configured_rate_resets_the_hold() -> None:
+    """Back at the configured rate, a new drop starts from the short hold again."""
+    clock = FakeClock(100.0)
+    limiter = RateLimiter(20, clock, policy=AimdPolicy(hold=5.0, increase_per_second=1.0))
+    limiter.on_throttled(sent_at=_accept(limiter, clock, 10))
+    clock.advance(120)
+    assert limiter.effective_rate == 20
+    limiter.on_throttled(sent_at=_accept(limiter, clock, 10))
+    clock.advance(1.0 + 5.0 + 1.0)
+    assert limiter.effective_rate == 10.5

@@ -266,7 +266,7 @@ def test_empty_key_file_at_start_is_an_error(tmp_path: Path) -> None:
 
 def test_nul_in_key_file_path_is_a_credentials_error(tmp_path: Path) -> None:
     """A key file path with a NUL byte is a CredentialsError, not a ValueError."""
-    with pytest.raises(CredentialsError, match="is invalid"):
+    with pytest.raises(CredentialsError, match="invalid path"):
         FileProvider(write(tmp_path / "id", "AKIDx"), str(tmp_path / "key") + "\x00")
 
 

@@ -43,7 +43,7 @@ def errors_of(raw: object) -> list[str]:
 def expected_error(path: Path) -> str:
     first = path.read_text(encoding="utf-8").splitlines()[0]
     assert first.startswith("# error: "), f"{path.name} must start with '# error: <message>'"
-    return first.removeprefix("# error: ")
+    return first.removeprefix("# error: ").replace("{path}", str(path))
 
 
 # -- the corpus --------------------------------------------------------------------------------
@@ -113,6 +113,7 @@ def test_full_config_sets_every_field() -> None:
                                              "Stopped": 20.0, "Exited": 30.0, "Unknown": 2.0}
     assert (config.schedule.stopped_retention, config.schedule.not_found_backoff_max) == (
         7200.0, 900.0)
+    assert config.schedule.stopped_session_factor == 2.0
     assert config.max_targets == 50
     assert config.apps == {1400123456: AppConfig(20, 12.5), 1400654321: AppConfig(100, None)}
     assert (config.pricing.transcription_usd_per_minute,
@@ -226,7 +227,8 @@ def test_non_utf8_file_is_a_config_error(tmp_path: Path) -> None:
     path.write_bytes(b"targets:\n  - task_id: caf\xe9\n")
     with pytest.raises(ConfigError) as caught:
         load_config(path)
-    assert caught.value.lines == [f"{path}: cannot read config file: not UTF-8 (byte offset 25)"]
+    assert caught.value.lines == [
+        f"{path}: cannot read config file: not UTF-8 (byte offset 25); save it as UTF-8"]
 
 
 def test_nul_in_config_path_is_a_config_error() -> None:
@@ -265,7 +267,8 @@ def test_max_targets_counts_after_deduplication() -> None:
 _FIELD_NAMES = ["api", "endpoint", "region", "rate_limit", "rate_limits", "timeout",
                 "max_retries", "credentials", "secret_id_file", "secret_key_file", "token_file",
                 "cvm_role", "budget_share", "rate_guard", "on_overload", "poll_interval",
-                "schedule", "state_factors", "stopped_retention", "not_found_backoff_max",
+                "schedule", "state_factors", "stopped_session_factor",
+                "stopped_retention", "not_found_backoff_max",
                 "targets", "task_id", "sdk_app_id", "session_id", "labels", "translation",
                 "max_targets", "apps", "pricing", "transcription_usd_per_minute",
                 "translation_usd_per_minute", "max_concurrent_tasks",
@@ -339,7 +342,7 @@ def test_huge_integers_never_break_messages() -> None:
     assert lines == [
         "targets[0].labels.a huge integer: invalid label name a huge integer "
         "(must match [a-zA-Z_][a-zA-Z0-9_]* and not start with __)",
-        "targets[0].labels.x: label value must be a string",
+        "targets[0].labels.x: label value must be a string, got integer; quote it",
         "max_targets: must be >= 1, got a huge integer",
         "apps.a huge integer: key must be an SdkAppId (a positive integer)",
     ]
@@ -355,6 +358,14 @@ def test_control_characters_stay_on_one_line() -> None:
     """A key or value with a newline is escaped so each message stays one line."""
     assert errors_of({"api": {"region": "ap-\nx"}, "bad\nkey": 1}) == [
         "'bad\\nkey': unknown field",
-        "api.region: must be one of ap-guangzhou, ap-hongkong, ap-singapore, ap-tokyo, "
-        "na-siliconvalley, got 'ap-\\nx'",
+        "api.region: must be one of ap-beijing, ap-guangzhou, ap-hongkong, ap-shanghai, "
+        "ap-singapore, ap-tokyo, na-siliconvalley or in api.extra_regions, got 'ap-\\nx'",
     ]
+
+
+def test_too_many_targets_are_refused_before_any_entry_is_checked() -> None:
+    """1 000 wrong entries past max_targets give the one count line, not 1 000 messages."""
+    text = "max_targets: 10\ntargets:\n" + "".join("  - task_id: [x]\n" for _ in range(1000))
+    with pytest.raises(ConfigError) as caught:
+        parse_config_text(text)
+    assert caught.value.lines == ["targets: 1000 targets exceed max_targets (10)"]

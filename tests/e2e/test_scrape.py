@@ -18,6 +18,13 @@ NEEDS_CONFIG = {
     "apps.<sdk_app_id>.daily_cost_threshold_usd in the config; --demo sets none",
     "trtc_exporter_target_file_last_load_successful": "one series per file matched by "
     "target_files in the config (label path); --demo reads no target files",
+    **{name: "the callback relay's families exist only with webhook.forward_to; --demo "
+       "relays nowhere" for name in (
+           "trtc_exporter_webhook_forward_delivered_total",
+           "trtc_exporter_webhook_forward_attempt_failures_total",
+           "trtc_exporter_webhook_forward_dropped_total",
+           "trtc_exporter_webhook_forward_queued",
+           "trtc_exporter_webhook_forward_latency_seconds")},
 }
 
 

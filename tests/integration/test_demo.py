@@ -12,11 +12,13 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.harness import EXE, free_port
+from trtc_exporter.exposition.webhooks import FORWARD_FAMILIES
 from trtc_exporter.metrics import ALL_METRIC_NAMES, BY_NAME
 
 pytestmark = pytest.mark.integration
 NEEDS_CONFIG = {"trtc_exporter_cost_threshold_usd",  # only with apps.<id>.daily_cost_threshold_usd
-                "trtc_exporter_target_file_last_load_successful"}  # only with target_files
+                "trtc_exporter_target_file_last_load_successful",  # only with target_files
+                *FORWARD_FAMILIES}  # only with webhook.forward_to
 
 
 def families(text: str) -> set[str]:

@@ -181,7 +181,7 @@ def test_sighup_and_http_reload_swap_good_configs_and_keep_bad_ones_out(
     sim = Simulator(tmp_path, {"tasks": [ai_task("t-keep"), ai_task("t-gone"), ai_task("t-new")]})
     procs.append(sim)
     config = base_config(sim, targets=[{"task_id": "t-keep"}, {"task_id": "t-gone"}])
-    exp = Exporter(tmp_path, config)
+    exp = Exporter(tmp_path, config, extra_args=["--web.enable-lifecycle"])
     procs.append(exp)
     changed = status_change_time(exp, "t-keep")
     reloaded = exp.value("trtc_exporter_config_last_reload_success_time_seconds") or 0
@@ -195,10 +195,10 @@ def test_sighup_and_http_reload_swap_good_configs_and_keep_bad_ones_out(
     assert (exp.value("trtc_exporter_config_last_reload_success_time_seconds") or 0) > reloaded
     assert exp.value("trtc_exporter_config_last_reload_successful") == 1
 
-    exp.config_path.write_text(yaml.safe_dump({**config, "targets": [{"task_id": 12}]}))
+    exp.config_path.write_text(yaml.safe_dump({**config, "targets": [{"task_id": ["t-1"]}]}))
     response = requests.post(exp.url + "/-/reload", timeout=5)
     assert not response.ok
-    assert "targets[0].task_id: must be a string, got integer" in response.text
+    assert "targets[0].task_id: must be a string, got list" in response.text
     assert exp.value("trtc_exporter_config_last_reload_successful") == 0
     polled = exp.value("trtc_ai_transcription_last_success_time_seconds", task_id="t-new") or 0
     wait_for(lambda: (exp.value("trtc_ai_transcription_last_success_time_seconds",

@@ -150,7 +150,8 @@ def test_env_credentials_with_auth_failures_reloads_and_debug_logs(
     (tmp_path / "exp").mkdir()
     web = write_web_config(tmp_path / "exp")
     exp = Exporter(tmp_path / "exp", config(sim, ["t-good", "t-auth"]), env=ENV, wait_ready=False,
-                   extra_args=["--log.level", "debug", "--web.config.file", str(web)])
+                   extra_args=["--log.level", "debug", "--web.config.file", str(web),
+                               "--web.enable-lifecycle"])
     try:
         wait_for(lambda: requests.get(exp.url + "/-/ready", auth=(USER, PASSWORD),
                                       timeout=1).ok, 30, "exporter to be ready")
@@ -196,7 +197,8 @@ def test_file_credentials_rotation_and_json_debug_logs(tmp_path: Path, outputs: 
              "token_file": str(keys / "token")}
     (tmp_path / "exp").mkdir()
     exp = Exporter(tmp_path / "exp", config(sim, ["t-good", "t-auth"], **files), env=ENV,
-                   extra_args=["--log.level", "debug", "--log.format", "json"])
+                   extra_args=["--log.level", "debug", "--log.format", "json",
+                               "--web.enable-lifecycle"])
     try:
         collect_files_pages(exp, outputs, "after start")
         assert exp.statuses() == {"t-good": "InProgress", "t-auth": "Unknown"}, dump(exp, sim)

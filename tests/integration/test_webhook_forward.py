@@ -10,7 +10,7 @@ import requests
 
 from tests.webhook.downstream import Downstream
 from trtc_exporter.clock import SYSTEM_CLOCK
-from trtc_exporter.webhook.config import ForwardConfig
+from trtc_exporter.config.webhook import ForwardConfig
 from trtc_exporter.webhook.forward import Forwarder
 
 pytestmark = pytest.mark.integration

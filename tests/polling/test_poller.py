@@ -99,6 +99,32 @@ def test_each_state_has_its_cadence() -> None:
     assert mean_gap(api.polls["t2"]) == pytest.approx(100.0, abs=0.1)
 
 
+def session(name: str) -> Target:
+    return Target(api="ai_transcription", region="ap-guangzhou", sdk_app_id=1400000001,
+                  session_id=name)
+
+
+def test_stopped_session_keeps_the_base_cadence_while_a_stopped_task_slows_down() -> None:
+    """A Stopped session is polled every interval (it can restart), a Stopped task every 10x."""
+    poller, api, clock, _ = make([task(0), session("room")])
+    api.status.update({"t0": "Stopped", "": "Stopped"})  # FakeApi keys a session by task_id ""
+    run(poller, clock, 300.0)
+    def mean_gap(times: list[float]) -> float:
+        return (times[-1] - times[1]) / (len(times) - 2)
+    assert mean_gap(api.polls["t0"]) == pytest.approx(100.0, abs=0.1)
+    assert mean_gap(api.polls[""]) == pytest.approx(10.0, abs=0.1)
+
+
+def test_stopped_session_factor_is_configurable() -> None:
+    """schedule.stopped_session_factor sets the cadence of ended sessions alone."""
+    config = Config(poll_interval=10.0, schedule=ScheduleConfig(stopped_session_factor=3.0))
+    poller, api, clock, _ = make([session("room")], config)
+    api.status[""] = "Stopped"
+    run(poller, clock, 300.0)
+    times = api.polls[""]
+    assert (times[-1] - times[1]) / (len(times) - 2) == pytest.approx(30.0, abs=0.1)
+
+
 def test_demand_above_budget_stretches_every_interval_equally() -> None:
     """450 targets at 15 s need 30 req/s; with 20 req/s the interval stretches to about 23 s."""
     targets = [task(i) for i in range(450)]
@@ -241,6 +267,100 @@ def test_state_change_time_is_the_transition() -> None:
     changed = store.get(task(0).key)
     assert changed is not None and changed.status_change_time != first.status_change_time
     assert replace(changed, status="x").status == "x"
+
+
+def _max_overdue(poller: Poller, clock: FakeClock, seconds: float) -> float:
+    """Run like the dispatcher does, in 1 s slices, and return the largest overdue age seen."""
+    worst = 0.0
+    for _ in range(int(seconds)):
+        run(poller, clock, 1.0)
+        worst = max(worst, poller.overdue_seconds())
+    return worst
+
+
+def test_rarely_polled_targets_are_never_overdue() -> None:
+    """Only a Stopped target (every 10 intervals) and a never-found one (backing off) at 5 s:
+    nothing is ever late, so health judged on overdue work cannot flap between their polls."""
+    poller, api, clock, _ = make([task(0), task(1)], Config(poll_interval=5.0))
+    api.status.update({"t0": "Stopped", "t1": None})
+    assert _max_overdue(poller, clock, 400.0) < 0.05
+    assert len(api.polls["t0"]) >= 8 and len(api.polls["t1"]) >= 4  # really polled, rarely
+
+
+def test_a_dead_dispatcher_makes_polls_overdue() -> None:
+    """When nobody hands out due targets, the oldest due time ages with the clock."""
+    poller, _, clock, _ = make([task(0)], Config(poll_interval=5.0))
+    assert poller.overdue_seconds() == 0.0
+    clock.advance(60.0)  # the single target's phase slot is 0: due at the start
+    assert poller.overdue_seconds() == pytest.approx(60.0)
+
+
+def test_a_hung_poll_stays_overdue_until_it_finishes() -> None:
+    """A poll handed out but never finished keeps its due time: overdue grows, then clears."""
+    poller, _, clock, _ = make([task(0)], Config(poll_interval=5.0))
+    clock.advance(5.0)
+    (key, _), = poller.take_due()
+    clock.advance(100.0)
+    assert poller.overdue_seconds() > 95.0
+    poller.poll_one(key)
+    assert poller.overdue_seconds() == 0.0
+
+
+def test_a_callback_makes_its_target_due_now_within_the_budget() -> None:
+    """observe(confirm=True) moves the next poll to now; it still goes through take_due."""
+    poller, api, clock, _ = make([task(0)])
+    run(poller, clock, 12.0)
+    before = len(api.polls["t0"])
+    assert poller.observe(task(0).key, confirm=True)
+    assert [key for key, _ in poller.take_due()] == [task(0).key]
+    assert len(api.polls["t0"]) == before  # handed out, not polled behind the budget's back
+
+
+def test_a_stop_callback_shows_the_end_at_once_with_the_event_time() -> None:
+    """observe(ended=...) shows Stopped now with the event's time as the change time."""
+    poller, _, clock, store = make([task(0)])
+    run(poller, clock, 12.0)
+    poller.observe(task(0).key, ended="Stopped", change_time=1234.5)
+    state = store.get(task(0).key)
+    assert state is not None
+    assert (state.shown_status(clock.time()), state.status_change_time) == ("Stopped", 1234.5)
+
+
+def test_callbacks_arriving_during_a_poll_are_kept() -> None:
+    """A sentence counted while a poll was in flight survives that poll's record."""
+    poller, api, clock, store = make([task(0)])
+    real = api.__call__
+
+    def slow(target: Target, cancel: threading.Event) -> Outcome:
+        poller.observe(target.key, sentence_time=clock.time())
+        return real(target, cancel)
+
+    poller._poll = slow
+    poller.poll_one(task(0).key)
+    state = store.get(task(0).key)
+    assert state is not None and state.sentences == 1 and state.status == "InProgress"
+
+
+def test_an_inprogress_task_confirmed_by_callbacks_is_polled_less_often() -> None:
+    """Sentences every 5 s stretch an InProgress task's interval to 4x; without them it is 1x."""
+    poller, api, clock, _ = make([task(0), task(1)])
+    for _ in range(60):
+        run(poller, clock, 5.0)
+        poller.observe(task(0).key, sentence_time=clock.time())
+    assert len(api.polls["t1"]) == pytest.approx(30, abs=1)
+    assert len(api.polls["t0"]) == pytest.approx(8, abs=2)
+
+
+def test_session_targets_are_found_by_the_task_id_their_polls_resolved() -> None:
+    """find_task knows a session target by the TaskId the API returned for it."""
+    session = Target(api="ai_transcription", region="ap-guangzhou", sdk_app_id=1,
+                     session_id="room")
+    poller, _, clock, _ = make([session])
+    poller._poll = lambda target, cancel: Outcome(
+        TaskStatus("InProgress", "InProgress", 1.0, "resolved-7", "", "r"), 1, 0.01)
+    assert poller.find_task("ai_transcription", "resolved-7") is None
+    run(poller, clock, 12.0)
+    assert poller.find_task("ai_transcription", "resolved-7") == session.key
 
 
 def test_adding_and_removing_targets_plans_like_a_whole_set() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from trtc_exporter.api.outcome import Outcome
-from trtc_exporter.polling.state import StateStore, TargetState, apply_outcome
+from trtc_exporter.polling.state import HISTORY_LIMIT, StateStore, TargetState, apply_outcome
 from trtc_exporter.response import ApiFailure, TaskStatus
 from trtc_exporter.target import Target
 
@@ -107,3 +107,21 @@ def test_translation_targets_also_count_translation_time() -> None:
             store.record_poll(prev, apply_outcome(prev, seen("InProgress"), when))
     assert store.usage()[APP] == 30
     assert store.translation_usage()[APP] == 15
+
+
+def test_history_records_transitions_only() -> None:
+    """Repeated answers of the same status add nothing; each change adds (time, status)."""
+    state = TargetState(TARGET)
+    for when, outcome in [(0, seen("Idle")), (15, seen("Idle")), (30, seen("InProgress")),
+                          (45, failed()), (60, seen("InProgress")), (75, seen("Stopped"))]:
+        state = apply_outcome(state, outcome, when)
+    assert state.history == ((0, "Idle"), (30, "InProgress"), (75, "Stopped"))
+
+
+def test_history_is_bounded() -> None:
+    """A flapping target keeps only the last HISTORY_LIMIT transitions, newest last."""
+    state = TargetState(TARGET)
+    for when in range(3 * HISTORY_LIMIT):
+        state = apply_outcome(state, seen("InProgress" if when % 2 else "Idle"), when)
+    assert len(state.history) == HISTORY_LIMIT
+    assert state.history[-1] == (3 * HISTORY_LIMIT - 1, "InProgress")

@@ -46,8 +46,9 @@ def test_demo_mode_prints_its_keys_and_config_and_stops_on_sigterm() -> None:
     try:
         assert proc.stdout is not None
         lines = [proc.stdout.readline() for _ in range(3)]
-        secret_id = lines[1].strip().removeprefix("TENCENTCLOUD_SECRET_ID=")
-        secret_key = lines[2].strip().removeprefix("TENCENTCLOUD_SECRET_KEY=")
+        assert lines[1].startswith("export ") and lines[2].startswith("export ")  # paste-able
+        secret_id = lines[1].strip().removeprefix("export TENCENTCLOUD_SECRET_ID=")
+        secret_key = lines[2].strip().removeprefix("export TENCENTCLOUD_SECRET_KEY=")
         cred = Credential(secret_id, Secret(secret_key))
         with requests.Session() as session:
             r = post(session, url, cred, "DescribeAITranscription", {"TaskId": "nope"})

@@ -314,3 +314,36 @@ def test_duplicates_across_config_and_files_first_source_wins(tmp_path: Path) ->
     assert (targets["both"].source, dict(targets["both"].labels)) == ("config",
                                                                       {"from": "config"})
     assert (targets["files"].source, dict(targets["files"].labels)) == ("file", {"from": "a"})
+
+
+@pytest.mark.parametrize("suffix", [".yml", ".json"])
+def test_a_file_longer_than_max_targets_is_refused_before_validation(tmp_path: Path,
+                                                                     suffix: str) -> None:
+    """11 entries under max_targets 10 are refused whole, without a line per bad entry."""
+    path = tmp_path / f"many{suffix}"
+    entries = [{"task_id": 5}] * 11  # each one invalid: validating them would name each
+    path.write_text(json.dumps(entries) if suffix == ".json" else
+                    "".join(f"- {json.dumps(e)}\n" for e in entries))
+    with pytest.raises(ConfigError) as caught:
+        parse_target_file(str(path), path.read_text(), "ap-guangzhou", max_entries=10)
+    assert caught.value.lines == [f"{path}: more than 10 entries (max_targets); "
+                                  f"the file is refused"]
+
+
+def test_errors_stop_after_a_hundred_lines_with_a_count(tmp_path: Path) -> None:
+    """A file of 500 bad entries reports 100 lines and "… and 400 more problems"."""
+    text = "".join("- task_id: [x]\n" for _ in range(500))
+    with pytest.raises(ConfigError) as caught:
+        parse_target_file("/d/bad.yml", text, "ap-guangzhou", max_entries=1000)
+    assert len(caught.value.lines) == 101
+    assert caught.value.lines[-1] == "… and 400 more problems"
+
+
+def test_a_file_that_is_not_utf8_is_broken_not_silently_replaced(tmp_path: Path) -> None:
+    """Latin-1 bytes used to become U+FFFD in task ids; now the file is refused, naming why."""
+    (tmp_path / "latin.yml").write_bytes(b"- task_id: caf\xe9\n")
+    files = watcher(tmp_path, FakeClock())
+    files.refresh(force=True)
+    state = files.files[str(tmp_path / "latin.yml")]
+    assert not state.ok
+    assert state.error == f"{tmp_path / 'latin.yml'}: not UTF-8 (byte offset 14); save it as UTF-8"

@@ -300,6 +300,29 @@ def test_maintain_reports_file_edits_and_expiries(tmp_path: Path) -> None:
     assert names(sources.merged()) == [("g", "file")]
 
 
+def test_rows_sort_is_total_over_every_identity_form() -> None:
+    """Targets with and without sdk_app_id, tasks and sessions sort by their all-string key."""
+    targets = [Target(api="ai_transcription", region="ap-guangzhou", task_id="t1"),
+               Target(api="cloud_transcription", region="ap-guangzhou", task_id="t1",
+                      sdk_app_id=5),
+               Target(api="ai_transcription", region="ap-guangzhou", sdk_app_id=5,
+                      session_id="s")]
+    assert sorted(targets, key=lambda t: t.key)[0].session_id == "s"
+    assert all(isinstance(part, str) for t in targets for part in t.key)
+
+
+def test_the_same_task_from_two_sources_is_merged_once(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Config t1 and a file's t1 with sdk_app_id ask the API one thing: the config one wins."""
+    ts = TargetSet(FakeClock(), max_targets=10)
+    ts.set_config([task("t1")])
+    ts.set_files([Target(api="ai_transcription", region="ap-guangzhou", task_id="t1",
+                         sdk_app_id=1400000001, source="file")])
+    with caplog.at_level(logging.WARNING):
+        assert names(ts.merged()) == [("t1", "config")]
+    assert "a 1.0 TaskId names one task whatever sdk_app_id says" in caplog.text
+
+
 def test_a_registration_joins_the_merged_set_at_once_and_counts_once() -> None:
     """register() adds new targets to the merged set; a later full merge counts nothing again."""
     ts = TargetSet(FakeClock(), max_targets=10)

@@ -54,7 +54,8 @@ class Stack:
             (tmp / "web.yml").write_text(web)
             store = WebConfigStore(str(tmp / "web.yml"))
         self.server = ExporterHTTPServer(("127.0.0.1", 0),
-                                         handler_class(Routes(self.exporter)), store)
+                                         handler_class(Routes(self.exporter, lifecycle=True)),
+                                         store)
         threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
@@ -318,7 +319,7 @@ def test_ttl_expiry_removes_the_target_and_counts_it(api: Stack) -> None:
 
 
 def test_delete_by_id(api: Stack) -> None:
-    """DELETE /api/v1/targets/{id} removes a registration; a second DELETE is 404."""
+    """DELETE removes a registration; a second DELETE is 404, a config target's id 409."""
     target_id = api.post({"task_id": "a-1"}).json()["data"]["ids"][0]
     response = api.delete(target_id)
     assert response.status_code == 200
@@ -327,7 +328,11 @@ def test_delete_by_id(api: Stack) -> None:
     missing = api.delete(target_id)
     assert missing.status_code == 404
     assert missing.json()["errors"] == [f"no registered target with id {target_id}"]
-    assert api.delete(api.rows()["c-1"]["id"]).status_code == 404  # config is not deletable
+    config_id = api.rows()["c-1"]["id"]
+    refused = api.delete(config_id)
+    assert refused.status_code == 409  # config is not deletable, and the answer says where
+    assert refused.json()["errors"] == [
+        f"target {config_id} comes from the config file; remove it there"]
     assert api.value("trtc_exporter_target_changes_total", change="removed", source="api") == 1
 
 
@@ -422,12 +427,12 @@ def test_file_targets_past_max_targets_are_counted_as_refused(
     """Target-file entries beyond max_targets are counted under change="refused",source="file"."""
     (tmp_path / "sd").mkdir()
     (tmp_path / "sd" / "t.yml").write_text("- task_id: f-1\n- task_id: f-2\n- task_id: f-3\n")
-    stack = stacks({"targets": [{"task_id": "c-1"}], "max_targets": 2,
+    stack = stacks({"targets": [{"task_id": "c-1"}], "max_targets": 3,
                     "target_files": [str(tmp_path / "sd" / "*.yml")]})
-    assert sorted(stack.rows()) == ["c-1", "f-1"]
+    assert sorted(stack.rows()) == ["c-1", "f-1", "f-2"]
     assert stack.value("trtc_exporter_target_changes_total", change="refused",
-                       source="file") == 2
-    assert stack.value("trtc_exporter_targets", source="file") == 1
+                       source="file") == 1
+    assert stack.value("trtc_exporter_targets", source="file") == 2
 
 
 # -- probe --------------------------------------------------------------------------------------
@@ -615,7 +620,7 @@ def test_a_broken_reload_is_rejected_and_the_old_targets_stay(
                                                           "session_id": "s"}]})
     response = requests.post(stack.url + "/-/reload", timeout=5)
     assert response.status_code == 500
-    assert response.text == "targets[1].sdk_app_id: must be an integer, got string\n"
+    assert response.json()["errors"] == ["targets[1].sdk_app_id: must be an integer, got string"]
     assert stack.value("trtc_exporter_config_last_reload_successful") == 0
     assert stack.value("trtc_exporter_config_last_reload_success_time_seconds") == before
     assert [t.task_id for t in stack.exporter.poller.targets()] == ["keep"]
@@ -671,3 +676,44 @@ def test_no_duplicate_series_with_every_source_overlapping(
         ("x", "config"), ("y", ""), ("z", "")]
     assert requests.post(stack.url + "/-/reload", timeout=5).status_code == 200
     assert_unique_series(stack.scrape())
+
+
+# -- one task under two identities (issue 15 item 1) ------------------------------------------
+
+def test_same_task_with_and_without_app_is_refused_with_409(api: Stack) -> None:
+    """A 1.0 TaskId registered without sdk_app_id, then with one, is a 409 naming both."""
+    assert api.post({"task_id": "t1"}).status_code == 200
+    response = api.post({"task_id": "t1", "sdk_app_id": 1400000001})
+    assert response.status_code == 409
+    [error] = response.json()["errors"]
+    assert error.startswith("targets[0]: the same task t1 as the api target ")
+    assert "(sdk_app_id unset there, 1400000001 here)" in error
+    assert requests.get(api.url + "/", timeout=5).status_code == 200
+    assert [r["sdk_app_id"] for r in api.rows().values() if r["task_id"] == "t1"] == [None]
+
+
+def test_two_probes_of_one_task_register_it_once(tmp_path: Path,
+                                                 stacks: Callable[..., Stack]) -> None:
+    """/probe?task_id=t1 then /probe?task_id=t1&sdk_app_id=… keep one target; pages stay 200."""
+    stack = probe_registering(tmp_path, stacks)
+    stack.scrape("/probe?task_id=t1")
+    stack.scrape("/probe?task_id=t1&sdk_app_id=1400000001")
+    assert requests.get(stack.url + "/", timeout=5).status_code == 200
+    data = requests.get(stack.url + "/api/v1/targets", timeout=5).json()["data"]
+    assert [(r["task_id"], r["sdk_app_id"]) for r in data] == [("c-1", None), ("t1", None)]
+
+
+def test_both_forms_stored_by_an_older_release_still_list(tmp_path: Path,
+                                                          stacks: Callable[..., Stack]) -> None:
+    """A database holding t1 with and without sdk_app_id: / and the JSON list answer 200."""
+    from trtc_exporter.targets.registrations import Registered, RegistrationStore
+    reg = registration(tmp_path)
+    store = RegistrationStore(reg["db_path"])
+    both = [Target(api="ai_transcription", region="ap-guangzhou", task_id="t1", sdk_app_id=app,
+                   source="api") for app in (None, 1400000001)]
+    store.upsert([Registered(t, 0.0, None) for t in both])
+    store.close()
+    stack = stacks({"targets": [{"task_id": "c-1", "sdk_app_id": 7}], "registration": reg})
+    assert requests.get(stack.url + "/", timeout=5).status_code == 200
+    data = requests.get(stack.url + "/api/v1/targets", timeout=5).json()["data"]
+    assert [(r["task_id"], r["sdk_app_id"]) for r in data] == [("c-1", 7), ("t1", None)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import threading
@@ -22,6 +23,7 @@ from tests.conftest import (
 )
 from trtc_exporter.app import Exporter
 from trtc_exporter.web.routes import Routes, handler_class
+from trtc_exporter.web.static import LANDING_CSP
 from trtc_exporter.web.toolkit.server import ExporterHTTPServer
 
 RAW = {"targets": [{"task_id": "t-1"}, {"task_id": "t-2"},
@@ -91,13 +93,16 @@ def test_targets_json(served: tuple[str, Exporter]) -> None:
 
 
 def test_health_and_readiness(served: tuple[str, Exporter]) -> None:
-    """Healthy while the poller progresses; ready only after the first full cycle."""
+    """Healthy while no poll is overdue; ready only after the first full cycle, with a JSON
+    reason while not."""
     base, exporter = served
     assert requests.get(base + "/-/healthy", timeout=5).status_code == 200
     assert requests.get(base + "/-/ready", timeout=5).status_code == 200  # all polled once
     exporter.poller.stats.ready = False
-    assert requests.get(base + "/-/ready", timeout=5).status_code == 503
-    exporter.poller.stats.last_progress = exporter.clock.time() - 3600
+    answer = requests.get(base + "/-/ready", timeout=5)
+    assert answer.status_code == 503
+    assert answer.json() == {"ready": False, "reason": "first poll cycle not done yet"}
+    exporter.clock.advance(3600)  # type: ignore[attr-defined]  # a FakeClock: nothing polled
     assert requests.get(base + "/-/healthy", timeout=5).status_code == 503
 
 
@@ -127,11 +132,64 @@ def test_probe_returns_no_per_app_totals(served: tuple[str, Exporter]) -> None:
 
 
 def test_unknown_paths_and_methods(served: tuple[str, Exporter]) -> None:
-    """Unknown paths are 404, wrong methods 405, and reload without a config file is 400."""
+    """Unknown paths are 404 and wrong methods 405, both in the one JSON error shape."""
     base, _ = served
-    assert requests.get(base + "/nope", timeout=5).status_code == 404
-    assert requests.delete(base + "/metrics", timeout=5).status_code == 405
-    assert requests.post(base + "/-/reload", timeout=5).status_code == 400
+    for response, status in ((requests.get(base + "/nope", timeout=5), 404),
+                             (requests.delete(base + "/metrics", timeout=5), 405),
+                             (requests.request("BREW", base + "/", timeout=5), 501)):
+        assert response.status_code == status
+        assert response.headers["Content-Type"] == "application/json"
+        assert response.json()["status"] == "error" and response.json()["errors"]
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT"])
+def test_reload_needs_the_lifecycle_flag(served: tuple[str, Exporter], method: str) -> None:
+    """Without --web.enable-lifecycle, /-/reload is 403 naming the flag (Prometheus' rule)."""
+    base, _ = served
+    response = requests.request(method, base + "/-/reload", timeout=5)
+    assert response.status_code == 403
+    assert "--web.enable-lifecycle" in response.json()["errors"][0]
+
+
+def test_reload_with_the_lifecycle_flag_but_no_config_file_is_400(
+        served: tuple[str, Exporter]) -> None:
+    """With the flag, a reload in demo mode (no --config.file) is a 400 JSON error."""
+    _, exporter = served
+    server = ExporterHTTPServer(("127.0.0.1", 0),
+                                handler_class(Routes(exporter, "/metrics", lifecycle=True)), None)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        response = requests.post(f"http://127.0.0.1:{server.server_address[1]}/-/reload",
+                                 timeout=5)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert response.status_code == 400
+    assert response.json() == {"status": "error",
+                               "errors": ["no --config.file to reload (demo mode)"]}
+
+
+def test_server_header_is_the_product_name(served: tuple[str, Exporter]) -> None:
+    """The Server header carries no trailing space."""
+    base, _ = served
+    assert requests.get(base + "/metrics", timeout=5).headers["Server"] == \
+        "trtc-transcription-exporter"
+
+
+@pytest.mark.parametrize(("accept_encoding", "gzipped"), [
+    ("gzip", True), ("gzip, deflate, br", True),  # Go's http client, curl --compressed
+    ("GZIP;Q=1.0", True), ("identity", False), ("gzip;q=0, identity", False),
+    ("gzip;q=0.0", False), ("*", True), ("*;q=0", False), ("gzip;q=0, *", False),
+    ("", False),
+])
+def test_gzip_follows_q_values(served: tuple[str, Exporter], accept_encoding: str,
+                               gzipped: bool) -> None:
+    """gzip is used only when Accept-Encoding makes it acceptable (RFC 9110 §12.5.3)."""
+    base, _ = served
+    response = requests.get(base + "/metrics", timeout=5,
+                            headers={"Accept-Encoding": accept_encoding})
+    assert (response.headers.get("Content-Encoding") == "gzip") is gzipped
+    assert "trtc_exporter_build_info" in response.text
 
 
 def test_metrics_is_200_when_rendering_breaks(served: tuple[str, Exporter]) -> None:
@@ -142,3 +200,28 @@ def test_metrics_is_200_when_rendering_breaks(served: tuple[str, Exporter]) -> N
     assert response.status_code == 200
     assert "trtc_exporter_build_info" in response.text
     json.dumps(response.headers.get("Content-Type"))
+
+
+def test_landing_page_has_a_strict_csp_and_no_inline_code(served: tuple[str, Exporter]) -> None:
+    """/ carries the strict CSP; its HTML has no inline script or style; both files are served."""
+    base, _ = served
+    page = requests.get(base + "/?status=InProgress&sort=age&order=desc&refresh=15", timeout=5)
+    assert page.headers["Content-Security-Policy"] == LANDING_CSP
+    assert "script-src 'self'" in LANDING_CSP and "unsafe-inline" not in LANDING_CSP
+    assert "<style" not in page.text and "style=" not in page.text
+    assert "<script>" not in page.text and "onclick" not in page.text
+    assert '<meta http-equiv="refresh" content="15">' in page.text
+    css = requests.get(base + "/static/landing.css", timeout=5)
+    js = requests.get(base + "/static/landing.js", timeout=5)
+    assert css.headers["Content-Type"].startswith("text/css") and "position:sticky" in css.text
+    assert js.headers["Content-Type"].startswith("text/javascript") and "clipboard" in js.text
+
+
+def test_landing_page_skips_a_bad_row(served: tuple[str, Exporter]) -> None:
+    """A target whose record cannot be rendered is left out; the page still answers 200."""
+    base, exporter = served
+    bad = exporter.store.snapshot()[0]
+    exporter.store.put(dataclasses.replace(bad, history=((1.0, "InProgress"), None)))  # type: ignore[arg-type]
+    page = requests.get(base + "/", timeout=5)
+    assert page.status_code == 200
+    assert page.text.count('<tr data-status=') == len(RAW["targets"]) - 1

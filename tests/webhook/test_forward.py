@@ -11,7 +11,7 @@ import requests
 
 from tests.webhook.downstream import Downstream
 from trtc_exporter.clock import FakeClock
-from trtc_exporter.webhook.config import ForwardConfig
+from trtc_exporter.config.webhook import ForwardConfig
 from trtc_exporter.webhook.forward import Forwarder
 from trtc_exporter.webhook.forward_store import ForwardStorageError
 

@@ -12,18 +12,19 @@ from trtc_exporter.webhook.keys import KeyFileError, KeyRing, load_keyring, read
 
 
 @pytest.mark.parametrize("content", [b"Key123", b"Key123\n", b"Key123\r\n",
-                                     b"\xef\xbb\xbfKey123\n"])
-def test_one_trailing_newline_and_a_bom_are_removed(tmp_path: Path, content: bytes) -> None:
-    """LF, CRLF and a UTF-8 BOM around the key are not part of it."""
+                                     b"\xef\xbb\xbfKey123\n", b"Key123\n\n", b" Key123 \t\r\n"])
+def test_line_ends_whitespace_and_a_bom_are_removed(tmp_path: Path, content: bytes) -> None:
+    """LF, CRLF, surrounding whitespace and a UTF-8 BOM are not part of the key."""
     path = tmp_path / "k"
     path.write_bytes(content)
     assert read_key(str(path), "webhook.key_file") == Secret("Key123")
 
 
-@pytest.mark.parametrize("content", [b"Key123\n\n", b"Key 123", b"x" * 33, b"Key-123", b"\xff"])
+@pytest.mark.parametrize("content", [b"Key 123", b"\xff\xfeK\x00e\x00y\x00", b"x" * 33,
+                                     b"Key-123", b"\xff"])
 def test_anything_but_1_to_32_letters_and_digits_is_refused(tmp_path: Path,
                                                              content: bytes) -> None:
-    """Two newlines, spaces, 33 characters, symbols or non-UTF-8 are errors that hide the key."""
+    """Inner spaces, UTF-16, 33 characters, symbols or non-UTF-8 are errors hiding the key."""
     path = tmp_path / "k"
     path.write_bytes(content)
     with pytest.raises(KeyFileError) as caught:

@@ -49,7 +49,15 @@ def hint_from_message(message: str) -> ThrottleHint:
 
 @dataclass(frozen=True, slots=True)
 class AimdPolicy:
-    """Multiplicative decrease on throttling, additive increase while quiet."""
+    """Multiplicative decrease on throttling, additive increase while quiet.
+
+    For a throttle that states no limit: ``hold`` seconds at the new rate before probing upward
+    again, doubled (up to ``max_hold``) each time a probe is throttled; the new rate is at most
+    ``accepted_margin`` times the requests the server accepted in the window before the throttle.
+    Without a send time (the shared Redis limiter, which mirrors this one step by step) a
+    throttle cuts by ``decrease``, remembers ``ceiling_margin`` of the old rate as a ceiling for
+    ``ceiling_memory`` seconds, and ignores further throttles for ``cooldown`` seconds.
+    """
 
     decrease: float = 0.7
     increase_per_second: float = 1.0
@@ -57,6 +65,9 @@ class AimdPolicy:
     ceiling_margin: float = 0.9
     ceiling_memory: float = 30.0
     floor_fraction: float = 0.05
+    hold: float = 5.0
+    max_hold: float = 20.0
+    accepted_margin: float = 0.95
 
 
 class Cancelled(Exception):
@@ -106,6 +117,11 @@ class RateLimiter:
         self._last_adjust: float = clock.monotonic()  # MonoSeconds, moved by arithmetic
         self._last_cut = -math.inf  # last rate decrease: the ceiling is remembered from it
         self._last_widen = -math.inf  # last guard widening: the guard resets after it
+        self._last_reaction = -math.inf  # a throttle of a request sent before it is stale
+        self._accepted: deque[float] = deque()  # send times of accepted requests
+        self._paused_until = -math.inf
+        self._good = rate  # the rate the last unstated-limit cut settled on
+        self._hold = self._policy.hold
 
     @property
     def effective_rate(self) -> float:
@@ -161,7 +177,7 @@ class RateLimiter:
         while (self._grants and self._grants[0].started
                and self._grants[0].time <= now - span - self._window):
             self._grants.popleft()
-        slot = now
+        slot = max(now, self._paused_until)
         if self._grants:
             slot = max(slot, self._grants[-1].time + 1.0 / self._rate)
         anchor = self._grants[-per_window] if len(self._grants) >= per_window else None
@@ -169,34 +185,90 @@ class RateLimiter:
             slot = max(slot, anchor.time + span)
         return Grant(slot, anchor, span)
 
-    def on_throttled(self, limit_hint: int | None = None, marginal: bool = False) -> bool:
-        """React to a RequestLimitExceeded; False when still cooling down from the last one.
+    def on_accepted(self, sent_at: float) -> None:
+        """A request sent at ``sent_at`` (monotonic s) was not throttled: the server's window
+        accepted it. The count of the last window is what an unstated limit is cut to."""
+        with self._lock:
+            self._accepted.append(sent_at)
+            while self._accepted and self._accepted[0] < sent_at - 2 * self._window:
+                self._accepted.popleft()
+
+    def on_throttled(self, limit_hint: int | None = None, marginal: bool = False,
+                     sent_at: float | None = None) -> bool:
+        """React to a RequestLimitExceeded; False when the signal is stale.
 
         The API's limit dropped below our rate: take it. One request over at our own rate:
         network or scheduling jitter, so widen the guard (doubling, up to 100 ms) instead of
-        cutting the rate. Anything else: someone shares the quota, cut multiplicatively.
+        cutting the rate. Anything else (someone shares the quota, or a message that states no
+        numbers): with ``sent_at`` (monotonic send time of the throttled request) see
+        :meth:`_cut_unstated`, and a throttle of a request sent before our last reaction is
+        stale (it reports the old rate); without it, a multiplicative cut and a fixed cool-down.
         """
         with self._lock:
             now = self._clock.monotonic()
             before = self._rate
             floor = self.configured_rate * self._policy.floor_fraction
+            stale = (now < self._cooldown_until if sent_at is None
+                     else sent_at < self._last_reaction)
             if limit_hint is not None and 0 < limit_hint < before:
                 # the API's own word on its limit wins, even during a cool-down
                 self._rate = max(floor, float(limit_hint))
                 self._ceiling = self._rate
                 self._last_cut = now
-            elif now < self._cooldown_until:
+            elif stale:
                 return False
             elif marginal and self._guard < MAX_GUARD:
                 self._guard = min(MAX_GUARD, max(2 * self._guard, 0.01))
                 self._last_widen = now
-            else:
+            elif sent_at is not None:
+                self._cut_unstated(now, before, floor, sent_at)
+                return True
+            else:  # no send time: the plain cool-down AIMD the shared (Redis) limiter mirrors
                 self._last_cut = now
                 self._rate = max(floor, before * self._policy.decrease)
                 self._ceiling = max(self._rate, before * self._policy.ceiling_margin)
             self._cooldown_until = now + self._policy.cooldown
-            self._last_adjust = now
+            self._last_adjust = self._last_reaction = now
             return True
+
+    def _cut_unstated(self, now: float, before: float, floor: float, sent_at: float) -> None:
+        """A throttle that tells us nothing about the limit. A server may count refused
+        requests against its window too, so every request sent over the limit keeps it full:
+
+        - cut: back to the last good rate when we were probing above it; else to what the
+          server accepted in the window before the throttled request (times a margin, and at
+          least that margin below the current rate), or multiplicatively when that is unknown;
+        - pause one window, so the server's window drains of our refused requests (requests
+          already waiting for a token are moved behind the pause, spaced at the new rate);
+        - hold the new rate before probing upward again (additive increase), the hold doubling
+          each time a probe is throttled, so probing costs few throttles once the limit is found.
+        """
+        probing = before > self._good + 1e-9
+        margin = self._policy.accepted_margin
+        accepted = sum(1 for t in self._accepted if sent_at - self._window < t <= sent_at)
+        if probing:
+            target = self._good
+        elif accepted:
+            target = min(before, accepted / self._window) * margin
+        else:
+            target = before * self._policy.decrease
+        self._rate = self._good = max(floor, target)  # a stated ceiling stays remembered
+        self._hold = min(self._policy.max_hold, 2 * self._hold) if probing else self._policy.hold
+        self._pause(now + self._window)
+        self._last_cut = self._last_reaction = now
+        # increases count from the end of the hold: none is owed for the hold itself
+        self._cooldown_until = self._last_adjust = self._paused_until + self._hold
+
+    def _pause(self, until: float) -> None:
+        """No request starts before ``until``; waiting grants move behind it at the new rate."""
+        self._paused_until = until
+        per_window = max(1, math.floor(self._rate * self._window))
+        spacing = (per_window / self._rate + self._guard) / per_window
+        slot = until
+        for grant in self._grants:
+            if not grant.started:
+                grant.time, grant.anchor = slot, None
+                slot += spacing
 
     @property
     def guard(self) -> float:
@@ -221,6 +293,8 @@ class RateLimiter:
         step = elapsed * self._policy.increase_per_second
         self._rate = min(self._ceiling, self._rate + step)
         self._last_adjust = now
+        if self._rate >= self.configured_rate:  # fully recovered: the next drop starts afresh
+            self._good, self._hold = self.configured_rate, self._policy.hold
 
     def set_configured_rate(self, rate: float) -> None:
         """Apply a new configured rate (reload); adaptive state restarts from it."""

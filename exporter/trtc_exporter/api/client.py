@@ -130,19 +130,25 @@ class TrtcClient:
         self._metrics.duration.labels(action, region).observe(latency)
         self._skew.observe(date, sent_wall, sent_wall + latency)
         if isinstance(result, ApiFailure):
-            self._count_failure(action, region, result)
+            self._count_failure(action, region, result, started)
+        if not isinstance(result, ApiFailure) or (result.request_id
+                                                   and not is_throttle(result.code)):
+            self._budget.limiter(action).on_accepted(started)  # the server counted it
         return result, latency
 
-    def _count_failure(self, action: str, region: str, failure: ApiFailure) -> None:
+    def _count_failure(self, action: str, region: str, failure: ApiFailure,
+                       sent_at: float) -> None:
         self._metrics.errors.labels(action, region, bounded_code(failure.code)).inc()
         if is_throttle(failure.code):
             self._metrics.throttled.labels(action, region).inc()
             hint = hint_from_message(failure.message)
-            if self._budget.limiter(action).on_throttled(hint.limit, hint.marginal):
-                limiter = self._budget.limiter(action)
-                log.warning("API throttled %s (RequestLimitExceeded: %s of limit %s counted); "
-                            "effective rate now %.1f/s, window guard %.0f ms", action,
-                            hint.seen, hint.limit, limiter.effective_rate, limiter.guard * 1000)
+            limiter = self._budget.limiter(action)
+            if limiter.on_throttled(hint.limit, hint.marginal, sent_at=sent_at):
+                stated = ("no limit stated" if hint.limit is None
+                          else f"{hint.seen} of limit {hint.limit} counted")
+                log.warning("API throttled %s (RequestLimitExceeded: %s); effective rate now "
+                            "%.1f/s, window guard %.0f ms", action, stated,
+                            limiter.effective_rate, limiter.guard * 1000)
 
     def _headers(self, action: str, region: str, body: bytes) -> dict[str, str]:
         creds = self._credentials.get()

@@ -31,6 +31,7 @@ from trtc_exporter.clock import SYSTEM_CLOCK, Clock
 from trtc_exporter.config.model import Config, CredentialsConfig
 from trtc_exporter.errors import show
 from trtc_exporter.secret import Secret
+from trtc_exporter.textfile import MAX_SECRET_BYTES, TextFileError, read_text
 
 log = logging.getLogger("trtc_exporter.credentials")  # caller= stays as before
 
@@ -140,14 +141,10 @@ class _ReloadingProvider:
 
 def _read(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CredentialsError(f"cannot read credentials file {path}: "
-                               f"{exc.strerror or type(exc).__name__}") from None
-    except UnicodeDecodeError:
-        raise CredentialsError(f"credentials file {path} is not UTF-8") from None
-    except ValueError:  # embedded NUL
-        raise CredentialsError(f"credentials file path {str(path)!r} is invalid") from None
+        return read_text(str(path), MAX_SECRET_BYTES)
+    except TextFileError as exc:
+        name = repr(str(path)) if "\x00" in str(path) else str(path)
+        raise CredentialsError(f"cannot read credentials file {name}: {exc}") from None
 
 
 class FileProvider(_ReloadingProvider):

@@ -6,6 +6,7 @@ Defaults live here and nowhere else; ``load_config`` rejects unknown keys so tha
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,23 +18,33 @@ from trtc_exporter.config.dynamic import (
     parse_registration,
     parse_target_files,
 )
+from trtc_exporter.config.webhook import (
+    APP_FIELDS,
+    WebhookConfig,
+    parse_app_callback_key,
+    parse_webhook,
+)
 from trtc_exporter.errors import ConfigError, Errors, key_text, show
 from trtc_exporter.generations import ACTIONS, ALL_REGIONS
-from trtc_exporter.target import MAX_SDK_APP_ID, Target, parse_target
-from trtc_exporter.yamlload import YamlError, load_yaml
+from trtc_exporter.target import MAX_SDK_APP_ID, Target, duplicate_text, parse_target
+from trtc_exporter.textfile import TextFileError, read_text
+from trtc_exporter.yamlload import YamlError, load_yaml, outline
 
 DEFAULT_ENDPOINT = "https://trtc.tencentcloudapi.com"
 STATE_FACTORS = {"Idle": 2.0, "Preparing": 1.0, "InProgress": 1.0, "Stopped": 10.0,
                  "Exited": 10.0, "Unknown": 1.0}
 
 _TOP = frozenset({"api", "poll_interval", "schedule", "targets", "max_targets", "apps", "pricing",
-                  "target_files", "target_files_refresh_interval", "registration"})
+                  "target_files", "target_files_refresh_interval", "registration", "webhook"})
 _API = frozenset({"endpoint", "region", "rate_limit", "rate_limits", "timeout", "max_retries",
-                  "credentials", "budget_share", "rate_guard", "on_overload"})
+                  "credentials", "budget_share", "rate_guard", "on_overload", "extra_regions"})
+REGION_NAME = re.compile(r"[a-z]{2,4}-[a-z]+(-[0-9]+)?")
+"""Tencent Cloud region names: ap-guangzhou, na-siliconvalley, eu-frankfurt, ap-shanghai-fsi."""
 _CREDS = frozenset({"secret_id_file", "secret_key_file", "token_file", "cvm_role"})
 MAX_RETRIES = 10
-_SCHEDULE = frozenset({"state_factors", "stopped_retention", "not_found_backoff_max"})
-_APP = frozenset({"max_concurrent_tasks", "daily_cost_threshold_usd"})
+_SCHEDULE = frozenset({"state_factors", "stopped_session_factor", "stopped_retention",
+                       "not_found_backoff_max"})
+_APP = frozenset({"max_concurrent_tasks", "daily_cost_threshold_usd", "region"}) | APP_FIELDS
 _PRICING = frozenset({"transcription_usd_per_minute", "translation_usd_per_minute"})
 
 
@@ -67,6 +78,8 @@ class ApiConfig:
     rate_guard: float = 0.02
     on_overload: str = "stretch"
     credentials: CredentialsConfig = field(default_factory=CredentialsConfig)
+    extra_regions: frozenset[str] = frozenset()
+    """Regions accepted for every API generation beyond those the docs list (warned at start)."""
 
     def rate_for(self, action: str) -> float:
         """Requests/s this replica may spend on one action (limits are per account+action)."""
@@ -75,19 +88,29 @@ class ApiConfig:
 
 @dataclass(frozen=True, slots=True)
 class ScheduleConfig:
-    """How often each state is polled, relative to poll_interval (settled states less often)."""
+    """How often each state is polled, relative to poll_interval (settled states less often).
+
+    ``stopped_session_factor`` replaces the Stopped/Exited factor for session targets (SdkAppId +
+    SessionId): a stopped TaskId never runs again, but a room can restart its transcription
+    under the same session, so by default a stopped session keeps the base cadence.
+    """
 
     state_factors: Mapping[str, float] = field(default_factory=lambda: dict(STATE_FACTORS))
+    stopped_session_factor: float = 1.0
     stopped_retention: float = 3600.0
     not_found_backoff_max: float = 600.0
 
 
 @dataclass(frozen=True, slots=True)
 class AppConfig:
-    """One entry of ``apps:``: the app's concurrency quota, optional daily cost threshold (USD)."""
+    """One entry of ``apps:``: the app's concurrency quota, optional daily cost threshold (USD),
+    the region of its tasks found by webhooks (None: ``api.region``; callbacks carry no region)
+    and its callback signature key file (None: ``webhook.key_file``)."""
 
     max_concurrent_tasks: int = 100
     daily_cost_threshold_usd: float | None = None
+    region: str | None = None
+    callback_key_file: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,37 +136,56 @@ class Config:
     target_files: tuple[str, ...] = ()
     target_files_refresh_interval: float = 30.0
     registration: RegistrationConfig = field(default_factory=RegistrationConfig)
+    webhook: WebhookConfig = field(default_factory=WebhookConfig)
 
     def app(self, sdk_app_id: int | None) -> AppConfig:
         """The settings of one SdkAppId (defaults for an app not in ``apps:``)."""
         return self.apps.get(sdk_app_id or 0, AppConfig())
 
+    def app_region(self, sdk_app_id: int) -> str:
+        """The region of an app's tasks: ``apps.<id>.region``, else ``api.region``."""
+        return self.app(sdk_app_id).region or self.api.region
+
+    def callback_key_files(self) -> dict[int, str]:
+        """``apps.<id>.callback_key_file`` of every app that sets one."""
+        return {app: c.callback_key_file for app, c in self.apps.items() if c.callback_key_file}
+
 
 def load_config(path: str | Path) -> Config:
     """Read and validate a config file; raises ConfigError with every problem found."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([f"{path}: cannot read config file: {exc.strerror or exc}"]) from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError([f"{path}: cannot read config file: not UTF-8 "
-                           f"(byte offset {exc.start})"]) from None
-    except ValueError:  # a NUL in the path
-        raise ConfigError([f"{show(str(path))}: cannot read config file: invalid path"]) from None
-    return parse_config_text(text)
+        text = read_text(str(path))
+    except TextFileError as exc:
+        name = show(str(path)) if "\x00" in str(path) else str(path)
+        raise ConfigError([f"{name}: cannot read config file: {exc}"]) from None
+    return parse_config_text(text, source=str(path))
 
 
-def parse_config_text(text: str) -> Config:
-    """Parse YAML text; any YAML or conversion failure becomes a one-line ConfigError."""
+def parse_config_text(text: str, source: str = "config") -> Config:
+    """Parse YAML text; any YAML or conversion failure becomes a one-line ConfigError that
+    starts with ``source`` (the file's path when read by :func:`load_config`).
+
+    Too many targets are refused from a streaming count before any entry is built or checked,
+    so a 100 000-target config costs a fraction of a second and little memory to refuse.
+    """
+    _refuse_too_many(text)
     try:
-        raw = load_yaml(text)
+        raw = load_yaml(text, keep_text=True)
     except YamlError as exc:
         if exc.converting:
             problem = f"cannot convert a value: {exc.problem}"
-            raise ConfigError([f"config: invalid YAML: {problem}"]) from None
+            raise ConfigError([f"{source}: invalid YAML: {problem}"]) from None
         where = f" at line {exc.line}" if exc.line else ""
-        raise ConfigError([f"config: invalid YAML{where}: {exc.problem}"]) from None
+        raise ConfigError([f"{source}: invalid YAML{where}: {exc.problem}"]) from None
     return parse_config(raw)
+
+
+def _refuse_too_many(text: str) -> None:
+    seen = outline(text, "targets")
+    written = seen.scalars.get("max_targets", "10000")
+    limit = int(written) if written.isascii() and written.isdigit() and len(written) < 20 else 0
+    if 0 < limit < seen.items:  # an unreadable max_targets is left to the full parse's message
+        raise ConfigError([f"targets: {seen.items} targets exceed max_targets ({limit})"])
 
 
 def parse_config(raw: object) -> Config:
@@ -155,7 +197,8 @@ def parse_config(raw: object) -> Config:
         api=api,
         poll_interval=errors.duration(top, "poll_interval", "", 15.0),
         schedule=_parse_schedule(top.get("schedule"), errors),
-        targets=parse_targets(top.get("targets"), "targets", errors, api.region),
+        targets=parse_targets(top.get("targets"), "targets", errors, api.region,
+                              extra_regions=api.extra_regions),
         max_targets=errors.integer(top, "max_targets", "", 10_000, minimum=1) or 10_000,
         apps=_parse_apps(top.get("apps"), errors),
         pricing=_parse_pricing(top.get("pricing"), errors),
@@ -163,6 +206,7 @@ def parse_config(raw: object) -> Config:
         target_files_refresh_interval=errors.duration(top, "target_files_refresh_interval", "",
                                                       30.0),
         registration=parse_registration(top.get("registration"), errors),
+        webhook=parse_webhook(top.get("webhook"), errors),
     )
     if len(config.targets) > config.max_targets:
         errors.add("targets", f"{len(config.targets)} targets exceed max_targets "
@@ -172,26 +216,31 @@ def parse_config(raw: object) -> Config:
 
 
 def parse_targets(raw: object, path: str, errors: Errors, default_region: str,
-                  source: str = "config") -> tuple[Target, ...]:
-    """Validate a list of targets and reject duplicates (same identity twice)."""
+                  source: str = "config", extra_regions: frozenset[str] = frozenset()
+                  ) -> tuple[Target, ...]:
+    """Validate a list of targets and reject duplicates: the same identity twice, or two
+    entries that ask the API the same thing (:attr:`Target.lookup`, e.g. one TaskId with and
+    without ``sdk_app_id``)."""
     if raw is None:
         return ()
     if not isinstance(raw, list):
         errors.add(path, "must be a list of targets")
         return ()
-    seen: dict[tuple[str, ...], int] = {}
+    seen: dict[tuple[str, ...], tuple[int, Target]] = {}
     targets = []
     for index, entry in enumerate(raw):
-        target = parse_target(entry, f"{path}[{index}]", errors, default_region, source)
+        target = parse_target(entry, f"{path}[{index}]", errors, default_region, source,
+                              extra_regions)
         if target is None:
             continue
-        if target.key in seen:
-            errors.add(f"{path}[{index}]", f"duplicate of {path}[{seen[target.key]}] "
-                                           f"({target.describe()})")
+        if target.lookup in seen:
+            first, other = seen[target.lookup]
+            errors.add(f"{path}[{index}]", duplicate_text(f"{path}[{first}]", other, target))
             continue
-        seen[target.key] = index
+        seen[target.lookup] = (index, target)
         targets.append(target)
     return tuple(targets)
+
 
 
 def _parse_api(raw: object, errors: Errors) -> ApiConfig:
@@ -201,10 +250,12 @@ def _parse_api(raw: object, errors: Errors) -> ApiConfig:
     if not _is_http_url(endpoint):
         errors.add(p + "endpoint", f"must be an http:// or https:// URL, got {show(endpoint)}")
         endpoint = DEFAULT_ENDPOINT
+    extra = _parse_extra_regions(api.get("extra_regions"), errors)
     region = errors.string(api, "region", p, "ap-guangzhou") or ""
-    if region not in ALL_REGIONS:
+    if region not in ALL_REGIONS | extra:
         errors.add(p + "region",
-                   f"must be one of {', '.join(sorted(ALL_REGIONS))}, got {show(region)}")
+                   f"must be one of {', '.join(sorted(ALL_REGIONS))} or in api.extra_regions, "
+                   f"got {show(region)}")
     on_overload = errors.string(api, "on_overload", p, "stretch") or ""
     if on_overload not in ("stretch", "refuse"):
         errors.add(p + "on_overload", f'must be "stretch" or "refuse", got {show(on_overload)}')
@@ -220,7 +271,24 @@ def _parse_api(raw: object, errors: Errors) -> ApiConfig:
         rate_guard=errors.duration(api, "rate_guard", p, 0.02, positive=False),
         on_overload=on_overload,
         credentials=_parse_credentials(api.get("credentials"), errors),
+        extra_regions=extra,
     )
+
+
+def _parse_extra_regions(raw: object, errors: Errors) -> frozenset[str]:
+    if raw is None:
+        return frozenset()
+    if not isinstance(raw, list):
+        errors.add("api.extra_regions", "must be a list of region names")
+        return frozenset()
+    regions = set()
+    for index, region in enumerate(raw):
+        if not isinstance(region, str) or not REGION_NAME.fullmatch(region):
+            errors.add(f"api.extra_regions[{index}]",
+                       f"must be a region name like ap-xyz, got {show(region)}")
+            continue
+        regions.add(region)
+    return frozenset(regions)
 
 
 def _is_http_url(text: str) -> bool:
@@ -270,6 +338,7 @@ def _parse_schedule(raw: object, errors: Errors) -> ScheduleConfig:
             factors[state] = errors.number(factors_raw, state, "schedule.state_factors.", 1.0)
     return ScheduleConfig(
         state_factors=factors,
+        stopped_session_factor=errors.number(sched, "stopped_session_factor", "schedule.", 1.0),
         stopped_retention=errors.duration(sched, "stopped_retention", "schedule.", 3600.0),
         not_found_backoff_max=errors.duration(sched, "not_found_backoff_max", "schedule.", 600.0),
     )
@@ -284,20 +353,38 @@ def _parse_apps(raw: object, errors: Errors) -> dict[int, AppConfig]:
     apps = {}
     for key, value in raw.items():
         path = f"apps.{key_text(key)}"
-        if isinstance(key, bool) or not isinstance(key, int) or not 1 <= key <= MAX_SDK_APP_ID:
+        app = _app_id(key)
+        if app is None:
             errors.add(path, "key must be an SdkAppId (a positive integer)")
             continue
-        apps[key] = _parse_app(errors.mapping(value, path, _APP), path + ".", errors)
+        apps[app] = _parse_app(errors.mapping(value, path, _APP), path + ".", errors)
     return apps
+
+
+def _app_id(key: object) -> int | None:
+    """An ``apps:`` key as an SdkAppId: decimal digits as written (the loader keeps ``0x1F``
+    and ``012`` as text, so they are refused rather than read as 31 and 10)."""
+    if isinstance(key, str) and key.isascii() and key.isdigit() and not key.startswith("0"):
+        key = int(key)
+    if isinstance(key, bool) or not isinstance(key, int) or not 1 <= key <= MAX_SDK_APP_ID:
+        return None
+    return key
 
 
 def _parse_app(app: Mapping[str, Any], p: str, errors: Errors) -> AppConfig:
     threshold = None
     if app.get("daily_cost_threshold_usd") is not None:
         threshold = errors.number(app, "daily_cost_threshold_usd", p, 0.0)
+    region = errors.string(app, "region", p, None)
+    if region is not None and region not in ALL_REGIONS:
+        errors.add(p + "region",
+                   f"must be one of {', '.join(sorted(ALL_REGIONS))}, got {show(region)}")
+        region = None
     return AppConfig(
         max_concurrent_tasks=errors.integer(app, "max_concurrent_tasks", p, 100, minimum=1) or 100,
         daily_cost_threshold_usd=threshold,
+        region=region,
+        callback_key_file=parse_app_callback_key(app, p, errors),
     )
 
 

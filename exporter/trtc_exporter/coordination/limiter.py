@@ -132,8 +132,13 @@ class SharedRateLimiter:
                                 args=self._args(*(round(a * US) for a in ages))))
 
     # -- adaptation ------------------------------------------------------------------------
-    def on_throttled(self, limit_hint: int | None = None, marginal: bool = False) -> bool:
-        """React to RequestLimitExceeded on the shared state; False while cooling down."""
+    def on_accepted(self, sent_at: float) -> None:
+        """Shape parity with ``budget.RateLimiter``; the shared state does not measure yet."""
+
+    def on_throttled(self, limit_hint: int | None = None, marginal: bool = False,
+                     sent_at: float | None = None) -> bool:
+        """React to RequestLimitExceeded on the shared state; False while cooling down
+        (``sent_at`` is accepted for shape parity; the shared state keeps its cool-down)."""
         acted = self._throttled(keys=[self._aimd],
                                 args=self._args(limit_hint or 0, "1" if marginal else "0"))
         return bool(int(acted))

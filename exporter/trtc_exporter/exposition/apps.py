@@ -14,6 +14,7 @@ from prometheus_client.registry import Collector
 
 from trtc_exporter.clock import WallSeconds
 from trtc_exporter.config.model import Config
+from trtc_exporter.exposition.dropped import printable_target
 from trtc_exporter.exposition.families import family, states_of
 from trtc_exporter.polling.state import StateStore
 
@@ -49,7 +50,8 @@ class AppCollector(Collector):
         now = self._now()
         tasks = family("trtc_ai_transcription_tasks")
         counts: dict[tuple[str, str, str], dict[str, int]] = {}
-        for state in sorted(self._store.snapshot(), key=lambda s: s.target.key):
+        states = [s for s in self._store.snapshot() if printable_target(s.target)]
+        for state in sorted(states, key=lambda s: s.target.key):
             per_app = counts.setdefault(state.app_key, dict.fromkeys(
                 states_of(state.target.action), 0))
             per_app[state.shown_status(now)] += 1

@@ -12,26 +12,18 @@ not implement.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import choose_encoder
+from prometheus_client.core import Metric
 from prometheus_client.openmetrics import exposition as om
+from prometheus_client.registry import Collector
 
 from trtc_exporter.exposition.fragments import TaskFragments
 
 log = logging.getLogger("trtc_exporter.collector")  # the logger of TaskCollector's failures
-Encoder = Callable[[CollectorRegistry], bytes]
+Encoder = Callable[..., bytes]  # client_python's encoders, as web/negotiation chooses them
 EOF = b"# EOF\n"
-
-
-def encoder_for(accept: str) -> tuple[Encoder, str]:
-    """client_python's encoder and Content-Type for an Accept header (text format when the
-    header is one client_python refuses, e.g. ``version=abc``)."""
-    try:
-        return choose_encoder(accept)
-    except Exception:  # client_python raises on a malformed version: serve the text format
-        return choose_encoder("")
 
 
 def _fast_format(encoder: Encoder) -> bool | None:
@@ -43,7 +35,8 @@ def _fast_format(encoder: Encoder) -> bool | None:
 
 
 class Exposition:
-    """Renders ``/metrics`` for an Accept header as byte pieces (join them, or write in turn)."""
+    """Renders ``/metrics`` with one of client_python's encoders as byte pieces (join them, or
+    write them in turn)."""
 
     def __init__(self, head: CollectorRegistry, tasks: TaskFragments, tail: CollectorRegistry,
                  full: CollectorRegistry) -> None:
@@ -52,16 +45,15 @@ class Exposition:
         self._tail = tail
         self._full = full
 
-    def render(self, accept: str) -> tuple[list[bytes], str]:
-        """(pieces of the body, Content-Type) for an Accept header."""
-        encoder, content_type = encoder_for(accept)
+    def render(self, encoder: Encoder) -> list[bytes]:
+        """The pieces of the body, as ``encoder(full)`` would write it whole."""
         openmetrics = _fast_format(encoder)
         if openmetrics is None:
-            return [encoder(self._full)], content_type
+            return [encoder(self._full)]
         head = encoder(self._head)
         if openmetrics:
             head = head.removesuffix(EOF)
-        return [head, *self._task_section(openmetrics), encoder(self._tail)], content_type
+        return [head, *self._task_section(openmetrics), encoder(self._tail)]
 
     def _task_section(self, openmetrics: bool) -> list[bytes]:
         try:
@@ -69,3 +61,18 @@ class Exposition:
         except Exception:  # as TaskCollector: a rendering bug must not turn /metrics into a 500
             log.exception("collector failed; serving exporter health only")
             return []
+
+
+class Section(Collector):
+    """A registry registered inside another one without being collected at registration (its
+    ``describe`` is empty, as for every collector of ours)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        """Every family of the wrapped registry, in its registration order."""
+        return iter(self._registry.collect())

@@ -16,6 +16,7 @@ hypothesis-generated states and parse the result with client_python's parsers.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterable
 from operator import attrgetter
@@ -27,11 +28,14 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from trtc_exporter.clock import WallSeconds
+from trtc_exporter.exposition.dropped import printable_target
 from trtc_exporter.exposition.families import family, states_of
 from trtc_exporter.exposition.tasks import TASK_FAMILIES
+from trtc_exporter.metrics import DropCounter
 from trtc_exporter.polling.state import TargetState
 from trtc_exporter.target import IDENTITY_LABELS
 
+log = logging.getLogger("trtc_exporter.collector")  # the logger of TaskCollector's failures
 RUNNING = "trtc_ai_transcription_running_seconds"
 _KEY = attrgetter("target.key")
 go_float: Callable[[float], str] = floatToGoString  # client_python's number format (untyped)
@@ -59,6 +63,7 @@ class _Entry:
 
     __slots__ = ("fragment", "running", "shown", "state")
 
+    # ``fragment`` is () for a target left out (a label value that cannot be written)
     def __init__(self, state: TargetState, shown: str, fragment: Fragment,
                  running: bytes | None) -> None:
         self.state = state
@@ -121,14 +126,17 @@ class TaskFragments:
     """The cache of every target's fragments; :meth:`render` gives the task section.
 
     ``states`` returns the current snapshot and ``now`` wall-clock seconds, as for
-    :class:`TaskCollector`. Thread-safe: concurrent scrapes render one at a time (a render of
-    an unchanged set only joins cached bytes).
+    :class:`TaskCollector`; targets left out are counted in ``drops`` as it does (each scrape:
+    ``invalid_text`` for a label value that cannot be written, ``render_error`` for a bug).
+    Thread-safe: concurrent scrapes render one at a time (a scrape of an unchanged set only
+    joins cached bytes).
     """
 
     def __init__(self, states: Callable[[], list[TargetState]],
-                 now: Callable[[], WallSeconds]) -> None:
+                 now: Callable[[], WallSeconds], drops: DropCounter | None = None) -> None:
         self._states = states
         self._now = now
+        self._drops = drops or DropCounter()
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, ...], _Entry] = {}
         self._extra: tuple[str, ...] = ()
@@ -139,9 +147,10 @@ class TaskFragments:
         """The task families (headers and samples) as byte pieces, in TaskCollector's order."""
         with self._lock:
             now = self._now()
-            states = sorted(self._states(), key=_KEY)
+            fresh: dict[tuple[str, ...], _Entry] = {}
+            states = self._printable(sorted(self._states(), key=_KEY), fresh)
             self._refresh_labels(states)
-            entries = self._entries(states, now)
+            entries = self._entries(states, now, fresh)
             heads = self._headers.get(openmetrics)
             if heads is None:
                 heads = self._headers[openmetrics] = headers(openmetrics, self._extra)
@@ -154,20 +163,44 @@ class TaskFragments:
         out.append(b"".join(_running_lines(entries, now)))
         return out
 
+    def _printable(self, states: list[TargetState],
+                   fresh: dict[tuple[str, ...], _Entry]) -> list[TargetState]:
+        """The states whose label values can be written (checked once per state)."""
+        kept = []
+        for state in states:
+            entry = self._cache.get(state.target.key)
+            if entry is not None and entry.state is state:
+                ok = bool(entry.fragment)
+            else:
+                ok = printable_target(state.target, (state.resolved_task_id,))
+            if ok:
+                kept.append(state)
+            else:
+                self._drops.add("invalid_text")
+                fresh[state.target.key] = _Entry(state, "", (), None)
+        return kept
+
     def _refresh_labels(self, states: Iterable[TargetState]) -> None:
         extra = tuple(sorted({name for s in states for name, _ in s.target.labels}))
         if extra != self._extra:  # every line carries every label name: render all again
             self._extra, self._cache, self._headers = extra, {}, {}
 
-    def _entries(self, states: list[TargetState], now: WallSeconds) -> list[_Entry]:
-        old, fresh = self._cache, {}
+    def _entries(self, states: list[TargetState], now: WallSeconds,
+                 fresh: dict[tuple[str, ...], _Entry]) -> list[_Entry]:
+        old = self._cache
         entries = []
         for state in states:
             key = state.target.key
             shown = state.shown_status(now)
             entry = old.get(key)
             if entry is None or entry.state is not state or entry.shown != shown:
-                entry = render_target(state, shown, self._extra)
+                try:
+                    entry = render_target(state, shown, self._extra)
+                except Exception:  # leave this target out, serve the others (as TaskCollector)
+                    log.exception("rendering %s failed; its series are left out",
+                                  state.target.describe())
+                    self._drops.add("render_error")
+                    continue
                 self.rendered += 1
             fresh[key] = entry
             entries.append(entry)

@@ -13,7 +13,7 @@ from prometheus_client.registry import Collector
 from trtc_exporter.api.budget import Budget
 from trtc_exporter.api.skew import SkewEstimator
 from trtc_exporter.config.model import Config
-from trtc_exporter.exposition.families import SOURCES, family
+from trtc_exporter.exposition.families import SOURCES, WEBHOOK_SOURCE, family
 from trtc_exporter.polling.poller import Poller
 from trtc_exporter.targets.sources import TargetSources
 from trtc_exporter.targets.targetset import CHANGES
@@ -24,7 +24,10 @@ class BudgetPollerCollector(Collector):
     target-set changes, target-file health, cycle times (wall-clock s) and clock skew (s)."""
 
     def __init__(self, budget: Budget, poller: Poller, skew: SkewEstimator,
-                 config: Callable[[], Config], sources: TargetSources | None = None) -> None:
+                 config: Callable[[], Config], sources: TargetSources | None = None, *,
+                 webhooks: bool = False) -> None:
+        """``webhooks``: the callback listener is on, so source ``webhook`` is shown too."""
+        self._sources_shown = SOURCES + ((WEBHOOK_SOURCE,) if webhooks else ())
         self._budget = budget
         self._poller = poller
         self._skew = skew
@@ -55,7 +58,7 @@ class BudgetPollerCollector(Collector):
     def _poller_families(self) -> list[Metric]:
         stats = self._poller.stats
         targets = family("trtc_exporter_targets")
-        by_source = dict.fromkeys(SOURCES, 0)
+        by_source = dict.fromkeys(self._sources_shown, 0)
         for target in self._poller.targets():
             by_source[target.source] = by_source.get(target.source, 0) + 1
         for source, count in by_source.items():
@@ -65,6 +68,8 @@ class BudgetPollerCollector(Collector):
                             ("trtc_exporter_cycle_duration_seconds", stats.cycle_duration),
                             ("trtc_exporter_poller_last_progress_time_seconds",
                              stats.last_progress),
+                            ("trtc_exporter_poll_overdue_seconds",
+                             self._poller.overdue_seconds()),
                             ("trtc_exporter_clock_skew_seconds", self._skew.seconds)):
             metric = family(name)
             metric.add_metric([], value)
@@ -77,7 +82,7 @@ class BudgetPollerCollector(Collector):
         if self._sources is not None:
             counted = self._sources.changes()
             for change in CHANGES:
-                for source in SOURCES:
+                for source in self._sources_shown:
                     changes.add_metric([change, source], float(counted.get((change, source), 0)))
             for path, ok in sorted(self._sources.file_status().items()):
                 files.add_metric([path], 1.0 if ok else 0.0)

@@ -7,14 +7,16 @@ registers it for every target, ``/probe`` for the probed target only (``only=``)
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
 from trtc_exporter.clock import WallSeconds
+from trtc_exporter.exposition.dropped import printable_target
 from trtc_exporter.exposition.families import family, states_of
+from trtc_exporter.metrics import DropCounter
 from trtc_exporter.polling.state import TargetState
 
 log = logging.getLogger("trtc_exporter.collector")  # caller= stays as before
@@ -33,10 +35,12 @@ class TaskCollector(Collector):
     """
 
     def __init__(self, states: Callable[[], list[TargetState]], now: Callable[[], WallSeconds],
-                 only: Callable[[TargetState], bool] | None = None) -> None:
+                 only: Callable[[TargetState], bool] | None = None,
+                 drops: DropCounter | None = None) -> None:
         self._states = states
         self._now = now
         self._only = only
+        self._drops = drops or DropCounter()
 
     def describe(self) -> Iterator[Metric]:
         return iter(())
@@ -52,13 +56,29 @@ class TaskCollector(Collector):
 
     def _families(self) -> list[Metric]:
         now = self._now()
-        states = sorted((s for s in self._states() if self._only is None or self._only(s)),
-                        key=lambda s: s.target.key)
+        chosen = (s for s in self._states() if self._only is None or self._only(s))
+        states = sorted(self._printable(chosen), key=lambda s: s.target.key)
         extra = tuple(sorted({name for s in states for name, _ in s.target.labels}))
         fam = {n: family(n, extra) for n in TASK_FAMILIES}
         for state in states:
-            _add_task(fam, state, extra, now)
+            marks = {name: len(f.samples) for name, f in fam.items()}
+            try:
+                _add_task(fam, state, extra, now)
+            except Exception:  # leave nothing of this target behind, serve the others
+                log.exception("rendering %s failed; its series are left out",
+                              state.target.describe())
+                self._drops.add("render_error")
+                for name, f in fam.items():
+                    del f.samples[marks[name]:]
         return list(fam.values())
+
+    def _printable(self, states: Iterable[TargetState]) -> Iterator[TargetState]:
+        """States whose label values can be written (valid Unicode, bounded); others counted."""
+        for state in states:
+            if printable_target(state.target, (state.resolved_task_id,)):
+                yield state
+            else:
+                self._drops.add("invalid_text")
 
 
 def _add_task(fam: dict[str, Any], state: TargetState, extra: tuple[str, ...],

@@ -15,6 +15,7 @@ from trtc_exporter.config.model import Config
 from trtc_exporter.durations import format_duration
 from trtc_exporter.generations import ACTIONS
 from trtc_exporter.polling.intervals import effective_interval
+from trtc_exporter.polling.state import ENDED_STATES
 from trtc_exporter.response import NOT_FOUND
 from trtc_exporter.target import Target
 
@@ -29,14 +30,31 @@ def base_interval(target: Target, config: Config) -> float:
     return target.poll_interval or config.poll_interval
 
 
+EVENT_CONFIRMED_FACTOR = 4.0
+"""How much less often an InProgress task is polled while TRTC's callbacks keep confirming it
+(a start or a sentence received within that longer interval): its stop arrives as a callback
+and triggers a poll at once, so the polls are only a safety net (bench/webhooks.py)."""
+
+
 def state_interval(target: Target, status: str, seen: bool, not_found_streak: int,
-                   config: Config) -> float:
-    """Interval before stretching: settled states less often, never-seen NotFound backs off."""
+                   config: Config, event_age: float | None = None) -> float:
+    """Interval before stretching: settled states less often, never-seen NotFound backs off,
+    an InProgress task confirmed by a callback ``event_age`` seconds ago less often too.
+
+    An ended session (SdkAppId + SessionId, no TaskId) uses ``stopped_session_factor`` rather
+    than the state's factor: its room may start a new transcription at any time.
+    """
     base = base_interval(target, config)
     if status == NOT_FOUND and not seen:
         backoff = base * float(2 ** min(max(not_found_streak - 1, 0), 20))
         return max(base, min(backoff, config.schedule.not_found_backoff_max))
-    return base * config.schedule.state_factors.get(status, 1.0)
+    if status in ENDED_STATES and not target.task_id:
+        return base * config.schedule.stopped_session_factor
+    interval = base * config.schedule.state_factors.get(status, 1.0)
+    relaxed = interval * EVENT_CONFIRMED_FACTOR
+    if status == "InProgress" and event_age is not None and 0 <= event_age < relaxed:
+        return relaxed
+    return interval
 
 
 def capacity(rate: float, guard: float) -> float:

@@ -19,9 +19,16 @@ from trtc_exporter.api.outcome import Outcome
 from trtc_exporter.clock import Clock, MonoSeconds
 from trtc_exporter.config.model import Config
 from trtc_exporter.polling.due import Key, Schedule, spread
+from trtc_exporter.polling.failures import FailureLog
 from trtc_exporter.polling.intervals import effective_interval
 from trtc_exporter.polling.planning import capacity, state_interval, stretch_factor
-from trtc_exporter.polling.state import StateStore, TargetState, apply_outcome
+from trtc_exporter.polling.state import (
+    StateStore,
+    TargetState,
+    apply_event,
+    apply_outcome,
+    with_event_facts,
+)
 from trtc_exporter.response import ApiFailure
 from trtc_exporter.target import Target
 
@@ -65,7 +72,10 @@ class Poller:
         self._cycle_start: float = clock.monotonic()  # MonoSeconds
         self._last_plan = -1.0
         self._due_of: dict[Key, float] = {}
+        self._by_task: dict[tuple[str, str], Key] = {}  # (api, task_id) -> key, for callbacks
+        self._soon: set[Key] = set()  # confirm by a poll as soon as the current one is done
         self.stats = PollerStats(last_progress=clock.time())
+        self.failures = FailureLog(clock)
 
     # -- target set -------------------------------------------------------------------------
     def set_targets(self, targets: Iterable[Target], config: Config | None = None) -> None:
@@ -81,7 +91,12 @@ class Poller:
                 self._due_of.pop(key, None)
             new_keys = [k for k in active if k not in self._targets]
             self._targets = active
+            self._by_task = {}
+            for key, target in active.items():
+                self._index_task_locked(key, target.task_id or self._resolved_id(key))
+            self._soon &= active.keys()
             self._store.sync(active.values())
+            self.failures.retain(active.keys())
             self._replan_locked()
             self._cycle_pending &= active.keys()
             self._schedule_new_locked(new_keys)
@@ -110,12 +125,14 @@ class Poller:
             self._targets.update(new)
             self._store.add(new.values())
             for key, target in new.items():
+                self._index_task_locked(key, target.task_id or self._resolved_id(key))
+            for key, target in new.items():
                 self._demand[target.action] = (self._demand.get(target.action, 0.0)
                                                + 1.0 / self._base_interval(self._state_of(key)))
             self._stretch_locked({t.action for t in new.values()})
             self._schedule_new_locked(list(new))
 
-    def remove_targets(self, keys: Iterable[Key]) -> None:
+    def remove_targets(self, keys: list[Key]) -> None:
         """Drop targets without re-planning the whole set (a deregistration): O(removed)."""
         with self._lock:
             for key in keys:
@@ -127,10 +144,15 @@ class Poller:
                                                   - 1.0 / self._base_interval(
                                                       self._state_of_target(target)))
                 self._stretch_locked({target.action})
+                task = (key[0], target.task_id or self._resolved_id(key))
+                if self._by_task.get(task) == key:
+                    del self._by_task[task]
                 self._schedule.remove(key)
                 self._due_of.pop(key, None)
                 self._cycle_pending.discard(key)
+                self._soon.discard(key)
                 self._store.remove(key)
+            self.failures.forget(keys)
             self._lock.notify_all()
 
     def targets(self) -> list[Target]:
@@ -162,6 +184,22 @@ class Poller:
             due = self._schedule.due_at(key)
             return None if due is None else MonoSeconds(due)
 
+    def overdue_seconds(self) -> float:
+        """Age in seconds of the most overdue poll: now minus the earliest due time of a target
+        still waiting to be handed out, queued for a worker or in flight; 0 when none is late.
+
+        Judged against the work really due, so settled targets (Stopped every 10 intervals,
+        NotFound backing off) never look like a stall, while a dead dispatcher or a hung
+        worker makes it grow without bound.
+        """
+        with self._lock:
+            now = self._clock.monotonic()
+            earliest = min(self._due_of.values(), default=math.inf)
+            nxt = self._schedule.next_due()
+            if nxt is not None:
+                earliest = min(earliest, nxt)
+            return max(0.0, now - earliest) if earliest != math.inf else 0.0
+
     # -- planning ---------------------------------------------------------------------------
     def _state_of(self, key: Key) -> TargetState:
         return self._store.get(key) or TargetState(self._targets[key])
@@ -171,8 +209,48 @@ class Poller:
 
     def _base_interval(self, state: TargetState) -> float:
         """The state-aware interval before stretching."""
+        age = self._clock.time() - state.event_time if state.event_time else None
         return state_interval(state.target, state.status, state.seen, state.not_found_streak,
-                              self._config)
+                              self._config, age)
+
+    # -- callbacks (webhook/) ---------------------------------------------------------------
+    def find_task(self, api: str, task_id: str) -> Key | None:
+        """The key of the polled target watching this task id of this API, if any."""
+        with self._lock:
+            return self._by_task.get((api, task_id))
+
+    def _resolved_id(self, key: Key) -> str:
+        state = self._store.get(key)
+        return state.resolved_task_id if state is not None else ""
+
+    def _index_task_locked(self, key: Key, task_id: str) -> None:
+        """Callbacks name tasks by TaskId: index session targets by the TaskId polls found."""
+        if task_id:
+            self._by_task.setdefault((key[0], task_id), key)
+
+    def observe(self, key: Key, *, ended: str | None = None, change_time: float | None = None,
+                sentence_time: float | None = None, confirm: bool = False) -> bool:
+        """Record a verified callback about a polled target (see ``state.apply_event``); with
+        ``confirm`` the target is due now, so a poll confirms it as soon as the budget gives a
+        token (never outside the budget). False when the target is not polled here."""
+        with self._lock:
+            if key not in self._targets:
+                return False
+            prev = self._state_of(key)
+            self._store.put(apply_event(prev, self._clock.time(), ended=ended,
+                                        change_time=change_time, sentence_time=sentence_time))
+            if confirm:
+                self._poll_soon_locked(key)
+            return True
+
+    def _poll_soon_locked(self, key: Key) -> None:
+        now = self._clock.monotonic()
+        if key in self._schedule:
+            if (self._schedule.due_at(key) or now) > now:
+                self._schedule.set(key, now)
+                self._lock.notify_all()
+        else:  # being polled now: poll again right after
+            self._soon.add(key)
 
     def _interval_after(self, state: TargetState) -> float:
         return self._base_interval(state) * self._stretch.get(state.target.action, 1.0)
@@ -282,12 +360,13 @@ class Poller:
         except Exception as exc:  # a bug in one poll must not orphan its target
             log.error("poll of %s failed unexpectedly: %s", target.describe(), type(exc).__name__)
             outcome = Outcome(ApiFailure("Other", type(exc).__name__), 1, 0.0)
+        self.failures.observe(target, outcome.result)
         new = apply_outcome(prev, outcome, self._clock.time())
         with self._lock:
             if key not in self._targets:
                 self._due_of.pop(key, None)
                 return
-            self._finish_locked(key, prev, new)
+            self._finish_locked(key, prev, with_event_facts(new, self._store.get(key)))
 
     def _finish_locked(self, key: Key, prev: TargetState, new: TargetState) -> None:
         now_wall, now = self._clock.time(), self._clock.monotonic()
@@ -297,9 +376,13 @@ class Poller:
         else:
             interval = self._interval_after(new)
             due = self._next_due(self._due_of.pop(key, now), interval, now)
+            if key in self._soon:
+                self._soon.discard(key)
+                due = now
             new = replace(new, interval=interval, next_poll=now_wall + (due - now))
             self._store.record_poll(prev, new)
             self._schedule.set(key, due)
+            self._index_task_locked(key, new.resolved_task_id)
         self.stats.last_progress = now_wall
         self._cycle_done_locked(key, now)
 

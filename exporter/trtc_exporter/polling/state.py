@@ -13,11 +13,20 @@ from dataclasses import dataclass, replace
 from trtc_exporter.api.outcome import Outcome
 from trtc_exporter.clock import WallSeconds
 from trtc_exporter.polling.intervals import STALE_AFTER_INTERVALS
-from trtc_exporter.response import NOT_FOUND, NOT_FOUND_CODES, UNKNOWN, TaskStatus
+from trtc_exporter.response import (
+    NOT_FOUND,
+    NOT_FOUND_CODES,
+    UNKNOWN,
+    TaskStatus,
+    is_auth_failure,
+)
 from trtc_exporter.target import Target
 
 ENDED_STATES = frozenset({"Stopped", "Exited"})
 ACTIVE_STATES = frozenset({"Preparing", "InProgress"})
+HISTORY_LIMIT = 16
+"""Status transitions kept per target (the landing page's status strip): at most this many
+(wall-clock seconds, status) pairs, oldest dropped first, so memory stays bounded per target."""
 
 AppKey = tuple[str, str, str]
 
@@ -44,6 +53,12 @@ class TargetState:
     seen: bool = False  # the API has returned a status for it at least once
     ended_at: float | None = None
     not_found_streak: int = 0
+    history: tuple[tuple[float, str], ...] = ()  # (wall s, new status), at most HISTORY_LIMIT
+    # facts from TRTC event callbacks (webhook/): never the transcript, only counts and times
+    sentences: int = 0  # complete sentences (903/1403) received for the task
+    last_sentence: float | None = None  # EventMsTs of the last one, Unix seconds
+    event_time: float = 0.0  # when the last callback about the task was received (0: none)
+    first_event: float = 0.0  # when the first one was (silence is judged from then on)
 
     def shown_status(self, now: WallSeconds) -> str:
         """Unknown when no answer arrived within STALE_AFTER_INTERVALS planned intervals."""
@@ -52,6 +67,14 @@ class TargetState:
         if self.last_answer == 0.0 or stale:
             return UNKNOWN
         return self.status
+
+    @property
+    def stale_since(self) -> float | None:
+        """Wall-clock seconds from which shown_status turns Unknown (None: no answer or no
+        planned interval yet)."""
+        if not self.last_answer or not self.interval:
+            return None
+        return self.last_answer + STALE_AFTER_INTERVALS * self.interval
 
     @property
     def app_key(self) -> AppKey:
@@ -76,15 +99,56 @@ def apply_outcome(prev: TargetState, outcome: Outcome, now: WallSeconds) -> Targ
     return replace(polled, poll_success=False, last_error_code=result.code)
 
 
+def apply_event(prev: TargetState, now: WallSeconds, *, ended: str | None = None,
+                change_time: float | None = None, sentence_time: float | None = None
+                ) -> TargetState:
+    """The record after a verified callback about the task, received at ``now``.
+
+    ``ended`` (Stopped or Exited, from 902/1402) shows the task ended at once, with
+    ``change_time`` (the event's EventMsTs) as its change time; ``sentence_time`` (903/1403)
+    counts one sentence. Poll facts (last success, poll success) are left alone.
+    """
+    state = replace(prev, event_time=now, first_event=prev.first_event or now)
+    if sentence_time is not None:
+        last = max(sentence_time, prev.last_sentence or sentence_time)
+        state = replace(state, sentences=prev.sentences + 1, last_sentence=last)
+    if ended is not None and prev.status != ended:
+        state = _with_status(state, ended, now)
+        state = replace(state, status_change_time=change_time or now)
+    return state
+
+
+def with_event_facts(new: TargetState, current: TargetState | None) -> TargetState:
+    """A poll's record with the callback facts that arrived while it was in flight kept."""
+    if current is None or current.event_time <= new.event_time:
+        return new
+    return replace(new, sentences=current.sentences, last_sentence=current.last_sentence,
+                   event_time=current.event_time, first_event=current.first_event)
+
+
 def _with_status(prev: TargetState, status: str, now: float, **changes: object) -> TargetState:
     changed = status != prev.status
+    history = (prev.history + ((now, status),))[-HISTORY_LIMIT:] if changed else prev.history
     state = replace(prev, status=status, last_answer=now,
                     status_change_time=now if changed else prev.status_change_time,
-                    **changes)  # type: ignore[arg-type]
+                    history=history, **changes)  # type: ignore[arg-type]
     gone = status in ENDED_STATES or (status == NOT_FOUND and state.seen)
     if not gone:
         return replace(state, ended_at=None)
     return state if prev.ended_at is not None else replace(state, ended_at=now)
+
+
+def all_auth_failures(states: Iterable[TargetState]) -> str:
+    """The most frequent error code when the latest poll of every polled target failed with an
+    authentication or authorisation error (``response.is_auth_failure``), else ""."""
+    codes: dict[str, int] = {}
+    for state in states:
+        if state.poll_success is None:
+            continue  # not polled yet
+        if state.poll_success or not is_auth_failure(state.last_error_code):
+            return ""
+        codes[state.last_error_code] = codes.get(state.last_error_code, 0) + 1
+    return max(sorted(codes), key=codes.__getitem__, default="")
 
 
 def _add(table: dict[AppKey, float], key: AppKey, seconds: float) -> None:

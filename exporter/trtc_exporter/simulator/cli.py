@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from trtc_exporter import logsetup
 from trtc_exporter.secret import Secret
 from trtc_exporter.simulator.auth import Credential
 from trtc_exporter.simulator.callback_config import CallbackSpec, check_url
@@ -66,7 +67,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--secret-id", help="accept this SecretId (with --secret-key) instead")
     p.add_argument("--secret-key", help="the SecretKey for --secret-id")
     p.add_argument(
-        "--log.level", dest="log_level", default="info", choices=["debug", "info", "warn", "error"]
+        "--log.level", dest="log_level", default="info", choices=list(logsetup.LEVELS),
+        help="only log messages of this severity or above",
+    )
+    p.add_argument(
+        "--log.format", dest="log_format", default="logfmt", choices=["logfmt", "json"],
+        help="output format of log messages, as the exporter's",
     )
     return p  # fmt: skip
 
@@ -104,8 +110,8 @@ def _print_demo_config(scenario: Scenario, url: str) -> None:
     }
     sys.stdout.write(
         "# Fake credentials of this simulator (they work nowhere else):\n"
-        f"TENCENTCLOUD_SECRET_ID={cred.secret_id}\n"
-        f"TENCENTCLOUD_SECRET_KEY={cred.secret_key.reveal()}\n"
+        f"export TENCENTCLOUD_SECRET_ID={cred.secret_id}\n"
+        f"export TENCENTCLOUD_SECRET_KEY={cred.secret_key.reveal()}\n"
         "# Exporter config for the demo account:\n" + yaml.safe_dump(config, sort_keys=False)
     )
     sys.stdout.flush()
@@ -120,8 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser().parse_args(args_list)
     except SystemExit as exc:  # argparse exits on --help (0) and on usage errors (2)
         return exc.code if isinstance(exc.code, int) else 2
-    logging.basicConfig(level=args.log_level.upper().replace("WARN", "WARNING"), stream=sys.stderr,
-                        format="ts=%(asctime)s level=%(levelname)s msg=%(message)r")  # fmt: skip
+    logsetup.setup(args.log_level, args.log_format)  # the exporter's format: one grep for both
     if bool(args.secret_id) != bool(args.secret_key):
         sys.stderr.write("simulate: --secret-id and --secret-key go together\n")
         return 2

@@ -20,7 +20,8 @@ from trtc_exporter.clock import Clock
 from trtc_exporter.config.model import parse_targets
 from trtc_exporter.errors import ConfigError, Errors
 from trtc_exporter.target import Target
-from trtc_exporter.yamlload import YamlError, load_yaml
+from trtc_exporter.textfile import TextFileError, decode, read_bytes
+from trtc_exporter.yamlload import YamlError, load_yaml, outline
 
 log = logging.getLogger("trtc_exporter.targetfiles")  # caller= stays as before
 
@@ -36,11 +37,22 @@ class FileState:
     error: str = ""
 
 
-def parse_target_file(path: str, text: str, default_region: str) -> tuple[Target, ...]:
-    """Parse one file's text; JSON by extension, else YAML. Raises ConfigError naming the path."""
+def parse_target_file(path: str, text: str, default_region: str,
+                      max_entries: int = 10_000,
+                      extra_regions: frozenset[str] = frozenset()) -> tuple[Target, ...]:
+    """Parse one file's text; JSON by extension, else YAML. Raises ConfigError naming the path.
+
+    A file of more than ``max_entries`` (the config's max_targets) is refused whole before any
+    entry is built: a YAML file is counted by streaming events first, so 100 000 entries cost a
+    fraction of a second and no memory for entries that would be refused anyway.
+    """
     kind = "JSON" if path.endswith(".json") else "YAML"
+    too_many = ConfigError([f"{path}: more than {max_entries} entries (max_targets); "
+                            f"the file is refused"])
+    if kind == "YAML" and outline(text, None, max_entries).items > max_entries:
+        raise too_many
     try:
-        raw = json.loads(text) if kind == "JSON" else load_yaml(text)
+        raw = json.loads(text) if kind == "JSON" else load_yaml(text, keep_text=True)
     except YamlError as exc:
         raise ConfigError([f"{path}: not valid {kind}: {exc.summary}"]) from None
     except ValueError as exc:
@@ -48,9 +60,11 @@ def parse_target_file(path: str, text: str, default_region: str) -> tuple[Target
         raise ConfigError([f"{path}: not valid {kind}: {first}"]) from None
     except RecursionError:
         raise ConfigError([f"{path}: not valid {kind}: nested too deeply"]) from None
+    if isinstance(raw, list) and len(raw) > max_entries:
+        raise too_many
     errors = Errors()
     targets = parse_targets([] if raw is None else raw, path, errors, default_region,
-                            source="file")
+                            source="file", extra_regions=extra_regions)
     errors.raise_if_any()
     return targets
 
@@ -63,6 +77,8 @@ class TargetFiles:
     clock: Clock
     default_region: str = "ap-guangzhou"
     refresh_interval: float = 30.0
+    max_entries: int = 10_000  # the config's max_targets: a longer file is refused whole
+    extra_regions: frozenset[str] = frozenset()  # api.extra_regions
     files: dict[str, FileState] = field(default_factory=dict)
     _next_check: float = field(default=float("-inf"))
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -94,15 +110,19 @@ class TargetFiles:
 
     def _load(self, path: str, state: FileState, force: bool) -> FileState:
         try:
-            with open(path, "rb") as handle:
-                data = handle.read()
-        except OSError as exc:
-            return self._fail(path, state, "", f"cannot read: {exc.strerror or exc}")
+            data = read_bytes(path)
+        except TextFileError as exc:
+            return self._fail(path, state, "", f"cannot read: {exc}")
         digest = hashlib.sha256(data).hexdigest()
         if digest == state.digest and not force:
             return state
         try:
-            targets = parse_target_file(path, data.decode("utf-8", "replace"), self.default_region)
+            text = decode(data)
+        except TextFileError as exc:
+            return self._fail(path, state, digest, f"{path}: {exc}")
+        try:
+            targets = parse_target_file(path, text, self.default_region, self.max_entries,
+                                        self.extra_regions)
         except ConfigError as exc:
             return self._fail(path, state, digest, "; ".join(exc.lines))
         if not state.ok or targets != state.targets or not state.digest:

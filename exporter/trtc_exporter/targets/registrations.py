@@ -16,7 +16,10 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from trtc_exporter.target import Target
+from trtc_exporter.durations import format_duration
+from trtc_exporter.errors import Errors, show
+from trtc_exporter.metrics import DropCounter
+from trtc_exporter.target import Target, parse_target
 
 log = logging.getLogger("trtc_exporter.store")  # caller= stays as before
 _SCHEMA = """CREATE TABLE IF NOT EXISTS targets (
@@ -51,16 +54,31 @@ def target_to_json(target: Target) -> str:
         spec["poll_interval_seconds"] = target.poll_interval
     if target.translation:
         spec["translation"] = True
+    if target.source != "api":  # "webhook": found by a TRTC callback
+        spec["source"] = target.source
     return json.dumps(spec, sort_keys=True)
 
 
 def target_from_json(text: str) -> Target:
+    """A stored row back into a Target, validated like any registration (a row written by an
+    older release or another tool may hold anything); ValueError naming the problem."""
     spec = json.loads(text)
-    return Target(api=spec["api"], region=spec["region"], task_id=spec.get("task_id", ""),
-                  sdk_app_id=spec.get("sdk_app_id"), session_id=spec.get("session_id", ""),
-                  labels=tuple(sorted(spec.get("labels", {}).items())),
-                  poll_interval=spec.get("poll_interval_seconds"),
-                  translation=spec.get("translation", False), source="api")
+    if not isinstance(spec, dict):
+        raise ValueError("not a JSON object")
+    interval = spec.pop("poll_interval_seconds", None)
+    if interval is not None:
+        if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
+            raise ValueError("poll_interval_seconds is not a positive number")
+        spec["poll_interval"] = format_duration(interval)  # whole ms, as parsed on the way in
+    source = spec.pop("source", "api")
+    if source not in ("api", "webhook"):
+        raise ValueError(f"source {source!r} is not api or webhook")
+    errors = Errors()
+    target = parse_target(spec, "row", errors, str(spec.get("region", "")), source=source,
+                          extra_regions=frozenset({str(spec.get("region", ""))}))
+    if target is None:
+        raise ValueError("; ".join(errors.report()))
+    return target
 
 
 def _reason(exc: Exception) -> str:
@@ -75,8 +93,9 @@ class RegistrationStore:
     """The registration API's targets in SQLite (WAL mode, one transaction per change), so they
     survive restarts. Raises :class:`RegistrationStoreError` when the file cannot be used."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, drops: DropCounter | None = None) -> None:
         self.path = path
+        self._drops = drops or DropCounter()
         self._lock = threading.Lock()
         try:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -84,7 +103,7 @@ class RegistrationStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._check()
-        except (sqlite3.Error, OSError) as exc:
+        except (sqlite3.Error, OSError, RegistrationStoreError) as exc:
             with contextlib.suppress(AttributeError, sqlite3.Error):
                 self._db.close()
             raise RegistrationStoreError(f"registration.db_path {path}: {_reason(exc)}") from None
@@ -98,6 +117,7 @@ class RegistrationStore:
         self._db.execute("SELECT id, spec, created, expires_at FROM targets LIMIT 1").fetchall()
         if not os.access(self.path, os.W_OK):
             raise OSError("not writable")
+        self._writable_shm()
         self._db.execute("BEGIN IMMEDIATE")  # takes the write lock: proves we can write
         self._db.execute("ROLLBACK")
 
@@ -108,34 +128,64 @@ class RegistrationStore:
         out = []
         for spec, created, expires in rows:
             try:
+                if not isinstance(created, int | float) or not (
+                        expires is None or isinstance(expires, int | float)):
+                    raise ValueError("created or expires_at is not a number")
                 out.append(Registered(target_from_json(spec), created, expires))
-            except (ValueError, KeyError, TypeError):
-                log.error("registration database: skipping an unreadable row")
+            except (ValueError, KeyError, TypeError, RecursionError) as exc:
+                self._drops.add("stored_row")
+                log.error("registration database: skipping an unreadable row: %s",
+                          show(str(exc)))
         return out
+
+    def _writable_shm(self) -> None:
+        """Refuse a write whose shared-memory file cannot be written: SQLite maps ``-shm`` and
+        a file it cannot extend (immutable, read-only) kills the process with SIGBUS, without a
+        log line. Raises RegistrationStoreError naming the file instead."""
+        shm = self.path + "-shm"
+        try:
+            with open(shm, "r+b"):
+                pass
+        except FileNotFoundError:
+            return  # SQLite creates it
+        except OSError as exc:
+            raise RegistrationStoreError(f"registration database write refused: {shm}: "
+                                         f"{exc.strerror or exc}") from None
 
     def upsert(self, items: list[Registered]) -> None:
         """Insert or refresh targets in one transaction (idempotent by identity)."""
         rows = [(r.target.id, target_to_json(r.target), r.created, r.expires_at) for r in items]
         with self._lock:
             try:
+                self._writable_shm()
                 self._db.execute("BEGIN IMMEDIATE")
                 self._db.executemany(
                     "INSERT INTO targets(id, spec, created, expires_at) VALUES (?, ?, ?, ?) "
                     "ON CONFLICT(id) DO UPDATE SET spec=excluded.spec, "
                     "expires_at=excluded.expires_at", rows)
                 self._db.execute("COMMIT")
+            except RegistrationStoreError as exc:
+                log.error("%s", exc)
+                raise
             except sqlite3.Error as exc:
                 if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
+                    with contextlib.suppress(sqlite3.Error):
+                        self._db.execute("ROLLBACK")
+                log.error("registration database write failed: %s", exc)
                 raise RegistrationStoreError(f"registration database write failed: {exc}") from None
 
     def delete(self, ids: list[str]) -> int:
         """Delete registrations by Target.id; returns how many existed."""
         with self._lock:
             try:
+                self._writable_shm()
                 cursor = self._db.executemany("DELETE FROM targets WHERE id = ?",
                                               [(i,) for i in ids])
+            except RegistrationStoreError as exc:
+                log.error("%s", exc)
+                raise
             except sqlite3.Error as exc:
+                log.error("registration database write failed: %s", exc)
                 raise RegistrationStoreError(f"registration database write failed: {exc}") from None
             return cursor.rowcount
 

@@ -7,11 +7,11 @@ file was edited, a registration expired); reloads call :meth:`apply_config`.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from trtc_exporter.clock import Clock
 from trtc_exporter.config.model import Config
 from trtc_exporter.errors import ConfigError
+from trtc_exporter.metrics import DropCounter
 from trtc_exporter.secret import Secret
 from trtc_exporter.target import Target
 from trtc_exporter.targets.files import TargetFiles
@@ -21,6 +21,7 @@ from trtc_exporter.targets.registrations import (
     RegistrationStoreError,
 )
 from trtc_exporter.targets.targetset import TargetSet
+from trtc_exporter.textfile import TextFileError, read_secret
 
 log = logging.getLogger("trtc_exporter.sources")  # caller= stays as before
 
@@ -30,10 +31,9 @@ def read_bearer_token(path: str | None) -> Secret | None:
     if path is None:
         return None
     try:
-        token = Path(path).read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ConfigError([f"registration.bearer_token_file: cannot read {path}: "
-                           f"{getattr(exc, 'strerror', None) or type(exc).__name__}"]) from None
+        token = read_secret(path)
+    except TextFileError as exc:
+        raise ConfigError([f"registration.bearer_token_file: cannot read {path}: {exc}"]) from None
     if not token:
         raise ConfigError([f"registration.bearer_token_file: {path} is empty"])
     return Secret(token)
@@ -42,21 +42,39 @@ def read_bearer_token(path: str | None) -> Secret | None:
 class TargetSources:
     """Where targets come from: config, target files and the registration store, merged."""
 
-    def __init__(self, config: Config, clock: Clock) -> None:
-        """Open the registration store (RegistrationStoreError if unusable), read target files."""
+    def __init__(self, config: Config, clock: Clock, drops: DropCounter | None = None, *,
+                 webhooks: bool = False) -> None:
+        """Open the registration store (RegistrationStoreError if unusable), read target files.
+
+        ``drops`` counts unreadable database rows (reason ``stored_row``). ``webhooks``: the
+        callback listener is on, so tasks it discovers (source ``webhook``) are persisted in the
+        registration store even when the registration API is off.
+        """
         self._clock = clock
+        self._drops = drops or DropCounter()
+        self._webhooks = webhooks
         registration = config.registration
-        self.registrations = (RegistrationStore(registration.db_path) if registration.enabled
-                              else None)
+        self.registrations = (RegistrationStore(registration.db_path, self._drops)
+                              if self._persists(config) else None)
         self.bearer_token = read_bearer_token(registration.bearer_token_file)
-        self.target_set = TargetSet(clock, config.max_targets, self.registrations)
+        self.target_set = TargetSet(clock, config.max_targets)
+        self.target_set.attach(self.registrations, self._dynamic_sources(config))
         self.files = self._watch(config)
         self.files.refresh(force=True)
         self._config = config
 
+    def _persists(self, config: Config) -> bool:
+        return config.registration.enabled or self._webhooks
+
+    @staticmethod
+    def _dynamic_sources(config: Config) -> frozenset[str]:
+        """Stored targets in force: webhook discoveries, and API registrations when enabled."""
+        return frozenset({"api", "webhook"} if config.registration.enabled else {"webhook"})
+
     def _watch(self, config: Config) -> TargetFiles:
         return TargetFiles(config.target_files, self._clock, config.api.region,
-                           config.target_files_refresh_interval)
+                           config.target_files_refresh_interval, config.max_targets,
+                           config.api.extra_regions)
 
     def apply_config(self, config: Config) -> None:
         """On reload: new config targets, re-read every target file and the bearer token.
@@ -68,23 +86,26 @@ class TargetSources:
         old, new = self._config.registration, config.registration
         token = read_bearer_token(new.bearer_token_file)
         store = self.registrations
-        if new.enabled and store is None:
+        persists = self._persists(config)
+        if persists and store is None:
             try:
-                store = RegistrationStore(new.db_path)
+                store = RegistrationStore(new.db_path, self._drops)
             except RegistrationStoreError as exc:
                 raise ConfigError([str(exc)]) from None
-        elif new.enabled and new.db_path != old.db_path:
+        elif persists and new.db_path != old.db_path:
             log.warning("registration.db_path changed; the new path takes effect on restart")
         self.bearer_token = token
-        if not new.enabled:
+        if not persists:
             store = None
-        if store is not self.registrations:
+        if store is not self.registrations or old.enabled != new.enabled:
             previous, self.registrations = self.registrations, store
-            self.target_set.attach(store)
-            if previous is not None:
+            self.target_set.attach(store, self._dynamic_sources(config))
+            if previous is not None and previous is not store:
                 previous.close()
-        if (config.target_files, config.target_files_refresh_interval, config.api.region) != (
-                self.files.patterns, self.files.refresh_interval, self.files.default_region):
+        if (config.target_files, config.target_files_refresh_interval, config.api.region,
+                config.max_targets, config.api.extra_regions) != (
+                self.files.patterns, self.files.refresh_interval, self.files.default_region,
+                self.files.max_entries, self.files.extra_regions):
             self.files = self._watch(config)
         self.files.refresh(force=True)
         self.target_set.max_targets = config.max_targets

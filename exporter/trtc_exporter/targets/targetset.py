@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from trtc_exporter.clock import Clock
-from trtc_exporter.target import Target
+from trtc_exporter.target import Target, duplicate_text
 from trtc_exporter.targets.registrations import Registered, RegistrationStore
 
 log = logging.getLogger("trtc_exporter.targetset")  # caller= stays as before
@@ -22,6 +22,11 @@ CHANGES = ("added", "removed", "expired", "refused")
 
 class TargetLimitError(Exception):
     """Registering would exceed max_targets."""
+
+
+class TargetConflictError(Exception):
+    """A registration asks the API the same thing as a known target under another identity
+    (:attr:`Target.lookup`: one 1.0 TaskId with and without ``sdk_app_id``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,21 +49,26 @@ class TargetSet:
         self._files: list[Target] = []
         self._api: dict[Key, Registered] = {}
         self._ids: dict[str, Key] = {}  # Target.id (a hash) of each registration, computed once
+        self._lookups: dict[Key, Target] | None = None  # built when needed, then kept up to date
         self._current: dict[Key, Target] = {}
         self._refused: set[Key] = set()
         self.changes: Counter[tuple[str, str]] = Counter()
         self.attach(store)
 
-    def attach(self, store: RegistrationStore | None) -> None:
-        """Use this database (None: registration off): its targets replace the API source.
+    def attach(self, store: RegistrationStore | None,
+               sources: frozenset[str] = frozenset({"api", "webhook"})) -> None:
+        """Use this database (None: registration off): its targets of ``sources`` (``api``
+        registrations, ``webhook`` discoveries) replace the dynamic ones.
 
         Registrations whose TTL passed while the exporter was down are expired at once instead
         of being polled until the first maintenance pass.
         """
         with self._lock:
             self._store = store
-            self._api = {} if store is None else {r.target.key: r for r in store.load()}
+            loaded = [] if store is None else store.load()
+            self._api = {r.target.key: r for r in loaded if r.target.source in sources}
             self._ids = {r.target.id: k for k, r in self._api.items()}
+            self._lookups = None
         self.expire()
 
     # -- sources ----------------------------------------------------------------------------
@@ -74,15 +84,18 @@ class TargetSet:
         """Add or refresh API targets (idempotent); raises TargetLimitError past the cap.
 
         Returns the targets new to the merged set; they join it at once (counted as added), at
-        its end as a full :meth:`merged` would put them, so a registration costs O(batch).
+        its end as a full :meth:`merged` would put them, so a registration costs O(batch) once
+        the lookup index exists.
         """
         now = self._clock.time()
         expires = None if ttl is None else now + ttl
         with self._lock:
+            self._check_conflicts(targets)
             merged_keys = set(self._current) | set(self._api)
             new = [t for t in targets if t.key not in merged_keys]
             if len(merged_keys) + len(new) > self.max_targets:
-                self.changes[("refused", "api")] += len(new)
+                for target in new:
+                    self.changes[("refused", target.source)] += 1
                 raise TargetLimitError(
                     f"max_targets ({self.max_targets}) reached: {len(merged_keys)} targets, "
                     f"{len(new)} new would exceed it")
@@ -90,14 +103,32 @@ class TargetSet:
                                 expires) for t in targets]
             if self._store is not None:
                 self._store.upsert(items)
+            known = self._lookup_index()
             for item in items:
                 self._api[item.target.key] = item
                 self._ids.setdefault(item.target.id, item.target.key)
+                known[item.target.lookup] = item.target
             new = list({t.key: t for t in new}.values())  # a batch may name a target twice
             for target in new:
                 self._current[target.key] = target
                 self.changes[("added", target.source)] += 1
         return new
+
+    def _lookup_index(self) -> dict[Key, Target]:
+        """Every known target by its lookup (dynamic ones win), as _check_conflicts reads it."""
+        if self._lookups is None:
+            self._lookups = {t.lookup: t for t in (*self._current.values(),
+                                                   *(r.target for r in self._api.values()))}
+        return self._lookups
+
+    def _check_conflicts(self, targets: list[Target]) -> None:
+        known = self._lookup_index()
+        for index, target in enumerate(targets):
+            other = known.get(target.lookup)
+            if other is not None and other.key != target.key:
+                raise TargetConflictError(
+                    f"targets[{index}]: " + duplicate_text(f"the {other.source} target {other.id}",
+                                                           other, target))
 
     def unregister(self, target_id: str) -> bool:
         """Remove the registration with this id; False when there is none."""
@@ -116,10 +147,11 @@ class TargetSet:
                 return None
             if self._store is not None:
                 self._store.delete([target_id])
-            del self._api[key]
+            item = self._api.pop(key)
+            self._lookups = None
             current = self._current.get(key)
-            if current is None or current.source != "api":  # refused, or config/file wins
-                return []
+            if current is None or current.source != item.target.source:  # refused, or
+                return []                                                   # config/file wins
             del self._current[key]
             self.changes[("removed", current.source)] += 1
             return [current]
@@ -140,10 +172,12 @@ class TargetSet:
                 return 0
             if self._store is not None:
                 self._store.delete([r.target.id for r in gone])
+            self._lookups = None
             for item in gone:
                 del self._api[item.target.key]
                 self._ids.pop(item.target.id, None)
-            self.changes[("expired", "api")] += len(gone)
+            for item in gone:
+                self.changes[("expired", item.target.source)] += 1
         log.info("%d registered targets expired", len(gone))
         return len(gone)
 
@@ -152,11 +186,17 @@ class TargetSet:
         """The target set to poll, recording added/removed/refused changes since last time."""
         with self._lock:
             merged: dict[Key, Target] = {}
+            lookups: dict[Key, Target] = {}
             refused = 0
             candidates = [*self._config, *self._files, *(r.target for r in self._api.values())]
             self._refused &= {t.key for t in candidates}  # forget refusals of departed targets
             for target in candidates:
-                if target.key in merged:
+                first = lookups.setdefault(target.lookup, target)
+                if first is not target:  # the same task from two sources: the first wins
+                    if first.key != target.key:
+                        log.warning("%s target %s skipped: %s", target.source, target.id,
+                                    duplicate_text(f"{first.source} target {first.id}", first,
+                                                   target))
                     continue
                 if len(merged) >= self.max_targets:
                     refused += self._refuse(target)
@@ -164,6 +204,7 @@ class TargetSet:
                 merged[target.key] = target
             self._count(self._current, merged)
             self._current = merged
+            self._lookups = None
             if refused:
                 log.error("max_targets (%d) reached: %d targets refused", self.max_targets,
                           refused)

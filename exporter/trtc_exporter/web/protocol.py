@@ -34,6 +34,23 @@ class TargetFacts:
     expires_at: float | None
 
 
+@dataclass(frozen=True, slots=True)
+class BudgetUse:
+    """One action's budget as the landing page draws it; rates in requests/s.
+
+    ``limit`` is the configured rate, ``effective`` the limiter's current (adaptive) rate,
+    ``demand`` what the polled targets need at their base cadence (the capacity plan's demand),
+    ``interval`` the effective poll interval in seconds after stretching.
+    """
+
+    action: str
+    targets: int
+    demand: float
+    limit: float
+    effective: float
+    interval: float
+
+
 class ExporterProtocol(Protocol):
     """Reads and commands of the web layer. Times are wall-clock seconds unless named."""
 
@@ -67,7 +84,12 @@ class ExporterProtocol(Protocol):
         ...
 
     def ready(self) -> bool:
-        """True once the first poll cycle is done (the /-/ready answer)."""
+        """True when :meth:`not_ready_reason` is empty (the /-/ready answer)."""
+        ...
+
+    def not_ready_reason(self) -> str:
+        """Why the exporter is not ready ("" when it is): first cycle pending, or every
+        target's last poll failed with an authentication error."""
         ...
 
     def now(self) -> WallSeconds:
@@ -84,6 +106,10 @@ class ExporterProtocol(Protocol):
 
     def budget_plan(self) -> list[tuple[str, float, float]]:
         """(action, effective rate req/s, effective interval s) for every limiter."""
+        ...
+
+    def budget_use(self) -> list[BudgetUse]:
+        """Per action: targets, demand, configured and effective rate (the landing page's bars)."""
         ...
 
     def bearer_token(self) -> Secret | None:

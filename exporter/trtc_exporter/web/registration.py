@@ -8,31 +8,32 @@ web config's basic auth (checked for every request before we get here) or a bear
 from __future__ import annotations
 
 import hmac
-import io
 import json
 import logging
+from collections.abc import Mapping
 from email.message import Message
 from http import HTTPStatus
 from socketserver import BaseServer
 from typing import Any, Protocol
 
-from trtc_exporter.config.model import parse_targets
+from trtc_exporter.config.model import ApiConfig, parse_targets
 from trtc_exporter.errors import Errors
 from trtc_exporter.polling.state import TargetState
 from trtc_exporter.target import Target
 from trtc_exporter.targets.registrations import RegistrationStoreError
-from trtc_exporter.targets.targetset import TargetLimitError
+from trtc_exporter.targets.targetset import TargetConflictError, TargetLimitError
 from trtc_exporter.web.protocol import ExporterProtocol
 from trtc_exporter.web.toolkit.server import ExporterHTTPServer
 
 MAX_BODY = 10 << 20
+_SOURCE_NAMES = {"config": "config file", "file": "target files (target_files)",
+                 "webhook": "webhook events"}
 
 
 class RequestHandler(Protocol):
     """What these endpoints use of the request handler (routes.ExporterHandler provides it)."""
 
     headers: Message
-    rfile: io.BufferedIOBase
     close_connection: bool
     server: BaseServer
 
@@ -41,16 +42,22 @@ class RequestHandler(Protocol):
 
     def send_json(self, status: int, document: Any) -> None: ...
 
-    def send_response(self, code: int, message: str | None = None) -> None: ...
+    def send_error_json(self, status: int, *errors: str,
+                        headers: Mapping[str, str] | None = None) -> None: ...
 
-    def send_header(self, keyword: str, value: str) -> None: ...
-
-    def end_headers(self) -> None: ...
+    def read_body(self, max_bytes: int) -> bytes: ...
 log = logging.getLogger("trtc_exporter.web_targets")  # caller= stays as before
 
 
 def _error(handler: RequestHandler, status: int, *errors: str) -> None:
-    handler.send_json(status, {"status": "error", "errors": list(errors)})
+    handler.send_error_json(status, *errors)
+
+
+def _bearer(header: str) -> bytes:
+    """The token of a ``Bearer`` Authorization value (scheme case-insensitive, RFC 9110
+    §11.1; b"" for any other scheme)."""
+    scheme, _, token = header.strip().partition(" ")
+    return token.strip().encode() if scheme.lower() == "bearer" else b""
 
 
 def _basic_auth_on(handler: RequestHandler) -> bool:
@@ -80,28 +87,22 @@ def _allowed(handler: RequestHandler) -> bool:
         _error(handler, HTTPStatus.FORBIDDEN, "registration needs authentication: set "
                "registration.bearer_token_file or basic_auth_users in --web.config.file")
         return False
-    given = handler.headers.get("Authorization", "")
-    if not hmac.compare_digest(given.encode(), f"Bearer {token.reveal()}".encode()):
+    given = _bearer(handler.headers.get("Authorization", ""))
+    if not hmac.compare_digest(given, token.reveal().encode()):
         handler.close_connection = True
-        handler.send_response(HTTPStatus.UNAUTHORIZED)
-        handler.send_header("WWW-Authenticate", 'Bearer realm="trtc-exporter"')
-        handler.send_header("Content-Length", "0")
-        handler.send_header("Connection", "close")
-        handler.end_headers()
+        handler.send_error_json(HTTPStatus.UNAUTHORIZED, "a valid bearer token is needed",
+                                headers={"WWW-Authenticate": 'Bearer realm="trtc-exporter"'})
         return False
     return True
 
 
 def _read_json(handler: RequestHandler) -> Any:
-    try:
-        length = int(handler.headers.get("Content-Length", "0"))
-    except ValueError:
-        length = -1
-    if not 0 < length <= MAX_BODY:
-        handler.close_connection = True  # the unread body must not become the next request
+    """The JSON body (ValueError when empty or not JSON; FramingError 413 when too large)."""
+    body = handler.read_body(MAX_BODY)
+    if not body:
         raise ValueError(f"body: need a JSON body of at most {MAX_BODY} bytes")
     try:
-        return json.loads(handler.rfile.read(length))
+        return json.loads(body)
     except (ValueError, RecursionError):
         raise ValueError("body: not valid JSON") from None
 
@@ -129,14 +130,19 @@ def post_targets(handler: RequestHandler) -> None:
     exporter = handler.exporter
     errors = Errors()
     raw, ttl = _split(document, errors)
-    targets = parse_targets(raw, "targets", errors, exporter.config.api.region, source="api")
+    api = exporter.config.api
+    targets = parse_targets(raw, "targets", errors, api.region, source="api",
+                            extra_regions=api.extra_regions)
     if errors.lines:
-        _error(handler, HTTPStatus.BAD_REQUEST, *errors.lines)
+        _error(handler, HTTPStatus.BAD_REQUEST, *errors.report())
         return
     try:
         new = exporter.register(list(targets), ttl)
     except TargetLimitError as exc:
         _error(handler, HTTPStatus.TOO_MANY_REQUESTS, str(exc))
+        return
+    except TargetConflictError as exc:
+        _error(handler, HTTPStatus.CONFLICT, str(exc))
         return
     except RegistrationStoreError as exc:
         _error(handler, HTTPStatus.SERVICE_UNAVAILABLE, str(exc))
@@ -155,7 +161,13 @@ def delete_target(handler: RequestHandler, target_id: str) -> None:
         _error(handler, HTTPStatus.SERVICE_UNAVAILABLE, str(exc))
         return
     if not removed:
-        _error(handler, HTTPStatus.NOT_FOUND, f"no registered target with id {target_id}")
+        source = next((s.target.source for s in handler.exporter.states()
+                       if s.target.id == target_id), None)
+        if source is not None:
+            _error(handler, HTTPStatus.CONFLICT, f"target {target_id} comes from the "
+                   f"{_SOURCE_NAMES.get(source, source)}; remove it there")
+        else:
+            _error(handler, HTTPStatus.NOT_FOUND, f"no registered target with id {target_id}")
         return
     handler.send_json(HTTPStatus.OK, {"status": "success", "data": {"deleted": target_id}})
 
@@ -165,15 +177,17 @@ def _fresh(expires_at: float | None, now: float, ttl: float) -> bool:
     return expires_at is None or expires_at - now >= ttl / 2
 
 
-def _probe_target(params: dict[str, str], default_region: str) -> Target | None:
+def _probe_target(params: dict[str, str], api: ApiConfig) -> Target | None:
     """The target a probe's query names, validated like a config entry (None if invalid)."""
     raw: dict[str, Any] = {k: v for k, v in params.items()
                            if k in ("task_id", "session_id", "api", "region")}
     if "sdk_app_id" in params:
         app = params["sdk_app_id"]
-        raw["sdk_app_id"] = int(app) if app.isascii() and app.isdigit() else app
+        digits = app.isascii() and app.isdigit() and len(app) <= 20  # int() refuses 4 300+
+        raw["sdk_app_id"] = int(app) if digits else app
     errors = Errors()
-    targets = parse_targets([raw], "probe", errors, default_region, source="api")
+    targets = parse_targets([raw], "probe", errors, api.region, source="api",
+                            extra_regions=api.extra_regions)
     return targets[0] if targets and not errors.lines else None
 
 
@@ -191,7 +205,7 @@ def register_probed(handler: RequestHandler, params: dict[str, str],
     if found and all(_fresh(exporter.registration_expiry(s.target.key), now, ttl)
                      for s in found):
         return
-    target = _probe_target(params, exporter.config.api.region)
+    target = _probe_target(params, exporter.config.api)
     if target is None:
         return
     known = None if found else exporter.registered(target.key)
@@ -199,5 +213,5 @@ def register_probed(handler: RequestHandler, params: dict[str, str],
         return
     try:
         exporter.register([target], ttl)
-    except (TargetLimitError, RegistrationStoreError) as exc:
+    except (TargetLimitError, TargetConflictError, RegistrationStoreError) as exc:
         log.warning("probe registration refused: %s", exc)

@@ -1,7 +1,7 @@
 """HTTP endpoints: /, /metrics, /-/healthy, /-/ready, /-/reload, /probe, /api/v1/targets.
 
 Handlers only read the poller's snapshot (and /-/reload re-reads the config); nothing here calls
-the TRTC API. Any handler error becomes a 500 with a short text for that request only, except
+the TRTC API. Any handler error becomes a 500 JSON error for that request only, except
 /metrics, which falls back to the exporter's own health series and still answers 200.
 """
 
@@ -13,36 +13,48 @@ import logging
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, parse_qsl, unquote, urlsplit
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 
 from trtc_exporter.clock import WallSeconds
-from trtc_exporter.exposition.body import encoder_for
+from trtc_exporter.errors import show
 from trtc_exporter.exposition.tasks import TaskCollector
 from trtc_exporter.polling.state import TargetState
+from trtc_exporter.target import MAX_ID_CHARS
 from trtc_exporter.web import registration
 from trtc_exporter.web.landing import render_landing
+from trtc_exporter.web.negotiation import Encoder, accepts_gzip, choose_format
 from trtc_exporter.web.protocol import ExporterProtocol
 from trtc_exporter.web.rows import target_rows
+from trtc_exporter.web.static import CSS, JS, LANDING_CSP
+from trtc_exporter.web.toolkit.framing import FramingError
 from trtc_exporter.web.toolkit.server import SecureHandlerMixin
+from trtc_exporter.web.view import parse_view
 
 log = logging.getLogger("trtc_exporter.web")  # caller= stays as before
+PROBE_PARAMS = ("task_id", "session_id", "sdk_app_id", "api", "region")
+# versioned URLs (?v=<version>), so a day's caching cannot serve a stale file after an upgrade
+_STATIC_HEADERS = {"Cache-Control": "max-age=86400", "X-Content-Type-Options": "nosniff"}
 TARGET_PREFIX = "/api/v1/targets/"
 
 
 class Routes:
-    """What the handler needs from the exporter, plus the telemetry path flag."""
+    """What the handler needs from the exporter, plus the telemetry path and lifecycle flags."""
 
-    def __init__(self, exporter: ExporterProtocol, telemetry_path: str = "/metrics") -> None:
+    def __init__(self, exporter: ExporterProtocol, telemetry_path: str = "/metrics",
+                 lifecycle: bool = False) -> None:
         self.exporter = exporter
         self.telemetry_path = telemetry_path
+        self.lifecycle = lifecycle
 
     def table(self) -> dict[tuple[str, str], Callable[[ExporterHandler], None]]:
         """(method, path) → handler method; the telemetry path is the flag's."""
         return {
             ("GET", "/"): ExporterHandler.landing,
+            ("GET", "/static/landing.css"): ExporterHandler.landing_css,
+            ("GET", "/static/landing.js"): ExporterHandler.landing_js,
             ("GET", self.telemetry_path): ExporterHandler.metrics,
             ("GET", "/-/healthy"): ExporterHandler.healthy,
             ("GET", "/-/ready"): ExporterHandler.ready,
@@ -90,13 +102,14 @@ class ExporterHandler(SecureHandlerMixin):
         return super().check_auth()
 
     def _dispatch(self, method: str) -> None:
-        if self.headers.get("Content-Length", "") not in ("", "0") or \
-                "Transfer-Encoding" in self.headers:
-            # a body we might not read must not be parsed as the next request on this connection
-            self.close_connection = True
+        # an unread body closes the connection (the server checks): it never becomes a request
         if not self.check_auth():
             return  # 401 already sent
         path = urlsplit(self.path).path
+        problem = query_problem(urlsplit(self.path).query)
+        if problem:
+            self.send_error_json(HTTPStatus.BAD_REQUEST, problem)
+            return
         if method == "DELETE" and path.startswith(TARGET_PREFIX) and len(path) > len(TARGET_PREFIX):
             self._guarded(lambda: registration.delete_target(self, path[len(TARGET_PREFIX):]))
             return
@@ -105,31 +118,37 @@ class ExporterHandler(SecureHandlerMixin):
         if handler is None:
             allowed = any(p == path for _, p in table)
             status = HTTPStatus.METHOD_NOT_ALLOWED if allowed else HTTPStatus.NOT_FOUND
-            self.send_text(status, f"{status.phrase}\n")
+            self.send_error_json(status, f"{status.phrase}: {method} {path}")
             return
         self._guarded(lambda: handler(self))
 
     def _guarded(self, call: Callable[[], None]) -> None:
         try:
             call()
+        except (ConnectionError, TimeoutError) as exc:  # the client went away: not our error
+            log.debug("client %s went away: %s", self.client_address[0], exc)
+            self.close_connection = True
+        except FramingError as exc:  # a body refused while reading it (size, bad chunks)
+            self.close_connection = True
+            self.send_error_json(exc.status, str(exc))
         except Exception:
             log.exception("error serving %s %s", self.command, urlsplit(self.path).path)
-            self.send_text(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error\n")
+            self.send_error_json(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error")
 
     # -- responses --------------------------------------------------------------------------
     def send_body(self, status: int, body: bytes | list[bytes], content_type: str,
                   headers: dict[str, str] | None = None) -> None:
+        pieces = [body] if isinstance(body, bytes) else body
         self.send_response(status)
         self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body) if isinstance(body, bytes)
-                                               else sum(map(len, body))))
+        self.send_header("Content-Length", str(sum(map(len, pieces))))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         if self.close_connection:
             self.send_header("Connection", "close")  # keep-alive clients must know
         self.end_headers()
         if self.command != "HEAD":
-            for piece in [body] if isinstance(body, bytes) else body:
+            for piece in pieces:
                 self.wfile.write(piece)
 
     def send_text(self, status: int, text: str) -> None:
@@ -140,10 +159,8 @@ class ExporterHandler(SecureHandlerMixin):
         self.send_body(status, body, "application/json")
 
     def query(self) -> dict[str, str]:
+        """The query's parameters (first value of each); _dispatch refused invalid UTF-8."""
         return {k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()}
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("http %s - %s", self.address_string(), format % args)
 
     # -- endpoints --------------------------------------------------------------------------
     @property
@@ -151,45 +168,66 @@ class ExporterHandler(SecureHandlerMixin):
         return self.routes.exporter
 
     def metrics(self) -> None:
-        pieces, content_type = self.exporter.exposition.render(self.headers.get("Accept", ""))
-        self.send_pieces(pieces, content_type)
+        self.send_exposition(self.exporter.exposition.render)
 
     def send_registry(self, registry: CollectorRegistry) -> None:
-        encoder, content_type = encoder_for(self.headers.get("Accept", ""))
-        self.send_pieces([encoder(registry)], content_type)
+        self.send_exposition(lambda encoder: [encoder(registry)])
 
-    def send_pieces(self, pieces: list[bytes], content_type: str) -> None:
-        """An exposition body given in pieces: gzipped whole when asked, else written in turn
-        (no copy of a body of many megabytes)."""
-        if "gzip" in self.headers.get("Accept-Encoding", ""):
-            body = gzip.compress(b"".join(pieces), compresslevel=1)
-            self.send_body(HTTPStatus.OK, body, content_type, {"Content-Encoding": "gzip"})
-            return
-        self.send_body(HTTPStatus.OK, pieces, content_type)
+    def send_exposition(self, render: Callable[[Encoder], list[bytes]]) -> None:
+        """An exposition body in the negotiated format, rendered in pieces: gzipped whole when
+        asked, else written in turn (no copy of a body of many megabytes)."""
+        accept = ",".join(self.headers.get_all("Accept") or [])
+        encoder, content_type = choose_format(accept)
+        pieces = render(encoder)
+        headers = {"Vary": "Accept, Accept-Encoding"}
+        if accepts_gzip(",".join(self.headers.get_all("Accept-Encoding") or [])):
+            headers["Content-Encoding"] = "gzip"
+            pieces = [gzip.compress(b"".join(pieces), compresslevel=1)]
+        self.send_body(HTTPStatus.OK, pieces, content_type, headers)
 
     def landing(self) -> None:
-        html = render_landing(self.exporter, self.routes.telemetry_path)
-        self.send_body(HTTPStatus.OK, html.encode(), "text/html; charset=utf-8")
+        html = render_landing(self.exporter, self.routes.telemetry_path,
+                              parse_view(self.query()))
+        self.send_body(HTTPStatus.OK, html.encode(), "text/html; charset=utf-8",
+                       {"Content-Security-Policy": LANDING_CSP, "Cache-Control": "no-store",
+                        "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"})
+
+    def landing_css(self) -> None:
+        self.send_body(HTTPStatus.OK, CSS.encode(), "text/css; charset=utf-8", _STATIC_HEADERS)
+
+    def landing_js(self) -> None:
+        self.send_body(HTTPStatus.OK, JS.encode(), "text/javascript; charset=utf-8",
+                       _STATIC_HEADERS)
 
     def healthy(self) -> None:
         if self.exporter.healthy():
             self.send_text(HTTPStatus.OK, "Healthy.\n")
         else:
-            self.send_text(HTTPStatus.SERVICE_UNAVAILABLE, "Poller has made no progress.\n")
+            self.send_text(HTTPStatus.SERVICE_UNAVAILABLE, "Poller is stalled: polls are "
+                           "overdue (trtc_exporter_poll_overdue_seconds).\n")
 
     def ready(self) -> None:
-        if self.exporter.ready():
+        reason = self.exporter.not_ready_reason()
+        if not reason:
             self.send_text(HTTPStatus.OK, "Ready.\n")
         else:
-            self.send_text(HTTPStatus.SERVICE_UNAVAILABLE, "First poll cycle not done yet.\n")
+            self.send_json(HTTPStatus.SERVICE_UNAVAILABLE, {"ready": False, "reason": reason})
 
     def reload(self) -> None:
+        """``POST``/``PUT /-/reload``: only with ``--web.enable-lifecycle`` (Prometheus' rule);
+        SIGHUP always reloads."""
+        if not self.routes.lifecycle:
+            self.send_error_json(HTTPStatus.FORBIDDEN, "lifecycle APIs are not enabled: start "
+                                 "with --web.enable-lifecycle, or send SIGHUP to reload")
+            return
         if not self.exporter.runtime.config_path:
-            self.send_text(HTTPStatus.BAD_REQUEST, "no --config.file to reload (demo mode)\n")
+            self.send_error_json(HTTPStatus.BAD_REQUEST, "no --config.file to reload (demo mode)")
             return
         ok, message = self.exporter.reload()
-        status = HTTPStatus.OK if ok else HTTPStatus.INTERNAL_SERVER_ERROR
-        self.send_text(status, message + "\n")
+        if ok:
+            self.send_text(HTTPStatus.OK, message + "\n")
+        else:
+            self.send_error_json(HTTPStatus.INTERNAL_SERVER_ERROR, *message.splitlines())
 
     def targets(self) -> None:
         rows = target_rows(self.exporter.target_facts(), self.exporter.now())
@@ -197,10 +235,15 @@ class ExporterHandler(SecureHandlerMixin):
 
     def probe(self) -> None:
         params = self.query()
+        for name in PROBE_PARAMS:
+            if len(params.get(name, "")) > MAX_ID_CHARS:
+                self.send_error_json(HTTPStatus.BAD_REQUEST, f"probe: {name} is longer than "
+                                     f"{MAX_ID_CHARS} characters")
+                return
         match = probe_matcher(params)
         if match is None:
-            self.send_text(HTTPStatus.BAD_REQUEST,
-                           "probe needs task_id, or sdk_app_id and session_id\n")
+            self.send_error_json(HTTPStatus.BAD_REQUEST,
+                                 "probe needs task_id, or sdk_app_id and session_id")
             return
         exporter = self.exporter
         found = [s for s in exporter.states() if match(s)]
@@ -211,6 +254,27 @@ class ExporterHandler(SecureHandlerMixin):
         registry.register(TaskCollector(exporter.states, exporter.now, only=match))
         registry.register(_ProbeSuccess(found, exporter.now()))
         self.send_registry(registry)
+
+
+def query_problem(query: str) -> str:
+    """Why a query string is refused ("" if it is fine): a parameter whose percent-decoded
+    bytes are not UTF-8 would otherwise become U+FFFD silently, or a lone surrogate."""
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        for part in query.split("&"):
+            name = part.partition("=")[0]
+            try:
+                parse_qsl(part, keep_blank_values=True, errors="strict")
+            except UnicodeDecodeError:
+                return f"query parameter {show(unquote(name, errors='replace'))}: not valid UTF-8"
+        return "query: not valid UTF-8"
+    except ValueError:
+        return "query: malformed"
+    for name, _ in pairs:
+        if len(name) > MAX_ID_CHARS:
+            return f"query parameter name longer than {MAX_ID_CHARS} characters"
+    return ""
 
 
 def probe_matcher(params: dict[str, str]) -> Callable[[TargetState], bool] | None:

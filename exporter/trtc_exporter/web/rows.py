@@ -5,18 +5,24 @@ from __future__ import annotations
 from typing import Any
 
 from trtc_exporter.clock import WallSeconds
+from trtc_exporter.exposition.dropped import printable_target
 from trtc_exporter.response import NOT_FOUND
 from trtc_exporter.web.protocol import TargetFacts
 
 
 def target_rows(facts: list[TargetFacts], now: WallSeconds) -> list[dict[str, Any]]:
-    """Rows sorted by api, task id, app id and session id; ``now`` in wall-clock seconds."""
-    rows = [_row(f, now) for f in facts]
-    return sorted(rows, key=lambda r: (r["api"], r["task_id"], r["sdk_app_id"],
-                                       r["session_id"]))
+    """Rows sorted by identity (api, region, task id, app id, session id); ``now`` in wall-clock
+    seconds. The sort key is ``Target.key``, all strings, so it is total over any targets (an
+    unset ``sdk_app_id`` is "" there, never None beside an integer). A target whose text cannot
+    be written (lone surrogate, over-long id: validation stops those at every entrance) is left
+    out rather than failing the page; /metrics counts it."""
+    shown = [f for f in facts if printable_target(f.state.target, (f.state.resolved_task_id,))]
+    ordered = sorted(shown, key=lambda f: f.state.target.key)
+    return [target_row(f, now) for f in ordered]
 
 
-def _row(facts: TargetFacts, now: WallSeconds) -> dict[str, Any]:
+def target_row(facts: TargetFacts, now: WallSeconds) -> dict[str, Any]:
+    """One target's row: identity, labels, shown status, ages and latency in seconds."""
     state, due = facts.state, facts.next_poll_in
     t = state.target
     return {

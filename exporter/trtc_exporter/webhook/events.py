@@ -28,9 +28,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from trtc_exporter.errors import show, type_name
+from trtc_exporter.target import MAX_ID_CHARS
 
 MAX_BODY_BYTES = 64 * 1024
-MAX_TASK_ID_CHARS = 256
+MAX_TASK_ID_CHARS = MAX_ID_CHARS  # one bound for TaskIds wherever they come from
 MAX_ROOM_ID_BYTES = 64
 MAX_ROBOT_ID_CHARS = 256
 MAX_NUMERIC_ROOM = 4_294_967_294

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import requests
 
 from trtc_exporter.clock import Clock
-from trtc_exporter.webhook.config import ForwardConfig
+from trtc_exporter.config.webhook import ForwardConfig
 from trtc_exporter.webhook.forward_store import ForwardStorageError, ForwardStore, Row
 
 log = logging.getLogger(__name__)

@@ -1,10 +1,10 @@
 """Callback signature keys: read from files, validated, held as :class:`Secret`.
 
 A key is "up to 32 characters ... uppercase and lowercase letters and digits" (doc 66149 and doc
-54912, "Configuration Information"). Files are read like the exporter's credential files: UTF-8,
-a leading BOM and one trailing newline (LF or CRLF, as editors and ``echo`` leave them) are
-removed; anything else that is not a letter or digit is an error naming the config field, never
-showing the file's content.
+54912, "Configuration Information"). Files are read by :mod:`trtc_exporter.textfile`, like every
+other secret file: UTF-8 with or without a BOM, surrounding whitespace and line ends (LF or CRLF,
+as editors and ``echo`` leave them) removed, UTF-16 named as such; anything else that is not a
+letter or digit is an error naming the config field, never showing the file's content.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from trtc_exporter.errors import Errors
 from trtc_exporter.secret import Secret
+from trtc_exporter.textfile import TextFileError, UnreadableFile, read_secret
 
 KEY_PATTERN = re.compile(r"[A-Za-z0-9]{1,32}")
 _MAX_FILE_BYTES = 4096
@@ -39,31 +40,18 @@ class KeyRing:
         return self.per_app.get(sdk_app_id, self.default)
 
 
-def clean_key(text: str) -> str:
-    """The key in a file's text: without a leading BOM and one trailing LF or CRLF."""
-    text = text.removeprefix("\ufeff")
-    if text.endswith("\r\n"):
-        return text[:-2]
-    return text.removesuffix("\n")
-
-
 def read_key(path: str, field_path: str) -> Secret:
     """Read and validate one key file; raises :class:`KeyFileError`."""
     where = f"{field_path}: {path}"
     try:
-        with open(path, "rb") as handle:
-            data = handle.read(_MAX_FILE_BYTES + 1)
-    except OSError as exc:
-        raise KeyFileError(f"{where}: cannot read: {exc.strerror or type(exc).__name__}") from None
-    except ValueError:  # NUL in the path
-        raise KeyFileError(f"{where}: invalid path") from None
-    try:
-        key = clean_key(data.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise KeyFileError(f"{where}: not UTF-8") from None
+        key = read_secret(path, _MAX_FILE_BYTES)
+    except UnreadableFile as exc:
+        raise KeyFileError(f"{where}: cannot read: {exc}") from None
+    except TextFileError as exc:
+        raise KeyFileError(f"{where}: {exc}") from None
     if not key:
         raise KeyFileError(f"{where}: is empty")
-    if len(data) > _MAX_FILE_BYTES or not KEY_PATTERN.fullmatch(key):
+    if not KEY_PATTERN.fullmatch(key):
         raise KeyFileError(f"{where}: the key must be 1-32 letters and digits (TRTC console "
                            f"rule); the file holds something else")
     return Secret(key)

@@ -136,6 +136,11 @@ def _app_id(value: str | None) -> int | None:
     return number if 1 <= number <= MAX_SDK_APP_ID else None
 
 
-def _refuse(status: int, result: str, message: str, app: int | None = None) -> Outcome:
+def refusal(status: int, result: str, message: str, app: int | None = None) -> Outcome:
+    """A refusal: JSON ``{"code": <status>, "error": <message>}`` (messages never quote the
+    transcript), nothing to apply or relay."""
     body = json.dumps({"code": status, "error": message}).encode()
     return Outcome(status, body, result, app)
+
+
+_refuse = refusal

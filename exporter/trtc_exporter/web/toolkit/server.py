@@ -1,9 +1,10 @@
 """The exporter's HTTP server with the exporter-toolkit security layer: TLS, mTLS, basic auth.
 
-TLS handshakes run in the per-connection thread with a timeout, never in the accept loop, so one
-slow client cannot stall the others; each handshake uses the SSLContext current at that moment,
-which is how rotated certificates take effect. Request handlers derive from
-:class:`SecureHandlerMixin`: ``check_auth()`` first in every ``do_*``, headers come for free.
+Connections are run by :class:`~trtc_exporter.web.toolkit.connections.ConnectionLoop` (bounded
+threads and memory, complete and checked requests only, TLS handshakes without a thread, each
+with the SSLContext current at that moment, which is how rotated certificates take effect).
+Request handlers derive from :class:`SecureHandlerMixin`: ``check_auth()`` first in every
+``do_*``; security headers, JSON errors and the body reader come with it.
 """
 
 from __future__ import annotations
@@ -11,33 +12,37 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import hashlib
-import hmac
 import ipaddress
 import logging
-import secrets
 import socket
+import socketserver
 import ssl
-import sys
-import threading
-from collections import OrderedDict
-from collections.abc import Callable, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Mapping
+from dataclasses import replace
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
 import bcrypt
 
-from trtc_exporter.web.toolkit.webconfig import TLSServerConfig, WebConfig, WebConfigStore
+from trtc_exporter.clock import SYSTEM_CLOCK, Clock
+from trtc_exporter.web.toolkit.answers import error_body
+from trtc_exporter.web.toolkit.auth import BasicAuthenticator, CheckPw, Verdict
+from trtc_exporter.web.toolkit.connections import ConnectionLoop, Limits, Request
+from trtc_exporter.web.toolkit.framing import FramingError, printable, read_chunked
+from trtc_exporter.web.toolkit.reader import BufferedSocketReader
+from trtc_exporter.web.toolkit.webconfig import WebConfig, WebConfigStore
 
-__all__ = ["BasicAuthenticator", "ExporterHTTPServer", "SecureHandlerMixin", "authorize",
-           "parse_listen_address", "san_allowed", "send_security_headers"]
+__all__ = ["BasicAuthenticator", "ExporterHTTPServer", "Limits", "SecureHandlerMixin",
+           "authorize", "parse_listen_address", "san_allowed", "send_security_headers"]
 
 log = logging.getLogger("trtc_exporter.httpserver")  # caller= stays as before
 
 HANDSHAKE_TIMEOUT_SECONDS = 10.0
-AUTH_CACHE_SIZE = 100
-CheckPw = Callable[[bytes, bytes], bool]
+LISTEN_BACKLOG = 1024
+"""listen(2) backlog (the kernel caps it at net.core.somaxconn); 5 made connects wait for a SYN
+retransmit (~1 s) under a burst."""
 _SAN_KINDS = ("DNS", "IP Address", "email", "URI")  # as Go's DNSNames, IPs, emails and URIs
 
 
@@ -83,93 +88,35 @@ def san_allowed(peercert: Mapping[str, Any] | None, allowed: frozenset[str]) -> 
     return False
 
 
-def _close(conn: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        conn.shutdown(socket.SHUT_WR)
-    conn.close()
+class ExporterHTTPServer(socketserver.TCPServer):
+    """The exporter's HTTP(S) server: a :class:`ConnectionLoop` on one listening socket.
 
-
-class BasicAuthenticator:
-    """bcrypt checks with a bounded cache of successes; unknown users pay a decoy check.
-
-    The cache maps a keyed digest of (user, stored hash) to a keyed digest that also covers the
-    password: no plain password is kept, a changed hash misses, and the final comparison is
-    constant-time. ``checkpw`` is injectable so tests can count the expensive calls.
+    Same surface as ``socketserver`` servers (``serve_forever``, ``shutdown``,
+    ``server_close``, ``server_address``); the loop bounds threads and memory under any
+    connection pattern, and requests reach ``handler_class`` complete and checked.
     """
 
-    def __init__(self, checkpw: CheckPw = bcrypt.checkpw,
-                 cache_size: int = AUTH_CACHE_SIZE) -> None:
-        self._checkpw = checkpw
-        self._cache: OrderedDict[bytes, bytes] = OrderedDict()
-        self._cache_size = cache_size
-        self._lock = threading.Lock()
-        self._bcrypt_lock = threading.Lock()  # one bcrypt at a time, as the toolkit: CPU-bound
-        self._key = secrets.token_bytes(32)
-        self._decoys: dict[int, bytes] = {}
-
-    def verify(self, config: WebConfig, username: str, password: bytes) -> bool:
-        """True when ``username`` is configured and ``password`` matches its bcrypt hash."""
-        decoy = self._decoy(config.dummy_cost)
-        stored = config.users.get(username)
-        if stored is None:
-            self._check(password, decoy)  # same work as a real user: timing hides who exists
-            return False
-        hashed = stored.reveal().encode()
-        slot = self._mac(b"slot", username.encode(), hashed)
-        proof = self._mac(b"proof", username.encode(), hashed, password)
-        with self._lock:
-            cached = self._cache.get(slot)
-        if cached is not None and hmac.compare_digest(cached, proof):
-            return True
-        if not self._check(password, hashed):
-            return False
-        with self._lock:
-            self._cache[slot] = proof
-            self._cache.move_to_end(slot)
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
-        return True
-
-    def _mac(self, *parts: bytes) -> bytes:
-        message = b"".join(len(part).to_bytes(4, "big") + part for part in parts)
-        return hmac.new(self._key, message, hashlib.sha256).digest()
-
-    def _check(self, password: bytes, hashed: bytes) -> bool:
-        with self._bcrypt_lock:
-            try:
-                return bool(self._checkpw(password, hashed))
-            except ValueError:  # e.g. longer than 72 bytes, which bcrypt>=5 refuses
-                return False
-
-    def _decoy(self, cost: int) -> bytes:
-        with self._lock:
-            if cost not in self._decoys:
-                salt = bcrypt.gensalt(rounds=cost)
-                self._decoys[cost] = bcrypt.hashpw(secrets.token_hex(16).encode(), salt)
-            return self._decoys[cost]
-
-
-class ExporterHTTPServer(ThreadingHTTPServer):
-    """ThreadingHTTPServer that applies the current web config to every connection."""
-
-    daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = LISTEN_BACKLOG
 
     def __init__(self, address: str | tuple[str, int],
                  handler_class: type[BaseHTTPRequestHandler],
                  web_config_store: WebConfigStore | None, *,
                  unauthenticated_paths: frozenset[str] = frozenset(),
                  handshake_timeout: float = HANDSHAKE_TIMEOUT_SECONDS,
-                 checkpw: CheckPw = bcrypt.checkpw, bind_and_activate: bool = True) -> None:
+                 checkpw: CheckPw = bcrypt.checkpw, limits: Limits | None = None,
+                 clock: Clock = SYSTEM_CLOCK, bind_and_activate: bool = True) -> None:
         host, port = parse_listen_address(address) if isinstance(address, str) else address
         self.address_family = _address_family(host)
         self._dual_stack = not host and self.address_family == socket.AF_INET6
         self.web_config_store = web_config_store
         self.unauthenticated_paths = unauthenticated_paths
-        self.handshake_timeout = handshake_timeout
-        self.authenticator = BasicAuthenticator(checkpw)
+        self.limits = replace(limits or Limits(), handshake_timeout=handshake_timeout)
+        self.authenticator = BasicAuthenticator(checkpw, clock=clock)
         super().__init__(("::" if self._dual_stack else host, port), handler_class,
                          bind_and_activate)
+        self.loop = ConnectionLoop(self.socket, self._serve_one, self._tls_context,
+                                   self._security_headers, self.limits, clock)
 
     def server_bind(self) -> None:
         if self._dual_stack:  # ":9877" means IPv4 and IPv6, as in every Go exporter
@@ -180,52 +127,88 @@ class ExporterHTTPServer(ThreadingHTTPServer):
         """The config in force now (None without ``--web.config.file``)."""
         return self.web_config_store.current() if self.web_config_store else None
 
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        """Runs in the connection's thread: handshake here, then hand over to the handler."""
+    def serve_forever(self, poll_interval: float = 0.5) -> None:
+        """Serve until :meth:`shutdown` (called from another thread)."""
+        self.loop.run(poll_interval)
+
+    def shutdown(self) -> None:
+        """Stop accepting and reading; returns when the loop has ended."""
+        self.loop.stop()
+
+    def server_close(self) -> None:
+        """Close the listening socket and every connection."""
+        super().server_close()
+        if hasattr(self, "loop"):  # TCPServer closes before the loop exists when bind fails
+            self.loop.close()
+
+    def bound_address(self) -> str:
+        """What this server really listens on: ``127.0.0.1:9877``, ``[::]:9877 (IPv4+IPv6)``."""
+        host, port = str(self.server_address[0]), self.server_address[1]
+        shown = f"[{host}]" if ":" in host else host
+        return f"{shown}:{port}" + (" (IPv4+IPv6)" if self._dual_stack else "")
+
+    def _tls_context(self) -> ssl.SSLContext | None:
         config = self.web_config()
-        if config is None or config.tls is None or not isinstance(request, socket.socket):
-            super().finish_request(request, client_address)
-            return
-        conn = self._handshake(request, config.tls, client_address)
-        if conn is None:
-            return
-        try:
-            super().finish_request(conn, client_address)
-        finally:
-            _close(conn)
+        return config.tls.context if config is not None and config.tls is not None else None
 
-    def _handshake(self, sock: socket.socket, tls: TLSServerConfig,
-                   client_address: Any) -> ssl.SSLSocket | None:
-        peer = client_address[0] if isinstance(client_address, tuple) else client_address
-        try:
-            conn = tls.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-        except OSError as exc:
-            log.debug("TLS setup for %s failed: %s", peer, exc)
-            return None
-        try:
-            conn.settimeout(self.handshake_timeout)
-            conn.do_handshake()
-            if tls.client_allowed_sans and not san_allowed(conn.getpeercert(),
-                                                           tls.client_allowed_sans):
-                log.warning("TLS client %s rejected: no SAN in client_allowed_sans", peer)
-                _close(conn)
-                return None
-            conn.settimeout(None)
-        except OSError as exc:  # SSLError, timeouts and resets are all OSErrors
-            log.debug("TLS handshake with %s failed: %s", peer, exc)
-            _close(conn)
-            return None
-        return conn
+    def _security_headers(self) -> tuple[tuple[str, str], ...]:
+        config = self.web_config()
+        return config.headers if config is not None else ()
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Log instead of printing to stderr; a client hanging up is not worth a traceback."""
-        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError | ssl.SSLError):
-            log.debug("connection from %s ended early", client_address, exc_info=True)
-        else:
-            log.error("error while serving %s", client_address, exc_info=True)
+    def _serve_one(self, request: Request) -> bool:
+        """Runs in a worker: client-SAN check, then one request; True to keep the connection."""
+        config = self.web_config()
+        sock, peer = request.conn.sock, request.conn.peer
+        if (config is not None and config.tls is not None and config.tls.client_allowed_sans
+                and isinstance(sock, ssl.SSLSocket)
+                and not san_allowed(sock.getpeercert(), config.tls.client_allowed_sans)):
+            log.warning("TLS client %s rejected: no SAN in client_allowed_sans", peer[0])
+            return False
+        exchange = Exchange(request)
+        try:
+            handler = self.RequestHandlerClass(exchange, peer, self)  # type: ignore[arg-type]
+        except (ConnectionError, TimeoutError, ssl.SSLError) as exc:
+            log.debug("connection from %s ended early: %s", peer[0], exc)
+            return False
+        except Exception:
+            log.error("error while serving %s", peer[0], exc_info=True)
+            return False
+        request.conn.buffer = bytearray(exchange.reader.leftover())
+        return not getattr(handler, "close_connection", True) and exchange.body_done()
+
+
+class Exchange:
+    """One request as a handler receives it (its ``request``): the connection, a reader that
+    starts with the bytes the loop read, and the framing the loop checked."""
+
+    def __init__(self, request: Request) -> None:
+        self.sock = request.conn.sock
+        self.framing = request.framing
+        self.reader = BufferedSocketReader(self.sock, request.head + request.rest)
+        self.body_read = False
+
+    def body_done(self) -> bool:
+        """True when nothing of the body is left unread (so the connection may be reused)."""
+        return self.body_read or (not self.framing.chunked and self.framing.length == 0)
+
+
+class _Writer:
+    """The handler's ``wfile``: every write goes straight to the socket."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+    def write(self, data: bytes) -> int:
+        self._sock.sendall(data)
+        return len(data)
+
+    def flush(self) -> None:
+        """Nothing is buffered."""
 
 
 def _basic_credentials(header: str | None) -> tuple[str, bytes] | None:
+    """(user, password) of a Basic ``Authorization`` value; the scheme is case-insensitive
+    (RFC 9110 §11.1) and any run of spaces may follow it."""
     scheme, _, token = (header or "").strip().partition(" ")
     if scheme.lower() != "basic":
         return None
@@ -236,33 +219,104 @@ def _basic_credentials(header: str | None) -> tuple[str, bytes] | None:
         return None
 
 
+def connection_tokens(handler: BaseHTTPRequestHandler) -> set[str]:
+    """The ``Connection`` options of the request, lower-cased (a comma list, RFC 9110 §7.6.1)."""
+    values = handler.headers.get_all("Connection") or []
+    return {token.strip().lower() for value in values for token in value.split(",")} - {""}
+
+
 class SecureHandlerMixin(BaseHTTPRequestHandler):
     """Base for the exporter's request handler (served by :class:`ExporterHTTPServer`).
 
     Call ``check_auth()`` first in every ``do_*`` and return when it is False (the 401 is sent).
-    ``end_headers`` adds the configured security headers to every response, errors included.
+    ``end_headers`` adds the configured security headers to every response, errors included;
+    every error is the JSON document of :mod:`answers`; ``read_body`` reads the request body
+    as framed (Content-Length or chunked).
     """
 
     _web_config: WebConfig | None = None
+    request: Exchange
 
     def setup(self) -> None:
-        super().setup()
-        # headers and body go out as separate writes; without NODELAY a kept-alive connection
-        # (Prometheus keeps its scrape connection) waits ~40 ms for the delayed ACK each time
-        with contextlib.suppress(OSError):
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.connection = self.request.sock
+        self.rfile = self.request.reader  # type: ignore[assignment]
+        self.wfile = _Writer(self.request.sock)  # type: ignore[assignment]
+
+    def handle(self) -> None:
+        """Exactly one request: the loop takes the connection back for the next one."""
+        self.close_connection = True
+        self.handle_one_request()
+
+    def finish(self) -> None:
+        """The connection stays open; the server decides whether to keep it."""
+
+    def version_string(self) -> str:
+        """The ``Server`` header: the product name alone (no trailing space)."""
+        return " ".join(part for part in (self.server_version, self.sys_version) if part)
 
     def check_auth(self) -> bool:
-        """Basic auth for this request; False after a 401 has been sent."""
+        """Basic auth for this request; False after a 401 (or 429) has been sent."""
         return authorize(self)
 
     def parse_request(self) -> bool:
         self._web_config = None  # one config per request, even on a kept-alive connection
-        return super().parse_request()
+        if not super().parse_request():
+            return False
+        tokens = connection_tokens(self)
+        if "close" in tokens:
+            self.close_connection = True
+        elif self.request_version == "HTTP/1.0":
+            self.close_connection = "keep-alive" not in tokens
+        else:
+            self.close_connection = False
+        return True
+
+    def read_body(self, max_bytes: int) -> bytes:
+        """The request body (b"" when there is none); FramingError 413 past ``max_bytes`` or
+        400 for a bad chunked body; IncompleteRequest when the client stops sending."""
+        framing = self.request.framing
+        if framing.chunked:
+            body = read_chunked(self.request.reader, max_bytes)
+        elif framing.length > max_bytes:
+            raise FramingError(413, f"body: larger than {max_bytes} bytes")
+        else:
+            body = self.request.reader.read(framing.length)
+        self.request.body_read = True
+        return body
+
+    def send_error(self, code: int, message: str | None = None,
+                   explain: str | None = None) -> None:
+        """Errors found by ``http.server`` itself (bad request line, unsupported method) as JSON.
+
+        Always with a status line: the loop lets only ``HTTP/…`` requests through, so the
+        stdlib's HTTP/0.9 bare-body answer (before it has read the version) never fits."""
+        self.close_connection = True
+        if self.request_version == "HTTP/0.9":
+            self.request_version = "HTTP/1.0"
+        self.send_error_json(code, message or HTTPStatus(code).phrase)
+
+    def send_error_json(self, status: int, *errors: str,
+                        headers: Mapping[str, str] | None = None) -> None:
+        """An error answer in the one JSON shape, with ``headers`` added."""
+        body = error_body(*errors)
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")  # keep-alive clients must know
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
     def end_headers(self) -> None:
         send_security_headers(self)
         super().end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """http.server's access and error lines, at debug, with control characters escaped."""
+        log.debug("http %s - %s", self.address_string(), printable(format % args))
 
 
 def _server_of(handler: BaseHTTPRequestHandler) -> ExporterHTTPServer:
@@ -272,7 +326,8 @@ def _server_of(handler: BaseHTTPRequestHandler) -> ExporterHTTPServer:
 
 
 def authorize(handler: SecureHandlerMixin) -> bool:
-    """Apply basic auth to the current request; send 401 and return False when it fails."""
+    """Apply basic auth to the current request; send 401 (429 when throttled) and return False
+    when it fails."""
     server = _server_of(handler)
     config = handler._web_config = server.web_config()
     if config is None or not config.users:
@@ -280,18 +335,19 @@ def authorize(handler: SecureHandlerMixin) -> bool:
     if urlsplit(handler.path).path in server.unauthenticated_paths:
         return True
     credentials = _basic_credentials(handler.headers.get("Authorization"))
-    if credentials is not None and server.authenticator.verify(config, *credentials):
+    verdict = Verdict.WRONG
+    if credentials is not None:
+        verdict = server.authenticator.check(config, *credentials, handler.client_address[0])
+    if verdict is Verdict.OK:
         return True
-    body = b"Unauthorized\n"
-    handler.send_response(401)
-    handler.send_header("WWW-Authenticate", "Basic")
-    handler.send_header("Content-Type", "text/plain; charset=utf-8")
-    handler.send_header("Content-Length", str(len(body)))
     handler.close_connection = True  # an unread request body must not become the next request
-    handler.send_header("Connection", "close")
-    handler.end_headers()
-    if handler.command != "HEAD":
-        handler.wfile.write(body)
+    if verdict is Verdict.THROTTLED:
+        handler.send_error_json(HTTPStatus.TOO_MANY_REQUESTS,
+                                "too many failed logins from this address; try again later",
+                                headers={"Retry-After": "60"})
+    else:
+        handler.send_error_json(HTTPStatus.UNAUTHORIZED, "Unauthorized",
+                                headers={"WWW-Authenticate": "Basic"})
     return False
 
 

@@ -25,6 +25,7 @@ from types import MappingProxyType
 from trtc_exporter.clock import SYSTEM_CLOCK, Clock
 from trtc_exporter.errors import Errors
 from trtc_exporter.secret import Secret
+from trtc_exporter.textfile import TextFileError, UnreadableFile, read_text
 from trtc_exporter.web.toolkit.tls import TLS as _TLS
 from trtc_exporter.web.toolkit.tls import TLSServerConfig, get_bool, parse_tls, section
 from trtc_exporter.yamlload import YamlError, load_yaml
@@ -68,10 +69,11 @@ class WebConfig:
 def load_web_config(path: str) -> WebConfig:
     """Parse and check ``path``; raise :class:`WebConfigError` naming every wrong key."""
     try:
-        with open(path, "rb") as fh:
-            raw = _yaml_load(fh.read())
-    except OSError as exc:
-        raise WebConfigError(f"{path}: cannot read: {exc.strerror}") from None
+        raw = _yaml_load(read_text(path))  # BOM, CRLF, UTF-16: textfile names the problem
+    except UnreadableFile as exc:
+        raise WebConfigError(f"{path}: cannot read: {exc}") from None
+    except TextFileError as exc:
+        raise WebConfigError(f"{path}: {exc}") from None
     errors = Errors()
     notes: list[str] = []
     top = section(raw, "", (_TLS, "http_server_config", "basic_auth_users", "rate_limit"), errors)
@@ -87,9 +89,9 @@ def load_web_config(path: str) -> WebConfig:
     return WebConfig(tls, headers, MappingProxyType(users), dummy_cost, tuple(notes), files)
 
 
-def _yaml_load(data: bytes) -> object:
+def _yaml_load(data: str) -> object:
     try:
-        return load_yaml(data)
+        return load_yaml(data, keep_text=True)  # user "1001" stays "1001", as in Go
     except YamlError as exc:
         raise WebConfigError(str(exc)) from None
 

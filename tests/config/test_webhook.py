@@ -6,13 +6,13 @@ from typing import Any
 
 import pytest
 
-from trtc_exporter.errors import Errors
-from trtc_exporter.webhook.config import (
+from trtc_exporter.config.webhook import (
     ForwardConfig,
     WebhookConfig,
     parse_app_callback_key,
     parse_webhook,
 )
+from trtc_exporter.errors import Errors
 
 
 def _parse(raw: object) -> tuple[WebhookConfig, list[str]]:

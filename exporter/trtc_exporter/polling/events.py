@@ -1,0 +1,107 @@
+"""The exporter's :class:`~trtc_exporter.webhook.effects.EffectSink`: TRTC callbacks applied to
+the targets and the poller's state.
+
+- a start (901/1401, Status 0) registers the task as a dynamic target (source ``webhook``; its
+  region from ``apps.<id>.region`` or ``api.region``, since callbacks carry none; the
+  registrations' TTL) and makes it due now, so a poll confirms it within the budget;
+- a failed start (Status 1) is counted per (api, sdk_app_id);
+- a stop (902/1402) shows the task Stopped (1.0) or Exited (2.0) at once, with the event's time
+  as its change time, and makes it due now for a confirming poll;
+- a sentence (903/1403) counts one sentence and sets the last-sentence time; a sentence of a
+  task we do not watch yet discovers it like a start (its start callback may have been lost).
+
+A task already watched under another identity (e.g. a config target naming only its task id) is
+found by (api, task id) and not registered twice. Nothing here blocks for long or raises: it runs
+before TRTC gets its 200.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable
+
+from trtc_exporter.config.model import Config
+from trtc_exporter.generations import AI_TRANSCRIPTION
+from trtc_exporter.polling.due import Key
+from trtc_exporter.polling.poller import Poller
+from trtc_exporter.target import Target
+from trtc_exporter.webhook.effects import Effect, Sentence, StartFailed, TaskStarted, TaskStopped
+
+log = logging.getLogger(__name__)
+SOURCE = "webhook"
+DEFAULT_TTL = 86_400.0
+"""Seconds a webhook-discovered task stays registered when ``registration.default_ttl`` is unset
+(each start refreshes it; an ended task retires after ``schedule.stopped_retention`` anyway)."""
+MAX_REFUSED = 10_000  # memory bound of the refused-task set
+ENDED = {AI_TRANSCRIPTION: "Stopped"}  # any other generation (2.0) ends as Exited
+
+Register = Callable[[Target, float], bool]
+"""Adds a dynamic target with a TTL in seconds; False when refused (max_targets, storage)."""
+
+
+class TaskEvents:
+    """Implements ``EffectSink.apply``; ``start_failures()`` is read by the collector."""
+
+    def __init__(self, poller: Poller, register: Register, config: Callable[[], Config]) -> None:
+        self._poller, self._register, self._config = poller, register, config
+        self._lock = threading.Lock()
+        self._failures: Counter[tuple[str, str]] = Counter()
+        self._refused: set[tuple[str, str]] = set()  # sentences of these do not retry
+
+    def apply(self, effect: Effect) -> None:
+        """Apply one effect (called once per unique event); logs instead of raising."""
+        try:
+            self._apply(effect)
+        except Exception:  # TRTC must still get its 200; the next poll corrects the state
+            log.exception("applying a %s callback of task %s failed", type(effect).__name__,
+                          effect.task_id)
+
+    def _apply(self, effect: Effect) -> None:
+        if isinstance(effect, StartFailed):
+            with self._lock:
+                self._failures[(effect.generation, str(effect.app))] += 1
+            log.warning("TRTC reports that task %s of app %d failed to start", effect.task_id,
+                        effect.app)
+            return
+        if isinstance(effect, TaskStopped):
+            key = self._poller.find_task(effect.generation, effect.task_id)
+            if key is not None:
+                self._poller.observe(key, ended=ENDED.get(effect.generation, "Exited"),
+                                     change_time=effect.event_time, confirm=True)
+            return
+        key = self._watch(effect)
+        if key is None:
+            return
+        if isinstance(effect, Sentence):
+            self._poller.observe(key, sentence_time=effect.event_time)
+        else:
+            self._poller.observe(key, confirm=True)
+
+    def _watch(self, effect: TaskStarted | Sentence) -> Key | None:
+        """The key of the target watching the task, registering it first if needed."""
+        key = self._poller.find_task(effect.generation, effect.task_id)
+        task = (effect.generation, effect.task_id)
+        if not isinstance(effect, TaskStarted) and (key is not None or task in self._refused):
+            return key  # a refused task is tried again at its next start, not every sentence
+        config = self._config()
+        target = Target(api=effect.generation, region=config.app_region(effect.app),
+                        task_id=effect.task_id, sdk_app_id=effect.app, source=SOURCE)
+        if key is None or key == target.key:  # a start refreshes its own registration's TTL
+            ttl = config.registration.default_ttl or DEFAULT_TTL
+            if not self._register(target, ttl) and key is None:
+                with self._lock:
+                    if len(self._refused) >= MAX_REFUSED:
+                        self._refused.clear()
+                    self._refused.add(task)
+                return None
+            self._refused.discard(task)
+            if key is None:
+                log.info("callback: watching %s of app %d", target.describe(), effect.app)
+        return self._poller.find_task(effect.generation, effect.task_id)
+
+    def start_failures(self) -> dict[tuple[str, str], int]:
+        """Failed starts counted so far by (api, sdk_app_id)."""
+        with self._lock:
+            return dict(self._failures)

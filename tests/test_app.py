@@ -1,0 +1,109 @@
+"""The exporter's health and readiness on a fake clock, with the API faked at the HTTP boundary."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+import requests
+import responses
+
+from tests.conftest import ENDPOINT, SECRET_KEY, answer, api_error, build_exporter, poll_all
+from trtc_exporter.app import Exporter
+from trtc_exporter.clock import FakeClock
+
+
+@pytest.fixture
+def table() -> Iterator[dict[str, dict[str, object]]]:
+    """The fake API's answer per TaskId; tests edit it while the exporter polls."""
+    answers: dict[str, dict[str, object]] = {}
+
+    def respond(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        return 200, {}, json.dumps(answers[json.loads(request.body or b"{}")["TaskId"]])
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.add_callback(responses.POST, ENDPOINT + "/", callback=respond)
+        yield answers
+
+
+def drive(exporter: Exporter, clock: FakeClock, seconds: int) -> list[bool]:
+    """Run the poller like its dispatcher does, one second at a time; health at every second."""
+    seen = []
+    for _ in range(seconds):
+        for key, _action in exporter.poller.take_due():
+            exporter.poller.poll_one(key)
+        clock.advance(1.0)
+        seen.append(exporter.healthy())
+    return seen
+
+
+def test_health_does_not_flap_with_only_rarely_polled_targets(
+        table: dict[str, dict[str, object]]) -> None:
+    """One Stopped task (every 10 intervals) and one never found (backing off) at 5 s: healthy
+    at every second of ten minutes (it answered 503 for 25-45 s of every cycle before)."""
+    clock = FakeClock()
+    exporter = build_exporter({"poll_interval": "5s",
+                               "targets": [{"task_id": "stopped"}, {"task_id": "gone"}]}, clock)
+    table.update({"stopped": answer("Stopped", "stopped"),
+                  "gone": api_error("FailedOperation.TaskNotExist")})
+    exporter.poller.mark_started()
+    assert all(drive(exporter, clock, 600))
+
+
+def test_a_stalled_poller_is_unhealthy(table: dict[str, dict[str, object]]) -> None:
+    """When due polls are not handed out, health fails once they are overdue past the limit."""
+    clock = FakeClock()
+    exporter = build_exporter({"poll_interval": "5s", "targets": [{"task_id": "t"}]}, clock)
+    table["t"] = answer("InProgress", "t")
+    exporter.poller.mark_started()
+    assert all(drive(exporter, clock, 30))
+    clock.advance(3 * 5 + 6 * 1 + 5 - 1)  # stall_limit: 3 intervals + 1 attempt of 6 s + 5 s
+    assert exporter.healthy()
+    clock.advance(10)
+    assert not exporter.healthy()
+
+
+def test_not_ready_while_every_poll_fails_with_an_auth_error(
+        table: dict[str, dict[str, object]]) -> None:
+    """Bad keys: every target's last poll failed with AuthFailure*, so /-/ready says why; one
+    success (or a failure of another kind) makes it ready again."""
+    exporter = build_exporter({"targets": [{"task_id": "a"}, {"task_id": "b"}]})
+    table.update({"a": api_error("AuthFailure.SignatureFailure"),
+                  "b": api_error("AuthFailure.SignatureFailure")})
+    poll_all(exporter)
+    assert not exporter.ready()
+    assert "AuthFailure.SignatureFailure" in exporter.not_ready_reason()
+    table["b"] = api_error("InternalError")
+    poll_all(exporter)
+    assert exporter.ready()
+    table.update({"a": api_error("UnauthorizedOperation"),
+                  "b": api_error("UnauthorizedOperation")})
+    poll_all(exporter)
+    assert "UnauthorizedOperation" in exporter.not_ready_reason()
+    table["a"] = answer("InProgress", "a")
+    poll_all(exporter)
+    assert exporter.ready() and exporter.not_ready_reason() == ""
+
+
+def test_not_ready_before_the_first_cycle() -> None:
+    """Before every target was polled once the reason names the first cycle."""
+    exporter = build_exporter({"targets": [{"task_id": "a"}]})
+    exporter.poller.mark_started()
+    assert exporter.not_ready_reason() == "first poll cycle not done yet"
+
+
+def test_a_wrong_key_is_logged_not_just_counted(table: dict[str, dict[str, object]],
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    """Every poll failing with AuthFailure.SignatureFailure shows in the log with its
+    RequestId, once, and never with the key."""
+    caplog.set_level(logging.INFO)
+    exporter = build_exporter({"targets": [{"task_id": "a"}, {"task_id": "b"}]})
+    table.update({"a": api_error("AuthFailure.SignatureFailure"),
+                  "b": api_error("AuthFailure.SignatureFailure")})
+    for _ in range(3):
+        poll_all(exporter)
+    text = caplog.text
+    assert text.count("API error started: code=AuthFailure.SignatureFailure") == 1
+    assert "request_id=req-err" in text and SECRET_KEY not in text

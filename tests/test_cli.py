@@ -1,0 +1,76 @@
+"""The command line in-process: help texts, the hint without a config file, signal handlers."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from trtc_exporter.cli import build_parser, main
+from trtc_exporter.signals import Signals, StopDuringStartup
+
+
+@pytest.fixture(autouse=True)
+def keep_handlers() -> Iterator[None]:
+    """main() installs process signal handlers: give pytest its own back afterwards."""
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    yield
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)
+
+
+def test_every_flag_has_help_text() -> None:
+    """--log.level and --log.format (and every other flag) explain themselves in --help."""
+    parser = build_parser()
+    for action in parser._actions:  # argparse has no public list of its flags
+        if action.option_strings and action.dest not in ("help", "version"):
+            assert action.help, action.option_strings
+    text = " ".join(parser.format_help().split())
+    assert "only log messages of this severity or above" in text
+    assert "output format of log messages" in text
+
+
+def test_no_config_file_hints_at_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """Started where no trtc-exporter.yml exists and without --config.file: exit 2 with a line
+    that says so and mentions --demo."""
+    monkeypatch.chdir(tmp_path)
+    assert main([]) == 2
+    err = capsys.readouterr().err
+    assert "no --config.file given and no trtc-exporter.yml" in err and "--demo" in err
+
+
+def test_yaml_error_names_the_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A config that is not YAML is refused with the file's path in the message."""
+    path = tmp_path / "broken.yml"
+    path.write_text("targets: [\n", encoding="utf-8")
+    assert main(["--config.file", str(path), "--config.check"]) == 2
+    assert f"{path}: invalid YAML at line 2" in capsys.readouterr().err
+
+
+def test_stop_during_start_up_interrupts_and_is_remembered() -> None:
+    """Before running(), SIGTERM sets stop and interrupts start-up; after it, it only sets stop."""
+    signals = Signals().install()
+    with pytest.raises(StopDuringStartup):
+        signal.raise_signal(signal.SIGTERM)
+    assert signals.stop.is_set()
+    signals.stop.clear()
+    signals.running(lambda: None)
+    signal.raise_signal(signal.SIGTERM)
+    assert signals.stop.is_set()
+
+
+def test_main_exits_zero_when_stopped_during_start_up(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stop that arrives while the config is read ends main() with 0, not a traceback."""
+    path = tmp_path / "c.yml"
+    path.write_text("targets: []\n", encoding="utf-8")
+
+    def slow_load(_path: str) -> object:
+        signal.raise_signal(signal.SIGTERM)  # arrives in the middle of the slow work
+        raise AssertionError("start-up went on after SIGTERM")
+
+    monkeypatch.setattr("trtc_exporter.cli.load_config", slow_load)
+    assert main(["--config.file", str(path)]) == 0
