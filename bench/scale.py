@@ -56,13 +56,13 @@ def exposition(repeat: int) -> dict[str, Any]:
     app = filled_exporter(N)
     base = baseline_registry(N)
     started = time.perf_counter()
-    body = b"".join(app.exposition.render("")[0])
+    body = b"".join(app.exposition.render(generate_latest))
     first = time.perf_counter() - started
     rounds: dict[str, list[float]] = {"baseline": [], "before": [], "after": []}
     for _ in range(repeat):  # interleaved so that all three see the same load
         for name, fn in (("baseline", lambda: generate_latest(base)),
                          ("before", lambda: generate_latest(app.registry)),
-                         ("after", lambda: b"".join(app.exposition.render("")[0]))):
+                         ("after", lambda: b"".join(app.exposition.render(generate_latest)))):
             started = time.perf_counter()
             fn()
             rounds[name].append(time.perf_counter() - started)
@@ -151,10 +151,11 @@ def registration(repeat: int) -> dict[str, Any]:
 def rss_child() -> None:
     """In a fresh process: RSS before and after building N targets and rendering once."""
     from common import proc_status
+    from prometheus_client import generate_latest
 
     before = proc_status()["VmRSS"]
     app = filled_exporter(N)
-    b"".join(app.exposition.render("")[0])
+    b"".join(app.exposition.render(generate_latest))
     after = proc_status()
     print(json.dumps({"base": before, "rss": after["VmRSS"], "hwm": after["VmHWM"]}))
 
