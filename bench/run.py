@@ -24,10 +24,11 @@ import budget_use
 import cpu
 import register
 import render
+import scale
 import staleness
 from common import log, pyplot, stop_on_sigterm
 
-ORDER = ("f", "e", "a", "d", "b", "c")
+ORDER = ("f", "e", "h", "a", "d", "b", "c")
 
 
 def revision() -> str:
@@ -73,7 +74,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "out",
                         help="folder for JSON results and PNG plots (default bench/out)")
     parser.add_argument("--only", default=",".join(sorted(ORDER)),
-                        help="comma-separated subset of a,b,c,d,e,f (default: all)")
+                        help="comma-separated subset of a,b,c,d,e,f,h (default: all)")
     args = parser.parse_args()
     stop_on_sigterm()
     wanted = {x.strip() for x in args.only.split(",") if x.strip()}
@@ -101,6 +102,8 @@ def main() -> int:
             results[key] = cpu.run(args.quick, args.out, results.get("a"))
         elif key == "e":
             results[key] = render.run(args.quick, args.out)
+        elif key == "h":
+            results[key] = scale.run(args.quick, args.out)
         else:
             results[key] = register.run(args.quick, args.out)
         timings[key] = time.monotonic() - t0

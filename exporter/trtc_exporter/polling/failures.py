@@ -97,6 +97,13 @@ class FailureLog:
             for key in [k for k in self._kind_of if k not in wanted]:
                 self._leave(key, now)
 
+    def forget(self, keys: Iterable[tuple[str, ...]]) -> None:
+        """Forget these targets (removed one by one: :meth:`retain` without the whole set)."""
+        with self._lock:
+            now = self._clock.monotonic()
+            for key in keys:
+                self._leave(key, now)
+
     def failing(self) -> dict[Kind, int]:
         """Targets failing per kind right now."""
         with self._lock:

@@ -207,6 +207,12 @@ class StateStore:
                 elif old.target is not target:
                     self._states[key] = replace(old, target=target)
 
+    def add(self, targets: Iterable[Target]) -> None:
+        """Start a record for each target that has none (an incremental :meth:`sync`)."""
+        with self._lock:
+            for target in targets:
+                self._states.setdefault(target.key, TargetState(target))
+
     def remove(self, key: tuple[str, ...]) -> None:
         """Forget a target's state (it left the target set or retired)."""
         with self._lock:

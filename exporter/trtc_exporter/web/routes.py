@@ -25,7 +25,7 @@ from trtc_exporter.polling.state import TargetState
 from trtc_exporter.target import MAX_ID_CHARS
 from trtc_exporter.web import registration
 from trtc_exporter.web.landing import render_landing
-from trtc_exporter.web.negotiation import accepts_gzip, choose_format
+from trtc_exporter.web.negotiation import Encoder, accepts_gzip, choose_format
 from trtc_exporter.web.protocol import ExporterProtocol
 from trtc_exporter.web.rows import target_rows
 from trtc_exporter.web.static import CSS, JS, LANDING_CSP
@@ -136,18 +136,20 @@ class ExporterHandler(SecureHandlerMixin):
             self.send_error_json(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error")
 
     # -- responses --------------------------------------------------------------------------
-    def send_body(self, status: int, body: bytes, content_type: str,
+    def send_body(self, status: int, body: bytes | list[bytes], content_type: str,
                   headers: dict[str, str] | None = None) -> None:
+        pieces = [body] if isinstance(body, bytes) else body
         self.send_response(status)
         self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(sum(map(len, pieces))))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         if self.close_connection:
             self.send_header("Connection", "close")  # keep-alive clients must know
         self.end_headers()
         if self.command != "HEAD":
-            self.wfile.write(body)
+            for piece in pieces:
+                self.wfile.write(piece)
 
     def send_text(self, status: int, text: str) -> None:
         self.send_body(status, text.encode(), "text/plain; charset=utf-8")
@@ -166,17 +168,22 @@ class ExporterHandler(SecureHandlerMixin):
         return self.routes.exporter
 
     def metrics(self) -> None:
-        self.send_registry(self.exporter.registry)
+        self.send_exposition(self.exporter.exposition.render)
 
     def send_registry(self, registry: CollectorRegistry) -> None:
+        self.send_exposition(lambda encoder: [encoder(registry)])
+
+    def send_exposition(self, render: Callable[[Encoder], list[bytes]]) -> None:
+        """An exposition body in the negotiated format, rendered in pieces: gzipped whole when
+        asked, else written in turn (no copy of a body of many megabytes)."""
         accept = ",".join(self.headers.get_all("Accept") or [])
         encoder, content_type = choose_format(accept)
-        body = encoder(registry)
+        pieces = render(encoder)
         headers = {"Vary": "Accept, Accept-Encoding"}
         if accepts_gzip(",".join(self.headers.get_all("Accept-Encoding") or [])):
-            body = gzip.compress(body, compresslevel=1)
             headers["Content-Encoding"] = "gzip"
-        self.send_body(HTTPStatus.OK, body, content_type, headers)
+            pieces = [gzip.compress(b"".join(pieces), compresslevel=1)]
+        self.send_body(HTTPStatus.OK, pieces, content_type, headers)
 
     def landing(self) -> None:
         html = render_landing(self.exporter, self.routes.telemetry_path,
