@@ -40,6 +40,8 @@ class CoordinationConfig:
 
     @property
     def enabled(self) -> bool:
+        """True when ``coordination.redis_url`` is set: replicas share limiter, targets and
+        state."""
         return self.redis_url is not None
 
     @property
@@ -49,6 +51,7 @@ class CoordinationConfig:
 
     @property
     def tls(self) -> bool:
+        """True for a ``rediss://`` URL (TLS to Redis)."""
         return self.redis_url is not None and self.redis_url.startswith("rediss://")
 
 

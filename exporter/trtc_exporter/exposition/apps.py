@@ -40,6 +40,8 @@ class AppCollector(Collector):
         self._states = states or store.snapshot
 
     def describe(self) -> Iterator[Metric]:
+        """Nothing: ``register()`` then never calls ``collect()`` (client_python's
+        auto-describe)."""
         return iter(())
 
     def collect(self) -> Iterator[Metric]:

@@ -43,6 +43,8 @@ class TaskCollector(Collector):
         self._drops = drops or DropCounter()
 
     def describe(self) -> Iterator[Metric]:
+        """Nothing: ``register()`` then never calls ``collect()`` (client_python's
+        auto-describe)."""
         return iter(())
 
     def collect(self) -> Iterator[Metric]:

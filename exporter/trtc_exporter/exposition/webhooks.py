@@ -53,6 +53,8 @@ class WebhookCollector(Collector):
         self._failures, self._rule, self._forward = failures, rule, forward
 
     def describe(self) -> Iterator[Metric]:
+        """Nothing: ``register()`` then never calls ``collect()`` (client_python's
+        auto-describe)."""
         return iter(())
 
     def collect(self) -> Iterator[Metric]:
