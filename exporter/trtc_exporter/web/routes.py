@@ -138,6 +138,8 @@ class ExporterHandler(SecureHandlerMixin):
     # -- responses --------------------------------------------------------------------------
     def send_body(self, status: int, body: bytes, content_type: str,
                   headers: dict[str, str] | None = None) -> None:
+        """Send a complete response: status, Content-Type, Content-Length, extra headers, and the
+        body (not for HEAD)."""
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -150,9 +152,11 @@ class ExporterHandler(SecureHandlerMixin):
             self.wfile.write(body)
 
     def send_text(self, status: int, text: str) -> None:
+        """Send ``text`` as ``text/plain; charset=utf-8``."""
         self.send_body(status, text.encode(), "text/plain; charset=utf-8")
 
     def send_json(self, status: int, document: Any) -> None:
+        """Send ``document`` as indented JSON with sorted keys."""
         body = json.dumps(document, indent=1, sort_keys=True).encode()
         self.send_body(status, body, "application/json")
 
@@ -163,12 +167,17 @@ class ExporterHandler(SecureHandlerMixin):
     # -- endpoints --------------------------------------------------------------------------
     @property
     def exporter(self) -> ExporterProtocol:
+        """The exporter behind the routes
+        (:class:`~trtc_exporter.web.protocol.ExporterProtocol`)."""
         return self.routes.exporter
 
     def metrics(self) -> None:
+        """``GET /metrics`` (or the configured telemetry path): the exporter's whole registry."""
         self.send_registry(self.exporter.registry)
 
     def send_registry(self, registry: CollectorRegistry) -> None:
+        """Render ``registry`` in the format the ``Accept`` header asks for (OpenMetrics or text
+        0.0.4), gzipped when ``Accept-Encoding`` allows it."""
         accept = ",".join(self.headers.get_all("Accept") or [])
         encoder, content_type = choose_format(accept)
         body = encoder(registry)
@@ -179,6 +188,8 @@ class ExporterHandler(SecureHandlerMixin):
         self.send_body(HTTPStatus.OK, body, content_type, headers)
 
     def landing(self) -> None:
+        """``GET /``: the landing page (target table, views from the query string), under a
+        strict CSP."""
         html = render_landing(self.exporter, self.routes.telemetry_path,
                               parse_view(self.query()))
         self.send_body(HTTPStatus.OK, html.encode(), "text/html; charset=utf-8",
@@ -186,13 +197,16 @@ class ExporterHandler(SecureHandlerMixin):
                         "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"})
 
     def landing_css(self) -> None:
+        """``GET /static/landing.css``: the landing page's stylesheet."""
         self.send_body(HTTPStatus.OK, CSS.encode(), "text/css; charset=utf-8", _STATIC_HEADERS)
 
     def landing_js(self) -> None:
+        """``GET /static/landing.js``: the landing page's script."""
         self.send_body(HTTPStatus.OK, JS.encode(), "text/javascript; charset=utf-8",
                        _STATIC_HEADERS)
 
     def healthy(self) -> None:
+        """``GET /-/healthy``: 200, or 503 when polls are overdue past the stall limit."""
         if self.exporter.healthy():
             self.send_text(HTTPStatus.OK, "Healthy.\n")
         else:
@@ -200,6 +214,7 @@ class ExporterHandler(SecureHandlerMixin):
                            "overdue (trtc_exporter_poll_overdue_seconds).\n")
 
     def ready(self) -> None:
+        """``GET /-/ready``: 200, or 503 with ``{"ready": false, "reason": …}``."""
         reason = self.exporter.not_ready_reason()
         if not reason:
             self.send_text(HTTPStatus.OK, "Ready.\n")
@@ -223,10 +238,14 @@ class ExporterHandler(SecureHandlerMixin):
             self.send_error_json(HTTPStatus.INTERNAL_SERVER_ERROR, *message.splitlines())
 
     def targets(self) -> None:
+        """``GET /api/v1/targets``: every target with its source, status and schedule as JSON."""
         rows = target_rows(self.exporter.target_facts(), self.exporter.now())
         self.send_json(HTTPStatus.OK, {"status": "success", "data": rows})
 
     def probe(self) -> None:
+        """``GET /probe?task_id=…`` (or ``sdk_app_id`` and ``session_id``): the matching targets'
+        task families and ``trtc_probe_success``; 400 for a missing or over-long parameter. May
+        register the target when ``registration.allow_probe_registration`` is on."""
         params = self.query()
         for name in PROBE_PARAMS:
             if len(params.get(name, "")) > MAX_ID_CHARS:

@@ -32,9 +32,11 @@ REQUEST_BUDGET = 5.0
 class WebhookEndpoint(Protocol):
     """What the listener needs: judge a request, or count a refusal made before the body."""
 
-    def handle(self, headers: Mapping[str, str], body: bytes) -> Outcome: ...
+    def handle(self, headers: Mapping[str, str], body: bytes) -> Outcome:
+        """Verify, dedupe and apply one callback; the outcome says what to answer."""
 
-    def refuse(self, status: int, result: str, message: str) -> Outcome: ...
+    def refuse(self, status: int, result: str, message: str) -> Outcome:
+        """Count a request refused before its body was read (wrong path, method or framing)."""
 
 
 class WebhookHandler(SecureHandlerMixin):
@@ -125,6 +127,8 @@ class WebhookHandler(SecureHandlerMixin):
     do_GET = do_HEAD = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_found
 
     def log_message(self, format: str, *args: object) -> None:
+        """Access lines at debug level through logging (``BaseHTTPRequestHandler`` writes to
+        stderr)."""
         log.debug("webhook %s %s", self.address_string(), format % args)
 
 

@@ -119,6 +119,8 @@ class ExporterHTTPServer(socketserver.TCPServer):
                                    self._security_headers, self.limits, clock)
 
     def server_bind(self) -> None:
+        """Bind; for an empty host (``:9877``) clear IPV6_V6ONLY first so one socket takes IPv4
+        and IPv6, as Go's listeners do."""
         if self._dual_stack:  # ":9877" means IPv4 and IPv6, as in every Go exporter
             self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
         super().server_bind()
@@ -238,6 +240,8 @@ class SecureHandlerMixin(BaseHTTPRequestHandler):
     request: Exchange
 
     def setup(self) -> None:
+        """Take the streams from the connection loop's exchange (TLS already done, reader
+        buffered) instead of making them from the socket."""
         self.connection = self.request.sock
         self.rfile = self.request.reader  # type: ignore[assignment]
         self.wfile = _Writer(self.request.sock)  # type: ignore[assignment]
@@ -259,6 +263,9 @@ class SecureHandlerMixin(BaseHTTPRequestHandler):
         return authorize(self)
 
     def parse_request(self) -> bool:
+        """Parse the request line and headers (False after an error answer), then decide
+        keep-alive from ``Connection`` and the HTTP version (HTTP/1.0 closes unless
+        ``keep-alive``)."""
         self._web_config = None  # one config per request, even on a kept-alive connection
         if not super().parse_request():
             return False
@@ -311,6 +318,7 @@ class SecureHandlerMixin(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def end_headers(self) -> None:
+        """Add the web config's security headers to every response, then end the header block."""
         send_security_headers(self)
         super().end_headers()
 
