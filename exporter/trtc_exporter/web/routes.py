@@ -136,21 +136,6 @@ class ExporterHandler(SecureHandlerMixin):
             self.send_error_json(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error")
 
     # -- responses --------------------------------------------------------------------------
-    def send_body(self, status: int, body: bytes, content_type: str,
-                  headers: dict[str, str] | None = None) -> None:
-        """Send a complete response: status, Content-Type, Content-Length, extra headers, and the
-        body (not for HEAD)."""
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        if self.close_connection:
-            self.send_header("Connection", "close")  # keep-alive clients must know
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
     def send_text(self, status: int, text: str) -> None:
         """Send ``text`` as ``text/plain; charset=utf-8``."""
         self.send_body(status, text.encode(), "text/plain; charset=utf-8")

@@ -305,9 +305,14 @@ class SecureHandlerMixin(BaseHTTPRequestHandler):
     def send_error_json(self, status: int, *errors: str,
                         headers: Mapping[str, str] | None = None) -> None:
         """An error answer in the one JSON shape, with ``headers`` added."""
-        body = error_body(*errors)
+        self.send_body(status, error_body(*errors), "application/json", headers)
+
+    def send_body(self, status: int, body: bytes, content_type: str,
+                  headers: Mapping[str, str] | None = None) -> None:
+        """Send a complete response: status, Content-Type, Content-Length, extra headers,
+        ``Connection: close`` when the connection will close, and the body (not for HEAD)."""
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
