@@ -1,4 +1,5 @@
-"""The ``coordination:`` and ``accounts:`` config blocks: parsed into frozen dataclasses.
+"""The ``coordination:`` config block, parsed into a frozen dataclass (``accounts:`` is in
+``accounts.py``).
 
 Errors are collected in :class:`~trtc_exporter.errors.Errors` with field paths, like every
 other block. The Redis password is only ever a file path here; :func:`read_password` turns the
