@@ -96,15 +96,8 @@ class Exporter:
                              factory=None if self.cluster is None else
                              self.cluster.limiter_factory(config.api.rate_guard))
         self.skew = SkewEstimator()
-        metrics = ApiMetrics(self.registry, accounts=self.labelled)
-        self.clients = {
-            name: TrtcClient(endpoint=config.api.endpoint, credentials=provider,
-                             budget=self.budget,
-                             metrics=metrics.for_account(name) if self.labelled else metrics,
-                             clock=clock, timeout=config.api.timeout,
-                             max_retries=config.api.max_retries, skew=self.skew,
-                             session=session)
-            for name, provider in (accounts or {config.account_names[0]: credentials}).items()}
+        self.clients = self._build_clients(
+            config, accounts or {config.account_names[0]: credentials}, session)
         self.client = self.clients[config.account_names[0]]
         # with coordination, registrations and webhook discoveries alike live in Redis
         self.sources = TargetSources(config, clock, self.drops, webhooks=keyring is not None,
@@ -115,24 +108,7 @@ class Exporter:
         self.revision = revision()
         self._all_targets: list[Target] = []  # the whole (shard's) set; the poller gets ours
         self._task_index: dict[tuple[str, str], tuple[str, ...]] = {}  # of _all_targets
-        # registration order is exposition order: task families, app totals, budget and
-        # poller, the exporter itself (the golden test pins it), then coordination
-        for collector in (TaskCollector(self.states, clock.time, drops=self.drops),
-                          AppCollector(self.store, lambda: self.runtime.config, clock.time,
-                                       accounts=self.labelled, states=self.states),
-                          BudgetPollerCollector(self.budget, self.poller, self.skew,
-                                                lambda: self.runtime.config, self.sources,
-                                                webhooks=keyring is not None,
-                                                accounts=self.labelled),
-                          SelfHealthCollector(self.runtime, self.revision),
-                          DroppedCollector(self.drops)):
-            self.registry.register(collector)
-        # process_* (CPU, memory, fds, start time) and python_info, as every client_python
-        # exporter serves them on its default registry; ours is a registry of its own
-        ProcessCollector(registry=self.registry)
-        PlatformCollector(registry=self.registry)
-        if self.cluster is not None:
-            self.registry.register(CoordinationCollector(self.cluster.coordinator))
+        self._register_collectors(webhooks=keyring is not None)
         self.webhook: WebhookHub | None = None
         self.webhook_address: str | None = None  # the listener's, when chosen here (--demo)
         self.forwarder: Forwarder | None = None
@@ -145,6 +121,41 @@ class Exporter:
         if self.cluster is not None:
             self.poller.set_share(self._plan_share)
         self._apply_targets(config)
+
+    def _build_clients(self, config: Config, providers: dict[str, CredentialProvider],
+                       session: requests.Session | None) -> dict[str, TrtcClient]:
+        """One client per account (name -> client), all spending the one budget; with
+        ``accounts:`` each counts its requests under its own ``account`` label."""
+        metrics = ApiMetrics(self.registry, accounts=self.labelled)
+        return {
+            name: TrtcClient(endpoint=config.api.endpoint, credentials=provider,
+                             budget=self.budget,
+                             metrics=metrics.for_account(name) if self.labelled else metrics,
+                             clock=self.clock, timeout=config.api.timeout,
+                             max_retries=config.api.max_retries, skew=self.skew,
+                             session=session)
+            for name, provider in providers.items()}
+
+    def _register_collectors(self, webhooks: bool) -> None:
+        """Register the collectors of ``/metrics`` (the webhook collector comes later, with the
+        receiver). Registration order is exposition order: task families, app totals, budget
+        and poller, the exporter itself (the golden test pins it), then coordination."""
+        clock = self.clock
+        for collector in (TaskCollector(self.states, clock.time, drops=self.drops),
+                          AppCollector(self.store, lambda: self.runtime.config, clock.time,
+                                       accounts=self.labelled, states=self.states),
+                          BudgetPollerCollector(self.budget, self.poller, self.skew,
+                                                lambda: self.runtime.config, self.sources,
+                                                webhooks=webhooks, accounts=self.labelled),
+                          SelfHealthCollector(self.runtime, self.revision),
+                          DroppedCollector(self.drops)):
+            self.registry.register(collector)
+        # process_* (CPU, memory, fds, start time) and python_info, as every client_python
+        # exporter serves them on its default registry; ours is a registry of its own
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        if self.cluster is not None:
+            self.registry.register(CoordinationCollector(self.cluster.coordinator))
 
     def _build_webhooks(self, config: Config, keyring: KeyRing) -> None:
         """The callback receiver, its effects on targets and state, the relay and metrics
