@@ -99,15 +99,8 @@ class Exporter:
                              factory=None if self.cluster is None else
                              self.cluster.limiter_factory(config.api.rate_guard))
         self.skew = SkewEstimator()
-        metrics = ApiMetrics(api_registry, accounts=self.labelled)
-        self.clients = {
-            name: TrtcClient(endpoint=config.api.endpoint, credentials=provider,
-                             budget=self.budget,
-                             metrics=metrics.for_account(name) if self.labelled else metrics,
-                             clock=clock, timeout=config.api.timeout,
-                             max_retries=config.api.max_retries, skew=self.skew,
-                             session=session)
-            for name, provider in (accounts or {config.account_names[0]: credentials}).items()}
+        self.clients = self._build_clients(
+            config, accounts or {config.account_names[0]: credentials}, session, api_registry)
         self.client = self.clients[config.account_names[0]]
         # with coordination, registrations and webhook discoveries alike live in Redis
         self.sources = TargetSources(config, clock, self.drops, webhooks=keyring is not None,
@@ -132,6 +125,22 @@ class Exporter:
         if self.cluster is not None:
             self.poller.set_share(self._plan_share)
         self._apply_targets(config)
+
+    def _build_clients(self, config: Config, providers: dict[str, CredentialProvider],
+                       session: requests.Session | None,
+                       registry: CollectorRegistry) -> dict[str, TrtcClient]:
+        """One client per account (name -> client), all spending the one budget; with
+        ``accounts:`` each counts its requests under its own ``account`` label. Their
+        instruments go into ``registry``, the head of /metrics."""
+        metrics = ApiMetrics(registry, accounts=self.labelled)
+        return {
+            name: TrtcClient(endpoint=config.api.endpoint, credentials=provider,
+                             budget=self.budget,
+                             metrics=metrics.for_account(name) if self.labelled else metrics,
+                             clock=self.clock, timeout=config.api.timeout,
+                             max_retries=config.api.max_retries, skew=self.skew,
+                             session=session)
+            for name, provider in providers.items()}
 
     def _build_webhooks(self, config: Config, keyring: KeyRing) -> None:
         """The callback receiver, its effects on targets and state, the relay and metrics

@@ -16,6 +16,7 @@ from trtc_exporter.clock import WallSeconds
 from trtc_exporter.config.model import Config
 from trtc_exporter.exposition.dropped import printable_target
 from trtc_exporter.exposition.families import family, states_of
+from trtc_exporter.exposition.guard import rendered
 from trtc_exporter.polling.state import StateStore, TargetState, UsageKey
 from trtc_exporter.target import Target
 
@@ -42,16 +43,13 @@ class AppCollector(Collector):
         self._checked: dict[tuple[str, ...], tuple[Target, bool]] = {}
 
     def describe(self) -> Iterator[Metric]:
+        """Nothing: ``register()`` then never calls ``collect()`` (client_python's
+        auto-describe)."""
         return iter(())
 
     def collect(self) -> Iterator[Metric]:
         """Fresh families on every call; an error is logged and yields nothing."""
-        try:
-            families = self._families()
-        except Exception:  # a rendering bug must not turn /metrics into a 500
-            log.exception("collector failed; serving exporter health only")
-            families = []
-        yield from families
+        yield from rendered(self._families, log, "collector failed; serving exporter health only")
 
     def _printable(self, target: Target) -> bool:
         """printable_target, checked once per Target object (targets are immutable; a scrape

@@ -71,6 +71,7 @@ class Section(Collector):
         self._registry = registry
 
     def describe(self) -> list[Metric]:
+        """Nothing: registering must not collect (see the class docstring)."""
         return []
 
     def collect(self) -> Iterator[Metric]:

@@ -36,6 +36,7 @@ class TokenBucket:
         self._at = clock.monotonic()
 
     def take(self) -> bool:
+        """Take one token: True when one was left (refilled by the time since the last call)."""
         now = self._clock.monotonic()
         self._tokens = min(self._burst, self._tokens + (now - self._at) * self._rate)
         self._at = now

@@ -344,6 +344,8 @@ class Poller:
             return [(key, self._targets[key].lane) for key, _ in due]
 
     def seconds_to_next_due(self) -> float:
+        """How long the loop may sleep: until the next due poll, at most 1 s (so stop and reload
+        are noticed promptly), never negative."""
         with self._lock:
             nxt = self._schedule.next_due()
             return 1.0 if nxt is None else min(1.0, max(0.0, nxt - self._clock.monotonic()))

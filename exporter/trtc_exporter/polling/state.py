@@ -79,6 +79,7 @@ class TargetState:
 
     @property
     def app_key(self) -> AppKey:
+        """``(api, region, sdk_app_id or "")``: the key of the per-app totals."""
         t = self.target
         return (t.api, t.region, "" if t.sdk_app_id is None else str(t.sdk_app_id))
 

@@ -31,6 +31,7 @@ class TargetConflictError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Entry:
+    """A registered target and its expiry (wall-clock s; None for never)."""
     target: Target
     expires_at: float | None = None
 
@@ -83,10 +84,12 @@ class TargetSet:
 
     # -- sources ----------------------------------------------------------------------------
     def set_config(self, targets: list[Target] | tuple[Target, ...]) -> None:
+        """Replace the targets from the config file (on start and reload)."""
         with self._lock:
             self._config = list(targets)
 
     def set_files(self, targets: list[Target]) -> None:
+        """Replace the targets read from target files."""
         with self._lock:
             self._files = list(targets)
 
@@ -240,10 +243,13 @@ class TargetSet:
             return self._api.get(key)
 
     def expiry_of(self, key: Key) -> float | None:
+        """When the registration under ``key`` expires (wall-clock s), or None (never, or not
+        registered)."""
         with self._lock:
             item = self._api.get(key)
             return None if item is None else item.expires_at
 
     def find(self, target_id: str) -> Target | None:
+        """The current target with this id, or None."""
         with self._lock:
             return next((t for t in self._current.values() if t.id == target_id), None)
