@@ -36,7 +36,6 @@ from common import (
     run_standalone,
     scenario,
 )
-
 from tests.integration.capture import PostCapture
 from tests.integration.loads import (
     Load,
@@ -79,7 +78,7 @@ def measure(settle: float, seconds: float) -> list[dict[str, Any]]:
     exporter = None
     raw = []
     try:
-        exporter = Exporter(work, config, wait_ready=120)
+        exporter = Exporter(work, config)  # polling from the start: no need to wait a cycle
         with PostCapture(sim.port) as capture:
             for name, load, fault in phases(exporter.url):
                 log(f"    {name}")

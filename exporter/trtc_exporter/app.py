@@ -96,7 +96,7 @@ class Exporter:
         self.cluster = (Cluster(config.coordination, redis_password, clock, drops=self.drops)
                         if config.coordination.enabled else None)
         self.budget = Budget(budget_rates(config), clock, guard=config.api.rate_guard,
-                             factory=None if self.cluster is None else
+                             confirm_sends=True, factory=None if self.cluster is None else
                              self.cluster.limiter_factory(config.api.rate_guard))
         self.skew = SkewEstimator()
         self.clients = self._build_clients(

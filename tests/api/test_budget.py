@@ -320,3 +320,52 @@ def test_recovery_to_the_configured_rate_resets_the_hold() -> None:
     limiter.on_throttled(sent_at=_accept(limiter, clock, 10))
     clock.advance(1.0 + 5.0 + 1.0)
     assert limiter.effective_rate == 10.5
+
+
+def test_confirmed_send_counts_the_window_from_the_write() -> None:
+    """With confirm_sends, a request written 0.3 s after its grant delays the one a window on."""
+    clock = FakeClock(0.0, auto_advance=False)
+    limiter = RateLimiter(1, clock, guard=0.0, confirm_sends=True)
+    limiter.acquire()  # granted at 0.0 ...
+    clock.advance(0.3)
+    limiter.sent()  # ... but written at 0.3 (the thread was held up)
+    done = threading.Event()
+    thread = threading.Thread(target=lambda: (limiter.acquire(), done.set()))
+    thread.start()
+    assert clock.await_sleepers(1)
+    clock.advance(0.8)  # 1.1: a window after the grant, not after the write
+    assert clock.await_sleepers(1)
+    assert not done.is_set()
+    clock.advance(0.2)  # 1.3: a window after the write
+    assert done.wait(2.0)
+    thread.join()
+
+
+def test_unconfirmed_grant_holds_the_next_window_until_written() -> None:
+    """A grant not yet reported written blocks the grant a window on, however long it takes."""
+    clock = FakeClock(0.0, auto_advance=False)
+    limiter = RateLimiter(1, clock, guard=0.0, confirm_sends=True)
+    limiter.acquire()
+    done = threading.Event()
+    thread = threading.Thread(target=lambda: (limiter.acquire(), done.set()))
+    thread.start()
+    assert clock.await_sleepers(1)
+    clock.advance(5.0)
+    assert clock.await_sleepers(1)
+    assert not done.is_set()
+    limiter.sent()  # written at 5.0: the next may start at 6.0
+    clock.advance(0.5)
+    assert clock.await_sleepers(1)
+    assert not done.is_set()
+    clock.advance(0.5)
+    assert done.wait(2.0)
+    thread.join()
+
+
+def test_a_threads_next_acquire_reports_its_previous_write() -> None:
+    """A caller that never reports its write does not stall the limiter: its next acquire does."""
+    clock = FakeClock(0.0, auto_advance=True)
+    limiter = RateLimiter(2, clock, guard=0.0, confirm_sends=True)
+    for _ in range(5):
+        limiter.acquire()
+    assert abs(clock.monotonic() - 2.0) < 1e-9  # 0, 0.5, 1.0, 1.5, 2.0: no stall

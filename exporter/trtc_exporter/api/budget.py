@@ -81,29 +81,39 @@ class Cancelled(Exception):
 class Grant:
     """One reserved request start; ``anchor`` is the grant one window's worth of requests back."""
 
-    __slots__ = ("anchor", "span", "started", "time")
+    __slots__ = ("anchor", "sent", "span", "started", "time")
 
     def __init__(self, time: float, anchor: Grant | None, span: float) -> None:
         self.time = time
         self.anchor = anchor
         self.span = span
         self.started = False  # set when its request really starts (or its wait was cancelled)
+        self.sent = True  # False from the grant until the request is written (confirm_sends)
 
     def earliest(self) -> float:
         """Our slot, or later if the anchor really started later than it was granted; unknown
-        (inf) while the anchor has not started yet, e.g. all threads paused by a long GIL hold."""
+        (inf) while the anchor has not started (or, confirming sends, not been written) yet,
+        e.g. all threads paused by a long GIL hold."""
         if self.anchor is None:
             return self.time
-        if not self.anchor.started:
+        if not (self.anchor.started and self.anchor.sent):
             return math.inf
         return max(self.time, self.anchor.time + self.span)
 
 
 class RateLimiter:
-    """Thread-safe limiter for one action; ``acquire`` blocks until a request may start."""
+    """Thread-safe limiter for one action; ``acquire`` blocks until a request may start.
+
+    With ``confirm_sends`` a grant counts from the instant its request is written, reported by
+    the granted thread through :meth:`sent` (or its next ``acquire``): the grant one window's
+    worth of requests later waits for that report. A sender held up between its grant and its
+    write (a saturated CPU, another thread holding the GIL) then pushes the later ones back
+    instead of landing within a second of them, whatever the delay.
+    """
 
     def __init__(self, rate: float, clock: Clock, guard: float = 0.02, window: float = 1.0,
-                 policy: AimdPolicy | None = None, name: str = "") -> None:
+                 policy: AimdPolicy | None = None, name: str = "",
+                 confirm_sends: bool = False) -> None:
         if rate <= 0:
             raise ValueError("rate must be > 0")
         self.name = name
@@ -126,6 +136,8 @@ class RateLimiter:
         self._paused_until = -math.inf
         self._good = rate  # the rate the last unstated-limit cut settled on
         self._hold = self._policy.hold
+        self._confirm = confirm_sends
+        self._unsent = threading.local()  # this thread's grant whose write is not reported yet
 
     @property
     def effective_rate(self) -> float:
@@ -157,6 +169,7 @@ class RateLimiter:
         a late sender pushes later ones back instead of squeezing 21 requests into a second.
         A cancelled wait raises :class:`Cancelled`: its slot is spent, no request may follow.
         """
+        self.sent()  # this thread's previous request, if unreported, is long written
         grant, wait = self._reserve()
         started = self._clock.monotonic()
         event = cancel or threading.Event()
@@ -172,13 +185,27 @@ class RateLimiter:
                 if wait <= 1e-9:
                     grant.time = max(grant.time, now)
                     grant.started = True
+                    grant.sent = not self._confirm
                     break
+        if self._confirm:
+            self._unsent.grant = grant
         return max(0.0, self._clock.monotonic() - started)
+
+    def sent(self) -> None:
+        """The request this thread was last granted has been written (or will never be): its
+        window counts from now. Without ``confirm_sends``, or nothing outstanding, a no-op."""
+        grant = getattr(self._unsent, "grant", None)
+        if grant is None:
+            return
+        self._unsent.grant = None
+        with self._lock:
+            grant.time = max(grant.time, self._clock.monotonic())
+            grant.sent = True
 
     def _next_grant(self, now: float) -> Grant:
         per_window = max(1, math.floor(self._rate * self._window))
         span = per_window / self._rate + self._guard
-        while (self._grants and self._grants[0].started
+        while (self._grants and self._grants[0].started and self._grants[0].sent
                and self._grants[0].time <= now - span - self._window):
             self._grants.popleft()
         slot = max(now, self._paused_until)
@@ -334,6 +361,10 @@ class Limiter(Protocol):
         """Block until a token is granted; returns the wait in seconds; raises ``Cancelled`` when
         ``cancel`` is set first."""
 
+    def sent(self) -> None:
+        """The calling thread's granted request has been written to the socket (see
+        :meth:`RateLimiter.sent`); a limiter that counts from the grant ignores it."""
+
     def on_accepted(self, sent_at: float) -> None:
         """A request sent at ``sent_at`` (monotonic s) was not throttled."""
 
@@ -355,13 +386,15 @@ class Budget:
     """One limiter per lane: Tencent counts each account and action separately.
 
     A lane is an action name for the implicit account, ``account/action`` with ``accounts:``.
-    ``factory`` builds each limiter (a local :class:`RateLimiter` by default).
+    ``factory`` builds each limiter (a local :class:`RateLimiter` by default, confirming sends
+    when ``confirm_sends``: the client reports each write, see :meth:`RateLimiter.sent`).
     """
 
     def __init__(self, rates: dict[str, float], clock: Clock, guard: float = 0.02,
                  policy: AimdPolicy | None = None,
-                 factory: LimiterFactory | None = None) -> None:
+                 factory: LimiterFactory | None = None, confirm_sends: bool = False) -> None:
         self._clock = clock
+        self._confirm = confirm_sends
         self._guard = guard
         self._base_guard = guard
         self._policy = policy
@@ -370,7 +403,8 @@ class Budget:
         self._limiters = {lane: self._factory(lane, rate) for lane, rate in rates.items()}
 
     def _local(self, lane: str, rate: float) -> Limiter:
-        return RateLimiter(rate, self._clock, self._guard, policy=self._policy, name=lane)
+        return RateLimiter(rate, self._clock, self._guard, policy=self._policy, name=lane,
+                           confirm_sends=self._confirm)
 
     def limiter(self, lane: str) -> Limiter:
         """The limiter of one lane (KeyError for a lane without one)."""

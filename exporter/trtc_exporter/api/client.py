@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 import threading
 import time
@@ -18,7 +17,7 @@ from urllib.parse import urlsplit
 import requests
 
 from trtc_exporter import __version__
-from trtc_exporter.api import signing
+from trtc_exporter.api import signing, transport
 from trtc_exporter.api.budget import Budget, Cancelled, hint_from_message
 from trtc_exporter.api.credentials import CredentialProvider
 from trtc_exporter.api.outcome import Outcome
@@ -71,7 +70,7 @@ class TrtcClient:
         self._timeout = timeout
         self._max_retries = max_retries
         self._skew = skew or SkewEstimator()
-        self._session = session or _pooled_session(endpoint)
+        self._session = session or transport.pooled_session(endpoint)
         self._rng = rng or random.Random()
 
     @property
@@ -123,14 +122,19 @@ class TrtcClient:
         """One attempt; ``lane`` names the limiter (``Target.lane``: the action, per account)."""
         lane = lane or action
         headers = self._headers(action, region, body)  # signed first: nothing slow after the token
+        limiter = self._budget.limiter(lane)
         try:
-            waited = self._budget.limiter(lane).acquire(cancel)
+            waited = limiter.acquire(cancel)
         except Cancelled:
             return ApiFailure("Cancelled", "shutting down before a token was granted"), 0.0
-        self._metrics.budget_wait.labels(action).observe(waited)
         # latency from the injected clock, so a FakeClock makes the histogram reproducible
         sent_wall, started = self._clock.time(), self._clock.monotonic()
-        result, date = self._send(action, body, headers)
+        try:  # the limiter counts the next window from the write, not from the grant
+            with transport.on_written(limiter.sent):
+                result, date = self._send(action, body, headers)
+        finally:
+            limiter.sent()  # not written through our pool (a proxy, a test's session): now
+        self._metrics.budget_wait.labels(action).observe(waited)
         latency = self._clock.monotonic() - started
         self._metrics.requests.labels(action, region).inc()
         self._metrics.duration.labels(action, region).observe(latency)
@@ -213,18 +217,3 @@ def _read_capped(response: requests.Response, deadline: float) -> bytes:
             raise _BodyError("Timeout", "body not complete within the timeout")
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def _pooled_session(endpoint: str) -> requests.Session:
-    """One pooled session. Proxy and CA settings are read from the environment once here:
-    with trust_env, requests would re-scan the environment (and look for .netrc) per request."""
-    session = requests.Session()
-    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=64, max_retries=0)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    session.proxies = requests.utils.get_environ_proxies(endpoint)
-    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-    if bundle:
-        session.verify = bundle
-    session.trust_env = False
-    return session

@@ -93,6 +93,11 @@ class FailoverLimiter:
         self._local_share().acquire(event)
         return not self._link.up
 
+    def sent(self) -> None:
+        """The calling thread's request was written; told to the local share, which confirms
+        nothing unless built to (the shared limiter counts at the grant)."""
+        self._local.sent()
+
     def on_accepted(self, sent_at: float) -> None:
         """A request sent at ``sent_at`` (monotonic s) was accepted; the local share measures
         it for an unstated limit (the shared state does not measure yet)."""

@@ -129,6 +129,10 @@ class SharedRateLimiter:
         """``budget.RateLimiter.acquire``'s contract: block until our start, return the wait."""
         return self.take(cancel).waited
 
+    def sent(self) -> None:
+        """``budget.Limiter.sent``: the shared window counts each start at its grant (a slot in
+        Redis taken by the server's clock), so the write adds nothing to it."""
+
     # -- adaptation ------------------------------------------------------------------------
     def on_accepted(self, sent_at: float) -> None:
         """Shape parity with ``budget.RateLimiter``; the shared state does not measure yet."""
