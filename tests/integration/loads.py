@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +178,14 @@ Load = Callable[[float], AbstractContextManager[Any]]
 def no_load(seconds: float) -> AbstractContextManager[Any]:
     """The normal condition: nothing besides polling and the probe scraper."""
     return nullcontext()
+
+
+@contextmanager
+def combined(*loads: Load, seconds: float) -> Iterator[Any]:
+    """Several loads at once; yields the first (whose latencies, if any, are reported)."""
+    with ExitStack() as stack:
+        running = [stack.enter_context(load(seconds)) for load in loads]
+        yield running[0]
 
 
 def measure_phase(sim: Any, metrics_url: str, load: Load, fault: dict[str, Any] | None,

@@ -2,10 +2,10 @@
 
 1 000 InProgress targets at ``poll_interval: 15s`` need 67 req/s, so the exporter runs at its
 20 req/s budget throughout. One capture (tshark on ``lo``, kernel timestamps of each API request
-start, ``capture.py``) covers three phases, each with one load (``loads.py``): 20 concurrent
-scrapers of /metrics, one-target registrations and removals back to back, and two busy-loop
-processes saturating both CPUs. In each phase no sliding second of the capture may hold more than
-the limit. Skipped only when tshark is not installed (CI installs it).
+start, ``capture.py``) covers four phases, each with one load (``loads.py``): 20 concurrent
+scrapers of /metrics, one-target registrations and removals back to back, two busy-loop
+processes saturating both CPUs, then all three at once. In each phase no sliding second of the
+capture may hold more than the limit. Skipped only when tshark is not installed (CI installs it).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from tests.integration.loads import (
     RegistrationFlood,
     Scrapers,
     busy_loops,
+    combined,
     measure_phase,
     summarise,
 )
@@ -69,6 +70,8 @@ def test_no_second_of_captured_traffic_exceeds_the_limit_under_load(tmp_path: Pa
             "registration flood": lambda s: RegistrationFlood(url, TOKEN, s),
             "busy cpu": functools.partial(busy_loops, 2),
         }
+        every = tuple(loads.values())
+        loads["all three at once"] = lambda s: combined(*every, seconds=s)
         with PostCapture(sim.port) as capture:
             phases = {name: measure_phase(sim, url + "/metrics", load, None, SETTLE, MEASURE)
                       for name, load in loads.items()}
