@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -150,3 +151,19 @@ def test_an_answers_ids_that_cannot_be_labels_are_dropped() -> None:
                                         "RequestId": "r"}}).encode()
         result = parse_response("DescribeAITranscription", body)
         assert isinstance(result, TaskStatus) and result.task_id == ""
+
+
+@given(st.datetimes(), st.integers(0, 6), st.sampled_from(["", " ", "\t"]))
+def test_start_time_fast_path_agrees_with_strptime(moment: Any, digits: int, pad: str) -> None:
+    """The StartTime fast path reads every form strptime reads, to the same epoch."""
+    from datetime import datetime
+
+    from trtc_exporter.response import BEIJING
+
+    text = moment.strftime("%Y-%m-%d %H:%M:%S")
+    if moment.year < 1000:
+        return  # not the API's form: %Y gives fewer than four digits
+    if digits:
+        text += "." + f"{moment.microsecond:06d}"[:digits]
+    expected = datetime.strptime(text, "%Y-%m-%d %H:%M:%S" + (".%f" if digits else ""))
+    assert parse_start_time(pad + text + pad) == expected.replace(tzinfo=BEIJING).timestamp()

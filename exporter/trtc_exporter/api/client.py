@@ -180,8 +180,8 @@ class TrtcClient:
               headers: dict[str, str]) -> tuple[TaskStatus | ApiFailure, str | None]:
         deadline = time.monotonic() + self._timeout
         try:
-            with self._session.post(self._url, data=body, headers=headers,
-                                    timeout=self._timeout, stream=True) as response:
+            with transport.post(self._session, self._url, body, headers,
+                                self._timeout) as response:
                 date = response.headers.get("Date")
                 if response.status_code != 200:
                     code = "HTTP5xx" if response.status_code >= 500 else "InvalidResponse"

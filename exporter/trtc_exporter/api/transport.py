@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import requests
+from requests.structures import CaseInsensitiveDict
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
@@ -67,6 +68,28 @@ class _Adapter(requests.adapters.HTTPAdapter):
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = {"http": _Pool, "https": _TLSPool}
+
+
+def post(session: requests.Session, url: str, body: bytes, headers: dict[str, str],
+         timeout: float) -> requests.Response:
+    """POST ``body`` to ``url`` through ``session``'s adapter, streamed (the caller reads and
+    closes the answer); redirects are not followed, as no API answer redirects.
+
+    The request is built here instead of by ``Session.request``, which per call merges the
+    session's settings, cookies and environment and prepares (re-parses) the URL and headers:
+    about a third of a request's client CPU (docs/performance.md). Our URL is fixed and checked
+    at start-up, our headers are ours, and the session's proxies and CA bundle are passed as
+    they were read once in :func:`pooled_session`.
+    """
+    request = requests.PreparedRequest()
+    request.method, request.url, request.body = "POST", url, body
+    merged: dict[str, str] = {k: str(v) for k, v in session.headers.items()}
+    request.headers = CaseInsensitiveDict({**merged, **headers})
+    request.headers["Content-Length"] = str(len(body))
+    request.hooks = {"response": []}
+    verify = True if session.verify is None else session.verify
+    return session.get_adapter(url).send(request, stream=True, timeout=timeout, verify=verify,
+                                         cert=session.cert, proxies=session.proxies)
 
 
 def pooled_session(endpoint: str) -> requests.Session:
