@@ -131,15 +131,16 @@ class Simulator(Process):
 class Exporter(Process):
     """The exporter process on a config; ready once its first poll cycle is done."""
 
-    def __init__(self, workdir: Path, config: dict[str, Any], *, wait_ready: float = 0) -> None:
+    def __init__(self, workdir: Path, config: dict[str, Any], *, wait_ready: float = 0,
+                 env: dict[str, str] | None = None) -> None:
         path = workdir / "exporter.yml"
         path.write_text(yaml.safe_dump(config))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {"TENCENTCLOUD_SECRET_ID": SECRET_ID, "TENCENTCLOUD_SECRET_KEY": SECRET_KEY}
+        creds = {"TENCENTCLOUD_SECRET_ID": SECRET_ID, "TENCENTCLOUD_SECRET_KEY": SECRET_KEY}
         super().__init__(["--config.file", str(path), "--web.listen-address",
                           f"127.0.0.1:{self.port}", "--log.level", "warn"],
-                         workdir / "exporter.log", env)
+                         workdir / "exporter.log", {**creds, **(env or {})})
         self.http = requests.Session()
         wait_for(lambda: self.http.get(self.url + "/-/healthy", timeout=2).ok, 30,
                  "exporter to listen")

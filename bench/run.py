@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import aimd  # the benchmark modules beside this script (sys.path[0] when run as a script)
+import budget_load
 import budget_use
 import cpu
 import register
@@ -28,7 +29,7 @@ import scale
 import staleness
 from common import log, pyplot, stop_on_sigterm
 
-ORDER = ("f", "e", "h", "a", "d", "b", "c")
+ORDER = ("f", "e", "h", "a", "d", "b", "c", "i")
 
 
 def revision() -> str:
@@ -74,7 +75,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "out",
                         help="folder for JSON results and PNG plots (default bench/out)")
     parser.add_argument("--only", default=",".join(sorted(ORDER)),
-                        help="comma-separated subset of a,b,c,d,e,f,h (default: all)")
+                        help="comma-separated subset of a,b,c,d,e,f,h,i (default: all)")
     args = parser.parse_args()
     stop_on_sigterm()
     wanted = {x.strip() for x in args.only.split(",") if x.strip()}
@@ -102,6 +103,8 @@ def main() -> int:
             results[key] = cpu.run(args.quick, args.out, results.get("a"))
         elif key == "e":
             results[key] = render.run(args.quick, args.out)
+        elif key == "i":
+            results[key] = budget_load.run(args.quick, args.out)
         elif key == "h":
             results[key] = scale.run(args.quick, args.out)
         else:
