@@ -40,3 +40,37 @@ def test_a_broken_snapshot_still_serves_exporter_health() -> None:
     text = b"".join(exporter.exposition.render(encoder))
     assert b"trtc_exporter_build_info" in text
     assert b"trtc_ai_transcription_status{" not in text
+
+
+@pytest.mark.parametrize("accept", ACCEPTS)
+def test_stream_has_the_bytes_of_render_in_small_pieces(accept: str,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The streamed body (two targets per piece here) joins to the rendered one, byte for byte."""
+    from trtc_exporter.exposition import fragments
+
+    monkeypatch.setattr(fragments, "BLOCK", 2)
+    clock = FakeClock(auto_advance=True)
+    with responses.RequestsMock() as mock:
+        mock.add_callback(responses.POST, ENDPOINT + "/", callback=_respond)
+        exporter = build_exporter(TARGETS, clock)
+        poll_all(exporter)
+    encoder, _ = choose_format(accept)
+    clock.advance(0)  # both renders see the same instant (running_seconds)
+    rendered = b"".join(exporter.exposition.render(encoder))
+    pieces = list(exporter.exposition.stream(encoder))
+    joined = b"".join(pieces)
+    process = (b"process_", b"# HELP process_", b"# TYPE process_")
+    assert [x for x in joined.splitlines() if not x.startswith(process)] == [
+        x for x in rendered.splitlines() if not x.startswith(process)]
+    if "dots" not in accept:
+        assert len(pieces) > 9  # the task section came in more than one piece per family
+
+
+def test_a_broken_snapshot_still_streams_exporter_health() -> None:
+    """A failing snapshot on the streamed path also leaves only the task families out."""
+    exporter = build_exporter(TARGETS)
+    exporter.store.snapshot = lambda: [object()]  # type: ignore[method-assign, return-value, list-item]
+    encoder, _ = choose_format("")
+    text = b"".join(exporter.exposition.stream(encoder))
+    assert b"trtc_exporter_build_info" in text
+    assert b"trtc_ai_transcription_status{" not in text

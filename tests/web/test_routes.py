@@ -225,3 +225,11 @@ def test_landing_page_skips_a_bad_row(served: tuple[str, Exporter]) -> None:
     page = requests.get(base + "/", timeout=5)
     assert page.status_code == 200
     assert page.text.count('<tr data-status=') == len(RAW["targets"]) - 1
+
+
+def test_gzip_pieces_is_one_gzip_member_of_the_whole() -> None:
+    """Compressing piece by piece gives a gzip stream of the concatenation (empty pieces too)."""
+    from trtc_exporter.web.routes import gzip_pieces
+
+    pieces = [b"# HELP a\n", b"", b"a 1\n" * 5000, b"b 2\n"]
+    assert gzip.decompress(b"".join(gzip_pieces(iter(pieces)))) == b"".join(pieces)

@@ -12,7 +12,8 @@ not implement.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from itertools import chain
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
@@ -55,8 +56,22 @@ class Exposition:
             head = head.removesuffix(EOF)
         return [head, *self._task_section(openmetrics), encoder(self._tail)]
 
-    def _task_section(self, openmetrics: bool) -> list[bytes]:
+    def stream(self, encoder: Encoder) -> Iterable[bytes]:
+        """The bytes of :meth:`render`, the task section in pieces joined as they are consumed
+        (:meth:`TaskFragments.stream`): for a consumer that compresses each piece in turn."""
+        openmetrics = _fast_format(encoder)
+        if openmetrics is None:
+            return [encoder(self._full)]
+        head = encoder(self._head)
+        if openmetrics:
+            head = head.removesuffix(EOF)
+        section = self._task_section(openmetrics, lazy=True)
+        return chain([head], section, [encoder(self._tail)])
+
+    def _task_section(self, openmetrics: bool, lazy: bool = False) -> Iterable[bytes]:
         try:
+            if lazy:  # the snapshot, where a bug would raise, is taken here; joins come later
+                return self._tasks.stream(openmetrics)
             return self._tasks.render(openmetrics)
         except Exception:  # as TaskCollector: a rendering bug must not turn /metrics into a 500
             log.exception("collector failed; serving exporter health only")

@@ -7,10 +7,10 @@ the TRTC API. Any handler error becomes a 500 JSON error for that request only, 
 
 from __future__ import annotations
 
-import gzip
 import json
 import logging
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, unquote, urlsplit
@@ -158,23 +158,25 @@ class ExporterHandler(SecureHandlerMixin):
 
     def metrics(self) -> None:
         """``GET /metrics`` (or the configured telemetry path): the pre-rendered exposition."""
-        self.send_exposition(self.exporter.exposition.render)
+        self.send_exposition(self.exporter.exposition.stream)
 
     def send_registry(self, registry: CollectorRegistry) -> None:
         """Render ``registry`` in the format the ``Accept`` header asks for (OpenMetrics or text
         0.0.4), gzipped when ``Accept-Encoding`` allows it."""
         self.send_exposition(lambda encoder: [encoder(registry)])
 
-    def send_exposition(self, render: Callable[[Encoder], list[bytes]]) -> None:
-        """An exposition body in the negotiated format, rendered in pieces: gzipped whole when
-        asked, else written in turn (no copy of a body of many megabytes)."""
+    def send_exposition(self, render: Callable[[Encoder], Iterable[bytes]]) -> None:
+        """An exposition body in the negotiated format, rendered in pieces: gzipped piece by
+        piece when asked (only the compressed body is held whole), else written in turn (no
+        copy of a body of many megabytes)."""
         accept = ",".join(self.headers.get_all("Accept") or [])
         encoder, content_type = choose_format(accept)
-        pieces = render(encoder)
         headers = {"Vary": "Accept, Accept-Encoding"}
         if accepts_gzip(",".join(self.headers.get_all("Accept-Encoding") or [])):
             headers["Content-Encoding"] = "gzip"
-            pieces = [gzip.compress(b"".join(pieces), compresslevel=1)]
+            pieces = gzip_pieces(render(encoder))
+        else:
+            pieces = list(render(encoder))
         self.send_body(HTTPStatus.OK, pieces, content_type, headers)
 
     def landing(self) -> None:
@@ -316,3 +318,11 @@ def handler_class(routes: Routes) -> type[ExporterHandler]:
     """A handler class bound to these routes, for the HTTP server."""
     return type("BoundExporterHandler", (ExporterHandler,), {"routes": routes})
 
+
+def gzip_pieces(pieces: Iterable[bytes]) -> list[bytes]:
+    """The gzip member (level 1, as before: fast, about 35x on an exposition) of the pieces'
+    concatenation, compressed one piece at a time: the plain body is never joined whole."""
+    compressor = zlib.compressobj(1, zlib.DEFLATED, 31)  # wbits 16 + 15: a gzip header
+    out = [compressor.compress(piece) for piece in pieces]
+    out.append(compressor.flush())
+    return [chunk for chunk in out if chunk]
