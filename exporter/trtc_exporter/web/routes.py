@@ -28,6 +28,7 @@ from trtc_exporter.web.landing import render_landing
 from trtc_exporter.web.negotiation import Encoder, accepts_gzip, choose_format
 from trtc_exporter.web.protocol import ExporterProtocol
 from trtc_exporter.web.rows import target_rows
+from trtc_exporter.web.sharing import Shared
 from trtc_exporter.web.static import CSS, JS, LANDING_CSP
 from trtc_exporter.web.toolkit.framing import FramingError
 from trtc_exporter.web.toolkit.server import SecureHandlerMixin
@@ -48,6 +49,7 @@ class Routes:
         self.exporter = exporter
         self.telemetry_path = telemetry_path
         self.lifecycle = lifecycle
+        self.bodies: Shared[list[bytes]] = Shared()  # concurrent /metrics share one rendering
 
     def table(self) -> dict[tuple[str, str], Callable[[ExporterHandler], None]]:
         """(method, path) → handler method; the telemetry path is the flag's."""
@@ -157,26 +159,32 @@ class ExporterHandler(SecureHandlerMixin):
         return self.routes.exporter
 
     def metrics(self) -> None:
-        """``GET /metrics`` (or the configured telemetry path): the pre-rendered exposition."""
-        self.send_exposition(self.exporter.exposition.stream)
+        """``GET /metrics`` (or the configured telemetry path): the pre-rendered exposition;
+        scrapes asking for the same format while one is rendered share its body."""
+        stream = self.exporter.exposition.stream
+        self.send_exposition(stream, self.routes.bodies)
 
     def send_registry(self, registry: CollectorRegistry) -> None:
         """Render ``registry`` in the format the ``Accept`` header asks for (OpenMetrics or text
         0.0.4), gzipped when ``Accept-Encoding`` allows it."""
         self.send_exposition(lambda encoder: [encoder(registry)])
 
-    def send_exposition(self, render: Callable[[Encoder], Iterable[bytes]]) -> None:
+    def send_exposition(self, render: Callable[[Encoder], Iterable[bytes]],
+                        shared: Shared[list[bytes]] | None = None) -> None:
         """An exposition body in the negotiated format, rendered in pieces: gzipped piece by
         piece when asked (only the compressed body is held whole), else written in turn (no
         copy of a body of many megabytes)."""
         accept = ",".join(self.headers.get_all("Accept") or [])
         encoder, content_type = choose_format(accept)
         headers = {"Vary": "Accept, Accept-Encoding"}
-        if accepts_gzip(",".join(self.headers.get_all("Accept-Encoding") or [])):
+        gzipped = accepts_gzip(",".join(self.headers.get_all("Accept-Encoding") or []))
+        if gzipped:
             headers["Content-Encoding"] = "gzip"
-            pieces = gzip_pieces(render(encoder))
-        else:
-            pieces = list(render(encoder))
+
+        def body() -> list[bytes]:
+            return gzip_pieces(render(encoder)) if gzipped else list(render(encoder))
+
+        pieces = body() if shared is None else shared.run((accept, gzipped), body)
         self.send_body(HTTPStatus.OK, pieces, content_type, headers)
 
     def landing(self) -> None:
