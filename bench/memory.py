@@ -6,8 +6,8 @@ per target.
   first minute (at 20 req/s the first cycle alone takes 8.5 minutes, and RSS would grow with it);
   once ready, 20 concurrent scrapers of /metrics (gzip, a separate process) run back to back;
   after 10 s (the first scrapes fill the per-target fragment cache, about 20 MB: that is the
-  cache, not growth) RSS is sampled every 2 s for the soak; reported: RSS at the start, end and peak, the spread
-  (max-min)/mean, and the slope of a least-squares line through the samples, in MB/min.
+  cache, not growth) RSS is sampled every 2 s for the soak; reported: RSS at the start, end
+  and peak, the spread (max-min)/mean, and the slope of a least-squares line through the samples, in MB/min.
 - bytes per target: tracemalloc's traced bytes of an in-process exporter holding one answer per
   target, built and rendered once, at 1 000 and 10 000 targets; the difference / 9 000 is the
   cost of one more target (Python heap only: RSS adds the allocator's slack).
@@ -80,8 +80,8 @@ def soak(seconds: float, scrapers_count: int = SCRAPERS) -> dict[str, Any]:
         sim.stop()
     values = [v for _, v in samples]
     latencies = sorted(scrapers.latencies)
-    return {"targets": N, "seconds": seconds, "scrapers": scrapers_count, "ready_rss_mb": ready_rss / MB,
-            "warm_rss_mb": warm_rss / MB,
+    return {"targets": N, "seconds": seconds, "scrapers": scrapers_count,
+            "ready_rss_mb": ready_rss / MB, "warm_rss_mb": warm_rss / MB,
             "start_mb": values[0], "end_mb": values[-1], "max_mb": max(values),
             "min_mb": min(values), "spread": (max(values) - min(values)) / statistics.fmean(values),
             "slope_mb_per_minute": slope_per_minute(samples), "samples": samples,
