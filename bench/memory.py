@@ -7,7 +7,8 @@ per target.
   once ready, 20 concurrent scrapers of /metrics (gzip, a separate process) run back to back;
   after 10 s (the first scrapes fill the per-target fragment cache, about 20 MB: that is the
   cache, not growth) RSS is sampled every 2 s for the soak; reported: RSS at the start, end
-  and peak, the spread (max-min)/mean, and the slope of a least-squares line through the samples, in MB/min.
+  and peak, the spread (max-min)/mean, and the slope of a least-squares line through the
+  samples, in MB/min.
 - bytes per target: tracemalloc's traced bytes of an in-process exporter holding one answer per
   target, built and rendered once, at 1 000 and 10 000 targets; the difference / 9 000 is the
   cost of one more target (Python heap only: RSS adds the allocator's slack).
