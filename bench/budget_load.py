@@ -93,7 +93,7 @@ def measure(settle: float, seconds: float) -> list[dict[str, Any]]:
 
 
 def run(quick: bool = False, out: Path | None = None) -> dict[str, Any]:
-    settle, seconds = (4.0, 8.0) if quick else (6.0, 20.0)
+    settle, seconds = (3.0, 6.0) if quick else (6.0, 20.0)
     log(f"(i) budget under load: {TARGETS} targets, {len(phases(''))} conditions of "
         f"{seconds:.0f} s, packet capture on lo")
     runs = measure(settle, seconds)
