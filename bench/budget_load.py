@@ -36,7 +36,7 @@ from common import (
     run_standalone,
     scenario,
 )
-from tests.integration.capture import PostCapture
+from tests.integration.capture import PostCapture, tshark_available
 from tests.integration.loads import (
     Load,
     RegistrationFlood,
@@ -94,6 +94,10 @@ def measure(settle: float, seconds: float) -> list[dict[str, Any]]:
 
 def run(quick: bool = False, out: Path | None = None) -> dict[str, Any]:
     settle, seconds = (3.0, 6.0) if quick else (6.0, 20.0)
+    if not tshark_available():
+        log("(i) budget under load: skipped, tshark is not installed")
+        return {"name": "budget_load", "rows": [("(i) budget load", "packet capture", "<= 20",
+                                                 "skipped: tshark not installed", "INFO")]}
     log(f"(i) budget under load: {TARGETS} targets, {len(phases(''))} conditions of "
         f"{seconds:.0f} s, packet capture on lo")
     runs = measure(settle, seconds)
