@@ -79,6 +79,21 @@ def test_a_down_server_is_retried_with_backoff_until_it_returns(tmp_path: Path,
     forwarder.stop()
 
 
+def test_the_backoff_cap_is_configurable(tmp_path: Path, downstream: Downstream) -> None:
+    """webhook.forward_backoff_max caps the doubling: 1, 2, 4, 4, … with a 4 s cap."""
+    clock = FakeClock()
+    downstream.stop()
+    forwarder = _forwarder(tmp_path / "q.db", downstream.url, clock, backoff_max=4.0)
+    _enqueue(forwarder, EVENTS[:1])
+    delays = []
+    for _ in range(5):
+        assert forwarder.deliver_due() == 1
+        delays.append(forwarder.next_wait())
+        clock.advance(delays[-1])
+    assert delays == [1.0, 2.0, 4.0, 4.0, 4.0]
+    forwarder.stop()
+
+
 def test_a_restart_in_the_middle_loses_nothing(tmp_path: Path, downstream: Downstream) -> None:
     """A new Forwarder on the same file delivers what the old one had not, once each."""
     clock = FakeClock()
