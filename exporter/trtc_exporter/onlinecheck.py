@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TextIO
 
+import redis
 import requests
 from prometheus_client import CollectorRegistry
 
@@ -27,7 +28,7 @@ from trtc_exporter.api.credentials import CredentialProvider
 from trtc_exporter.api.skew import WARN_ABOVE_SECONDS, SkewEstimator
 from trtc_exporter.checks import check
 from trtc_exporter.clock import SYSTEM_CLOCK, Clock
-from trtc_exporter.config.coordination import CoordinationConfig, read_password
+from trtc_exporter.config.coordination import read_password
 from trtc_exporter.config.model import Config, load_config
 from trtc_exporter.coordination.link import connect, describe
 from trtc_exporter.errors import ConfigError
@@ -185,14 +186,18 @@ def webhook_results(config: Config) -> list[CheckResult]:
 def redis_results(config: Config) -> list[CheckResult]:
     """PING the coordination Redis with a short timeout (when ``coordination.redis_url`` is
     configured); the password file is read, never shown."""
-    coord = getattr(config, "coordination", None)  # present once coordination is wired
-    if not isinstance(coord, CoordinationConfig) or coord.redis_url is None:
+    coord = config.coordination
+    if coord.redis_url is None:
         return []
     where = describe(coord.redis_url)
     try:
         connect(coord, read_password(coord.password_file)).ping()
     except ConfigError as exc:
         return [CheckResult("redis", False, str(exc), "fix coordination.password_file")]
+    except redis.AuthenticationError as exc:  # NOAUTH or WRONGPASS: the password is wrong
+        return [CheckResult("redis", False, f"PING {where}: {type(exc).__name__}",
+                            "Redis refused the password: put the right one in "
+                            "coordination.password_file (or set none if Redis has none)")]
     except Exception as exc:  # redis-py raises its own tree and OSErrors; all mean "no"
         return [CheckResult("redis", False, f"PING {where}: {type(exc).__name__}",
                             "check coordination.redis_url, the password and TLS files, and "
