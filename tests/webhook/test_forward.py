@@ -12,6 +12,7 @@ import requests
 from tests.webhook.downstream import Downstream
 from trtc_exporter.clock import FakeClock
 from trtc_exporter.config.webhook import ForwardConfig
+from trtc_exporter.metrics import StorageErrors
 from trtc_exporter.webhook.forward import Forwarder
 from trtc_exporter.webhook.forward_store import ForwardStorageError
 
@@ -184,9 +185,13 @@ def test_an_unusable_queue_file_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_a_storage_fault_later_is_counted_not_raised(tmp_path: Path) -> None:
-    """Once the file is unusable, enqueue answers False and counts a storage drop."""
-    forwarder = _forwarder(tmp_path / "q.db", "http://127.0.0.1:9/", FakeClock())
+    """Once the file is unusable, enqueue answers False and counts a storage drop, also counted
+    as a fault of the forward_queue store."""
+    faults = StorageErrors()
+    forwarder = Forwarder(ForwardConfig("http://127.0.0.1:9/"), str(tmp_path / "q.db"),
+                          FakeClock(), _session(), faults)
     forwarder.stop()
     assert not forwarder.enqueue(b"1", None, "1", "1/a")
     assert forwarder.stats().dropped["storage"] == 1
     assert forwarder.deliver_due() == 0
+    assert faults.snapshot() == {"registrations": 0, "forward_queue": 1, "redis": 0}

@@ -26,6 +26,7 @@ import requests
 
 from trtc_exporter.clock import Clock
 from trtc_exporter.config.webhook import FORWARD_BACKOFF_MIN, ForwardConfig
+from trtc_exporter.metrics import StorageErrors
 from trtc_exporter.webhook.forward_store import ForwardStorageError, ForwardStore, Row
 
 log = logging.getLogger(__name__)
@@ -55,8 +56,11 @@ class Forwarder:
     with a fake clock; the thread calls it in a loop)."""
 
     def __init__(self, config: ForwardConfig, db_path: str, clock: Clock,
-                 session: requests.Session | None = None) -> None:
+                 session: requests.Session | None = None,
+                 faults: StorageErrors | None = None) -> None:
+        """``faults`` counts queue-file faults after start (store ``forward_queue``)."""
         self._config, self._clock = config, clock
+        self._faults = faults or StorageErrors()
         self._store = ForwardStore(db_path)  # raises ForwardStorageError at start
         self._session = session or requests.Session()
         self._lock = threading.Lock()
@@ -81,6 +85,7 @@ class Forwarder:
                 self._store.add(task_key, body, sign, sdk_app_id, self._clock.time())
             except ForwardStorageError as exc:
                 self._dropped["storage"] += 1
+                self._faults.add("forward_queue")
                 log.error("webhook forward queue write failed, a callback is not relayed: %s",
                           exc)
                 return False
@@ -102,6 +107,7 @@ class Forwarder:
                 attempts += 1
                 self._attempt(row, now)
             except ForwardStorageError as exc:
+                self._faults.add("forward_queue")
                 log.error("webhook forward queue read/write failed: %s", exc)
                 self._paused_until = now + self._config.backoff_max
                 break
