@@ -166,7 +166,8 @@ class Exporter:
         self._tail.register(WebhookCollector(
             lambda: self.store.snapshot(), self.clock.time, self.webhook.stats,
             events.start_failures, lambda: SilenceRule(self.runtime.config.webhook.silence_after),
-            self.forwarder.stats if self.forwarder is not None else None))
+            self.forwarder.stats if self.forwarder is not None else None,
+            lambda: self.runtime.config.apps))
 
     def _register_collectors(self, api: CollectorRegistry, clock: Clock,
                              webhooks: bool) -> Exposition:
