@@ -20,7 +20,7 @@ class Keys:
         return ":".join((PREFIX, "{" + self.cluster + "}", *parts))
 
     def limiter(self, account: str, action: str, part: str) -> str:
-        """``reserved`` and ``started`` ZSETs, the ``aimd`` HASH and the ``seq`` counter."""
+        """``reserved``, ``started``, ``accepted`` ZSETs, ``aimd`` HASH, ``seq`` counter."""
         return self._key("limiter", account, action, part)
 
     @property
