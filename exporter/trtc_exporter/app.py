@@ -134,6 +134,7 @@ class Exporter:
         if self.cluster is not None:
             self.registry.register(CoordinationCollector(self.cluster.coordinator))
         self.webhook: WebhookHub | None = None
+        self.events: TaskEvents | None = None  # the callback effects' sink (with webhooks)
         self.webhook_address: str | None = None  # the listener's, when chosen here (--demo)
         self.forwarder: Forwarder | None = None
         if keyring is not None:
@@ -150,7 +151,9 @@ class Exporter:
         """The callback receiver, its effects on targets and state, the relay and metrics
         (registered last: the families without webhooks stay as they were)."""
         events = TaskEvents(self.poller, self._register_discovered, lambda: self.runtime.config,
-                            find=self._find_task)
+                            find=self._find_task,
+                            relay=None if self.cluster is None else self.cluster.relay.publish)
+        self.events = events
         hook = config.webhook
         if hook.forward is not None:
             path = hook.forward.resolved_db_path(config.registration.db_path)
@@ -291,6 +294,10 @@ class Exporter:
         if self.cluster is not None:
             cluster = self.cluster
             self._spawn(lambda: cluster.run(self._stop, self._members_changed), "coordination")
+            if self.events is not None:
+                events = self.events
+                self._spawn(lambda: cluster.relay.run(self._stop, events.apply_relayed),
+                            "relay")
         if self.forwarder is not None:
             self.forwarder.start()
 

@@ -44,5 +44,10 @@ class Keys:
         return self._key("targets", "changed")
 
     @property
+    def events_channel(self) -> str:
+        """Pub/sub channel of callback effects relayed to the owner (:mod:`relay`)."""
+        return self._key("events")
+
+    @property
     def state(self) -> str:
         return self._key("state")
