@@ -269,3 +269,16 @@ def test_an_unstated_cut_pauses_one_window_and_moves_waiting_starts(rdb: redis.R
     clock.advance(1.1)
     waiter.join(5)
     assert grants and grants[0] >= cut_at + 1.0 - 1e-6
+
+
+def test_a_state_written_by_an_older_version_is_completed(rdb: redis.Redis) -> None:
+    """A rolling upgrade: the AIMD hash lacks the newer fields; they take their defaults."""
+    clock = FakeClock()
+    rdb.hset(Keys("t").limiter("main", ACTION, "aimd"), mapping={
+        "configured": 20, "rate": 20, "ceiling": 20, "cooldown_until": -1e18,
+        "last_adjust": clock.time() * 1e6, "last_cut": -1e18, "guard": 20000,
+        "last_widen": -1e18})
+    one = limiter(rdb, clock)
+    one.on_accepted(clock.monotonic())
+    assert one.on_throttled(sent_at=clock.monotonic()) is True
+    assert one.effective_rate == pytest.approx(1.0)  # 95 % of 1 accepted, at the 5 % floor

@@ -32,12 +32,17 @@ local function load(key, now)
   local v = redis.call('HMGET', key, unpack(FIELDS))
   local s = {}
   for i, f in ipairs(FIELDS) do s[f] = tonumber(v[i]) end
+  local fresh = {configured = p.configured, rate = p.configured, ceiling = p.configured,
+                 cooldown_until = -1e18, last_adjust = now, last_cut = -1e18, guard = p.guard_us,
+                 last_widen = -1e18, last_reaction = -1e18, paused_until = -1e18,
+                 good = p.configured, hold = p.hold_us}
   if s.rate == nil then
-    s = {configured = p.configured, rate = p.configured, ceiling = p.configured,
-         cooldown_until = -1e18, last_adjust = now, last_cut = -1e18, guard = p.guard_us,
-         last_widen = -1e18, last_reaction = -1e18, paused_until = -1e18, good = p.configured,
-         hold = p.hold_us}
-  elseif s.configured ~= p.configured then  -- a reload changed the configured rate
+    s = fresh
+  else
+    -- a state written by an older version (rolling upgrade) lacks the newer fields
+    for f, v in pairs(fresh) do if s[f] == nil then s[f] = v end end
+  end
+  if s.configured ~= p.configured then  -- a reload changed the configured rate
     local adapted = s.rate < s.configured
     s.rate = adapted and math.min(s.rate, p.configured) or p.configured
     s.ceiling = p.configured
