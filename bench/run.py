@@ -25,10 +25,11 @@ import cpu
 import ha
 import register
 import render
+import scale
 import staleness
 from common import log, pyplot, stop_on_sigterm
 
-ORDER = ("f", "e", "a", "d", "b", "c", "i")
+ORDER = ("f", "e", "h", "a", "d", "b", "c", "i")
 
 
 def revision() -> str:
@@ -70,11 +71,11 @@ def table(rows: list[tuple[str, ...]]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="shorter runs (about 4.5 minutes)")
+    parser.add_argument("--quick", action="store_true", help="shorter runs (about 5 minutes)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "out",
                         help="folder for JSON results and PNG plots (default bench/out)")
     parser.add_argument("--only", default=",".join(sorted(ORDER)),
-                        help="comma-separated subset of a,b,c,d,e,f,i (default: all)")
+                        help="comma-separated subset of a,b,c,d,e,f,h,i (default: all)")
     args = parser.parse_args()
     stop_on_sigterm()
     wanted = {x.strip() for x in args.only.split(",") if x.strip()}
@@ -102,6 +103,8 @@ def main() -> int:
             results[key] = cpu.run(args.quick, args.out, results.get("a"))
         elif key == "e":
             results[key] = render.run(args.quick, args.out)
+        elif key == "h":
+            results[key] = scale.run(args.quick, args.out)
         elif key == "f":
             results[key] = register.run(args.quick, args.out)
         else:

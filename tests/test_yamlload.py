@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from trtc_exporter import yamlload
 from trtc_exporter.config.model import parse_config_text
 from trtc_exporter.yamlload import YamlError, load_yaml
 
@@ -76,3 +79,40 @@ def test_duplicate_keys_are_still_refused_as_text() -> None:
     """``1.10`` and ``1.1`` are two label names' worth of text, but ``a`` twice is an error."""
     with pytest.raises(YamlError, match="found duplicate key 'a'"):
         load_yaml("labels: {a: 1, a: 2}\n", keep_text=True)
+
+
+FIXTURES = sorted((Path(__file__).parent / "fixtures").rglob("*.yml"))
+
+
+def _outcome(load: Any, text: str, keep_text: bool) -> object:
+    try:
+        return load(text, keep_text)
+    except YamlError as exc:
+        return ("error", str(exc), exc.summary, exc.converting)
+
+
+@pytest.mark.parametrize("path", FIXTURES, ids=lambda p: p.name)
+def test_libyaml_gives_the_pure_loaders_outcome(path: Path) -> None:
+    """Every fixture loads to the same value, or fails with the same message, either loader."""
+    text = path.read_text(encoding="utf-8")
+    for keep_text in (False, True):
+        assert _outcome(load_yaml, text, keep_text) == _outcome(yamlload._load_pure, text,
+                                                                keep_text)
+
+
+@pytest.mark.parametrize("text", ["a: 1\na: 2\n", "a: [1, 2\n", "when: 2026-13-45\n",
+                                  "n: " + "9" * 5000 + "\n", "x: &a {b: 1}\ny: {<<: *a, b: 2}\n",
+                                  "targets:\n- task_id: 012\n  labels: {v: 1.10, w: 'x'}\n"])
+def test_libyaml_errors_and_text_match_the_pure_loader(text: str) -> None:
+    """Duplicate keys, syntax and conversion errors, and kept text, as the pure loader gives."""
+    for keep_text in (False, True):
+        assert _outcome(load_yaml, text, keep_text) == _outcome(yamlload._load_pure, text,
+                                                                keep_text)
+
+
+def test_libyaml_is_used_when_present() -> None:
+    """With PyYAML built against libyaml, the fast loaders are the C one."""
+    if not yaml.__with_libyaml__:
+        pytest.skip("PyYAML without libyaml")
+    assert all(loader is not None and issubclass(loader, yaml.CSafeLoader)
+               for loader in yamlload._FAST.values())

@@ -30,8 +30,10 @@ from trtc_exporter.config.model import Config, account_problem, load_config
 from trtc_exporter.coordination.cluster import Cluster
 from trtc_exporter.errors import ConfigError
 from trtc_exporter.exposition.apps import AppCollector
+from trtc_exporter.exposition.body import Exposition, Section
 from trtc_exporter.exposition.coordination import CoordinationCollector
 from trtc_exporter.exposition.dropped import DroppedCollector
+from trtc_exporter.exposition.fragments import TaskFragments
 from trtc_exporter.exposition.health import BudgetPollerCollector
 from trtc_exporter.exposition.selfhealth import SelfHealthCollector
 from trtc_exporter.exposition.tasks import TaskCollector
@@ -87,6 +89,7 @@ class Exporter:
                                shard_count=shard[1], demo=demo,
                                reload_success_time=clock.time())
         self.registry = CollectorRegistry(auto_describe=True)
+        api_registry = CollectorRegistry(auto_describe=True)  # the head of /metrics
         # the account label exists only with accounts: (fixed at start: labels cannot change)
         self.labelled = bool(config.accounts)
         self.drops = DropCounter()  # targets left out of answers, by reason
@@ -96,15 +99,8 @@ class Exporter:
                              factory=None if self.cluster is None else
                              self.cluster.limiter_factory(config.api.rate_guard))
         self.skew = SkewEstimator()
-        metrics = ApiMetrics(self.registry, accounts=self.labelled)
-        self.clients = {
-            name: TrtcClient(endpoint=config.api.endpoint, credentials=provider,
-                             budget=self.budget,
-                             metrics=metrics.for_account(name) if self.labelled else metrics,
-                             clock=clock, timeout=config.api.timeout,
-                             max_retries=config.api.max_retries, skew=self.skew,
-                             session=session)
-            for name, provider in (accounts or {config.account_names[0]: credentials}).items()}
+        self.clients = self._build_clients(
+            config, accounts or {config.account_names[0]: credentials}, session, api_registry)
         self.client = self.clients[config.account_names[0]]
         # with coordination, registrations and webhook discoveries alike live in Redis
         self.sources = TargetSources(config, clock, self.drops, webhooks=keyring is not None,
@@ -115,24 +111,8 @@ class Exporter:
         self.revision = revision()
         self._all_targets: list[Target] = []  # the whole (shard's) set; the poller gets ours
         self._task_index: dict[tuple[str, str], tuple[str, ...]] = {}  # of _all_targets
-        # registration order is exposition order: task families, app totals, budget and
-        # poller, the exporter itself (the golden test pins it), then coordination
-        for collector in (TaskCollector(self.states, clock.time, drops=self.drops),
-                          AppCollector(self.store, lambda: self.runtime.config, clock.time,
-                                       accounts=self.labelled, states=self.states),
-                          BudgetPollerCollector(self.budget, self.poller, self.skew,
-                                                lambda: self.runtime.config, self.sources,
-                                                webhooks=keyring is not None,
-                                                accounts=self.labelled),
-                          SelfHealthCollector(self.runtime, self.revision),
-                          DroppedCollector(self.drops)):
-            self.registry.register(collector)
-        # process_* (CPU, memory, fds, start time) and python_info, as every client_python
-        # exporter serves them on its default registry; ours is a registry of its own
-        ProcessCollector(registry=self.registry)
-        PlatformCollector(registry=self.registry)
-        if self.cluster is not None:
-            self.registry.register(CoordinationCollector(self.cluster.coordinator))
+        self._tail = CollectorRegistry(auto_describe=True)  # what follows the task families
+        self.exposition = self._register_collectors(api_registry, clock, keyring is not None)
         self.webhook: WebhookHub | None = None
         self.events: TaskEvents | None = None  # the callback effects' sink (with webhooks)
         self.webhook_address: str | None = None  # the listener's, when chosen here (--demo)
@@ -146,6 +126,22 @@ class Exporter:
         if self.cluster is not None:
             self.poller.set_share(self._plan_share)
         self._apply_targets(config)
+
+    def _build_clients(self, config: Config, providers: dict[str, CredentialProvider],
+                       session: requests.Session | None,
+                       registry: CollectorRegistry) -> dict[str, TrtcClient]:
+        """One client per account (name -> client), all spending the one budget; with
+        ``accounts:`` each counts its requests under its own ``account`` label. Their
+        instruments go into ``registry``, the head of /metrics."""
+        metrics = ApiMetrics(registry, accounts=self.labelled)
+        return {
+            name: TrtcClient(endpoint=config.api.endpoint, credentials=provider,
+                             budget=self.budget,
+                             metrics=metrics.for_account(name) if self.labelled else metrics,
+                             clock=self.clock, timeout=config.api.timeout,
+                             max_retries=config.api.max_retries, skew=self.skew,
+                             session=session)
+            for name, provider in providers.items()}
 
     def _build_webhooks(self, config: Config, keyring: KeyRing) -> None:
         """The callback receiver, its effects on targets and state, the relay and metrics
@@ -166,10 +162,44 @@ class Exporter:
                         "accepted from anyone who can reach the webhook listener")
         self.webhook = WebhookHub(keyring, events, self.clock, max_age=hook.max_age,
                                   relay=self.forwarder)
-        self.registry.register(WebhookCollector(
+        self._tail.register(WebhookCollector(
             lambda: self.store.snapshot(), self.clock.time, self.webhook.stats,
             events.start_failures, lambda: SilenceRule(self.runtime.config.webhook.silence_after),
             self.forwarder.stats if self.forwarder is not None else None))
+
+    def _register_collectors(self, api: CollectorRegistry, clock: Clock,
+                             webhooks: bool) -> Exposition:
+        """Fill ``registry`` and build what /metrics serves (the same bytes, faster).
+
+        Registration order is exposition order: API instruments, task families, app totals,
+        budget and poller, the exporter itself, drops, process and platform, webhooks (the
+        golden test pins it). ``registry`` renders all of it through client_python alone;
+        :class:`Exposition` pre-renders the task section and encodes the rest as before.
+        """
+        def snapshot() -> list[TargetState]:
+            # looked up late: tests swap the store's method; with coordination, the states
+            # other replicas published for their targets too (every replica serves them all)
+            return self.states()
+
+        for collector in (AppCollector(self.store, lambda: self.runtime.config, clock.time,
+                                       accounts=self.labelled, states=self.states),
+                          BudgetPollerCollector(self.budget, self.poller, self.skew,
+                                                lambda: self.runtime.config, self.sources,
+                                                webhooks=webhooks, accounts=self.labelled),
+                          SelfHealthCollector(self.runtime, self.revision),
+                          DroppedCollector(self.drops)):
+            self._tail.register(collector)
+        # process_* (CPU, memory, fds, start time) and python_info, as every client_python
+        # exporter serves them on its default registry; ours is a registry of its own
+        ProcessCollector(registry=self._tail)
+        PlatformCollector(registry=self._tail)
+        if self.cluster is not None:
+            self._tail.register(CoordinationCollector(self.cluster.coordinator))
+        for part in (api, TaskCollector(snapshot, clock.time, drops=self.drops),
+                     Section(self._tail)):
+            self.registry.register(part)
+        return Exposition(api, TaskFragments(snapshot, clock.time, self.drops), self._tail,
+                          self.registry)
 
     def _register_discovered(self, target: Target, ttl: float) -> bool:
         """Watch a task a callback told us about (False when refused: max_targets, storage)."""
@@ -248,18 +278,44 @@ class Exporter:
         return owned
 
     def register(self, targets: list[Target], ttl: float | None) -> list[Target]:
-        """Registration API: add targets (TargetLimitError past max_targets)."""
+        """Registration API: add targets (TargetLimitError past max_targets).
+
+        Incremental: the new targets join the poller without a re-merge or re-plan of the
+        whole set, so a registration costs O(batch), not O(targets).
+        """
         new = self.sources.register(targets, ttl or self.config.registration.default_ttl)
-        if new:
+        if new and self.cluster is not None:
+            # who polls a registration is the cluster's choice (ownership over live members):
+            # the whole set goes through the ownership filter again
             self._apply_targets(announce=False)
+        elif new:
+            rt = self.runtime
+            with self._targets_lock:
+                mine = self._usable([t for t in new
+                                     if in_shard(t, rt.shard_index, rt.shard_count)],
+                                    self.config)
+                for account, action, region in sorted({(t.account, t.action, t.region)
+                                                       for t in mine}):
+                    self.clients[account or self.config.account_names[0]].metrics.prepare(
+                        action, region)
+                self.poller.add_targets(mine)
         return new
 
     def unregister(self, target_id: str) -> bool:
-        """Registration API: remove a registration by Target.id; False when there is none."""
-        removed = self.sources.unregister(target_id)
-        if removed:
+        """Registration API: remove a registration by Target.id; False when there is none.
+
+        Incremental like :meth:`register`, unless targets wait beyond max_targets: then the
+        whole set is merged again so that one of them takes the freed place.
+        """
+        left = self.sources.withdraw(target_id)
+        if left is None:
+            return False
+        if self.sources.has_refusals or self.cluster is not None:
             self._apply_targets(announce=False)
-        return removed
+        elif left:
+            with self._targets_lock:
+                self.poller.remove_targets([t.key for t in left])
+        return True
 
     def bearer_token(self) -> Secret | None:
         """The registration API bearer token (None when not configured)."""

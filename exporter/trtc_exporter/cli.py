@@ -38,6 +38,15 @@ def build_parser() -> argparse.ArgumentParser:
                     "set-up against the API, 'trtc-transcription-exporter simulate --help' for "
                     "the API simulator.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    _add_config_flags(parser)
+    _add_web_flags(parser)
+    _add_webhook_flags(parser)
+    _add_log_flags(parser)
+    return parser
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """``--config.*``, ``--online``, ``--demo`` and ``--shard``."""
     cfg = parser.add_argument_group("configuration")
     cfg.add_argument("--config.file", dest="config_file", default=DEFAULT_CONFIG,
                      help="YAML configuration file (default: %(default)s)")
@@ -52,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     cfg.add_argument("--shard", default="0/1", metavar="I/N",
                      help="poll only the targets of shard I of N (stable hash); "
                           "default %(default)s")
+
+
+def _add_web_flags(parser: argparse.ArgumentParser) -> None:
+    """``--web.*``: the exporter's HTTP listener."""
     web = parser.add_argument_group("web")
     web.add_argument("--web.listen-address", dest="listen", action=_Repeated, default=":9877",
                      help="address to listen on, host:port, [ipv6]:port or :port; repeat the "
@@ -69,6 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
                      default=MAX_CONNECTIONS,
                      help="open connections per listener; at the cap a new connection replaces "
                           "the oldest one without a complete request (default %(default)s)")
+
+
+def _add_webhook_flags(parser: argparse.ArgumentParser) -> None:
+    """``--webhook.*``: the TRTC callback listener."""
     hook = parser.add_argument_group("webhook (TRTC event callbacks)")
     hook.add_argument("--webhook.listen-address", dest="webhook_listen", default="",
                       help="address of the TRTC callback listener (POST /webhook/trtc), "
@@ -76,6 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     hook.add_argument("--webhook.config.file", dest="webhook_config", default="",
                       help="web config of the callback listener (same format as "
                            "--web.config.file): TLS, headers")
+
+
+def _add_log_flags(parser: argparse.ArgumentParser) -> None:
+    """``--log.level`` and ``--log.format``."""
     logs = parser.add_argument_group("logging")
     logs.add_argument("--log.level", dest="log_level", default="info",
                       choices=list(logsetup.LEVELS),
@@ -83,7 +104,6 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("--log.format", dest="log_format", default="logfmt",
                       choices=["logfmt", "json"],
                       help="output format of log messages")
-    return parser
 
 
 class _Repeated(argparse.Action):
@@ -156,11 +176,7 @@ def _main(argv: Sequence[str] | None, signals: Signals) -> int:
     except ServeError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_USAGE
-    given = any(a == "--config.file" or a.startswith("--config.file=") for a in args_list)
-    if not (given or args.demo or Path(DEFAULT_CONFIG).exists()):
-        print(f"no --config.file given and no {DEFAULT_CONFIG} in {Path.cwd()}: pass "
-              "--config.file PATH (see examples/), or run with --demo to try the exporter "
-              "against its embedded simulator", file=sys.stderr)
+    if _no_config(args, args_list):
         return EXIT_USAGE
     if args.config_check:
         return check_config(args.config_file, basic_auth=_has_users(store))
@@ -170,6 +186,25 @@ def _main(argv: Sequence[str] | None, signals: Signals) -> int:
         for line in str(exc).splitlines():
             print(line, file=sys.stderr)
         return EXIT_USAGE
+    return _serve(exporter, args, store, signals)
+
+
+def _no_config(args: argparse.Namespace, args_list: list[str]) -> bool:
+    """True (after saying so on stderr) when there is no config to run: no ``--config.file``,
+    no ``--demo`` and no default file in the working directory."""
+    given = any(a == "--config.file" or a.startswith("--config.file=") for a in args_list)
+    if given or args.demo or Path(DEFAULT_CONFIG).exists():
+        return False
+    print(f"no --config.file given and no {DEFAULT_CONFIG} in {Path.cwd()}: pass "
+          "--config.file PATH (see examples/), or run with --demo to try the exporter "
+          "against its embedded simulator", file=sys.stderr)
+    return True
+
+
+def _serve(exporter: Exporter, args: argparse.Namespace, store: WebConfigStore | None,
+           signals: Signals) -> int:
+    """Open the callback listener (when the receiver is on) and serve until a stop signal;
+    a listener that cannot start stops the exporter and exits 2."""
     try:
         webhook = None
         if exporter.webhook is not None:

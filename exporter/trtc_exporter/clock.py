@@ -19,11 +19,14 @@ MonoSeconds = NewType("MonoSeconds", float)
 class Clock(Protocol):
     """Monotonic time for intervals and waits; wall time for timestamps shown to users."""
 
-    def monotonic(self) -> MonoSeconds: ...
+    def monotonic(self) -> MonoSeconds:
+        """Seconds on a monotonic clock, for intervals and deadlines."""
 
-    def time(self) -> WallSeconds: ...
+    def time(self) -> WallSeconds:
+        """Unix seconds (wall clock), for timestamps shown to people and Prometheus."""
 
-    def sleep(self, seconds: float) -> None: ...
+    def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` (nothing for <= 0)."""
 
     def wait(self, event: threading.Event, seconds: float) -> bool:
         """Wait for the event or the timeout; True when the event is set."""
@@ -34,16 +37,20 @@ class SystemClock:
     """The real clocks of the machine."""
 
     def monotonic(self) -> MonoSeconds:
+        """``time.monotonic()``."""
         return MonoSeconds(time.monotonic())
 
     def time(self) -> WallSeconds:
+        """``time.time()``."""
         return WallSeconds(time.time())
 
     def sleep(self, seconds: float) -> None:
+        """``time.sleep(seconds)`` when positive."""
         if seconds > 0:
             time.sleep(seconds)
 
     def wait(self, event: threading.Event, seconds: float) -> bool:
+        """Wait up to ``seconds`` for ``event``; True when it was set."""
         return event.wait(max(0.0, seconds))
 
 
@@ -61,6 +68,8 @@ class FakeClock:
         self._sleepers = 0
 
     def monotonic(self) -> MonoSeconds:
+        """The fake's current instant (starts where the constructor put it, moves by
+        ``advance``)."""
         with self._cond:
             return MonoSeconds(self._now)
 
@@ -75,6 +84,7 @@ class FakeClock:
             self._cond.notify_all()
 
     def sleep(self, seconds: float) -> None:
+        """Wait until fake time has moved ``seconds`` on (auto mode: advance it at once)."""
         if self._auto:
             self.advance(max(0.0, seconds))
             return
@@ -88,6 +98,8 @@ class FakeClock:
                 self._sleepers -= 1
 
     def wait(self, event: threading.Event, seconds: float) -> bool:
+        """Wait for ``event`` until fake time has moved ``seconds`` on (auto mode: advance at
+        once unless the event is set); True when the event was set."""
         if self._auto:
             if not event.is_set():
                 self.advance(max(0.0, seconds))

@@ -96,6 +96,7 @@ class DemoExporter(Exporter):
             self.simulator.api.callbacks.start()
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Stop the exporter, then the embedded simulator, and remove the demo's data directory."""
         super().stop(timeout)
         self.simulator.stop()
         shutil.rmtree(self.data_dir, ignore_errors=True)

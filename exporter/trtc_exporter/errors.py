@@ -108,6 +108,7 @@ class Errors:
         return self.lines + ([f"… and {self.more} more problems"] if self.more else [])
 
     def raise_if_any(self) -> None:
+        """Raise ConfigError with :meth:`report`'s lines when any problem was recorded."""
         if self.lines:
             raise ConfigError(self.report())
 
@@ -126,6 +127,8 @@ class Errors:
 
     def string(self, raw: Mapping[str, Any], key: str, path: str,
                default: str | None) -> str | None:
+        """``raw[key]`` as valid Unicode text, else ``default`` with ``path+key: problem``
+        recorded."""
         value = raw.get(key)
         if value is None:
             return default
@@ -139,6 +142,8 @@ class Errors:
 
     def integer(self, raw: Mapping[str, Any], key: str, path: str, default: int | None,
                 minimum: int | None = None, maximum: int | None = None) -> int | None:
+        """``raw[key]`` as an integer (not a boolean) within ``[minimum, maximum]``, else
+        ``default`` with the problem recorded."""
         value = raw.get(key)
         if value is None:
             return default
@@ -177,6 +182,7 @@ class Errors:
         return number
 
     def boolean(self, raw: Mapping[str, Any], key: str, path: str, default: bool) -> bool:
+        """``raw[key]`` as a YAML boolean, else ``default`` with the problem recorded."""
         value = raw.get(key)
         if value is None:
             return default
@@ -187,6 +193,8 @@ class Errors:
 
     def duration(self, raw: Mapping[str, Any], key: str, path: str, default: float,
                  positive: bool = True) -> float:
+        """``raw[key]`` as seconds from a Prometheus duration string (``"15s"``, ``"1m30s"``), >
+        0 unless ``positive`` is False; else ``default`` with the problem recorded."""
         value = raw.get(key)
         if value is None:
             return default

@@ -32,6 +32,8 @@ class LogfmtFormatter(logging.Formatter):
     """Log lines as logfmt: ``ts=… level=… caller=… msg="…"`` (the Go exporters' shape)."""
 
     def format(self, record: logging.LogRecord) -> str:
+        """One logfmt line: ``ts=… level=… caller=<logger> msg="…"``, quotes, backslashes,
+        newlines and control characters escaped."""
         msg = _message(record).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
         msg = msg.translate(_CONTROL)
         return (f'ts={_timestamp(record)} level={record.levelname.lower()} '
@@ -42,6 +44,7 @@ class JsonFormatter(logging.Formatter):
     """Log lines as one JSON object each, with the logfmt keys."""
 
     def format(self, record: logging.LogRecord) -> str:
+        """One JSON object per line with ``ts``, ``level``, ``caller`` and ``msg``."""
         return json.dumps({"ts": _timestamp(record), "level": record.levelname.lower(),
                            "caller": record.name, "msg": _message(record).translate(_CONTROL)},
                           ensure_ascii=False)

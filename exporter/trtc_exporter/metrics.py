@@ -200,6 +200,7 @@ class Bound(Generic[M]):
         return child
 
     def bound(self, prefix: tuple[str, ...]) -> Bound[M]:
+        """The same instrument with ``prefix`` as its leading label values."""
         return Bound[M](self.metric, prefix)
 
 

@@ -58,10 +58,13 @@ def bounded_code(code: str) -> str:
 
 
 def is_retryable(code: str) -> bool:
+    """True for codes worth a retry (transport errors, throttling, ``InternalError*``, service
+    unavailable, an expired signature after a skew correction)."""
     return code in _RETRYABLE or code.startswith((THROTTLE_PREFIX, "InternalError."))
 
 
 def is_throttle(code: str) -> bool:
+    """True for ``RequestLimitExceeded`` and its sub-codes."""
     return code.startswith(THROTTLE_PREFIX)
 
 
@@ -96,6 +99,7 @@ class ApiFailure:
 
     @property
     def retryable(self) -> bool:
+        """True when the failure's code is worth a retry (:func:`is_retryable`)."""
         return is_retryable(self.code)
 
 

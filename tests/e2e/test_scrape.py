@@ -18,6 +18,10 @@ NEEDS_CONFIG = {
     "apps.<sdk_app_id>.daily_cost_threshold_usd in the config; --demo sets none",
     "trtc_exporter_target_file_last_load_successful": "one series per file matched by "
     "target_files in the config (label path); --demo reads no target files",
+    **{name: "the coordination families exist only with coordination.redis_url; --demo runs "
+       "without Redis (tests/integration/test_ha.py checks them)" for name in (
+           "trtc_exporter_coordination_up", "trtc_exporter_coordination_members",
+           "trtc_exporter_targets_owned")},
     **{name: "the callback relay's families exist only with webhook.forward_to; --demo "
        "relays nowhere" for name in (
            "trtc_exporter_webhook_forward_delivered_total",

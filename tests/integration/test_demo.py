@@ -18,7 +18,10 @@ from trtc_exporter.metrics import ALL_METRIC_NAMES, BY_NAME
 pytestmark = pytest.mark.integration
 NEEDS_CONFIG = {"trtc_exporter_cost_threshold_usd",  # only with apps.<id>.daily_cost_threshold_usd
                 "trtc_exporter_target_file_last_load_successful",  # only with target_files
-                *FORWARD_FAMILIES}  # only with webhook.forward_to
+                *FORWARD_FAMILIES,  # only with webhook.forward_to
+                # only with coordination.redis_url (tests/integration/test_ha.py checks them)
+                "trtc_exporter_coordination_up", "trtc_exporter_coordination_members",
+                "trtc_exporter_targets_owned"}
 
 
 def families(text: str) -> set[str]:

@@ -361,3 +361,17 @@ def test_session_targets_are_found_by_the_task_id_their_polls_resolved() -> None
     assert poller.find_task("ai_transcription", "resolved-7") is None
     run(poller, clock, 12.0)
     assert poller.find_task("ai_transcription", "resolved-7") == session.key
+
+
+def test_adding_and_removing_targets_plans_like_a_whole_set() -> None:
+    """add_targets/remove_targets reach the demand, stretch and schedule that set_targets does."""
+    whole, _, _, _ = make([task(i) for i in range(300)], rate=5.0)
+    poller, _, _, store = make([task(i) for i in range(200)], rate=5.0)
+    poller.add_targets([task(i) for i in range(150, 350)])
+    poller.remove_targets([task(i).key for i in range(300, 350)] + [("no", "such")])
+    assert sorted(t.key for t in poller.targets()) == sorted(t.key for t in whole.targets())
+    assert poller.demand == pytest.approx(whole.demand)
+    assert poller.stretch == pytest.approx(whole.stretch)
+    assert len(store) == 300
+    assert poller.due_time(task(250).key) is not None
+    assert poller.due_time(task(320).key) is None

@@ -321,3 +321,28 @@ def test_the_same_task_from_two_sources_is_merged_once(
     with caplog.at_level(logging.WARNING):
         assert names(ts.merged()) == [("t1", "config")]
     assert "a 1.0 TaskId names one task whatever sdk_app_id says" in caplog.text
+
+
+def test_a_registration_joins_the_merged_set_at_once_and_counts_once() -> None:
+    """register() adds new targets to the merged set; a later full merge counts nothing again."""
+    ts = TargetSet(FakeClock(), max_targets=10)
+    ts.set_config([task("a")])
+    ts.merged()
+    assert names(ts.register([task("b", "api"), task("b", "api"), task("a", "api")], None)) == [
+        ("b", "api")]
+    assert ts.changes[("added", "api")] == 1
+    assert names(ts.merged()) == [("a", "config"), ("b", "api")]
+    assert ts.changes[("added", "api")] == 1
+
+
+def test_withdraw_reports_what_left_the_merged_set() -> None:
+    """A withdrawn registration leaves the set unless a config target of that identity wins."""
+    ts = TargetSet(FakeClock(), max_targets=10)
+    ts.set_config([task("a")])
+    ts.merged()
+    ts.register([task("a", "api"), task("b", "api")], None)
+    assert ts.withdraw(task("a").id) == []
+    assert names(ts.withdraw(task("b").id) or []) == [("b", "api")]
+    assert ts.withdraw(task("b").id) is None
+    assert names(ts.merged()) == [("a", "config")]
+    assert ts.changes[("removed", "api")] == 1

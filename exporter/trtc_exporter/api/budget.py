@@ -44,6 +44,8 @@ def limit_from_message(message: str) -> int | None:
 
 
 def hint_from_message(message: str) -> ThrottleHint:
+    """Parse a RequestLimitExceeded message into a :class:`ThrottleHint` (stated limit and count,
+    each None when the message does not state it, as a plain-worded message does not)."""
     limit, seen = _LIMIT_HINT.search(message), _COUNT_HINT.search(message)
     return ThrottleHint(int(limit.group(1)) if limit else None,
                         int(seen.group(1)) if seen else None)
@@ -275,6 +277,8 @@ class RateLimiter:
 
     @property
     def guard(self) -> float:
+        """Seconds added to each window's span (widened on marginal throttles, up to
+        ``MAX_GUARD``)."""
         return self._guard
 
     def _recover(self, now: float) -> None:
@@ -315,22 +319,32 @@ class Limiter(Protocol):
     name: str
 
     @property
-    def configured_rate(self) -> float: ...
+    def configured_rate(self) -> float:
+        """The configured rate in requests/s (``api.rate_limit`` or the action's own limit)."""
 
     @property
-    def effective_rate(self) -> float: ...
+    def effective_rate(self) -> float:
+        """The rate in requests/s the limiter grants now (below the configured one after
+        throttling)."""
 
     @property
-    def guard(self) -> float: ...
+    def guard(self) -> float:
+        """Seconds added to each one-second window's span against timing jitter."""
 
-    def acquire(self, cancel: threading.Event | None = None) -> float: ...
+    def acquire(self, cancel: threading.Event | None = None) -> float:
+        """Block until a token is granted; returns the wait in seconds; raises ``Cancelled`` when
+        ``cancel`` is set first."""
 
-    def on_accepted(self, sent_at: float) -> None: ...
+    def on_accepted(self, sent_at: float) -> None:
+        """A request sent at ``sent_at`` (monotonic s) was not throttled."""
 
     def on_throttled(self, limit_hint: int | None = None, marginal: bool = False,
-                     sent_at: float | None = None) -> bool: ...
+                     sent_at: float | None = None) -> bool:
+        """React to a RequestLimitExceeded (see :meth:`RateLimiter.on_throttled`); False when
+        stale."""
 
-    def set_configured_rate(self, rate: float) -> None: ...
+    def set_configured_rate(self, rate: float) -> None:
+        """Apply a new configured rate in requests/s (reload)."""
 
 
 LimiterFactory = Callable[[str, float], Limiter]

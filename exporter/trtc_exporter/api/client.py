@@ -76,10 +76,13 @@ class TrtcClient:
 
     @property
     def metrics(self) -> ApiMetrics:
+        """The client's self-instrumentation (requests, latency, token waits), per account."""
         return self._metrics
 
     @property
     def skew(self) -> SkewEstimator:
+        """The clock-skew estimate learnt from the API's ``Date`` headers and SignatureExpire
+        answers."""
         return self._skew
 
     def set_credentials(self, credentials: CredentialProvider) -> None:

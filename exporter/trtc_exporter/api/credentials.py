@@ -60,7 +60,8 @@ class CredentialProvider(Protocol):
     source: str
     refresh_failures: int  # failed re-reads/refreshes since start (0 for static sources)
 
-    def get(self) -> Credentials: ...
+    def get(self) -> Credentials:
+        """The current key pair (and token); raises CredentialsError when none can be had."""
 
 
 def _check_sendable(value: str, what: str) -> None:
@@ -87,6 +88,7 @@ class StaticProvider:
         self.source = source
 
     def get(self) -> Credentials:
+        """The key pair given at construction (config, environment or files)."""
         return self._credentials
 
 
@@ -267,6 +269,8 @@ class CvmRoleProvider:
         self._refresh_at = self._next_refresh()
 
     def get(self) -> Credentials:
+        """The role's temporary keys, refreshed by one caller once the refresh time has passed
+        (the others keep the current keys meanwhile, so a slow metadata service blocks no poll)."""
         if self._clock.time() >= self._refresh_at and self._lock.acquire(blocking=False):
             try:  # one thread refreshes; the others keep using the current keys meanwhile
                 if self._clock.time() >= self._refresh_at:

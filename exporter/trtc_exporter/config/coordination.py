@@ -1,4 +1,5 @@
-"""The ``coordination:`` and ``accounts:`` config blocks: parsed into frozen dataclasses.
+"""The ``coordination:`` config block, parsed into a frozen dataclass (``accounts:`` is in
+``accounts.py``).
 
 Errors are collected in :class:`~trtc_exporter.errors.Errors` with field paths, like every
 other block. The Redis password is only ever a file path here; :func:`read_password` turns the
@@ -40,6 +41,8 @@ class CoordinationConfig:
 
     @property
     def enabled(self) -> bool:
+        """True when ``coordination.redis_url`` is set: replicas share limiter, targets and
+        state."""
         return self.redis_url is not None
 
     @property
@@ -49,6 +52,7 @@ class CoordinationConfig:
 
     @property
     def tls(self) -> bool:
+        """True for a ``rediss://`` URL (TLS to Redis)."""
         return self.redis_url is not None and self.redis_url.startswith("rediss://")
 
 

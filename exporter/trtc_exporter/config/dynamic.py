@@ -29,6 +29,8 @@ class RegistrationConfig:
 
 
 def parse_registration(raw: object, errors: Errors) -> RegistrationConfig:
+    """The ``registration:`` block (registration API, SQLite store, TTLs); problems go to
+    ``errors`` as ``registration.field: problem``."""
     reg = errors.mapping(raw, "registration", _REGISTRATION)
     p = "registration."
     db_path = _path(reg, "db_path", errors, DEFAULT_DB_PATH) or DEFAULT_DB_PATH
@@ -60,6 +62,8 @@ def _path(reg: Mapping[str, Any], key: str, errors: Errors, default: str | None)
 
 
 def parse_target_files(raw: object, errors: Errors) -> tuple[str, ...]:
+    """The ``target_files:`` globs, as given; ``target_files[i]: …`` for an entry that is not a
+    non-empty string."""
     if raw is None:
         return ()
     if not isinstance(raw, list):

@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from trtc_exporter.config.accounts import (
     AccountConfig,
@@ -25,6 +24,7 @@ from trtc_exporter.config.dynamic import (
     parse_registration,
     parse_target_files,
 )
+from trtc_exporter.config.fields import is_http_url
 from trtc_exporter.config.webhook import (
     APP_FIELDS,
     WebhookConfig,
@@ -288,7 +288,7 @@ def _parse_api(raw: object, errors: Errors) -> ApiConfig:
     api = errors.mapping(raw, "api", _API)
     p = "api."
     endpoint = errors.string(api, "endpoint", p, DEFAULT_ENDPOINT) or ""
-    if not _is_http_url(endpoint):
+    if not is_http_url(endpoint):
         errors.add(p + "endpoint", f"must be an http:// or https:// URL, got {show(endpoint)}")
         endpoint = DEFAULT_ENDPOINT
     extra = _parse_extra_regions(api.get("extra_regions"), errors)
@@ -330,15 +330,6 @@ def _parse_extra_regions(raw: object, errors: Errors) -> frozenset[str]:
             continue
         regions.add(region)
     return frozenset(regions)
-
-
-def _is_http_url(text: str) -> bool:
-    try:
-        parts = urlsplit(text)
-        return parts.scheme in ("http", "https") and bool(parts.hostname) and (
-            parts.port is None or parts.port > 0)
-    except ValueError:  # "http://[::1", "http://host:99999"
-        return False
 
 
 def _parse_rate_limits(raw: object, errors: Errors) -> dict[str, float]:

@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any
-from urllib.parse import urlsplit
 
+from trtc_exporter.config.fields import file_path, is_http_url
 from trtc_exporter.errors import Errors, show
 
 FIELDS = frozenset({"key_file", "allow_unsigned", "max_age", "silence_after", "forward_to",
@@ -72,15 +72,6 @@ def parse_app_callback_key(app: Mapping[str, Any], prefix: str, errors: Errors) 
     return file_path(app, "callback_key_file", prefix, errors)
 
 
-def file_path(raw: Mapping[str, Any], key: str, prefix: str, errors: Errors) -> str | None:
-    """A file path: a non-empty string without NUL (which no file system accepts)."""
-    value = errors.string(raw, key, prefix, None)
-    if value is not None and (not value or "\x00" in value):
-        errors.add(prefix + key, "must not be empty" if not value else "must be a file path")
-        return None
-    return value
-
-
 def _parse_forward(hook: Mapping[str, Any], errors: Errors) -> ForwardConfig | None:
     p = "webhook."
     url = errors.string(hook, "forward_to", p, None)
@@ -90,7 +81,7 @@ def _parse_forward(hook: Mapping[str, Any], errors: Errors) -> ForwardConfig | N
         for key in options:
             errors.add(p + key, "needs webhook.forward_to")
         return None
-    if not _is_http_url(url):
+    if not is_http_url(url):
         errors.add(p + "forward_to", f"must be an http:// or https:// URL, got {show(url)}")
         return None
     retry_for = errors.duration(hook, "forward_retry_for", p, 3600.0)
@@ -105,12 +96,3 @@ def _parse_forward(hook: Mapping[str, Any], errors: Errors) -> ForwardConfig | N
         retry_for=max(retry_for, TRTC_RETRY_WINDOW),
         timeout=errors.duration(hook, "forward_timeout", p, 5.0),
     )
-
-
-def _is_http_url(text: str) -> bool:
-    try:
-        parts = urlsplit(text)
-        return parts.scheme in ("http", "https") and bool(parts.hostname) and (
-            parts.port is None or parts.port > 0)
-    except ValueError:  # "http://[::1", "http://host:99999"
-        return False

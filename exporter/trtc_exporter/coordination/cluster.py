@@ -88,6 +88,8 @@ class SharedRegistrations:
         return items
 
     def upsert(self, items: list[Registered]) -> None:
+        """Store registrations in Redis; raises RegistrationStoreError (and marks the link down)
+        on a Redis failure."""
         self._usable()
         try:
             self._store.upsert(items)
@@ -96,6 +98,8 @@ class SharedRegistrations:
             raise RegistrationStoreError(REFUSED) from None
 
     def delete(self, ids: list[str]) -> int:
+        """Delete registrations by target id; the number removed. Raises RegistrationStoreError
+        on a Redis failure."""
         self._usable()
         try:
             return self._store.delete(ids)
@@ -194,4 +198,5 @@ class Cluster:
             return self._remote.get(target_id)
 
     def stop(self) -> None:
+        """Close the Redis client (its connection pool)."""
         self.client.close()

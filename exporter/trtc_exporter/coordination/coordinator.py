@@ -37,6 +37,7 @@ class Coordinator:
 
     @property
     def member_id(self) -> str:
+        """This replica's member id in the membership set."""
         return self._membership.member_id
 
     def tick(self) -> list[str]:
@@ -84,6 +85,7 @@ class Coordinator:
             self._membership.leave()
 
     def members(self) -> Sequence[str]:
+        """The live members at the last heartbeat (a copy)."""
         with self._lock:
             return list(self._members)
 

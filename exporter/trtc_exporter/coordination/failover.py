@@ -48,9 +48,12 @@ class FailoverLimiter:
 
     @property
     def configured_rate(self) -> float:
+        """The lane's configured rate in requests/s (the same shared or local)."""
         return self._shared.configured_rate
 
     def set_configured_rate(self, rate: float) -> None:
+        """Apply a new configured rate (reload) to the shared limiter and to the local fallback's
+        share."""
         self._shared.set_configured_rate(rate)
         self._local_share()
 
@@ -103,6 +106,7 @@ class FailoverLimiter:
 
     def on_throttled(self, limit_hint: int | None = None, marginal: bool = False,
                      sent_at: float | None = None) -> bool:
+        """Report a throttle to the shared limiter, or to the local fallback while Redis is down."""
         if self._link.up:
             try:
                 return self._shared.on_throttled(limit_hint, marginal, sent_at=sent_at)
@@ -112,6 +116,8 @@ class FailoverLimiter:
 
     @property
     def effective_rate(self) -> float:
+        """The shared limiter's current rate (requests/s), or the local share's while Redis is
+        down."""
         if self._link.up:
             try:
                 return self._shared.effective_rate
@@ -121,4 +127,5 @@ class FailoverLimiter:
 
     @property
     def guard(self) -> float:
+        """The window guard (s) of whichever limiter is in use."""
         return self._shared.guard if self._link.up else self._local.guard

@@ -14,6 +14,7 @@ PREFIX = "trtc-exporter"
 
 @dataclass(frozen=True, slots=True)
 class Keys:
+    """The Redis key names of one cluster (``coordination.cluster``), all in one hash slot."""
     cluster: str
 
     def _key(self, *parts: str) -> str:
@@ -25,22 +26,27 @@ class Keys:
 
     @property
     def members(self) -> str:
+        """The membership ZSET (member id -> last heartbeat)."""
         return self._key("members")
 
     @property
     def targets(self) -> str:
+        """The registered targets HASH (target id -> JSON record)."""
         return self._key("targets")
 
     @property
     def target_expiry(self) -> str:
+        """The registrations' expiry ZSET (target id -> Unix seconds)."""
         return self._key("targets", "expiry")
 
     @property
     def targets_version(self) -> str:
+        """The counter bumped on every change of the registered targets."""
         return self._key("targets", "version")
 
     @property
     def targets_channel(self) -> str:
+        """The pub/sub channel announcing a change of the registered targets."""
         return self._key("targets", "changed")
 
     @property
@@ -50,4 +56,5 @@ class Keys:
 
     @property
     def state(self) -> str:
+        """The shared target state HASH (target id -> JSON record, see ``state.py``)."""
         return self._key("state")

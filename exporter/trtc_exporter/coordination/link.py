@@ -85,6 +85,7 @@ class Link:
 
     @property
     def up(self) -> bool:
+        """True while Redis answers (after a rejoin's quiet spell)."""
         with self._lock:
             return self._up
 
@@ -143,5 +144,6 @@ class Link:
             return min(1.0, self.known_members / self._members_before)
 
     def saw_members(self, count: int) -> None:
+        """Record the live member count of the last heartbeat (at least 1: this replica)."""
         with self._lock:
             self.known_members = max(1, count)

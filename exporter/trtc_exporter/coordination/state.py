@@ -39,6 +39,7 @@ class SharedState:
 
     @classmethod
     def of(cls, state: TargetState) -> SharedState:
+        """The shared part of ``state``; texts cut to ``MAX_TEXT`` characters."""
         return cls(state.status[:MAX_TEXT], state.start_time, state.status_change_time,
                    state.last_success, state.last_answer, state.seen, state.ended_at,
                    state.not_found_streak, state.resolved_task_id[:MAX_TEXT])
@@ -54,6 +55,8 @@ class SharedState:
 
 
 def encode(state: SharedState) -> str:
+    """One HASH value: a JSON array in field order (compact; ``MAX_ROW`` bytes at most in
+    practice)."""
     return json.dumps([state.status, state.start_time, state.status_change_time,
                        state.last_success, state.last_answer, state.seen, state.ended_at,
                        state.not_found_streak, state.resolved_task_id])
@@ -104,11 +107,13 @@ class RedisStateStore:
         self._client.hset(self._key, target_id, encode(SharedState.of(state)))
 
     def publish_many(self, states: dict[str, TargetState]) -> None:
+        """Write the shared part of each given state in one HSET (nothing for an empty mapping)."""
         if states:
             self._client.hset(self._key, mapping={i: encode(SharedState.of(s))
                                                   for i, s in states.items()})
 
     def get(self, target_id: str) -> SharedState | None:
+        """The shared state of one target, or None when absent or unusable (skipped and counted)."""
         raw = self._client.hget(self._key, target_id)
         return None if raw is None else self._decode(raw)
 

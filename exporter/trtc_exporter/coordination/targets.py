@@ -47,6 +47,8 @@ return ids
 
 
 def encode(item: Registered) -> str:
+    """One HASH value: the target spec (as the registration API takes it), created and expiry
+    (Unix seconds)."""
     return json.dumps({"spec": json.loads(target_to_json(item.target)),
                        "created": item.created, "expires_at": item.expires_at})
 
@@ -108,6 +110,8 @@ class RedisTargetStore:
         pipe.execute()
 
     def delete(self, ids: list[str]) -> int:
+        """Delete registrations by target id in one script; the number removed; announces a
+        change."""
         if not ids:
             return 0
         k = self._keys

@@ -16,7 +16,9 @@ from trtc_exporter.clock import WallSeconds
 from trtc_exporter.config.model import Config
 from trtc_exporter.exposition.dropped import printable_target
 from trtc_exporter.exposition.families import family, states_of
+from trtc_exporter.exposition.guard import rendered
 from trtc_exporter.polling.state import StateStore, TargetState, UsageKey
+from trtc_exporter.target import Target
 
 log = logging.getLogger("trtc_exporter.collector")  # caller= stays as before
 
@@ -38,24 +40,34 @@ class AppCollector(Collector):
         self._now = now
         self._accounts = accounts
         self._states = states or store.snapshot
+        self._checked: dict[tuple[str, ...], tuple[Target, bool]] = {}
 
     def describe(self) -> Iterator[Metric]:
+        """Nothing: ``register()`` then never calls ``collect()`` (client_python's
+        auto-describe)."""
         return iter(())
 
     def collect(self) -> Iterator[Metric]:
         """Fresh families on every call; an error is logged and yields nothing."""
-        try:
-            families = self._families()
-        except Exception:  # a rendering bug must not turn /metrics into a 500
-            log.exception("collector failed; serving exporter health only")
-            families = []
-        yield from families
+        yield from rendered(self._families, log, "collector failed; serving exporter health only")
+
+    def _printable(self, target: Target) -> bool:
+        """printable_target, checked once per Target object (targets are immutable; a scrape
+        at 10 000 targets would otherwise spend most of its time here)."""
+        known = self._checked.get(target.key)
+        if known is None or known[0] is not target:
+            known = self._checked[target.key] = (target, printable_target(target))
+        return known[1]
 
     def _families(self) -> list[Metric]:
         now = self._now()
         tasks = family("trtc_ai_transcription_tasks")
         counts: dict[tuple[str, str, str], dict[str, int]] = {}
-        states = [s for s in self._states() if printable_target(s.target)]
+        snapshot = self._states()
+        if len(self._checked) > 2 * len(snapshot) + 64:  # forget targets that left
+            self._checked = {s.target.key: self._checked[s.target.key] for s in snapshot
+                             if s.target.key in self._checked}
+        states = [s for s in snapshot if self._printable(s.target)]
         for state in sorted(states, key=lambda s: s.target.key):
             per_app = counts.setdefault(state.app_key, dict.fromkeys(
                 states_of(state.target.action), 0))

@@ -23,6 +23,8 @@ class CoordinationCollector(Collector):
         self._coordinator = coordinator
 
     def describe(self) -> Iterator[Metric]:
+        """Nothing: ``register()`` then never calls ``collect()`` (client_python's
+        auto-describe)."""
         return iter(())
 
     def collect(self) -> Iterator[Metric]:

@@ -38,6 +38,8 @@ class BudgetPollerCollector(Collector):
         self._sources = sources
 
     def describe(self) -> Iterator[Metric]:
+        """Nothing: ``register()`` then never calls ``collect()`` (client_python's
+        auto-describe)."""
         return iter(())
 
     def collect(self) -> Iterator[Metric]:

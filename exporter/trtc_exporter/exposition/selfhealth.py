@@ -19,6 +19,8 @@ class SelfHealthCollector(Collector):
         self._revision = revision
 
     def describe(self) -> Iterator[Metric]:
+        """Nothing: ``register()`` then never calls ``collect()`` (client_python's
+        auto-describe)."""
         return iter(())
 
     def collect(self) -> Iterator[Metric]:

@@ -16,6 +16,7 @@ from prometheus_client.registry import Collector
 from trtc_exporter.clock import WallSeconds
 from trtc_exporter.exposition.dropped import printable_target
 from trtc_exporter.exposition.families import family, states_of
+from trtc_exporter.exposition.guard import rendered
 from trtc_exporter.metrics import DropCounter
 from trtc_exporter.polling.state import TargetState
 
@@ -43,16 +44,13 @@ class TaskCollector(Collector):
         self._drops = drops or DropCounter()
 
     def describe(self) -> Iterator[Metric]:
+        """Nothing: ``register()`` then never calls ``collect()`` (client_python's
+        auto-describe)."""
         return iter(())
 
     def collect(self) -> Iterator[Metric]:
         """Fresh families on every call; an error is logged and yields nothing."""
-        try:
-            families = self._families()
-        except Exception:  # a rendering bug must not turn /metrics into a 500
-            log.exception("collector failed; serving exporter health only")
-            families = []
-        yield from families
+        yield from rendered(self._families, log, "collector failed; serving exporter health only")
 
     def _families(self) -> list[Metric]:
         now = self._now()

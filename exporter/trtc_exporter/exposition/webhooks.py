@@ -17,6 +17,7 @@ from prometheus_client.registry import Collector
 
 from trtc_exporter.clock import WallSeconds
 from trtc_exporter.exposition.families import family
+from trtc_exporter.exposition.guard import rendered
 from trtc_exporter.metrics import BY_NAME
 from trtc_exporter.polling.state import TargetState
 from trtc_exporter.webhook.forward import DROP_REASONS, ForwardStats
@@ -53,16 +54,14 @@ class WebhookCollector(Collector):
         self._failures, self._rule, self._forward = failures, rule, forward
 
     def describe(self) -> Iterator[Metric]:
+        """Nothing: ``register()`` then never calls ``collect()`` (client_python's
+        auto-describe)."""
         return iter(())
 
     def collect(self) -> Iterator[Metric]:
         """Fresh families on every call; an error is logged and yields nothing."""
-        try:
-            families = self._task_families() + self._health_families()
-        except Exception:  # a rendering bug must not turn /metrics into a 500
-            log.exception("webhook collector failed")
-            families = []
-        yield from families
+        yield from rendered(lambda: self._task_families() + self._health_families(), log,
+                            "webhook collector failed")
 
     def _task_families(self) -> list[Metric]:
         now, rule = self._now(), self._rule()

@@ -45,6 +45,7 @@ class Schedule:
         heapq.heappush(self._heap, (due, next(self._seq), key))
 
     def remove(self, key: Key) -> None:
+        """Forget ``key`` (its stale heap entry is dropped lazily)."""
         self._due.pop(key, None)
 
     def hold(self, key: Key) -> float | None:
@@ -52,9 +53,11 @@ class Schedule:
         return self._due.pop(key, None)
 
     def due_at(self, key: Key) -> float | None:
+        """When ``key`` is due (monotonic s), or None when it is not scheduled."""
         return self._due.get(key)
 
     def next_due(self) -> float | None:
+        """The earliest due time (monotonic s), or None when nothing is scheduled."""
         self._drop_stale()
         return self._heap[0][0] if self._heap else None
 

@@ -36,6 +36,7 @@ class TokenBucket:
         self._at = clock.monotonic()
 
     def take(self) -> bool:
+        """Take one token: True when one was left (refilled by the time since the last call)."""
         now = self._clock.monotonic()
         self._tokens = min(self._burst, self._tokens + (now - self._at) * self._rate)
         self._at = now
@@ -95,6 +96,13 @@ class FailureLog:
         with self._lock:
             now = self._clock.monotonic()
             for key in [k for k in self._kind_of if k not in wanted]:
+                self._leave(key, now)
+
+    def forget(self, keys: Iterable[tuple[str, ...]]) -> None:
+        """Forget these targets (removed one by one: :meth:`retain` without the whole set)."""
+        with self._lock:
+            now = self._clock.monotonic()
+            for key in keys:
                 self._leave(key, now)
 
     def failing(self) -> dict[Kind, int]:

@@ -100,12 +100,61 @@ class Poller:
             self._store.sync(active.values())
             self.failures.retain(active.keys())
             self._replan_locked()
-            now = self._clock.monotonic()
-            offsets = spread(new_keys)
-            for key in new_keys:
-                self._schedule.set(key, now + offsets[key] *
-                                   self._interval_after(self._state_of(key)))
-            self._cycle_pending = (self._cycle_pending & active.keys()) | set(new_keys)
+            self._cycle_pending &= active.keys()
+            self._schedule_new_locked(new_keys)
+
+    def _schedule_new_locked(self, new_keys: list[Key]) -> None:
+        """New targets get a phase slot in their interval and join the current cycle."""
+        now = self._clock.monotonic()
+        offsets = spread(new_keys)
+        for key in new_keys:
+            self._schedule.set(key, now + offsets[key] *
+                               self._interval_after(self._state_of(key)))
+        self._cycle_pending |= set(new_keys)
+        self._lock.notify_all()
+
+    def add_targets(self, targets: Iterable[Target]) -> None:
+        """Add targets without re-planning the whole set (a registration): O(added).
+
+        Their demand joins the plan of their action at once; the next periodic re-plan (at most
+        a second later) recomputes every state-aware interval exactly, as after set_targets.
+        """
+        with self._lock:
+            new = {t.key: t for t in targets
+                   if t.key not in self._targets and t.key not in self._retired}
+            if not new:
+                return
+            self._targets.update(new)
+            self._store.add(new.values())
+            for key, target in new.items():
+                self._index_task_locked(key, target.task_id or self._resolved_id(key))
+            for key, target in new.items():
+                self._demand[target.lane] = (self._demand.get(target.lane, 0.0)
+                                             + 1.0 / self._base_interval(self._state_of(key)))
+            self._stretch_locked({t.lane for t in new.values()})
+            self._schedule_new_locked(list(new))
+
+    def remove_targets(self, keys: list[Key]) -> None:
+        """Drop targets without re-planning the whole set (a deregistration): O(removed)."""
+        with self._lock:
+            for key in keys:
+                target = self._targets.pop(key, None)
+                self._retired.discard(key)
+                if target is None:
+                    continue
+                self._demand[target.lane] = max(0.0, self._demand.get(target.lane, 0.0)
+                                                - 1.0 / self._base_interval(
+                                                    self._state_of_target(target)))
+                self._stretch_locked({target.lane})
+                task = (key[0], target.task_id or self._resolved_id(key))
+                if self._by_task.get(task) == key:
+                    del self._by_task[task]
+                self._schedule.remove(key)
+                self._due_of.pop(key, None)
+                self._cycle_pending.discard(key)
+                self._soon.discard(key)
+                self._store.remove(key)
+            self.failures.forget(keys)
             self._lock.notify_all()
 
     def set_share(self, share: Callable[[], float]) -> None:
@@ -163,6 +212,9 @@ class Poller:
     def _state_of(self, key: Key) -> TargetState:
         return self._store.get(key) or TargetState(self._targets[key])
 
+    def _state_of_target(self, target: Target) -> TargetState:
+        return self._store.get(target.key) or TargetState(target)
+
     def _base_interval(self, state: TargetState) -> float:
         """The state-aware interval before stretching."""
         age = self._clock.time() - state.event_time if state.event_time else None
@@ -216,18 +268,25 @@ class Poller:
         for key, target in self._targets.items():
             interval = self._base_interval(self._state_of(key))
             demand[target.lane] = demand.get(target.lane, 0.0) + 1.0 / interval
-        stretch = {}
-        for action, needed in demand.items():
-            limiter = self._budget.limiter(action)
-            share = min(1.0, max(1e-3, self._share()))
+        self._demand = demand
+        self._stretch = {lane: self._stretch.get(lane, 1.0) for lane in demand}
+        self._stretch_locked(set(demand))
+
+    def _stretch_locked(self, lanes: set[str]) -> None:
+        """Recompute the stretch of these lanes from ``_demand`` (an O(1) step per lane), with
+        this replica's ``share()`` of each lane's budget."""
+        share = min(1.0, max(1e-3, self._share()))
+        for lane in lanes:
+            needed = self._demand.get(lane, 0.0)
+            limiter = self._budget.limiter(lane)
             available = capacity(limiter.effective_rate, limiter.guard) * share
-            stretch[action] = stretch_factor(needed, available)
-            if stretch[action] > 1.0 and self._stretch.get(action, 1.0) <= 1.0:
+            stretch = stretch_factor(needed, available)
+            if stretch > 1.0 and self._stretch.get(lane, 1.0) <= 1.0:
                 log.warning("%s: %d targets need %.1f req/s; budget %.1f req/s; intervals "
-                            "stretched x%.2f", action, sum(1 for t in self._targets.values()
-                                                          if t.lane == action),
-                            needed, available, stretch[action])
-        self._demand, self._stretch = demand, stretch
+                            "stretched x%.2f", lane, sum(1 for t in self._targets.values()
+                                                        if t.lane == lane),
+                            needed, available, stretch)
+            self._stretch[lane] = stretch
 
     # -- running ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -285,6 +344,8 @@ class Poller:
             return [(key, self._targets[key].lane) for key, _ in due]
 
     def seconds_to_next_due(self) -> float:
+        """How long the loop may sleep: until the next due poll, at most 1 s (so stop and reload
+        are noticed promptly), never negative."""
         with self._lock:
             nxt = self._schedule.next_due()
             return 1.0 if nxt is None else min(1.0, max(0.0, nxt - self._clock.monotonic()))

@@ -79,6 +79,7 @@ class TargetState:
 
     @property
     def app_key(self) -> AppKey:
+        """``(api, region, sdk_app_id or "")``: the key of the per-app totals."""
         t = self.target
         return (t.api, t.region, "" if t.sdk_app_id is None else str(t.sdk_app_id))
 
@@ -206,6 +207,12 @@ class StateStore:
                     self._states[key] = TargetState(target)
                 elif old.target is not target:
                     self._states[key] = replace(old, target=target)
+
+    def add(self, targets: Iterable[Target]) -> None:
+        """Start a record for each target that has none (an incremental :meth:`sync`)."""
+        with self._lock:
+            for target in targets:
+                self._states.setdefault(target.key, TargetState(target))
 
     def remove(self, key: tuple[str, ...]) -> None:
         """Forget a target's state (it left the target set or retired)."""

@@ -69,9 +69,12 @@ class StampedReader(io.RawIOBase):
         self.stamp = None
 
     def readable(self) -> bool:
+        """Always True: this raw reader exists to be read (``io.RawIOBase`` asks)."""
         return True
 
     def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
+        """Receive into ``buffer`` (the bytes read; 0 at end of stream); when armed, first peek
+        one byte to stamp its packet's kernel receive time."""
         if self._armed:
             self._armed = False
             # peek one byte: its packet's time, not that of a later packet read in the same call

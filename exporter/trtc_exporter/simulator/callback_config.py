@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from trtc_exporter.errors import Errors
 from trtc_exporter.secret import Secret
 from trtc_exporter.simulator.checks import check_int, check_list, check_mapping, check_str
 
@@ -38,21 +39,21 @@ class CallbackSpec:
     forged: bool = False
 
 
-def check_url(value: object, path: str, errors: list[str]) -> str | None:
+def check_url(value: object, path: str, errors: Errors) -> str | None:
     """An http(s) URL with a host."""
     url = check_str(value, path, errors)
     if url is None:
         return None
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        errors.append(f"{path}: must be an http:// or https:// URL, got {url!r}")
+        errors.add(path, f"must be an http:// or https:// URL, got {url!r}")
         return None
     return url
 
 
-def parse_callbacks(value: object, path: str, errors: list[str]) -> CallbackSpec | None:
+def parse_callbacks(value: object, path: str, errors: Errors) -> CallbackSpec | None:
     """Validate the block; appends ``path.field: problem`` lines to ``errors``."""
-    before = len(errors)
+    before = errors.count
     data = check_mapping(value, path, errors)
     errors.extend(f"{path}.{k}: unknown key ({', '.join(sorted(_KEYS))})"
                   for k in data if k not in _KEYS)  # fmt: skip
@@ -62,22 +63,22 @@ def parse_callbacks(value: object, path: str, errors: list[str]) -> CallbackSpec
         if check_int(app, f"{path}.keys.{app}", errors, 1) is None:
             continue
         if not isinstance(key, str) or not KEY_PATTERN.fullmatch(key):
-            errors.append(f"{path}.keys.{app}: must be 1 to 32 letters and digits")
+            errors.add(f"{path}.keys.{app}", "must be 1 to 32 letters and digits")
         else:
             keys[app] = Secret(key)
     rate = data.get("sentences_per_minute", 6.0)
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 600:
-        errors.append(f"{path}.sentences_per_minute: must be a number in [0, 600], got {rate!r}")
+        errors.add(f"{path}.sentences_per_minute", f"must be a number in [0, 600], got {rate!r}")
     forged = data.get("forged", False)
     if not isinstance(forged, bool):
-        errors.append(f"{path}.forged: must be true or false, got {forged!r}")
+        errors.add(f"{path}.forged", f"must be true or false, got {forged!r}")
     silent = _ids(data.get("silent_tasks", []), f"{path}.silent_tasks", errors)
     failed = _ids(data.get("failed_starts", []), f"{path}.failed_starts", errors)
-    if len(errors) > before or url is None:
+    if errors.count > before or url is None:
         return None
     return CallbackSpec(url, keys, float(rate), silent, failed, forged)
 
 
-def _ids(value: object, path: str, errors: list[str]) -> frozenset[str]:
+def _ids(value: object, path: str, errors: Errors) -> frozenset[str]:
     items = check_list(value, path, errors)
     return frozenset(i for n, i in enumerate(items) if check_str(i, f"{path}[{n}]", errors))

@@ -65,6 +65,8 @@ class Event:
 
     @property
     def event_type(self) -> int:
+        """The TRTC EventType number of this kind for this API (901-904 for 1.0, 1401-1404 for
+        2.0)."""
         return EVENT_TYPES[self.api][self.kind]
 
     def document(self, sent_at: float) -> dict[str, Any]:

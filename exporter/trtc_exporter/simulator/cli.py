@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from trtc_exporter import logsetup
+from trtc_exporter.errors import Errors
 from trtc_exporter.secret import Secret
 from trtc_exporter.simulator.auth import Credential
 from trtc_exporter.simulator.callback_config import CallbackSpec, check_url
@@ -93,10 +94,10 @@ def _scenario(args: argparse.Namespace) -> tuple[Scenario, bool]:
     if args.rate_limit is not None:
         scenario = dataclasses.replace(scenario, rate_limit=args.rate_limit, rate_limits={})
     if args.callbacks_url is not None:
-        errors: list[str] = []
+        errors = Errors()
         url = check_url(args.callbacks_url, "--callbacks.url", errors)
         if url is None:
-            raise ScenarioError(errors)
+            raise ScenarioError(errors.report())
         spec = scenario.callbacks or CallbackSpec(url)
         scenario = dataclasses.replace(scenario, callbacks=dataclasses.replace(spec, url=url))
     return scenario, generated

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from trtc_exporter.durations import parse_seconds
+from trtc_exporter.errors import Errors
 from trtc_exporter.simulator.api import SimulatorAPI
 from trtc_exporter.simulator.checks import check_int
 from trtc_exporter.simulator.faultparse import parse_fault
@@ -100,10 +101,10 @@ def _tasks(api: SimulatorAPI, _: Any) -> dict[str, Any]:
 
 
 def _create_task(api: SimulatorAPI, data: Any) -> dict[str, Any]:
-    errors: list[str] = []
+    errors = Errors()
     spec = parse_task(data, "task", api.scenario.created_phases, errors)
     if spec is None:
-        raise _BadRequest(errors)
+        raise _BadRequest(errors.report())
     try:
         api.add_task(spec)
     except ValueError as exc:
@@ -132,14 +133,14 @@ def _add_faults(api: SimulatorAPI, data: Any) -> dict[str, Any]:
         items, clear = [data], False
     if not isinstance(items, list):
         raise _BadRequest(["faults: must be a list"])
-    specs, errors = [], []
+    specs, errors = [], Errors()
     for i, item in enumerate(items):
         spec, problems = parse_fault(item, f"faults[{i}]", KNOWN_ACTIONS)
         errors.extend(problems)
         if spec is not None:
             specs.append(spec)
-    if errors:
-        raise _BadRequest(errors)
+    if errors.count:
+        raise _BadRequest(errors.report())
     if clear is True:
         api.faults.clear()
     for spec in specs:
@@ -159,17 +160,18 @@ def _rate_limit(api: SimulatorAPI, _: Any) -> dict[str, Any]:
 def _set_rate_limit(api: SimulatorAPI, data: Any) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise _BadRequest(["body: must be a JSON object"])
-    errors = [f"{k}: unknown key (limit, action, duration)" for k in data
-              if k not in ("limit", "action", "duration")]  # fmt: skip
+    errors = Errors()
+    errors.extend(f"{k}: unknown key (limit, action, duration)" for k in data
+                  if k not in ("limit", "action", "duration"))  # fmt: skip
     action = data.get("action")
     limit = check_int(data.get("limit"), "limit", errors)
     if action is not None and action not in KNOWN_ACTIONS:
-        errors.append(f"action: unknown action {action!r}")
+        errors.add("action", f"unknown action {action!r}")
     duration, problem = parse_seconds(data.get("duration", "forever"), allow_forever=True)
     if problem is not None:
-        errors.append(f"duration: {problem}")
-    if errors or duration is None or limit is None:
-        raise _BadRequest(errors)
+        errors.add("duration", problem)
+    if errors.count or duration is None or limit is None:
+        raise _BadRequest(errors.report())
     if math.isinf(duration):
         api.set_rate_limit(limit, action)
     else:
@@ -189,15 +191,16 @@ def _throttling(api: SimulatorAPI, _: Any) -> dict[str, Any]:
 def _set_throttling(api: SimulatorAPI, data: Any) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise _BadRequest(["body: must be a JSON object"])
-    errors = [f"{k}: unknown key (count_throttled, limit_message)" for k in data
-              if k not in ("count_throttled", "limit_message")]  # fmt: skip
+    errors = Errors()
+    errors.extend(f"{k}: unknown key (count_throttled, limit_message)" for k in data
+                  if k not in ("count_throttled", "limit_message"))  # fmt: skip
     counted, message = data.get("count_throttled"), data.get("limit_message")
     if counted is not None and not isinstance(counted, bool):
-        errors.append(f"count_throttled: must be true or false, got {counted!r}")
+        errors.add("count_throttled", f"must be true or false, got {counted!r}")
     if message is not None and message not in LIMIT_MESSAGES:
-        errors.append(f"limit_message: must be numbers or plain, got {message!r}")
-    if errors:
-        raise _BadRequest(errors)
+        errors.add("limit_message", f"must be numbers or plain, got {message!r}")
+    if errors.count:
+        raise _BadRequest(errors.report())
     if counted is not None:
         api.limiter.set_count_throttled(counted)
     if message is not None:

@@ -75,6 +75,7 @@ def error(code: str, message: str) -> ApiResult:
 
 
 def from_error(exc: ApiError) -> ApiResult:
+    """The error envelope of a raised :class:`ApiError`."""
     return error(exc.code, exc.message)
 
 
@@ -97,18 +98,22 @@ def html_error(status: int) -> ApiResult:
 
 
 def missing(name: str) -> ApiError:
+    """``MissingParameter`` for the parameter ``name``, worded as the API words it."""
     return ApiError("MissingParameter", f"The request is missing a required parameter `{name}`.")
 
 
 def invalid(name: str, problem: str) -> ApiError:
+    """``InvalidParameter`` for ``name``; ``problem`` completes the sentence ("must be …")."""
     return ApiError("InvalidParameter", f"The parameter `{name}` {problem}.")
 
 
 def unknown_parameter(name: str) -> ApiError:
+    """``UnknownParameter`` for a parameter the action does not take."""
     return ApiError("UnknownParameter", f"The parameter `{name}` is not recognized.")
 
 
 def task_not_exist() -> ApiError:
+    """``FailedOperation.TaskNotExist``: the TaskId is unknown or the task has gone."""
     return ApiError("FailedOperation.TaskNotExist", "The task does not exist.")
 
 
@@ -135,6 +140,8 @@ def limit_exceeded(seen: int, limit: int, language: str, plain: bool = False) ->
 
 
 def signature_expired(server_time: float) -> ApiError:
+    """``AuthFailure.SignatureExpire`` stating the server time (Unix s), as the API does; the
+    exporter's skew estimate reads it."""
     return ApiError(
         "AuthFailure.SignatureExpire",
         "Signature expired. Please use local time and enable NTP service for time "
@@ -144,6 +151,7 @@ def signature_expired(server_time: float) -> ApiError:
 
 
 def signature_failure() -> ApiError:
+    """``AuthFailure.SignatureFailure``: the TC3 signature does not match."""
     return ApiError(
         "AuthFailure.SignatureFailure",
         "The provided credentials could not be validated. Please check your signature is correct.",
@@ -151,4 +159,5 @@ def signature_failure() -> ApiError:
 
 
 def internal_error() -> ApiError:
+    """``InternalError``, as the API answers a failure of its own."""
     return ApiError("InternalError", "Internal error.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from trtc_exporter.durations import parse_seconds
+from trtc_exporter.errors import Errors
 from trtc_exporter.simulator.faults import PARAMS, FaultKind, FaultSpec, ParamValue
 
 _COMMON = ("kind", "probability", "duration", "after", "actions", "task_id")
@@ -46,7 +47,12 @@ def _check_param(rule: str, value: object) -> tuple[ParamValue | None, str | Non
 def parse_fault(
     data: object, path: str, known_actions: frozenset[str], task_id: str | None = None
 ) -> tuple[FaultSpec | None, list[str]]:
-    """Build a FaultSpec from YAML/JSON data; errors are ``path.field: problem`` lines."""
+    """Build a FaultSpec from YAML/JSON data (a mapping with ``kind`` and that kind's parameters,
+    see ``faults.PARAMS``); ``task_id`` given means the fault sits in that task's own ``faults:``.
+
+    Returns ``(spec, [])``, or ``(None, lines)`` with one ``path.field: problem`` line per
+    mistake (collected in an :class:`~trtc_exporter.errors.Errors`).
+    """
     if not isinstance(data, dict):
         return None, [f"{path}: must be a mapping, got {type(data).__name__}"]
     try:
@@ -54,70 +60,69 @@ def parse_fault(
     except ValueError:
         kinds = ", ".join(k.value for k in FaultKind)
         return None, [f"{path}.kind: must be one of {kinds}, got {data.get('kind')!r}"]
-    errors = [
+    errors = Errors()
+    errors.extend(
         f"{path}.{key}: unknown key for a {kind.value} fault"
         for key in data
         if key not in _COMMON and key not in PARAMS[kind]
-    ]
+    )
     if task_id is not None and "task_id" in data:
-        errors.append(f"{path}.task_id: not allowed in a task's own faults")
+        errors.add(f"{path}.task_id", "not allowed in a task's own faults")
     params = _parse_params(kind, data, path, errors)
     common = _parse_common(data, path, known_actions, errors)
     if task_id is not None:
         common["task_id"] = task_id
-    if errors:
-        return None, errors
+    if errors.count:
+        return None, errors.report()
     return FaultSpec(kind=kind, params=params, **common), []
 
 
 def _parse_params(
-    kind: FaultKind, data: dict[str, object], path: str, errors: list[str]
+    kind: FaultKind, data: dict[str, object], path: str, errors: Errors
 ) -> dict[str, ParamValue]:
     params: dict[str, ParamValue] = {}
     for name, (rule, default) in PARAMS[kind].items():
         if name not in data:
             if default is None:
-                errors.append(f"{path}.{name}: required for a {kind.value} fault")
+                errors.add(f"{path}.{name}", f"required for a {kind.value} fault")
             else:
                 params[name] = default
             continue
         value, problem = _check_param(rule, data[name])
         if problem is not None or value is None:
-            errors.append(f"{path}.{name}: {problem}")
+            errors.add(f"{path}.{name}", str(problem))
         else:
             params[name] = value
     return params
 
 
 def _parse_common(
-    data: dict[str, object], path: str, known_actions: frozenset[str], errors: list[str]
+    data: dict[str, object], path: str, known_actions: frozenset[str], errors: Errors
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     p = data.get("probability", 1.0)
     if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 < p <= 1:
-        errors.append(f"{path}.probability: must be a number in (0, 1], got {p!r}")
+        errors.add(f"{path}.probability", f"must be a number in (0, 1], got {p!r}")
     else:
         out["probability"] = float(p)
     for name, allow_forever in (("duration", True), ("after", False)):
         if data.get(name) is not None:
             seconds, problem = parse_seconds(data[name], allow_forever=allow_forever)
             if problem is not None:
-                errors.append(f"{path}.{name}: {problem}")
+                errors.add(f"{path}.{name}", str(problem))
             else:
                 out[name] = seconds
     actions = data.get("actions")
     if actions is not None:
         if not isinstance(actions, list) or not all(a in known_actions for a in actions):
-            errors.append(
-                f"{path}.actions: must be a list of {', '.join(sorted(known_actions))}, "
-                f"got {actions!r}"
-            )
+            errors.add(f"{path}.actions",
+                       f"must be a list of {', '.join(sorted(known_actions))}, got {actions!r}")
         else:
             out["actions"] = frozenset(actions)
     tid = data.get("task_id")
     if tid is not None:
         if not isinstance(tid, str) or not tid:
-            errors.append(f"{path}.task_id: must be a non-empty string, got {tid!r}")
+            errors.add(f"{path}.task_id", f"must be a non-empty string, got {tid!r}")
         else:
             out["task_id"] = tid
     return out

@@ -128,6 +128,8 @@ class ActiveFault:
         return begin <= now < begin + self.spec.duration
 
     def expired(self, now: float) -> bool:
+        """True once the fault's window has ended (it will never be live again and may be
+        dropped)."""
         return now >= self.activated_at + self.spec.after + self.spec.duration
 
 
@@ -140,10 +142,12 @@ class FaultSet:
         self._faults: list[ActiveFault] = []
 
     def add(self, spec: FaultSpec, now: float) -> None:
+        """Switch ``spec`` on at ``now`` (its ``after`` counts from there)."""
         with self._lock:
             self._faults.append(ActiveFault(spec, now))
 
     def clear(self) -> None:
+        """Remove every fault."""
         with self._lock:
             self._faults.clear()
 
@@ -180,6 +184,7 @@ class FaultSet:
         return min(limits) if limits else None
 
     def random(self) -> float:
+        """One roll in [0, 1) from the seeded RNG (thread-safe, so runs stay reproducible)."""
         with self._lock:
             return self._rng.random()
 

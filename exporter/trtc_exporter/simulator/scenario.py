@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trtc_exporter.errors import Errors
 from trtc_exporter.secret import Secret
 from trtc_exporter.simulator.actions import ACTIONS
 from trtc_exporter.simulator.auth import Credential
@@ -107,7 +108,8 @@ def parse_scenario(data: object) -> Scenario:
     """Validate decoded YAML/JSON; raises ScenarioError listing every problem."""
     if not isinstance(data, dict):
         raise ScenarioError([f"scenario: must be a mapping, got {type(data).__name__}"])
-    errors = [f"{key}: unknown key" for key in data if key not in _TOP]
+    errors = Errors()
+    errors.extend(f"{key}: unknown key" for key in data if key not in _TOP)
     kw: dict[str, Any] = {}
     kw["credentials"] = _credentials(data.get("credentials"), errors)
     kw["created_phases"] = _defaults(data.get("defaults", {}), errors)
@@ -119,12 +121,12 @@ def parse_scenario(data: object) -> Scenario:
             if isinstance(data[name], bool):
                 kw[name] = data[name]
             else:
-                errors.append(f"{name}: must be true or false, got {data[name]!r}")
+                errors.add(name, f"must be true or false, got {data[name]!r}")
     if "limit_message" in data:
         if data["limit_message"] in LIMIT_MESSAGES:
             kw["limit_message"] = data["limit_message"]
         else:
-            errors.append(f"limit_message: must be numbers or plain, got {data['limit_message']!r}")
+            errors.add("limit_message", f"must be numbers or plain, got {data['limit_message']!r}")
     if "max_skew" in data:
         kw["max_skew"] = check_seconds(data["max_skew"], "max_skew", errors, forever=False)
     kw["rate_limits"] = _rate_limits(data.get("rate_limits", {}), errors)
@@ -133,12 +135,12 @@ def parse_scenario(data: object) -> Scenario:
     kw["faults"] = _faults(data.get("faults", []), "faults", None, errors)
     if data.get("callbacks") is not None:
         kw["callbacks"] = parse_callbacks(data["callbacks"], "callbacks", errors)
-    if errors:
-        raise ScenarioError(errors)
+    if errors.count:
+        raise ScenarioError(errors.report())
     return Scenario(**kw)
 
 
-def _credentials(value: object, errors: list[str]) -> tuple[Credential, ...]:
+def _credentials(value: object, errors: Errors) -> tuple[Credential, ...]:
     if value is None:
         errors.append("credentials: required (a list of {secret_id, secret_key[, token]})")
         return ()
@@ -157,18 +159,18 @@ def _credentials(value: object, errors: list[str]) -> tuple[Credential, ...]:
         if token is not None:
             token = check_str(token, f"{path}.token", errors)
         if sid in out:
-            errors.append(f"{path}.secret_id: duplicate of an earlier entry")
+            errors.add(f"{path}.secret_id", "duplicate of an earlier entry")
         elif sid is not None and key is not None:
             out[sid] = Credential(sid, Secret(key), Secret(token) if token else None)
     return tuple(out.values())
 
 
-def _phases(value: object, api: Api, base: Phases, path: str, errors: list[str]) -> Phases:
+def _phases(value: object, api: Api, base: Phases, path: str, errors: Errors) -> Phases:
     given = check_mapping(value, path, errors)
     names = PHASES[api]
     for key in given:
         if key not in names:
-            errors.append(f"{path}.{key}: not a phase of {api.value} ({', '.join(names)})")
+            errors.add(f"{path}.{key}", f"not a phase of {api.value} ({', '.join(names)})")
     defaults = dict(base)
     return tuple(
         (n, check_seconds(given[n], f"{path}.{n}", errors, forever=True))
@@ -178,29 +180,29 @@ def _phases(value: object, api: Api, base: Phases, path: str, errors: list[str])
     )
 
 
-def _defaults(value: object, errors: list[str]) -> dict[Api, Phases]:
+def _defaults(value: object, errors: Errors) -> dict[Api, Phases]:
     given = check_mapping(value, "defaults", errors)
     out = dict(DEFAULT_PHASES)
     for key, phases in given.items():
         if key not in {a.value for a in Api}:
-            errors.append(f"defaults.{key}: unknown key (ai_transcription, cloud_transcription)")
+            errors.add(f"defaults.{key}", "unknown key (ai_transcription, cloud_transcription)")
             continue
         api = Api(key)
         out[api] = _phases(phases, api, DEFAULT_PHASES[api], f"defaults.{key}", errors)
     return out
 
 
-def _rate_limits(value: object, errors: list[str]) -> dict[str, int]:
+def _rate_limits(value: object, errors: Errors) -> dict[str, int]:
     out = {}
     for action, limit in check_mapping(value, "rate_limits", errors).items():
         if action not in KNOWN_ACTIONS:
-            errors.append(f"rate_limits.{action}: unknown action")
+            errors.add(f"rate_limits.{action}", "unknown action")
         elif check_int(limit, f"rate_limits.{action}", errors) is not None:
             out[action] = limit
     return out
 
 
-def _apps(value: object, errors: list[str]) -> dict[int, int]:
+def _apps(value: object, errors: Errors) -> dict[int, int]:
     out = {}
     for app, settings in check_mapping(value, "apps", errors).items():
         path = f"apps.{app}"
@@ -217,7 +219,7 @@ def _apps(value: object, errors: list[str]) -> dict[int, int]:
 
 
 def _faults(
-    value: object, path: str, task_id: str | None, errors: list[str]
+    value: object, path: str, task_id: str | None, errors: Errors
 ) -> tuple[FaultSpec, ...]:
     out = []
     for i, item in enumerate(check_list(value, path, errors)):
@@ -229,7 +231,7 @@ def _faults(
 
 
 def _tasks(
-    value: object, defaults: Mapping[Api, Phases], errors: list[str]
+    value: object, defaults: Mapping[Api, Phases], errors: Errors
 ) -> tuple[TaskSpec, ...]:
     out: list[TaskSpec] = []
     seen: dict[str, int] = {}
@@ -238,7 +240,7 @@ def _tasks(
         if spec is None:
             continue
         if spec.task_id in seen:
-            errors.append(f"tasks[{i}].task_id: duplicate of tasks[{seen[spec.task_id]}]")
+            errors.add(f"tasks[{i}].task_id", f"duplicate of tasks[{seen[spec.task_id]}]")
             continue
         seen[spec.task_id] = i
         out.append(spec)
@@ -246,48 +248,49 @@ def _tasks(
 
 
 def parse_task(
-    item: object, path: str, defaults: Mapping[Api, Phases], errors: list[str]
+    item: object, path: str, defaults: Mapping[Api, Phases], errors: Errors
 ) -> TaskSpec | None:
-    """One task entry (also used by ``POST /_sim/tasks``); appends problems to ``errors``."""
-    before = len(errors)
+    """One task entry (also used by ``POST /_sim/tasks``), or None with each problem recorded in
+    ``errors`` as ``path.field: problem``."""
+    before = errors.count
     entry = check_mapping(item, path, errors)
     errors.extend(f"{path}.{k}: unknown key" for k in entry if k not in _TASK)
     task_id = check_str(entry.get("task_id"), f"{path}.task_id", errors)
     try:
         api = Api(entry.get("api", Api.AI.value))
     except ValueError:
-        errors.append(f"{path}.api: must be ai_transcription or cloud_transcription, "
-                      f"got {entry.get('api')!r}")  # fmt: skip
+        errors.add(f"{path}.api", f"must be ai_transcription or cloud_transcription, "
+                                  f"got {entry.get('api')!r}")  # fmt: skip
         api = Api.AI
     sdk = check_int(entry.get("sdk_app_id"), f"{path}.sdk_app_id", errors, 1)
     region = entry.get("region", "ap-guangzhou")
     if region not in REGIONS[api]:
-        errors.append(f"{path}.region: {api.value} supports {', '.join(REGIONS[api])}, "
-                      f"got {region!r}")  # fmt: skip
+        errors.add(f"{path}.region", f"{api.value} supports {', '.join(REGIONS[api])}, "
+                                     f"got {region!r}")  # fmt: skip
     session = entry.get("session_id")
     if session is not None:
         session = check_str(session, f"{path}.session_id", errors)
         if api is Api.CLOUD:
-            errors.append(f"{path}.session_id: only ai_transcription tasks have a SessionId")
+            errors.add(f"{path}.session_id", "only ai_transcription tasks have a SessionId")
     offset = entry.get("start_offset", 0.0)
     if isinstance(offset, bool) or not isinstance(offset, (int, float)) or math.isnan(offset):
-        errors.append(f"{path}.start_offset: must be a number of seconds, got {offset!r}")
+        errors.add(f"{path}.start_offset", f"must be a number of seconds, got {offset!r}")
         offset = 0.0
     phases = _phases(entry.get("phases", {}), api, defaults[api], f"{path}.phases", errors)
     repeat = _repeat(entry.get("repeat_after"), phases, f"{path}.repeat_after", errors)
     faults = _faults(entry.get("faults", []), f"{path}.faults", task_id, errors)
-    if len(errors) > before or task_id is None or sdk is None:
+    if errors.count > before or task_id is None or sdk is None:
         return None
     return TaskSpec(task_id, api, sdk, phases, region, float(offset), session, repeat, faults)
 
 
-def _repeat(value: object, phases: Phases, path: str, errors: list[str]) -> float | None:
+def _repeat(value: object, phases: Phases, path: str, errors: Errors) -> float | None:
     if value is None:
         return None
     gap = check_seconds(value, path, errors, forever=False)
     endless = [name for name, d in phases if math.isinf(d)]
     if endless:
-        errors.append(f"{path}: a repeating task needs finite phases, {endless[0]} is forever")
+        errors.add(path, f"a repeating task needs finite phases, {endless[0]} is forever")
     elif gap + sum(d for _, d in phases) <= 0:
-        errors.append(f"{path}: a repeating task needs a cycle longer than 0 s")
+        errors.add(path, "a repeating task needs a cycle longer than 0 s")
     return gap

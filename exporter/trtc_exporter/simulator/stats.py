@@ -65,6 +65,7 @@ class Stats:
             self._codes[action][code] += 1
 
     def reset(self) -> None:
+        """Start a new measurement: counters, per-second counts, lag and peaks back to zero."""
         with self._lock:
             self._codes.clear()
             self._per_second.clear()

@@ -84,10 +84,12 @@ class TargetFiles:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def targets(self) -> list[Target]:
+        """Every target of every watched file, files in name order."""
         files = self.files
         return [t for name in sorted(files) for t in files[name].targets]
 
     def due(self) -> bool:
+        """True when the refresh interval has passed since the last check (monotonic clock)."""
         return self.clock.monotonic() >= self._next_check
 
     def refresh(self, force: bool = False) -> bool:

@@ -45,13 +45,17 @@ class Store(Protocol):
     """Where registrations live: :class:`RegistrationStore` (SQLite), or the coordination's
     Redis-backed store shared by replicas. Failures raise :class:`RegistrationStoreError`."""
 
-    def load(self) -> list[Registered]: ...
+    def load(self) -> list[Registered]:
+        """Every stored registration (expired ones included; the target set expires them)."""
 
-    def upsert(self, items: list[Registered]) -> None: ...
+    def upsert(self, items: list[Registered]) -> None:
+        """Insert or replace registrations by target id."""
 
-    def delete(self, ids: list[str]) -> int: ...
+    def delete(self, ids: list[str]) -> int:
+        """Delete registrations by target id; the number removed."""
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release the store (database handle or connection); idempotent."""
 
     def changed(self) -> bool:
         """True when another process changed the stored set since the last ``load``."""
@@ -59,6 +63,8 @@ class Store(Protocol):
 
 
 def target_to_json(target: Target) -> str:
+    """A target as the registration API's JSON spec (only the fields set), the form stored and
+    listed; parsed back by ``config.model.parse_targets``."""
     spec: dict[str, object] = {"api": target.api, "region": target.region}
     if target.task_id:
         spec["task_id"] = target.task_id

@@ -138,6 +138,16 @@ class TargetSources:
         """Remove the registration with this id (``Target.id``); False when there is none."""
         return self.target_set.unregister(target_id)
 
+    def withdraw(self, target_id: str) -> list[Target] | None:
+        """As :meth:`unregister`, returning the targets that left the merged set (None: no such
+        registration); see :meth:`TargetSet.withdraw`."""
+        return self.target_set.withdraw(target_id)
+
+    @property
+    def has_refusals(self) -> bool:
+        """True while targets wait beyond ``max_targets``."""
+        return self.target_set.has_refusals
+
     def registered(self, key: tuple[str, ...]) -> Registered | None:
         """The API registration of this identity (``Target.key``), if any."""
         return self.target_set.registered(key)

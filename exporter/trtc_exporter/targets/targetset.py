@@ -31,6 +31,7 @@ class TargetConflictError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Entry:
+    """A registered target and its expiry (wall-clock s; None for never)."""
     target: Target
     expires_at: float | None = None
 
@@ -48,6 +49,8 @@ class TargetSet:
         self._config: list[Target] = []
         self._files: list[Target] = []
         self._api: dict[Key, Registered] = {}
+        self._ids: dict[str, Key] = {}  # Target.id (a hash) of each registration, computed once
+        self._lookups: dict[Key, Target] | None = None  # built when needed, then kept up to date
         self._current: dict[Key, Target] = {}
         self._refused: set[Key] = set()
         self._sources: frozenset[str] = frozenset({"api", "webhook"})
@@ -67,6 +70,8 @@ class TargetSet:
             self._sources = sources
             loaded = [] if store is None else store.load()
             self._api = {r.target.key: r for r in loaded if r.target.source in sources}
+            self._ids = {r.target.id: k for k, r in self._api.items()}
+            self._lookups = None
         self.expire()
 
     def refresh(self) -> bool:
@@ -79,15 +84,22 @@ class TargetSet:
 
     # -- sources ----------------------------------------------------------------------------
     def set_config(self, targets: list[Target] | tuple[Target, ...]) -> None:
+        """Replace the targets from the config file (on start and reload)."""
         with self._lock:
             self._config = list(targets)
 
     def set_files(self, targets: list[Target]) -> None:
+        """Replace the targets read from target files."""
         with self._lock:
             self._files = list(targets)
 
     def register(self, targets: list[Target], ttl: float | None) -> list[Target]:
-        """Add or refresh API targets (idempotent); raises TargetLimitError past the cap."""
+        """Add or refresh API targets (idempotent); raises TargetLimitError past the cap.
+
+        Returns the targets new to the merged set; they join it at once (counted as added), at
+        its end as a full :meth:`merged` would put them, so a registration costs O(batch) once
+        the lookup index exists.
+        """
         now = self._clock.time()
         expires = None if ttl is None else now + ttl
         with self._lock:
@@ -104,13 +116,26 @@ class TargetSet:
                                 expires) for t in targets]
             if self._store is not None:
                 self._store.upsert(items)
+            known = self._lookup_index()
             for item in items:
                 self._api[item.target.key] = item
+                self._ids.setdefault(item.target.id, item.target.key)
+                known[item.target.lookup] = item.target
+            new = list({t.key: t for t in new}.values())  # a batch may name a target twice
+            for target in new:
+                self._current[target.key] = target
+                self.changes[("added", target.source)] += 1
         return new
 
+    def _lookup_index(self) -> dict[Key, Target]:
+        """Every known target by its lookup (dynamic ones win), as _check_conflicts reads it."""
+        if self._lookups is None:
+            self._lookups = {t.lookup: t for t in (*self._current.values(),
+                                                   *(r.target for r in self._api.values()))}
+        return self._lookups
+
     def _check_conflicts(self, targets: list[Target]) -> None:
-        known = {t.lookup: t for t in (*self._current.values(),
-                                       *(r.target for r in self._api.values()))}
+        known = self._lookup_index()
         for index, target in enumerate(targets):
             other = known.get(target.lookup)
             if other is not None and other.key != target.key:
@@ -119,15 +144,36 @@ class TargetSet:
                                                            other, target))
 
     def unregister(self, target_id: str) -> bool:
+        """Remove the registration with this id; False when there is none."""
+        return self.withdraw(target_id) is not None
+
+    def withdraw(self, target_id: str) -> list[Target] | None:
+        """Remove a registration; the targets that left the merged set (none when a config or
+        file target of the same identity wins), or None when no registration has this id.
+
+        O(1) unless targets were refused at the cap: then the merged set is left for the next
+        :meth:`merged` to refill, and the departed target is reported all the same.
+        """
         with self._lock:
-            keys = [k for k, r in self._api.items() if r.target.id == target_id]
-            if not keys:
-                return False
+            key = self._ids.pop(target_id, None)
+            if key is None:
+                return None
             if self._store is not None:
                 self._store.delete([target_id])
-            for key in keys:
-                del self._api[key]
-            return True
+            item = self._api.pop(key)
+            self._lookups = None
+            current = self._current.get(key)
+            if current is None or current.source != item.target.source:  # refused, or
+                return []                                                   # config/file wins
+            del self._current[key]
+            self.changes[("removed", current.source)] += 1
+            return [current]
+
+    @property
+    def has_refusals(self) -> bool:
+        """True while targets wait beyond ``max_targets`` (a removal must re-merge to admit)."""
+        with self._lock:
+            return bool(self._refused)
 
     def expire(self) -> int:
         """Drop API targets whose TTL passed; returns how many."""
@@ -139,8 +185,10 @@ class TargetSet:
                 return 0
             if self._store is not None:
                 self._store.delete([r.target.id for r in gone])
+            self._lookups = None
             for item in gone:
                 del self._api[item.target.key]
+                self._ids.pop(item.target.id, None)
             for item in gone:
                 self.changes[("expired", item.target.source)] += 1
         log.info("%d registered targets expired", len(gone))
@@ -169,6 +217,7 @@ class TargetSet:
                 merged[target.key] = target
             self._count(self._current, merged)
             self._current = merged
+            self._lookups = None
             if refused:
                 log.error("max_targets (%d) reached: %d targets refused", self.max_targets,
                           refused)
@@ -194,10 +243,13 @@ class TargetSet:
             return self._api.get(key)
 
     def expiry_of(self, key: Key) -> float | None:
+        """When the registration under ``key`` expires (wall-clock s), or None (never, or not
+        registered)."""
         with self._lock:
             item = self._api.get(key)
             return None if item is None else item.expires_at
 
     def find(self, target_id: str) -> Target | None:
+        """The current target with this id, or None."""
         with self._lock:
             return next((t for t in self._current.values() if t.id == target_id), None)

@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from trtc_exporter.clock import WallSeconds
 from trtc_exporter.config.model import Config
+from trtc_exporter.exposition.body import Exposition
 from trtc_exporter.polling.state import TargetState
 from trtc_exporter.runtime import Runtime
 from trtc_exporter.secret import Secret
@@ -70,7 +71,12 @@ class ExporterProtocol(Protocol):
 
     @property
     def registry(self) -> CollectorRegistry:
-        """What /metrics renders."""
+        """Everything /metrics shows, through client_python alone (the reference rendering)."""
+        ...
+
+    @property
+    def exposition(self) -> Exposition:
+        """What /metrics serves: the same bytes as ``registry``, task families pre-rendered."""
         ...
 
     def healthy(self) -> bool:

@@ -38,14 +38,20 @@ class RequestHandler(Protocol):
     server: BaseServer
 
     @property
-    def exporter(self) -> ExporterProtocol: ...
+    def exporter(self) -> ExporterProtocol:
+        """The exporter as the web layer sees it."""
 
-    def send_json(self, status: int, document: Any) -> None: ...
+    def send_json(self, status: int, document: Any) -> None:
+        """Send ``document`` as a JSON response with ``status``."""
 
     def send_error_json(self, status: int, *errors: str,
-                        headers: Mapping[str, str] | None = None) -> None: ...
+                        headers: Mapping[str, str] | None = None) -> None:
+        """An error answer in the one JSON shape (``web/toolkit/answers``), with ``headers``
+        added."""
 
-    def read_body(self, max_bytes: int) -> bytes: ...
+    def read_body(self, max_bytes: int) -> bytes:
+        """The request body (b"" when there is none); FramingError 413 past ``max_bytes`` or 400
+        for a bad chunked body; IncompleteRequest when the client stops sending."""
 log = logging.getLogger("trtc_exporter.web_targets")  # caller= stays as before
 
 

@@ -25,7 +25,7 @@ from trtc_exporter.polling.state import TargetState
 from trtc_exporter.target import MAX_ID_CHARS
 from trtc_exporter.web import registration
 from trtc_exporter.web.landing import render_landing
-from trtc_exporter.web.negotiation import accepts_gzip, choose_format
+from trtc_exporter.web.negotiation import Encoder, accepts_gzip, choose_format
 from trtc_exporter.web.protocol import ExporterProtocol
 from trtc_exporter.web.rows import target_rows
 from trtc_exporter.web.static import CSS, JS, LANDING_CSP
@@ -136,23 +136,12 @@ class ExporterHandler(SecureHandlerMixin):
             self.send_error_json(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error")
 
     # -- responses --------------------------------------------------------------------------
-    def send_body(self, status: int, body: bytes, content_type: str,
-                  headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        if self.close_connection:
-            self.send_header("Connection", "close")  # keep-alive clients must know
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
     def send_text(self, status: int, text: str) -> None:
+        """Send ``text`` as ``text/plain; charset=utf-8``."""
         self.send_body(status, text.encode(), "text/plain; charset=utf-8")
 
     def send_json(self, status: int, document: Any) -> None:
+        """Send ``document`` as indented JSON with sorted keys."""
         body = json.dumps(document, indent=1, sort_keys=True).encode()
         self.send_body(status, body, "application/json")
 
@@ -163,22 +152,34 @@ class ExporterHandler(SecureHandlerMixin):
     # -- endpoints --------------------------------------------------------------------------
     @property
     def exporter(self) -> ExporterProtocol:
+        """The exporter behind the routes
+        (:class:`~trtc_exporter.web.protocol.ExporterProtocol`)."""
         return self.routes.exporter
 
     def metrics(self) -> None:
-        self.send_registry(self.exporter.registry)
+        """``GET /metrics`` (or the configured telemetry path): the pre-rendered exposition."""
+        self.send_exposition(self.exporter.exposition.render)
 
     def send_registry(self, registry: CollectorRegistry) -> None:
+        """Render ``registry`` in the format the ``Accept`` header asks for (OpenMetrics or text
+        0.0.4), gzipped when ``Accept-Encoding`` allows it."""
+        self.send_exposition(lambda encoder: [encoder(registry)])
+
+    def send_exposition(self, render: Callable[[Encoder], list[bytes]]) -> None:
+        """An exposition body in the negotiated format, rendered in pieces: gzipped whole when
+        asked, else written in turn (no copy of a body of many megabytes)."""
         accept = ",".join(self.headers.get_all("Accept") or [])
         encoder, content_type = choose_format(accept)
-        body = encoder(registry)
+        pieces = render(encoder)
         headers = {"Vary": "Accept, Accept-Encoding"}
         if accepts_gzip(",".join(self.headers.get_all("Accept-Encoding") or [])):
-            body = gzip.compress(body, compresslevel=1)
             headers["Content-Encoding"] = "gzip"
-        self.send_body(HTTPStatus.OK, body, content_type, headers)
+            pieces = [gzip.compress(b"".join(pieces), compresslevel=1)]
+        self.send_body(HTTPStatus.OK, pieces, content_type, headers)
 
     def landing(self) -> None:
+        """``GET /``: the landing page (target table, views from the query string), under a
+        strict CSP."""
         html = render_landing(self.exporter, self.routes.telemetry_path,
                               parse_view(self.query()))
         self.send_body(HTTPStatus.OK, html.encode(), "text/html; charset=utf-8",
@@ -186,13 +187,16 @@ class ExporterHandler(SecureHandlerMixin):
                         "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"})
 
     def landing_css(self) -> None:
+        """``GET /static/landing.css``: the landing page's stylesheet."""
         self.send_body(HTTPStatus.OK, CSS.encode(), "text/css; charset=utf-8", _STATIC_HEADERS)
 
     def landing_js(self) -> None:
+        """``GET /static/landing.js``: the landing page's script."""
         self.send_body(HTTPStatus.OK, JS.encode(), "text/javascript; charset=utf-8",
                        _STATIC_HEADERS)
 
     def healthy(self) -> None:
+        """``GET /-/healthy``: 200, or 503 when polls are overdue past the stall limit."""
         if self.exporter.healthy():
             self.send_text(HTTPStatus.OK, "Healthy.\n")
         else:
@@ -200,6 +204,7 @@ class ExporterHandler(SecureHandlerMixin):
                            "overdue (trtc_exporter_poll_overdue_seconds).\n")
 
     def ready(self) -> None:
+        """``GET /-/ready``: 200, or 503 with ``{"ready": false, "reason": …}``."""
         reason = self.exporter.not_ready_reason()
         if not reason:
             self.send_text(HTTPStatus.OK, "Ready.\n")
@@ -223,10 +228,14 @@ class ExporterHandler(SecureHandlerMixin):
             self.send_error_json(HTTPStatus.INTERNAL_SERVER_ERROR, *message.splitlines())
 
     def targets(self) -> None:
+        """``GET /api/v1/targets``: every target with its source, status and schedule as JSON."""
         rows = target_rows(self.exporter.target_facts(), self.exporter.now())
         self.send_json(HTTPStatus.OK, {"status": "success", "data": rows})
 
     def probe(self) -> None:
+        """``GET /probe?task_id=…`` (or ``sdk_app_id`` and ``session_id``): the matching targets'
+        task families and ``trtc_probe_success``; 400 for a missing or over-long parameter. May
+        register the target when ``registration.allow_probe_registration`` is on."""
         params = self.query()
         for name in PROBE_PARAMS:
             if len(params.get(name, "")) > MAX_ID_CHARS:

@@ -32,9 +32,11 @@ REQUEST_BUDGET = 5.0
 class WebhookEndpoint(Protocol):
     """What the listener needs: judge a request, or count a refusal made before the body."""
 
-    def handle(self, headers: Mapping[str, str], body: bytes) -> Outcome: ...
+    def handle(self, headers: Mapping[str, str], body: bytes) -> Outcome:
+        """Verify, dedupe and apply one callback; the outcome says what to answer."""
 
-    def refuse(self, status: int, result: str, message: str) -> Outcome: ...
+    def refuse(self, status: int, result: str, message: str) -> Outcome:
+        """Count a request refused before its body was read (wrong path, method or framing)."""
 
 
 class WebhookHandler(SecureHandlerMixin):
@@ -101,30 +103,19 @@ class WebhookHandler(SecureHandlerMixin):
         self._answer(self.endpoint.refuse(status, result, message))
 
     def _answer(self, outcome: Outcome) -> None:
-        self.send_response(outcome.status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(outcome.body)))
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(outcome.body)
+        self.send_body(outcome.status, outcome.body, "application/json")
 
     def _not_found(self) -> None:
         if not self.check_auth():
             return
-        self.close_connection = True
-        body = b"404 page not found\n"
-        self.send_response(404)
-        self.send_header("Content-Type", "text/plain; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Connection", "close")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+        self.close_connection = True  # send_body then says Connection: close
+        self.send_body(404, b"404 page not found\n", "text/plain; charset=utf-8")
 
     do_GET = do_HEAD = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_found
 
     def log_message(self, format: str, *args: object) -> None:
+        """Access lines at debug level through logging (``BaseHTTPRequestHandler`` writes to
+        stderr)."""
         log.debug("webhook %s %s", self.address_string(), format % args)
 
 

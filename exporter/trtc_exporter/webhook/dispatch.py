@@ -17,7 +17,9 @@ from trtc_exporter.webhook.receiver import Outcome
 class Relay(Protocol):
     """What :class:`~.forward.Forwarder` offers the listener."""
 
-    def enqueue(self, body: bytes, sign: str | None, sdk_app_id: str, task_key: str) -> bool: ...
+    def enqueue(self, body: bytes, sign: str | None, sdk_app_id: str, task_key: str) -> bool:
+        """Queue one verified callback for forwarding; False when the queue refuses it (full or
+        failed)."""
 
 
 def task_key(outcome: Outcome) -> str:

@@ -67,7 +67,8 @@ class EffectSink(Protocol):
     waits 5 s at most) and must not raise; a confirming poll is to be queued, not awaited.
     """
 
-    def apply(self, effect: Effect) -> None: ...
+    def apply(self, effect: Effect) -> None:
+        """Apply one effect (see the class docstring for the rules)."""
 
 
 def effect_of(event: Event, app: int) -> Effect | None:

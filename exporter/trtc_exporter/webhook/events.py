@@ -45,6 +45,8 @@ DescribeCloudTranscription); must stay equal to ``trtc_exporter.target`` AI_/CLO
 
 
 class Kind(enum.Enum):
+    """What a callback means for the exporter, from its (EventGroupId, EventType) and
+    ``Payload.Status`` (TRTC docs 66149 for 1.0 and 80094 for 2.0, see the module docstring)."""
     STARTED = "started"  # 901/1401 with Payload.Status 0
     START_FAILED = "start_failed"  # 901/1401 with Payload.Status 1
     STOPPED = "stopped"  # 902/1402
@@ -91,6 +93,8 @@ class Event:
 
     @property
     def generation(self) -> str:
+        """The API generation label (``ai_transcription``/``cloud_transcription``) of the event
+        group."""
         return GENERATION[self.group]
 
 

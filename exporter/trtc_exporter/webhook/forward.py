@@ -156,6 +156,7 @@ class Forwarder:
                     self._buckets[index] += 1
 
     def stats(self) -> ForwardStats:
+        """A consistent snapshot of the forwarding counters and latency histogram."""
         with self._lock:
             return ForwardStats(
                 delivered=self._delivered, attempt_failures=self._failures,
@@ -174,6 +175,7 @@ class Forwarder:
         return min(max(wake - now, 0.0), _IDLE_WAIT)
 
     def start(self) -> None:
+        """Start the delivery thread (daemon; ``stop`` ends it)."""
         self._thread = threading.Thread(target=self._run, name="webhook-forward", daemon=True)
         self._thread.start()
 

@@ -32,6 +32,7 @@ class ForwardStorageError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Row:
+    """One queued callback: the raw body and ``Sign`` header as received, kept per task in order."""
     seq: int
     task_key: str
     body: bytes
@@ -66,6 +67,7 @@ class ForwardStore:
 
     def add(self, task_key: str, body: bytes, sign: str | None, sdk_app_id: str,
             enqueued: float) -> None:
+        """Queue a callback, due at once (``enqueued``: Unix s); raises ForwardStorageError."""
         self._run("INSERT INTO forward_queue (task_key, body, sign, sdk_app_id, enqueued, "
                   "next_attempt) VALUES (?, ?, ?, ?, ?, ?)",
                   (task_key, body, sign, sdk_app_id, enqueued, enqueued))
@@ -90,12 +92,15 @@ class ForwardStore:
                   (next_attempt, failed_at, seq))
 
     def delete(self, seq: int) -> None:
+        """Remove the delivered (or dropped) row ``seq``."""
         self._run("DELETE FROM forward_queue WHERE seq = ?", (seq,))
 
     def count(self) -> int:
+        """How many callbacks are queued."""
         return int(self._run("SELECT COUNT(*) FROM forward_queue", ())[0][0])
 
     def close(self) -> None:
+        """Close the database; idempotent, never raises."""
         with self._lock:
             if self._db is not None:
                 with contextlib.suppress(sqlite3.Error):

@@ -37,6 +37,7 @@ class KeyRing:
     allow_unsigned: bool = False
 
     def key_for(self, sdk_app_id: int) -> Secret | None:
+        """The key for ``sdk_app_id``: its own, else the default, else None (unsigned)."""
         return self.per_app.get(sdk_app_id, self.default)
 
 

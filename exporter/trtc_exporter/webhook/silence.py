@@ -14,6 +14,8 @@ DEFAULT_SILENCE_AFTER = 300.0
 
 @dataclass(frozen=True, slots=True)
 class SilenceRule:
+    """When a running task counts as silent (``webhook.silence_after`` seconds without a
+    sentence)."""
     silence_after: float = DEFAULT_SILENCE_AFTER
 
     def is_silent(self, in_progress_since: float | None, last_sentence: float | None,

@@ -108,9 +108,12 @@ def _framing(version: str, lengths: set[str], codings: list[str] | None) -> Fram
 class LineReader(Protocol):
     """What :func:`read_chunked` reads from: the connection's buffered reader."""
 
-    def readline(self, limit: int = -1) -> bytes: ...
+    def readline(self, limit: int = -1) -> bytes:
+        """One line, at most ``limit`` bytes (all when -1), ending with ``\n`` unless at end of
+        stream."""
 
-    def read(self, size: int = -1) -> bytes: ...
+    def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes (to end of stream when -1)."""
 
 
 def read_chunked(reader: LineReader, max_bytes: int) -> bytes:

@@ -119,6 +119,8 @@ class ExporterHTTPServer(socketserver.TCPServer):
                                    self._security_headers, self.limits, clock)
 
     def server_bind(self) -> None:
+        """Bind; for an empty host (``:9877``) clear IPV6_V6ONLY first so one socket takes IPv4
+        and IPv6, as Go's listeners do."""
         if self._dual_stack:  # ":9877" means IPv4 and IPv6, as in every Go exporter
             self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
         super().server_bind()
@@ -238,6 +240,8 @@ class SecureHandlerMixin(BaseHTTPRequestHandler):
     request: Exchange
 
     def setup(self) -> None:
+        """Take the streams from the connection loop's exchange (TLS already done, reader
+        buffered) instead of making them from the socket."""
         self.connection = self.request.sock
         self.rfile = self.request.reader  # type: ignore[assignment]
         self.wfile = _Writer(self.request.sock)  # type: ignore[assignment]
@@ -259,6 +263,9 @@ class SecureHandlerMixin(BaseHTTPRequestHandler):
         return authorize(self)
 
     def parse_request(self) -> bool:
+        """Parse the request line and headers (False after an error answer), then decide
+        keep-alive from ``Connection`` and the HTTP version (HTTP/1.0 closes unless
+        ``keep-alive``)."""
         self._web_config = None  # one config per request, even on a kept-alive connection
         if not super().parse_request():
             return False
@@ -298,19 +305,28 @@ class SecureHandlerMixin(BaseHTTPRequestHandler):
     def send_error_json(self, status: int, *errors: str,
                         headers: Mapping[str, str] | None = None) -> None:
         """An error answer in the one JSON shape, with ``headers`` added."""
-        body = error_body(*errors)
+        self.send_body(status, error_body(*errors), "application/json", headers)
+
+    def send_body(self, status: int, body: bytes | list[bytes], content_type: str,
+                  headers: Mapping[str, str] | None = None) -> None:
+        """Send a complete response: status, Content-Type, Content-Length, extra headers,
+        ``Connection: close`` when the connection will close, and the body (not for HEAD).
+        ``body`` may come in pieces (a large exposition), written in turn without a copy."""
+        pieces = [body] if isinstance(body, bytes) else body
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(sum(map(len, pieces))))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         if self.close_connection:
             self.send_header("Connection", "close")  # keep-alive clients must know
         self.end_headers()
         if self.command != "HEAD":
-            self.wfile.write(body)
+            for piece in pieces:
+                self.wfile.write(piece)
 
     def end_headers(self) -> None:
+        """Add the web config's security headers to every response, then end the header block."""
         send_security_headers(self)
         super().end_headers()
 
