@@ -10,7 +10,7 @@ import redis
 from trtc_exporter.api.budget import Cancelled, RateLimiter
 from trtc_exporter.clock import FakeClock
 from trtc_exporter.coordination.keys import Keys
-from trtc_exporter.coordination.limiter import SharedRateLimiter
+from trtc_exporter.coordination.limiter import FLUSH_AFTER, SharedRateLimiter
 from trtc_exporter.coordination.membership import Membership
 
 ACTION = "DescribeAITranscription"
@@ -246,9 +246,21 @@ def test_the_measurement_is_shared_by_the_replicas(rdb: redis.Redis) -> None:
     for i in range(16):
         clock.advance(1 / 16)
         (a if i % 2 else b).on_accepted(clock.monotonic())
-    assert b.on_throttled(sent_at=clock.monotonic()) is True
+    a.take()  # A's next reservation carries its send times still waiting
+    assert b.on_throttled(sent_at=clock.monotonic()) is True  # B's ride on its throttle
     assert a.effective_rate == pytest.approx(0.95 * 16)
     assert a.on_throttled(sent_at=clock.monotonic() - 0.02) is False  # stale for every replica
+
+
+def test_send_times_go_alone_once_the_oldest_waited_long_enough(rdb: redis.Redis) -> None:
+    """A replica that reserves nothing still delivers its measurement within FLUSH_AFTER."""
+    clock = FakeClock()
+    a, b = limiter(rdb, clock), limiter(rdb, clock)
+    a.on_accepted(clock.monotonic())
+    clock.advance(FLUSH_AFTER)
+    a.on_accepted(clock.monotonic())  # the first has waited FLUSH_AFTER: both are sent
+    assert b.on_throttled(sent_at=clock.monotonic()) is True
+    assert b.effective_rate == pytest.approx(max(1.0, 0.95 * 2))
 
 
 def test_an_unstated_cut_pauses_one_window_and_moves_waiting_starts(rdb: redis.Redis) -> None:

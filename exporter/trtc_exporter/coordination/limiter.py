@@ -37,6 +37,11 @@ from trtc_exporter.coordination.keys import Keys
 
 KEEP_MS = 60_000  # idle limiter keys vanish after a minute; an active one refreshes them
 US = 1_000_000
+FLUSH_AFTER = 0.25
+"""Seconds an accepted request's send time may wait for the next script call to carry it to
+Redis before ``on_accepted`` sends it alone: the measurement stays at most this far behind,
+without a Redis round trip per request."""
+MAX_PENDING = 256  # a bound on send times waiting (20 req/s fill it in 12 s, far past a flush)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,9 +83,10 @@ class SharedRateLimiter:
             keys.limiter(account, action, part)
             for part in ("reserved", "started", "aimd", "seq", "accepted"))
         self._aimd, self._members = aimd, keys.members
-        self._reserve_keys = [reserved, aimd, seq, keys.members]
+        self._reserve_keys = [reserved, aimd, seq, keys.members, accepted]
         self._confirm_keys = [reserved, started, aimd, keys.members]
-        self._throttled_keys = [aimd, accepted, reserved, started, keys.members]
+        self._throttled_keys = [aimd, accepted, reserved, started, keys.members, seq]
+        self._pending: list[float] = []  # monotonic send times of accepted requests, unsent
         self._accepted_keys = [accepted, seq]
         self._reserve = client.register_script(limiter_lua.RESERVE)
         self._confirm = client.register_script(limiter_lua.CONFIRM)
@@ -127,7 +133,7 @@ class SharedRateLimiter:
         event = cancel or threading.Event()
         started = self._clock.monotonic()
         ident, slot, now, _, guard = self._reserve(keys=self._reserve_keys,
-                                                   args=self._args())
+                                                   args=self._args(self._drain()))
         with self._lock:
             self._guard = int(guard) / US
         wait = (int(slot) - int(now)) / US
@@ -149,10 +155,24 @@ class SharedRateLimiter:
         script turns it into Redis time, so replica clock offsets never enter the state."""
         return str(max(0, round((self._clock.monotonic() - sent_at) * US)))
 
+    def _drain(self) -> str:
+        """The pending accepted send times as ages (us, comma-separated), now leaving for Redis
+        with the script call they ride on (lost with it if that call fails: a measurement)."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+        return ",".join(self._age_us(t) for t in pending)
+
     def on_accepted(self, sent_at: float) -> None:
         """A request sent at ``sent_at`` (monotonic s) was accepted: recorded in the shared
-        measurement, which an unstated limit is cut to (every replica's requests count)."""
-        self._accepted(keys=self._accepted_keys, args=self._args(self._age_us(sent_at)))
+        measurement, which an unstated limit is cut to (every replica's requests count). It
+        rides on this replica's next reservation, or goes alone once the oldest waiting send
+        time is ``FLUSH_AFTER`` old."""
+        with self._lock:
+            self._pending.append(sent_at)
+            del self._pending[:-MAX_PENDING]
+            due = self._clock.monotonic() - self._pending[0] >= FLUSH_AFTER
+        if due:
+            self._accepted(keys=self._accepted_keys, args=self._args(self._drain()))
 
     def on_throttled(self, limit_hint: int | None = None, marginal: bool = False,
                      sent_at: float | None = None) -> bool:
@@ -161,7 +181,8 @@ class SharedRateLimiter:
         without: during the cool-down)."""
         age = "" if sent_at is None else self._age_us(sent_at)
         acted = self._throttled(keys=self._throttled_keys,
-                                args=self._args(limit_hint or 0, "1" if marginal else "0", age))
+                                args=self._args(limit_hint or 0, "1" if marginal else "0", age,
+                                                self._drain()))
         return bool(int(acted))
 
     def _read_status(self) -> tuple[float, float]:

@@ -94,6 +94,21 @@ local function share_now(members, now)
                             '(' .. string.format('%.0f', now - p.lapse_us), at)
   return math.min(p.share, live / (live + lapsed))
 end
+-- Send times of accepted requests, given as ages (us before now, comma-separated): recorded in
+-- the accepted ZSET, which keeps two windows before the newest one (as budget.RateLimiter).
+local function record(accepted, seq, ages, now)
+  local newest = nil
+  for age in string.gmatch(ages, '%d+') do
+    local sent = now - tonumber(age)
+    redis.call('ZADD', accepted, sent, redis.call('INCR', seq))
+    newest = math.max(newest or sent, sent)
+  end
+  if newest == nil then return end
+  redis.call('ZREMRANGEBYSCORE', accepted, '-inf',
+             '(' .. string.format('%.0f', newest - 2 * p.window_us))
+  redis.call('PEXPIRE', accepted, p.keep_ms)
+  redis.call('PEXPIRE', seq, p.keep_ms)
+end
 local function shape(s, share)  -- grants per window and the span they fill, at the shared rate
   local rate = s.rate * share
   local per_window = math.max(1, math.floor(rate * p.window_us / 1e6 + 1e-9))
@@ -101,11 +116,13 @@ local function shape(s, share)  -- grants per window and the span they fill, at 
 end
 """
 
-# KEYS: reserved, aimd, seq, members. Plans the earliest start: 1/rate after the last
-# reservation and one span after the reservation per_window places back.
+# KEYS: reserved, aimd, seq, members, accepted. ARGV[3]: ages of accepted requests not yet
+# recorded (see record). Plans the earliest start: 1/rate after the last reservation and one
+# span after the reservation per_window places back.
 # Returns {id, slot, now, rate, guard}.
 RESERVE = PRELUDE + """
 local now = now_us()
+record(KEYS[5], KEYS[3], ARGV[3], now)
 local s = load(KEYS[2], now)
 recover(s, now)
 save(KEYS[2], s)
@@ -150,9 +167,10 @@ redis.call('PEXPIRE', KEYS[2], p.keep_ms)
 return {1, now}
 """
 
-# KEYS: aimd, accepted, reserved, started, members. ARGV[3]: the API's stated limit (0 if none),
-# ARGV[4]: '1' when one over the limit at our own rate, ARGV[5]: the throttled request's age
-# (us since it was sent, '' when unknown). Mirrors budget.RateLimiter.on_throttled: with an age,
+# KEYS: aimd, accepted, reserved, started, members, seq. ARGV[3]: the API's stated limit (0 if
+# none), ARGV[4]: '1' when one over the limit at our own rate, ARGV[5]: the throttled request's
+# age (us since it was sent, '' when unknown), ARGV[6]: ages of accepted requests not yet
+# recorded. Mirrors budget.RateLimiter.on_throttled: with an age,
 # a throttle of a request sent before the last reaction is stale, and an unstated limit is cut
 # to what the server accepted in the window before the request (every replica's requests),
 # pauses one window (waiting reservations move behind it, spaced at the new rate) and holds the
@@ -160,6 +178,7 @@ return {1, now}
 # Returns 1 when it acted.
 THROTTLED = PRELUDE + """
 local now = now_us()
+record(KEYS[2], KEYS[6], ARGV[6], now)
 local s = load(KEYS[1], now)
 local hint, marginal = tonumber(ARGV[3]), ARGV[4] == '1'
 local sent = ARGV[5] ~= '' and now - tonumber(ARGV[5]) or nil
@@ -219,17 +238,9 @@ save(KEYS[1], s)
 return 1
 """
 
-# KEYS: accepted, seq. ARGV[3]: the accepted request's age (us since it was sent). Records its
-# send time; keeps two windows before the newest send time recorded (as budget.RateLimiter).
+# KEYS: accepted, seq. ARGV[3]: ages of accepted requests (see record).
 ACCEPTED = PRELUDE + """
-local now = now_us()
-local sent = now - tonumber(ARGV[3])
-local id = redis.call('INCR', KEYS[2])
-redis.call('PEXPIRE', KEYS[2], p.keep_ms)
-redis.call('ZADD', KEYS[1], sent, id)
-local oldest = string.format('%.0f', sent - 2 * p.window_us)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. oldest)
-redis.call('PEXPIRE', KEYS[1], p.keep_ms)
+record(KEYS[1], KEYS[2], ARGV[3], now_us())
 return 1
 """
 
