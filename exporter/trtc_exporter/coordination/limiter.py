@@ -9,7 +9,8 @@ if the window ending now still has room, otherwise it says how long to wait. Rea
 happen inside one script: no client-side read-then-write.
 
 Adaptation (``on_throttled``, ``on_accepted``) follows ``budget.RateLimiter`` step by step on
-one shared state: every replica records its accepted requests' send times in Redis, so a
+one shared state: every replica records its accepted requests' send times in Redis (riding on
+its next script call, see ``FLUSH_AFTER``), so a
 throttle whose message states no limit cuts the shared rate to 95 % of what the server accepted
 from all replicas in the second before it, pauses every replica one window, and holds before
 probing; a throttle of a request sent before any replica's last reaction is stale. Send times
