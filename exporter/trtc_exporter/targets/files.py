@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import glob
 import hashlib
-import json
 import logging
 import threading
 from dataclasses import dataclass, field, replace
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from trtc_exporter.clock import Clock
 from trtc_exporter.config.model import parse_targets
 from trtc_exporter.errors import ConfigError, Errors
+from trtc_exporter.jsonload import load_json
 from trtc_exporter.target import Target
 from trtc_exporter.textfile import TextFileError, decode, read_bytes
 from trtc_exporter.yamlload import YamlError, load_yaml, outline
@@ -52,7 +52,7 @@ def parse_target_file(path: str, text: str, default_region: str,
     if kind == "YAML" and outline(text, None, max_entries).items > max_entries:
         raise too_many
     try:
-        raw = json.loads(text) if kind == "JSON" else load_yaml(text, keep_text=True)
+        raw = load_json(text) if kind == "JSON" else load_yaml(text, keep_text=True)
     except YamlError as exc:
         raise ConfigError([f"{path}: not valid {kind}: {exc.summary}"]) from None
     except ValueError as exc:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from trtc_exporter.errors import show, type_name
+from trtc_exporter.jsonload import JsonError, load_json
 from trtc_exporter.target import MAX_ID_CHARS
 
 MAX_BODY_BYTES = 64 * 1024
@@ -152,11 +153,11 @@ def _load(body: bytes) -> dict[str, Any]:
         raise EventError("body", f"larger than {MAX_BODY_BYTES} bytes")
     try:
         text = body.decode("utf-8")
-        doc = json.loads(text, parse_constant=_no_constant, object_pairs_hook=_unique)
+        doc = load_json(text)
     except UnicodeDecodeError as exc:
         raise EventError("body", f"not UTF-8 (byte offset {exc.start})") from None
-    except EventError:
-        raise
+    except JsonError as exc:
+        raise EventError("body", str(exc)) from None
     except RecursionError:
         raise EventError("body", "JSON nested too deeply") from None
     except ValueError as exc:  # JSONDecodeError, and int() of thousands of digits
@@ -166,20 +167,6 @@ def _load(body: bytes) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise EventError("body", _expected("a JSON object", doc))
     return doc
-
-
-def _no_constant(name: str) -> None:
-    raise EventError("body", f"not valid JSON ({name} is not a JSON number)")
-
-
-def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """An object whose keys are unique: two ``TaskId`` keys would make the event ambiguous."""
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise EventError("body", f"key {_brief(key)} appears twice in one object")
-        out[key] = value
-    return out
 
 
 def _int(doc: Mapping[str, Any], key: str, field: str) -> int:
