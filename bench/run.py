@@ -22,13 +22,14 @@ from typing import Any
 import aimd  # the benchmark modules beside this script (sys.path[0] when run as a script)
 import budget_use
 import cpu
+import ha
 import register
 import render
 import scale
 import staleness
 from common import log, pyplot, stop_on_sigterm
 
-ORDER = ("f", "e", "h", "a", "d", "b", "c")
+ORDER = ("f", "e", "h", "a", "d", "b", "c", "i")
 
 
 def revision() -> str:
@@ -70,11 +71,11 @@ def table(rows: list[tuple[str, ...]]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="shorter runs (about 3 minutes)")
+    parser.add_argument("--quick", action="store_true", help="shorter runs (about 5 minutes)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "out",
                         help="folder for JSON results and PNG plots (default bench/out)")
     parser.add_argument("--only", default=",".join(sorted(ORDER)),
-                        help="comma-separated subset of a,b,c,d,e,f,h (default: all)")
+                        help="comma-separated subset of a,b,c,d,e,f,h,i (default: all)")
     args = parser.parse_args()
     stop_on_sigterm()
     wanted = {x.strip() for x in args.only.split(",") if x.strip()}
@@ -104,8 +105,10 @@ def main() -> int:
             results[key] = render.run(args.quick, args.out)
         elif key == "h":
             results[key] = scale.run(args.quick, args.out)
-        else:
+        elif key == "f":
             results[key] = register.run(args.quick, args.out)
+        else:
+            results[key] = ha.run(args.quick, args.out)
         timings[key] = time.monotonic() - t0
     rows = [row for key in sorted(results) for row in results[key]["rows"]]
     info["load_average_end"] = os.getloadavg()

@@ -117,6 +117,7 @@ class Exporter:
         self._tail = CollectorRegistry(auto_describe=True)  # what follows the task families
         self.exposition = self._register_collectors(api_registry, clock, keyring is not None)
         self.webhook: WebhookHub | None = None
+        self.events: TaskEvents | None = None  # the callback effects' sink (with webhooks)
         self.webhook_address: str | None = None  # the listener's, when chosen here (--demo)
         self.forwarder: Forwarder | None = None
         if keyring is not None:
@@ -149,7 +150,9 @@ class Exporter:
         """The callback receiver, its effects on targets and state, the relay and metrics
         (registered last: the families without webhooks stay as they were)."""
         events = TaskEvents(self.poller, self._register_discovered, lambda: self.runtime.config,
-                            find=self._find_task)
+                            find=self._find_task,
+                            relay=None if self.cluster is None else self.cluster.relay.publish)
+        self.events = events
         hook = config.webhook
         if hook.forward is not None:
             path = hook.forward.resolved_db_path(config.registration.db_path)
@@ -352,6 +355,10 @@ class Exporter:
         if self.cluster is not None:
             cluster = self.cluster
             self._spawn(lambda: cluster.run(self._stop, self._members_changed), "coordination")
+            if self.events is not None:
+                events = self.events
+                self._spawn(lambda: cluster.relay.run(self._stop, events.apply_relayed),
+                            "relay")
         if self.forwarder is not None:
             self.forwarder.start()
 

@@ -15,11 +15,14 @@ from trtc_exporter.app import Exporter
 from trtc_exporter.clock import FakeClock
 from trtc_exporter.config.model import parse_config
 from trtc_exporter.coordination.failover import FailoverLimiter
+from trtc_exporter.coordination.relay import decode
 from trtc_exporter.generations import AI_TRANSCRIPTION
 from trtc_exporter.polling.state import TargetState
 from trtc_exporter.secret import Secret
 from trtc_exporter.target import Target
 from trtc_exporter.targets.registrations import RegistrationStoreError
+from trtc_exporter.webhook.effects import Sentence, TaskStopped
+from trtc_exporter.webhook.keys import KeyRing
 
 from .conftest import RedisProcess
 
@@ -32,10 +35,11 @@ def url(redis_server: RedisProcess, rdb: redis.Redis) -> str:
     return redis_server.url
 
 
-def _replicas(url: str, count: int, **extra: object) -> list[Exporter]:
+def _replicas(url: str, count: int, keyring: KeyRing | None = None,
+              **extra: object) -> list[Exporter]:
     raw = {"targets": TARGETS, "coordination": {"redis_url": url, "cluster": "wiring"},
            "registration": {"enabled": True}, **extra}
-    replicas = [build_exporter(raw) for _ in range(count)]
+    replicas = [build_exporter(raw, keyring=keyring) for _ in range(count)]
     for _ in range(2):  # the first round makes everyone a member, the second sees them all
         for replica in replicas:
             assert replica.cluster is not None
@@ -120,3 +124,33 @@ def test_a_registration_refused_while_redis_is_down_is_counted(own_redis: RedisP
     assert replica.registry.get_sample_value("trtc_exporter_storage_errors_total",
                                              {"store": "redis"}) == 2
     assert replica.storage_errors.snapshot()["registrations"] == 0
+
+
+def test_a_callback_for_another_replica_s_task_is_relayed_to_its_owner(url: str,
+                                                                        rdb: redis.Redis) -> None:
+    """B receives a sentence and a stop of a task A polls: B publishes them, A applies them."""
+    a, b = _replicas(url, 2, keyring=KeyRing())
+    assert a.events is not None and b.events is not None
+    task = sorted(t.task_id for t in a.poller.targets() if t.task_id)[0]
+    listener = rdb.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+    listener.subscribe("trtc-exporter:{wiring}:events")
+    when = a.clock.time()
+    b.events.apply(Sentence(1400000001, task, AI_TRANSCRIPTION, when))
+    b.events.apply(TaskStopped(1400000001, task, AI_TRANSCRIPTION, when))
+    relayed = []
+    for _ in range(20):  # get_message gives None for the ignored subscribe confirmation too
+        message = listener.get_message(timeout=0.5)
+        if message is not None and message["type"] == "message":
+            relayed.append(decode(message["data"]))
+        if len(relayed) == 2:
+            break
+    listener.close()
+    assert [type(r[1]).__name__ for r in relayed if r] == ["Sentence", "TaskStopped"]
+    for _, effect in filter(None, relayed):
+        b.events.apply_relayed(effect)  # not polled by B: dropped there
+        a.events.apply_relayed(effect)
+    key = a.poller.find_task(AI_TRANSCRIPTION, task)
+    assert key is not None
+    state = a.store.get(key)
+    assert state is not None and (state.sentences, state.status) == (1, "Stopped")
+    assert all(s.sentences == 0 for s in b.store.snapshot())

@@ -8,6 +8,7 @@ Built from ``coordination:`` and the Redis password (``checks.Checked.redis_pass
 * :attr:`Cluster.registrations` replaces the SQLite store: registrations (and discovered
   targets) live in Redis, so every replica sees them;
 * :attr:`Cluster.coordinator` heartbeats and says which targets this replica owns;
+* :attr:`Cluster.relay` carries callback effects to the replica polling the task;
 * :meth:`Cluster.sync_states` publishes the states this replica polled and reads everyone's, so a
   replica taking a target over starts from its last status and every replica serves all targets.
 
@@ -35,6 +36,7 @@ from trtc_exporter.coordination.keys import Keys
 from trtc_exporter.coordination.limiter import SharedRateLimiter
 from trtc_exporter.coordination.link import Link, connect, describe
 from trtc_exporter.coordination.membership import LAPSE, Membership
+from trtc_exporter.coordination.relay import EffectRelay
 from trtc_exporter.coordination.state import RedisStateStore, SharedState
 from trtc_exporter.coordination.targets import RedisTargetStore
 from trtc_exporter.metrics import DropCounter, StorageErrors
@@ -149,6 +151,7 @@ class Cluster:
         self.registrations = SharedRegistrations(RedisTargetStore(self.client, self.keys, drops),
                                                  self.link, faults)
         self._states = RedisStateStore(self.client, self.keys)
+        self.relay = EffectRelay(self.client, self.keys, self.link, membership.member_id)
         self._published: dict[str, float] = {}  # target id -> last_poll published
         self._remote: dict[str, SharedState] = {}
         self._lock = threading.Lock()
