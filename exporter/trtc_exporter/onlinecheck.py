@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TextIO
 
+import redis
 import requests
 from prometheus_client import CollectorRegistry
 
@@ -29,7 +30,7 @@ from trtc_exporter.checks import check
 from trtc_exporter.clock import SYSTEM_CLOCK, Clock
 from trtc_exporter.config.coordination import CoordinationConfig, read_password
 from trtc_exporter.config.model import Config, load_config
-from trtc_exporter.coordination.link import connect, describe
+from trtc_exporter.coordination.link import connect, describe, refusal
 from trtc_exporter.errors import ConfigError
 from trtc_exporter.generations import ACTIONS
 from trtc_exporter.metrics import ApiMetrics
@@ -193,11 +194,21 @@ def redis_results(config: Config) -> list[CheckResult]:
         connect(coord, read_password(coord.password_file)).ping()
     except ConfigError as exc:
         return [CheckResult("redis", False, str(exc), "fix coordination.password_file")]
+    except redis.RedisError as exc:
+        refused = refusal(exc, coord)
+        if refused is not None:  # the line start-up exits 2 with
+            field = refused.split(":", 1)[0]
+            return [CheckResult("redis", False, refused, f"fix {field}")]
+        return _unreachable(where, exc)
     except Exception as exc:  # redis-py raises its own tree and OSErrors; all mean "no"
-        return [CheckResult("redis", False, f"PING {where}: {type(exc).__name__}",
-                            "check coordination.redis_url, the password and TLS files, and "
-                            "that Redis is reachable")]
+        return _unreachable(where, exc)
     return [CheckResult("redis", True, f"PING {where}: PONG")]
+
+
+def _unreachable(where: str, exc: Exception) -> list[CheckResult]:
+    return [CheckResult("redis", False, f"PING {where}: {type(exc).__name__}",
+                        "check coordination.redis_url, the password and TLS files, and "
+                        "that Redis is reachable")]
 
 
 MARKS = {True: ("✓", "OK"), False: ("✗", "FAIL")}
