@@ -38,7 +38,7 @@ from trtc_exporter.exposition.health import BudgetPollerCollector
 from trtc_exporter.exposition.selfhealth import SelfHealthCollector
 from trtc_exporter.exposition.tasks import TaskCollector
 from trtc_exporter.exposition.webhooks import WebhookCollector
-from trtc_exporter.metrics import ApiMetrics, DropCounter
+from trtc_exporter.metrics import ApiMetrics, DropCounter, StorageErrors
 from trtc_exporter.polling.events import TaskEvents
 from trtc_exporter.polling.intervals import stall_limit
 from trtc_exporter.polling.planning import budget_rates, plan, state_interval, with_account
@@ -93,7 +93,9 @@ class Exporter:
         # the account label exists only with accounts: (fixed at start: labels cannot change)
         self.labelled = bool(config.accounts)
         self.drops = DropCounter()  # targets left out of answers, by reason
-        self.cluster = (Cluster(config.coordination, redis_password, clock, drops=self.drops)
+        self.storage_errors = StorageErrors()  # faults of the stores, by store
+        self.cluster = (Cluster(config.coordination, redis_password, clock, drops=self.drops,
+                                faults=self.storage_errors)
                         if config.coordination.enabled else None)
         self.budget = Budget(budget_rates(config), clock, guard=config.api.rate_guard,
                              factory=None if self.cluster is None else
@@ -105,7 +107,8 @@ class Exporter:
         # with coordination, registrations and webhook discoveries alike live in Redis
         self.sources = TargetSources(config, clock, self.drops, webhooks=keyring is not None,
                                      shared=None if self.cluster is None
-                                     else self.cluster.registrations)
+                                     else self.cluster.registrations,
+                                     faults=self.storage_errors)
         self.store = StateStore()
         self.poller = Poller(config, self._describe, self.store, self.budget, clock)
         self.revision = revision()
@@ -151,7 +154,8 @@ class Exporter:
         if hook.forward is not None:
             path = hook.forward.resolved_db_path(config.registration.db_path)
             try:
-                self.forwarder = Forwarder(hook.forward, path, self.clock)
+                self.forwarder = Forwarder(hook.forward, path, self.clock,
+                                           faults=self.storage_errors)
             except ForwardStorageError as exc:
                 raise ConfigError([f"webhook.forward_db_path: {exc}"]) from None
         if keyring.allow_unsigned:
@@ -162,7 +166,8 @@ class Exporter:
         self._tail.register(WebhookCollector(
             lambda: self.store.snapshot(), self.clock.time, self.webhook.stats,
             events.start_failures, lambda: SilenceRule(self.runtime.config.webhook.silence_after),
-            self.forwarder.stats if self.forwarder is not None else None))
+            self.forwarder.stats if self.forwarder is not None else None,
+            lambda: self.runtime.config.apps))
 
     def _register_collectors(self, api: CollectorRegistry, clock: Clock,
                              webhooks: bool) -> Exposition:
@@ -184,7 +189,7 @@ class Exporter:
                                                 lambda: self.runtime.config, self.sources,
                                                 webhooks=webhooks, accounts=self.labelled),
                           SelfHealthCollector(self.runtime, self.revision),
-                          DroppedCollector(self.drops)):
+                          DroppedCollector(self.drops, self.storage_errors)):
             self._tail.register(collector)
         # process_* (CPU, memory, fds, start time) and python_info, as every client_python
         # exporter serves them on its default registry; ours is a registry of its own

@@ -24,6 +24,7 @@ from trtc_exporter.generations import AI_TRANSCRIPTION
 from trtc_exporter.polling.state import TargetState
 from trtc_exporter.secret import Secret
 from trtc_exporter.target import Target
+from trtc_exporter.targets.registrations import RegistrationStoreError
 
 from .conftest import RedisProcess, free_port
 
@@ -146,3 +147,17 @@ def test_an_unreachable_redis_starts_the_replica_on_its_fallback() -> None:
         assert cluster.link.known_members == 2
     finally:
         cluster.stop()
+
+
+def test_a_registration_refused_while_redis_is_down_is_counted(own_redis: RedisProcess) -> None:
+    """Redis gone: the write is refused (the API's 503) and counted for the redis store."""
+    [replica] = _replicas(own_redis.url, 1)
+    task = Target(api=AI_TRANSCRIPTION, region="ap-guangzhou", task_id="late")
+    own_redis.stop()
+    with pytest.raises(RegistrationStoreError, match="Redis unreachable"):
+        replica.register([task], 60.0)
+    with pytest.raises(RegistrationStoreError):
+        replica.register([task], 60.0)  # refused by the link that is known down
+    assert replica.registry.get_sample_value("trtc_exporter_storage_errors_total",
+                                             {"store": "redis"}) == 2
+    assert replica.storage_errors.snapshot()["registrations"] == 0

@@ -200,6 +200,8 @@ def test_an_unwritable_shared_memory_file_is_a_503_not_a_crash(
     if shm.exists():
         shm.unlink()
     shm.mkdir()
+    faults = ("trtc_exporter_storage_errors_total", {"store": "registrations"})
+    assert api.value(faults[0], **faults[1]) == 0
     try:
         response = api.post({"task_id": "new"})
         assert response.status_code == 503
@@ -207,12 +209,14 @@ def test_an_unwritable_shared_memory_file_is_a_503_not_a_crash(
         assert error.startswith(f"registration database write refused: {shm}: ")
         assert "registration database write refused" in caplog.text
         assert requests.get(api.url + "/metrics", timeout=5).status_code == 200
+        assert api.value(faults[0], **faults[1]) == 1
     finally:
         shm.rmdir()
 
 
 def test_an_immutable_shared_memory_file_is_a_503(api: Stack) -> None:
-    """With chattr +i on -shm (the field report's SIGBUS), a registration answers 503."""
+    """With chattr +i on -shm (the field report's SIGBUS), a registration answers 503 and the
+    fault is counted."""
     shm = Path(str(api.tmp / "db" / "targets.db") + "-shm")
     if shutil.which("chattr") is None or not shm.exists():
         pytest.skip("chattr or the -shm file is not available here")
@@ -220,6 +224,7 @@ def test_an_immutable_shared_memory_file_is_a_503(api: Stack) -> None:
         pytest.skip("chattr +i is not supported on this file system or for this user")
     try:
         assert api.post({"task_id": "new"}).status_code == 503
+        assert api.value("trtc_exporter_storage_errors_total", store="registrations") == 1
     finally:
         subprocess.run(["chattr", "-i", str(shm)], check=False)
 

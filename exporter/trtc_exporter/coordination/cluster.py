@@ -40,7 +40,7 @@ from trtc_exporter.coordination.membership import LAPSE, Membership
 from trtc_exporter.coordination.state import RedisStateStore, SharedState
 from trtc_exporter.coordination.targets import RedisTargetStore
 from trtc_exporter.errors import ConfigError
-from trtc_exporter.metrics import DropCounter
+from trtc_exporter.metrics import DropCounter, StorageErrors
 from trtc_exporter.polling.state import TargetState
 from trtc_exporter.secret import Secret
 from trtc_exporter.targets.registrations import Registered, RegistrationStoreError
@@ -59,18 +59,27 @@ class SharedRegistrations:
     """``targets.registrations.Store`` over Redis: what one replica accepts, all see.
 
     While Redis is unreachable, writes raise ``RegistrationStoreError`` (the API answers 503:
-    nothing is acknowledged that is not stored) and reads keep the last loaded set.
+    nothing is acknowledged that is not stored) and reads keep the last loaded set. Each
+    refused or failed read and write is counted in ``faults`` (store ``redis``).
     """
 
-    def __init__(self, store: RedisTargetStore, link: Link) -> None:
+    def __init__(self, store: RedisTargetStore, link: Link,
+                 faults: StorageErrors | None = None) -> None:
         self._store = store
         self._link = link
+        self._faults = faults or StorageErrors()
         self._lock = threading.Lock()
         self._seen_version = -1  # version at the last successful load; -1: never loaded
 
     def _usable(self) -> None:
         if not self._link.usable():
+            self._faults.add("redis")
             raise RegistrationStoreError(REFUSED)
+
+    def _failed(self, exc: redis.RedisError) -> None:
+        """A Redis error: the link goes down (logged there), the fault is counted."""
+        self._link.failed(exc)
+        self._faults.add("redis")
 
     def load(self) -> list[Registered]:
         """The shared set; [] while Redis is unreachable (re-read once it answers)."""
@@ -80,7 +89,7 @@ class SharedRegistrations:
             items = self._store.load()
         except (redis.RedisError, RegistrationStoreError) as exc:
             if isinstance(exc, redis.RedisError):
-                self._link.failed(exc)
+                self._failed(exc)
             with self._lock:
                 self._seen_version = -1
             return []
@@ -95,7 +104,7 @@ class SharedRegistrations:
         try:
             self._store.upsert(items)
         except redis.RedisError as exc:
-            self._link.failed(exc)
+            self._failed(exc)
             raise RegistrationStoreError(REFUSED) from None
 
     def delete(self, ids: list[str]) -> int:
@@ -105,7 +114,7 @@ class SharedRegistrations:
         try:
             return self._store.delete(ids)
         except redis.RedisError as exc:
-            self._link.failed(exc)
+            self._failed(exc)
             raise RegistrationStoreError(REFUSED) from None
 
     def changed(self) -> bool:
@@ -128,8 +137,10 @@ class Cluster:
     """The coordination parts of one replica; thread-safe; never raises a Redis error."""
 
     def __init__(self, config: CoordinationConfig, password: Secret | None, clock: Clock,
-                 me: str | None = None, drops: DropCounter | None = None) -> None:
-        """``drops`` counts shared registration rows that do not parse (``stored_row``).
+                 me: str | None = None, drops: DropCounter | None = None,
+                 faults: StorageErrors | None = None) -> None:
+        """``drops`` counts shared registration rows that do not parse (``stored_row``);
+        ``faults`` counts refused or failed shared-registration reads and writes (``redis``).
 
         Raises ConfigError when Redis refuses the configuration at the first contact; an
         unreachable Redis starts the replica on its fallback instead.
@@ -150,7 +161,7 @@ class Cluster:
                                 clock)
         self.coordinator = Coordinator(self.link, membership, clock, config.heartbeat)
         self.registrations = SharedRegistrations(RedisTargetStore(self.client, self.keys, drops),
-                                                 self.link)
+                                                 self.link, faults)
         self._states = RedisStateStore(self.client, self.keys)
         self._published: dict[str, float] = {}  # target id -> last_poll published
         self._remote: dict[str, SharedState] = {}
