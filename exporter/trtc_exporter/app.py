@@ -28,7 +28,7 @@ from trtc_exporter.checks import check
 from trtc_exporter.clock import SYSTEM_CLOCK, Clock, WallSeconds
 from trtc_exporter.config.model import Config, account_problem, load_config
 from trtc_exporter.coordination.cluster import Cluster
-from trtc_exporter.errors import ConfigError
+from trtc_exporter.errors import ConfigError, counted
 from trtc_exporter.exposition.apps import AppCollector
 from trtc_exporter.exposition.body import Exposition, Section
 from trtc_exporter.exposition.coordination import CoordinationCollector
@@ -266,8 +266,8 @@ class Exporter:
         """Drop (and log) file or registered targets naming an account not configured."""
         good = [t for t in targets if account_problem(t.account, config.accounts) is None]
         if len(good) < len(targets):
-            log.error("%d targets refer to an account not in accounts: and are not polled",
-                      len(targets) - len(good))
+            log.error("not polling %s: their account is not in accounts:",
+                      counted(len(targets) - len(good), "target"))
         return good
 
     def _owned(self, targets: list[Target]) -> list[Target]:
@@ -369,8 +369,8 @@ class Exporter:
 
     def _members_changed(self, members: list[str]) -> None:
         self._apply_targets(announce=False)
-        log.info("coordination: %d members; polling %d of %d targets", len(members),
-                 len(self.poller.targets()), len(self._all_targets))
+        log.info("coordination: %s; polling %d of %s", counted(len(members), "member"),
+                 len(self.poller.targets()), counted(len(self._all_targets), "target"))
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop polling (up to ``timeout`` s for requests in flight); leave the cluster; close
@@ -415,7 +415,7 @@ class Exporter:
             self.runtime.reload_successful = True
             self.runtime.reload_error = ""
             self.runtime.reload_success_time = self.clock.time()
-            log.info("configuration reloaded: %d targets", len(self.poller.targets()))
+            log.info("configuration reloaded: %s", counted(len(self.poller.targets()), "target"))
             return True, "configuration reloaded"
 
     def _restart_needed(self, config: Config) -> None:

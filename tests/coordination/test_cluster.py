@@ -4,16 +4,21 @@ lanes per account. Fake clock for the exporter; no real waits."""
 
 from __future__ import annotations
 
+import signal
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import redis
+import yaml
 
 from tests.conftest import ENDPOINT, SECRET_ID, SECRET_KEY, build_exporter
 from trtc_exporter.api.credentials import Credentials, StaticProvider
 from trtc_exporter.app import Exporter
+from trtc_exporter.cli import main
 from trtc_exporter.clock import FakeClock
 from trtc_exporter.config.model import parse_config
+from trtc_exporter.coordination.cluster import Cluster
 from trtc_exporter.coordination.failover import FailoverLimiter
 from trtc_exporter.coordination.relay import decode
 from trtc_exporter.generations import AI_TRANSCRIPTION
@@ -24,7 +29,7 @@ from trtc_exporter.targets.registrations import RegistrationStoreError
 from trtc_exporter.webhook.effects import Sentence, TaskStopped
 from trtc_exporter.webhook.keys import KeyRing
 
-from .conftest import RedisProcess
+from .conftest import RedisProcess, free_port
 
 TARGETS = [{"task_id": f"task-{i:02d}"} for i in range(24)]
 
@@ -110,6 +115,42 @@ def test_each_account_gets_its_own_budget_lane(url: str) -> None:
     limiters = dict(exporter.budget.items())
     assert set(limiters) >= lanes
     assert all(isinstance(limiters[lane], FailoverLimiter) for lane in lanes)
+
+
+def test_a_refused_password_stops_start_up_with_exit_2(
+        own_redis: RedisProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A Redis that refuses the password ends start-up with exit 2 and a line naming
+    coordination.password_file, instead of a replica running on its fallback forever."""
+    own_redis.client().config_set("requirepass", "the-right-one")
+    (tmp_path / "pw").write_text("not-the-right-one\n", encoding="utf-8")
+    path = tmp_path / "c.yml"
+    path.write_text(yaml.safe_dump({"targets": [], "coordination": {
+        "redis_url": own_redis.url, "password_file": str(tmp_path / "pw")}}), encoding="utf-8")
+    monkeypatch.setenv("TENCENTCLOUD_SECRET_ID", SECRET_ID)
+    monkeypatch.setenv("TENCENTCLOUD_SECRET_KEY", SECRET_KEY)
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    try:
+        assert main(["--config.file", str(path)]) == 2
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+    err = capsys.readouterr().err
+    assert "coordination.password_file: Redis at 127.0.0.1:" in err
+    assert "not-the-right-one" not in err
+
+
+def test_an_unreachable_redis_starts_the_replica_on_its_fallback() -> None:
+    """Connection refused at start-up is an outage, not a config error: the replica starts with
+    its link down and assumes two members for its fallback share."""
+    config = parse_config({"targets": [], "coordination": {
+        "redis_url": f"redis://127.0.0.1:{free_port()}/0"}}).coordination
+    cluster = Cluster(config, None, FakeClock())
+    try:
+        assert cluster.link.up is False and cluster.link.outages == 1
+        assert cluster.link.known_members == 2
+    finally:
+        cluster.stop()
 
 
 def test_a_registration_refused_while_redis_is_down_is_counted(own_redis: RedisProcess) -> None:

@@ -557,10 +557,12 @@ def test_probing_a_target_of_another_shard_writes_it_once(
 
 def test_invalid_probe_parameters_register_nothing(tmp_path: Path,
                                                    stacks: Callable[..., Stack]) -> None:
-    """A probe whose parameters are not a valid target is probe_success 0 and not stored."""
+    """A probe whose parameters are not a valid target is refused (a malformed SdkAppId: 400)
+    or answered with probe_success 0 (an unknown region), and not stored."""
     stack = probe_registering(tmp_path, stacks)
-    samples = stack.scrape("/probe?sdk_app_id=abc&session_id=room")
-    assert ("probe_success", {}, 0.0) in samples
+    refused = requests.get(f"{stack.url}/probe?sdk_app_id=abc&session_id=room", timeout=5)
+    assert refused.status_code == 400
+    assert ("probe_success", {}, 0.0) in stack.scrape("/probe?task_id=x&region=mars")
     assert stack.scrape("/probe?task_id=x&region=mars") and "x" not in stack.rows()
     assert sorted(stack.rows()) == ["c-1"]
 

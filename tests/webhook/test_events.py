@@ -99,10 +99,14 @@ _DELETE = object()
     (["EventInfo"], [], "EventInfo: must be an object, got list"),
     (["EventInfo", "TaskId"], "", "EventInfo.TaskId: must be a non-empty string, got string ''"),
     (["EventInfo", "TaskId"], "x" * 257, "EventInfo.TaskId: longer than 256 characters"),
-    (["EventInfo", "TaskId"], "a\nb", "EventInfo.TaskId: contains control characters or lone "
-                                      "surrogates"),
-    (["EventInfo", "TaskId"], "a\ud800", "EventInfo.TaskId: contains control characters or "
-                                         "lone surrogates"),
+    (["EventInfo", "TaskId"], "a\nb", "EventInfo.TaskId: contains the control character "
+                                      "U+000A"),
+    (["EventInfo", "TaskId"], "a\u202eb", "EventInfo.TaskId: contains the bidirectional "
+                                          "control U+202E"),
+    (["EventInfo", "RobotId"], "r\x00", "EventInfo.RobotId: contains the control character "
+                                        "U+0000"),
+    (["EventInfo", "TaskId"], "a\ud800", "EventInfo.TaskId: must be valid Unicode text (found "
+                                         "a lone surrogate)"),
     (["EventInfo", "EventMsTs"], 1e300, "EventInfo.EventMsTs: out of range, got a huge integer"),
     (["EventInfo", "RoomIdType"], 2, "EventInfo.RoomIdType: must be 0 or 1, got 2"),
     (["EventInfo", "RoomId"], "abc", "EventInfo.RoomId: must be a number 1-4294967294 when "

@@ -13,7 +13,9 @@ Built from ``coordination:`` and the Redis password (``checks.Checked.redis_pass
   replica taking a target over starts from its last status and every replica serves all targets.
 
 Nothing here raises a Redis error: failures go to :class:`~coordination.link.Link`, which
-switches the replica to its fallback until Redis answers again.
+switches the replica to its fallback until Redis answers again. The one exception is start-up:
+a Redis that answers but refuses the configuration (password, database, TLS) raises
+``ConfigError`` from :class:`Cluster` (exit 2), see :func:`~coordination.link.first_contact`.
 """
 
 from __future__ import annotations
@@ -34,11 +36,12 @@ from trtc_exporter.coordination.coordinator import Coordinator
 from trtc_exporter.coordination.failover import FailoverLimiter
 from trtc_exporter.coordination.keys import Keys
 from trtc_exporter.coordination.limiter import SharedRateLimiter
-from trtc_exporter.coordination.link import Link, connect, describe
+from trtc_exporter.coordination.link import Link, connect, describe, first_contact
 from trtc_exporter.coordination.membership import LAPSE, Membership
 from trtc_exporter.coordination.relay import EffectRelay
 from trtc_exporter.coordination.state import RedisStateStore, SharedState
 from trtc_exporter.coordination.targets import RedisTargetStore
+from trtc_exporter.errors import ConfigError
 from trtc_exporter.metrics import DropCounter, StorageErrors
 from trtc_exporter.polling.state import TargetState
 from trtc_exporter.secret import Secret
@@ -139,12 +142,23 @@ class Cluster:
                  me: str | None = None, drops: DropCounter | None = None,
                  faults: StorageErrors | None = None) -> None:
         """``drops`` counts shared registration rows that do not parse (``stored_row``);
-        ``faults`` counts refused or failed shared-registration reads and writes (``redis``)."""
+        ``faults`` counts refused or failed shared-registration reads and writes (``redis``).
+
+        Raises ConfigError when Redis refuses the configuration at the first contact; an
+        unreachable Redis starts the replica on its fallback instead.
+        """
         self.config = config
         self._clock = clock
         self.client = connect(config, password)
         self.keys = Keys(config.cluster)
         self.link = Link(self.client, clock, retry_interval=1.0, hold=config.member_ttl)
+        try:
+            unreachable = first_contact(self.client, config)
+        except ConfigError:
+            self.client.close()
+            raise
+        if unreachable is not None:
+            self.link.failed(unreachable)
         membership = Membership(self.client, self.keys, me or member_id(), config.member_ttl,
                                 clock)
         self.coordinator = Coordinator(self.link, membership, clock, config.heartbeat)

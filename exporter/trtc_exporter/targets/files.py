@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 
 from trtc_exporter.clock import Clock
 from trtc_exporter.config.model import parse_targets
-from trtc_exporter.errors import ConfigError, Errors
+from trtc_exporter.errors import ConfigError, Errors, counted
 from trtc_exporter.jsonload import load_json
 from trtc_exporter.target import Target
 from trtc_exporter.textfile import TextFileError, decode, read_bytes
@@ -47,7 +47,8 @@ def parse_target_file(path: str, text: str, default_region: str,
     fraction of a second and no memory for entries that would be refused anyway.
     """
     kind = "JSON" if path.endswith(".json") else "YAML"
-    too_many = ConfigError([f"{path}: more than {max_entries} entries (max_targets); "
+    too_many = ConfigError([f"{path}: more than {counted(max_entries, 'entry', 'entries')} "
+                            f"(max_targets); "
                             f"the file is refused"])
     if kind == "YAML" and outline(text, None, max_entries).items > max_entries:
         raise too_many
@@ -128,7 +129,7 @@ class TargetFiles:
         except ConfigError as exc:
             return self._fail(path, state, digest, "; ".join(exc.lines))
         if not state.ok or targets != state.targets or not state.digest:
-            log.info("target file %s loaded: %d targets", path, len(targets))
+            log.info("target file %s loaded: %s", path, counted(len(targets), "target"))
         return FileState(digest, targets, True, "")
 
     @staticmethod

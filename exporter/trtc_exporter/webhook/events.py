@@ -27,9 +27,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from trtc_exporter.errors import show, type_name
+from trtc_exporter.errors import is_text, show, type_name
 from trtc_exporter.jsonload import JsonError, load_json
-from trtc_exporter.target import MAX_ID_CHARS
+from trtc_exporter.target import MAX_ID_CHARS, text_problem
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_TASK_ID_CHARS = MAX_ID_CHARS  # one bound for TaskIds wherever they come from
@@ -194,8 +194,9 @@ def _text(value: object, field: str, limit: int) -> str:
         raise EventError(field, _expected("a non-empty string", value))
     if len(value) > limit:
         raise EventError(field, f"longer than {limit} characters")
-    if not _clean(value):
-        raise EventError(field, "contains control characters or lone surrogates")
+    problem = text_problem(value)  # the same characters refused as in config and the API
+    if problem is not None:
+        raise EventError(field, problem)
     return value
 
 
@@ -212,15 +213,6 @@ def _room(value: object, room_type: int) -> str:
     return room
 
 
-def _clean(text: str) -> bool:
-    """Printable, and encodable as UTF-8 (JSON ``\\ud800`` escapes give lone surrogates)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return text.isprintable()
-
-
 def _expected(what: str, value: object) -> str:
     return f"must be {what}, got {type_name(value)}" + (
         f" {_brief(value)}" if isinstance(value, int | float | str) else "")
@@ -228,6 +220,6 @@ def _expected(what: str, value: object) -> str:
 
 def _brief(value: object) -> str:
     """A safe, short rendering; long or odd strings are cut by :func:`validation.show`."""
-    if isinstance(value, str) and not _clean(value):
+    if isinstance(value, str) and not (is_text(value) and value.isprintable()):
         return "an unprintable string"
     return show(value)
