@@ -33,6 +33,7 @@ from typing import Any
 from common import (
     LIMIT,
     Exporter,
+    Replicas,
     Simulator,
     Workdir,
     answers,
@@ -74,21 +75,26 @@ def _run_until(deadline: float, sim: Simulator, exporter: Exporter,
         time.sleep(max(0.0, min(SAMPLE, deadline - time.time())))
 
 
-def measure(warmup: float, drop: float, recovery: float, plain: bool = False) -> dict[str, Any]:
-    work = Workdir("aimd-plain" if plain else "aimd").path
+def measure(warmup: float, drop: float, recovery: float, plain: bool = False,
+            replicas: int = 0) -> dict[str, Any]:
+    """One drop; ``replicas`` > 0 runs that many coordinated exporters (one Redis) instead of
+    one embedded exporter, the effective rate read from the first (it is the shared rate)."""
+    work = Workdir(("aimd-plain" if plain else "aimd") + (f"-{replicas}" if replicas else "")).path
     sim = Simulator(work, scenario(TARGETS, faults=[latency_fault(0.02)]))
-    exporter = None
+    exporter: Exporter | Replicas | None = None
     samples: list[dict[str, Any]] = []
     try:
         if plain:
             sim.control("POST", "throttling", PLAIN)
-        exporter = Exporter(work, exporter_config(TARGETS, sim.url, poll_interval="5s"))
-        _run_until(time.time() + warmup, sim, exporter, samples)
+        config = exporter_config(TARGETS, sim.url, poll_interval="5s")
+        exporter = Replicas(work, config, replicas) if replicas else Exporter(work, config)
+        first = exporter.exporters[0] if isinstance(exporter, Replicas) else exporter
+        _run_until(time.time() + warmup, sim, first, samples)
         before = time.time()
         sim.control("POST", "rate_limit", {"limit": DROPPED, "duration": drop})
         t_drop = (before + time.time()) / 2
         t_up = t_drop + drop
-        _run_until(t_up + recovery, sim, exporter, samples)
+        _run_until(t_up + recovery, sim, first, samples)
         stats = sim.stats()
     finally:
         if exporter is not None:

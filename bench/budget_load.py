@@ -1,4 +1,4 @@
-"""(i) The budget under load, from packet timestamps: normal, busy CPU, scrapers, a registration
+"""(k) The budget under load, from packet timestamps: normal, busy CPU, scrapers, a registration
 flood and simulator faults.
 
 One exporter process polls one simulator process: 1 000 InProgress targets at
@@ -95,10 +95,10 @@ def measure(settle: float, seconds: float) -> list[dict[str, Any]]:
 def run(quick: bool = False, out: Path | None = None) -> dict[str, Any]:
     settle, seconds = (3.0, 6.0) if quick else (6.0, 20.0)
     if not tshark_available():
-        log("(i) budget under load: skipped, tshark is not installed")
-        return {"name": "budget_load", "rows": [("(i) budget load", "packet capture", "<= 20",
+        log("(k) budget under load: skipped, tshark is not installed")
+        return {"name": "budget_load", "rows": [("(k) budget load", "packet capture", "<= 20",
                                                  "skipped: tshark not installed", "INFO")]}
-    log(f"(i) budget under load: {TARGETS} targets, {len(phases(''))} conditions of "
+    log(f"(k) budget under load: {TARGETS} targets, {len(phases(''))} conditions of "
         f"{seconds:.0f} s, packet capture on lo")
     runs = measure(settle, seconds)
     print(table(runs))
@@ -125,7 +125,7 @@ def summary_rows(runs: list[dict[str, Any]]) -> list[tuple[str, str, str, str, s
     for r in runs:
         ok = r["capture_max_in_window"] <= LIMIT and (r["condition"] != "normal"
                                                       or r["budget_used"] >= 0.97)
-        rows.append(("(i) budget load", f"{r['condition']}: capture max/1s, used, scrape p99",
+        rows.append(("(k) budget load", f"{r['condition']}: capture max/1s, used, scrape p99",
                      "<= 20" + (", >= 97%" if r["condition"] == "normal" else ""),
                      f"{r['capture_max_in_window']} (sim {r['simulator_max_in_window']}), "
                      f"{r['budget_used']:.1%}, {r['scrape_p99_seconds'] * 1000:.0f} ms",

@@ -166,10 +166,53 @@ class Exporter(Process):
                 return float(val)
         return None
 
+    def total(self, name: str) -> float:
+        """The sum of every sample of one metric on /metrics (0 when absent)."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        return sum(sample.value for family in text_string_to_metric_families(self.metrics_text())
+                   for sample in family.samples if sample.name == name)
+
     def target_rows(self) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = self.http.get(self.url + "/api/v1/targets",
                                                    timeout=30).json()["data"]
         return rows
+
+
+class Replicas:
+    """``count`` exporter processes coordinated through one redis-server of their own.
+
+    Each replica runs ``config`` plus a ``coordination:`` block (cluster ``bench``, ``heartbeat``)
+    in its own folder under ``workdir``; Redis is the integration tests' ``RedisProcess``
+    (127.0.0.1, a free port, no persistence).
+    """
+
+    def __init__(self, workdir: Path, config: dict[str, Any], count: int,
+                 heartbeat: float = 1.0) -> None:
+        from tests.coordination.conftest import RedisProcess
+
+        self.redis = RedisProcess(workdir)
+        self.redis.start()
+        self.config = {**config, "coordination": {"redis_url": self.redis.url,
+                                                  "cluster": "bench",
+                                                  "heartbeat": f"{heartbeat:g}s"}}
+        self.exporters: list[Exporter] = []
+        try:
+            for i in range(count):
+                folder = workdir / f"replica-{i}"
+                folder.mkdir()
+                self.exporters.append(Exporter(folder, self.config))
+        except BaseException:
+            self.stop()
+            raise
+
+    def live(self) -> list[Exporter]:
+        return [e for e in self.exporters if e.proc.poll() is None]
+
+    def stop(self) -> None:
+        for exporter in self.exporters:
+            exporter.stop()
+        self.redis.stop()
 
 
 class Workdir:

@@ -23,14 +23,15 @@ import aimd  # the benchmark modules beside this script (sys.path[0] when run as
 import budget_load
 import budget_use
 import cpu
+import ha
 import register
 import render
 import scale
 import staleness
 from common import log, pyplot, stop_on_sigterm
 
-ORDER = ("f", "e", "h", "a", "d", "b", "c", "i")
-QUICK_SKIP = {"i"}  # a minute of packet capture: in the full run, or asked for with --only
+ORDER = ("f", "e", "h", "a", "d", "b", "c", "i", "k")
+QUICK_SKIP = {"k"}  # a minute of packet capture: in the full run, or asked for with --only
 
 
 def revision() -> str:
@@ -72,12 +73,12 @@ def table(rows: list[tuple[str, ...]]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="shorter runs (about 3 minutes)")
+    parser.add_argument("--quick", action="store_true", help="shorter runs (about 5 minutes)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "out",
                         help="folder for JSON results and PNG plots (default bench/out)")
     parser.add_argument("--only", default=None,
-                        help="comma-separated subset of a,b,c,d,e,f,h,i (default: all; "
-                             "--quick leaves out i unless named here)")
+                        help="comma-separated subset of a,b,c,d,e,f,h,i,k (default: all; "
+                             "--quick leaves out k unless named here)")
     args = parser.parse_args()
     stop_on_sigterm()
     default = set(ORDER) - (QUICK_SKIP if args.quick else set())
@@ -107,12 +108,14 @@ def main() -> int:
             results[key] = cpu.run(args.quick, args.out, results.get("a"))
         elif key == "e":
             results[key] = render.run(args.quick, args.out)
-        elif key == "i":
+        elif key == "k":
             results[key] = budget_load.run(args.quick, args.out)
         elif key == "h":
             results[key] = scale.run(args.quick, args.out)
-        else:
+        elif key == "f":
             results[key] = register.run(args.quick, args.out)
+        else:
+            results[key] = ha.run(args.quick, args.out)
         timings[key] = time.monotonic() - t0
     rows = [row for key in sorted(results) for row in results[key]["rows"]]
     info["load_average_end"] = os.getloadavg()

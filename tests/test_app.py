@@ -107,3 +107,43 @@ def test_a_wrong_key_is_logged_not_just_counted(table: dict[str, dict[str, objec
     text = caplog.text
     assert text.count("API error started: code=AuthFailure.SignatureFailure") == 1
     assert "request_id=req-err" in text and SECRET_KEY not in text
+
+
+FAMILY_GROUPS = {
+    "budget": {"trtc_exporter_budget_rate", "trtc_exporter_budget_wait_seconds"},
+    "API": {"trtc_api_requests_total", "trtc_api_errors_total", "trtc_api_throttled_total"},
+    "usage": {"trtc_ai_transcription_in_progress_seconds_total"},
+}
+
+
+def _account_labels(accounts: bool) -> dict[str, set[bool]]:
+    """Per family group: whether each of its samples carries ``account`` after two polls of an
+    InProgress task and one throttled answer."""
+    from prometheus_client import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    raw: dict[str, object] = {"targets": [{"task_id": "t", "sdk_app_id": 1400000001},
+                                          {"task_id": "limited"}]}
+    if accounts:
+        raw["accounts"] = [{"name": "main"}]
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.add(responses.POST, ENDPOINT + "/", json=answer("InProgress"))
+        mock.add(responses.POST, ENDPOINT + "/", json=api_error("RequestLimitExceeded"))
+        exporter = build_exporter(raw)
+        poll_all(exporter)
+        exporter.clock.advance(30.0)
+        mock.replace(responses.POST, ENDPOINT + "/", json=answer("InProgress"))
+        poll_all(exporter)
+    text = generate_latest(exporter.registry).decode()
+    seen: dict[str, set[bool]] = {group: set() for group in FAMILY_GROUPS}
+    for family in text_string_to_metric_families(text):
+        for group, names in FAMILY_GROUPS.items():
+            if family.name in {n.removesuffix("_total") for n in names}:
+                seen[group] |= {"account" in s.labels for s in family.samples}
+    return seen
+
+
+@pytest.mark.parametrize("accounts", [False, True])
+def test_the_account_label_exists_only_with_accounts(accounts: bool) -> None:
+    """Budget, API and usage families carry ``account`` exactly when ``accounts:`` is set."""
+    assert _account_labels(accounts) == {group: {accounts} for group in FAMILY_GROUPS}

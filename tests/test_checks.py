@@ -149,3 +149,15 @@ def test_extra_regions_are_accepted_with_a_warning(caplog: pytest.LogCaptureFixt
     assert config.targets[0].region == "ap-xyz"
     assert "api.extra_regions: ap-xyz is not in the documented region lists" in caplog.text
     assert "api.extra_regions: ap-tokyo is already a known region" in caplog.text
+
+
+def test_config_check_counts_in_good_english(secrets: dict[str, str], tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """One target is "1 target" in the summary and the plan line, never "1 targets"."""
+    path = tmp_path / "one.yml"
+    path.write_text(yaml.safe_dump({"api": {"endpoint": ENDPOINT, "credentials": secrets},
+                                    "targets": GOOD_TARGETS}))
+    assert cli.check_config(str(path)) == 0
+    out = capsys.readouterr().out
+    assert "DescribeAITranscription: 1 target at 15s need" in out
+    assert "1 targets" not in out

@@ -1,8 +1,10 @@
-"""The docs: generated regions match the code, and `mkdocs build --strict` passes and can fail."""
+"""The docs: generated regions match the code, `mkdocs build --strict` passes and can fail, and
+the configs of the webhook recipe are valid."""
 
 from __future__ import annotations
 
 import importlib.util
+import re
 import shutil
 import subprocess
 import sys
@@ -10,9 +12,12 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+import yaml
 
 from trtc_exporter.cli import build_parser
+from trtc_exporter.config.model import parse_config
 from trtc_exporter.metrics import SPECS
+from trtc_exporter.simulator.scenario import parse_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -105,3 +110,22 @@ def test_mkdocs_build_fails_on_a_broken_link(tmp_path: Path) -> None:
     result = _build(tmp_path / "mkdocs.yml", tmp_path / "site")
     assert result.returncode != 0
     assert "no-such-page.md" in result.stderr
+
+
+def test_the_webhook_recipe_configs_are_valid(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scenario and exporter config of docs/webhooks.md's simulator recipe parse, and the
+    scenario signs with the key the exporter reads (the recipe itself was run by hand)."""
+    page = (ROOT / "docs" / "webhooks.md").read_text(encoding="utf-8")
+    section = page[page.index("## Try it with the simulator"):
+                   page.index("## What a callback changes")]
+    blocks = re.findall(r"```(\w+)\n(.*?)```", section, re.S)
+    key = re.search(r"printf '(\w+)\\n' > callback-key", blocks[0][1])
+    assert key is not None
+    scenario = parse_scenario(yaml.safe_load(blocks[1][1]))
+    assert scenario.callbacks is not None
+    assert scenario.callbacks.keys[1400000001].reveal() == key.group(1)
+    (tmp_path / "callback-key").write_text(key.group(1) + "\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    config = parse_config(yaml.safe_load(blocks[2][1]))
+    assert config.webhook.key_file == "callback-key" and not config.targets

@@ -7,16 +7,15 @@ import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 
 import pytest
 import yaml
 
+from tests.coordination.conftest import REDIS_SERVER, RedisProcess
 from trtc_exporter.cli import main
 from trtc_exporter.clock import FakeClock
-from trtc_exporter.config.coordination import CoordinationConfig
-from trtc_exporter.config.model import Config, parse_config
+from trtc_exporter.config.model import parse_config
 from trtc_exporter.onlinecheck import (
     CheckResult,
     online_check,
@@ -155,11 +154,64 @@ def test_web_config_problems_are_reported(tmp_path: Path) -> None:
 
 def test_redis_unreachable_is_reported() -> None:
     """With coordination configured, a Redis that does not answer PING fails with the fix."""
-    config = SimpleNamespace(coordination=CoordinationConfig(
-        redis_url=f"redis://127.0.0.1:{closed_port()}/0"))
-    [result] = redis_results(cast(Config, config))
+    config = parse_config({"coordination": {"redis_url": f"redis://127.0.0.1:{closed_port()}/0"}})
+    [result] = redis_results(config)
     assert not result.ok and "PING 127.0.0.1" in result.detail
     assert "redis_url" in result.fix
+
+
+def test_no_coordination_means_no_redis_line() -> None:
+    """Without coordination.redis_url the report has no Redis line at all."""
+    assert redis_results(parse_config({})) == []
+
+
+@pytest.fixture
+def redis_process(tmp_path: Path) -> Iterator[RedisProcess]:
+    """A redis-server of this test alone (it may be given a password)."""
+    if not Path(REDIS_SERVER).exists():
+        pytest.skip("redis-server is not installed (Debian package redis-server)")
+    server = RedisProcess(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_a_redis_answering_pong_passes(sim: SimulatorServer, tmp_path: Path,
+                                       redis_process: RedisProcess) -> None:
+    """The whole command with coordination.redis_url at a real Redis: ✓ redis PONG, exit 0."""
+    path = write_config(tmp_path, sim.url, coordination={"redis_url": redis_process.url})
+    code, text = run(path)
+    assert code == 0, text
+    [line] = [line for line in text.splitlines() if " redis " in line]
+    assert line.startswith("✓") and f"PING 127.0.0.1:{redis_process.port}: PONG" in line
+
+
+def test_a_wrong_redis_password_fails_with_the_fix(sim: SimulatorServer, tmp_path: Path,
+                                                   redis_process: RedisProcess) -> None:
+    """Redis with requirepass and a wrong password file: ✗ with the password fix, exit 1, and
+    neither password is printed."""
+    redis_process.client().config_set("requirepass", "TheRightRedisPassword")
+    (tmp_path / "redis-password").write_text("NotTheRedisPassword\n")
+    path = write_config(tmp_path, sim.url, coordination={
+        "redis_url": redis_process.url, "password_file": str(tmp_path / "redis-password")})
+    code, text = run(path)
+    assert code == 1, text
+    [line] = [line for line in text.splitlines() if " redis " in line]
+    assert line.startswith("✗") and "AuthenticationError" in line
+    assert "fix: Redis refused the password: put the right one in coordination.password_file" \
+        in text
+    assert "NotTheRedisPassword" not in text and "TheRightRedisPassword" not in text
+
+
+def test_an_unreadable_webhook_key_file_is_a_config_error(
+        sim: SimulatorServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A callback key file that cannot be read stops at the start-up checks: exit 2, the
+    field path on stderr, no request sent (as the exporter itself would refuse to start)."""
+    (tmp_path / "keydir").mkdir()  # a directory in place of the file: unreadable even as root
+    path = write_config(tmp_path, sim.url, webhook={"key_file": str(tmp_path / "keydir")})
+    assert online_check(path) == 2
+    assert "webhook.key_file" in capsys.readouterr().err
+    assert served_requests(sim) == {}
 
 
 def test_webhook_keys_are_checked_per_file(tmp_path: Path) -> None:

@@ -8,7 +8,14 @@ import pytest
 
 from trtc_exporter.errors import Errors
 from trtc_exporter.generations import AI_TRANSCRIPTION, ALL_REGIONS, CLOUD_TRANSCRIPTION, REGIONS
-from trtc_exporter.target import RESERVED_LABELS, Target, in_shard, parse_target
+from trtc_exporter.target import (
+    MAX_ID_CHARS,
+    RESERVED_LABELS,
+    Target,
+    id_problem,
+    in_shard,
+    parse_target,
+)
 
 CLOUD = {"api": CLOUD_TRANSCRIPTION, "task_id": "t", "sdk_app_id": 1400123456}
 
@@ -212,3 +219,42 @@ def test_shards_partition_the_targets() -> None:
         assert sum(in_shard(target, index, 3) for index in range(3)) == 1
         assert in_shard(target, 0, 1)
     assert all(any(in_shard(t, i, 3) for t in targets) for i in range(3))
+
+
+HOSTILE = [("\x00", "the control character U+0000"), ("\x1b", "the control character U+001B"),
+           ("\n", "the control character U+000A"), ("\x85", "the control character U+0085"),
+           ("\u2028", "the line separator U+2028"),
+           ("\u202e", "the bidirectional control U+202E"),
+           ("\u202a", "the bidirectional control U+202A"),
+           ("\u2066", "the bidirectional control U+2066"),
+           ("\u2069", "the bidirectional control U+2069")]
+
+
+@pytest.mark.parametrize(("char", "named"), HOSTILE)
+@pytest.mark.parametrize(("entry", "field"), [
+    ({"task_id": "a{}b"}, "task_id"),
+    ({"sdk_app_id": 1400000001, "session_id": "a{}b"}, "session_id"),
+    ({"task_id": "t", "labels": {"team": "a{}b"}}, "labels.team"),
+])
+def test_control_and_bidi_characters_are_refused_naming_the_field(
+        char: str, named: str, entry: dict[str, Any], field: str) -> None:
+    """NUL, other Cc characters, line separators and bidi overrides/isolates in an id or label
+    value are refused with the field path and the code point."""
+    raw = {k: (v.format(char) if isinstance(v, str) else
+               {n: t.format(char) for n, t in v.items()} if isinstance(v, dict) else v)
+           for k, v in entry.items()}
+    errors = Errors()
+    assert parse_target(raw, "targets[0]", errors, "ap-guangzhou") is None
+    assert errors.lines == [f"targets[0].{field}: contains {named}"]
+
+
+def test_id_problem_is_the_one_check_for_ids() -> None:
+    """Ordinary text (spaces, accents, emoji with joiners, CJK) passes; the bound and lone
+    surrogates are reported."""
+    ordinary = "room 42 \u2013 caf\u00e9 \U0001F469\u200d\U0001F467 \u5b57\u5e55 \u00a0"
+    assert id_problem(ordinary) is None
+    assert id_problem("x" * MAX_ID_CHARS) is None
+    assert id_problem("x" * (MAX_ID_CHARS + 1)) == (
+        f"longer than {MAX_ID_CHARS} characters (got {MAX_ID_CHARS + 1}); TRTC ids and label "
+        f"values must fit in {MAX_ID_CHARS}")
+    assert id_problem("a\ud800") == "must be valid Unicode text (found a lone surrogate)"

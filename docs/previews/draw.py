@@ -107,11 +107,25 @@ def _stat(ax: Axes, panel: dict[str, Any], answers: list[dict[str, Any]]) -> Non
         return
     columns = len(series)
     size = 22 if columns <= 2 else 16 if columns <= 4 else 11
-    for index, (name, value) in enumerate(series):
-        x = (index + 0.5) / columns
-        ax.text(x, 0.50, fmt(value, unit), ha="center", va="center", color=PALETTE[index % 10],
-                fontsize=size, fontweight="bold")
-        ax.text(x, 0.12, name, ha="center", va="center", color=MUTED, fontsize=7)
+    texts = [ax.text((index + 0.5) / columns, 0.50, fmt(value, unit), ha="center", va="center",
+                     color=PALETTE[index % 10], fontsize=size, fontweight="bold")
+             for index, (_, value) in enumerate(series)]
+    _shrink_to_fit(ax, texts, columns)
+    for index, (name, _) in enumerate(series):
+        ax.text((index + 0.5) / columns, 0.12, name, ha="center", va="center", color=MUTED,
+                fontsize=7)
+
+
+def _shrink_to_fit(ax: Axes, texts: list[Any], columns: int) -> None:
+    """One font size for all values, small enough that none is wider than its column (long
+    values such as "122 s ago" in a narrow panel would otherwise run into each other)."""
+    renderer = ax.figure.canvas.get_renderer()  # type: ignore[attr-defined]
+    room = 0.92 * ax.get_window_extent(renderer).width / columns
+    size = texts[0].get_fontsize()
+    while size > 7 and max(t.get_window_extent(renderer).width for t in texts) > room:
+        size -= 1
+        for text in texts:
+            text.set_fontsize(size)
 
 
 def _bargauge(ax: Axes, panel: dict[str, Any], answers: list[dict[str, Any]]) -> None:

@@ -28,7 +28,7 @@ from trtc_exporter.checks import check
 from trtc_exporter.clock import SYSTEM_CLOCK, Clock, WallSeconds
 from trtc_exporter.config.model import Config, account_problem, load_config
 from trtc_exporter.coordination.cluster import Cluster
-from trtc_exporter.errors import ConfigError
+from trtc_exporter.errors import ConfigError, counted
 from trtc_exporter.exposition.apps import AppCollector
 from trtc_exporter.exposition.body import Exposition, Section
 from trtc_exporter.exposition.coordination import CoordinationCollector
@@ -38,7 +38,7 @@ from trtc_exporter.exposition.health import BudgetPollerCollector
 from trtc_exporter.exposition.selfhealth import SelfHealthCollector
 from trtc_exporter.exposition.tasks import TaskCollector
 from trtc_exporter.exposition.webhooks import WebhookCollector
-from trtc_exporter.metrics import ApiMetrics, DropCounter
+from trtc_exporter.metrics import ApiMetrics, DropCounter, StorageErrors
 from trtc_exporter.polling.events import TaskEvents
 from trtc_exporter.polling.intervals import stall_limit
 from trtc_exporter.polling.planning import budget_rates, plan, state_interval, with_account
@@ -93,7 +93,9 @@ class Exporter:
         # the account label exists only with accounts: (fixed at start: labels cannot change)
         self.labelled = bool(config.accounts)
         self.drops = DropCounter()  # targets left out of answers, by reason
-        self.cluster = (Cluster(config.coordination, redis_password, clock, drops=self.drops)
+        self.storage_errors = StorageErrors()  # faults of the stores, by store
+        self.cluster = (Cluster(config.coordination, redis_password, clock, drops=self.drops,
+                                faults=self.storage_errors)
                         if config.coordination.enabled else None)
         self.budget = Budget(budget_rates(config), clock, guard=config.api.rate_guard,
                              confirm_sends=True, factory=None if self.cluster is None else
@@ -105,7 +107,8 @@ class Exporter:
         # with coordination, registrations and webhook discoveries alike live in Redis
         self.sources = TargetSources(config, clock, self.drops, webhooks=keyring is not None,
                                      shared=None if self.cluster is None
-                                     else self.cluster.registrations)
+                                     else self.cluster.registrations,
+                                     faults=self.storage_errors)
         self.store = StateStore()
         self.poller = Poller(config, self._describe, self.store, self.budget, clock)
         self.revision = revision()
@@ -114,6 +117,7 @@ class Exporter:
         self._tail = CollectorRegistry(auto_describe=True)  # what follows the task families
         self.exposition = self._register_collectors(api_registry, clock, keyring is not None)
         self.webhook: WebhookHub | None = None
+        self.events: TaskEvents | None = None  # the callback effects' sink (with webhooks)
         self.webhook_address: str | None = None  # the listener's, when chosen here (--demo)
         self.forwarder: Forwarder | None = None
         if keyring is not None:
@@ -146,12 +150,15 @@ class Exporter:
         """The callback receiver, its effects on targets and state, the relay and metrics
         (registered last: the families without webhooks stay as they were)."""
         events = TaskEvents(self.poller, self._register_discovered, lambda: self.runtime.config,
-                            find=self._find_task)
+                            find=self._find_task,
+                            relay=None if self.cluster is None else self.cluster.relay.publish)
+        self.events = events
         hook = config.webhook
         if hook.forward is not None:
             path = hook.forward.resolved_db_path(config.registration.db_path)
             try:
-                self.forwarder = Forwarder(hook.forward, path, self.clock)
+                self.forwarder = Forwarder(hook.forward, path, self.clock,
+                                           faults=self.storage_errors)
             except ForwardStorageError as exc:
                 raise ConfigError([f"webhook.forward_db_path: {exc}"]) from None
         if keyring.allow_unsigned:
@@ -162,7 +169,8 @@ class Exporter:
         self._tail.register(WebhookCollector(
             lambda: self.store.snapshot(), self.clock.time, self.webhook.stats,
             events.start_failures, lambda: SilenceRule(self.runtime.config.webhook.silence_after),
-            self.forwarder.stats if self.forwarder is not None else None))
+            self.forwarder.stats if self.forwarder is not None else None,
+            lambda: self.runtime.config.apps))
 
     def _register_collectors(self, api: CollectorRegistry, clock: Clock,
                              webhooks: bool) -> Exposition:
@@ -184,7 +192,7 @@ class Exporter:
                                                 lambda: self.runtime.config, self.sources,
                                                 webhooks=webhooks, accounts=self.labelled),
                           SelfHealthCollector(self.runtime, self.revision),
-                          DroppedCollector(self.drops)):
+                          DroppedCollector(self.drops, self.storage_errors)):
             self._tail.register(collector)
         # process_* (CPU, memory, fds, start time) and python_info, as every client_python
         # exporter serves them on its default registry; ours is a registry of its own
@@ -258,8 +266,8 @@ class Exporter:
         """Drop (and log) file or registered targets naming an account not configured."""
         good = [t for t in targets if account_problem(t.account, config.accounts) is None]
         if len(good) < len(targets):
-            log.error("%d targets refer to an account not in accounts: and are not polled",
-                      len(targets) - len(good))
+            log.error("not polling %s: their account is not in accounts:",
+                      counted(len(targets) - len(good), "target"))
         return good
 
     def _owned(self, targets: list[Target]) -> list[Target]:
@@ -347,6 +355,10 @@ class Exporter:
         if self.cluster is not None:
             cluster = self.cluster
             self._spawn(lambda: cluster.run(self._stop, self._members_changed), "coordination")
+            if self.events is not None:
+                events = self.events
+                self._spawn(lambda: cluster.relay.run(self._stop, events.apply_relayed),
+                            "relay")
         if self.forwarder is not None:
             self.forwarder.start()
 
@@ -357,8 +369,8 @@ class Exporter:
 
     def _members_changed(self, members: list[str]) -> None:
         self._apply_targets(announce=False)
-        log.info("coordination: %d members; polling %d of %d targets", len(members),
-                 len(self.poller.targets()), len(self._all_targets))
+        log.info("coordination: %s; polling %d of %s", counted(len(members), "member"),
+                 len(self.poller.targets()), counted(len(self._all_targets), "target"))
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop polling (up to ``timeout`` s for requests in flight); leave the cluster; close
@@ -403,7 +415,7 @@ class Exporter:
             self.runtime.reload_successful = True
             self.runtime.reload_error = ""
             self.runtime.reload_success_time = self.clock.time()
-            log.info("configuration reloaded: %d targets", len(self.poller.targets()))
+            log.info("configuration reloaded: %s", counted(len(self.poller.targets()), "target"))
             return True, "configuration reloaded"
 
     def _restart_needed(self, config: Config) -> None:

@@ -11,7 +11,8 @@ Parsing (config/) refuses what is malformed; these checks refuse what parses but
 - callback signature key files (``webhook.key_file``, ``apps.<id>.callback_key_file``) that
   cannot be read or do not hold a TRTC key (1-32 letters and digits).
 
-Every problem is collected, so one run lists them all (one line each, field path first).
+Every problem is collected in one :class:`~trtc_exporter.errors.Errors`, so one run lists them
+all (one line each, field path first).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 from trtc_exporter.api.credentials import CredentialProvider, CredentialsError, resolve
 from trtc_exporter.config.coordination import read_password
 from trtc_exporter.config.model import Config
-from trtc_exporter.errors import ConfigError
+from trtc_exporter.errors import ConfigError, Errors
 from trtc_exporter.generations import ALL_REGIONS
 from trtc_exporter.polling.planning import budget_rates, plan
 from trtc_exporter.secret import Secret
@@ -49,12 +50,12 @@ class Checked:
     keyring: KeyRing = field(default_factory=KeyRing)
 
 
-def overload_problems(config: Config) -> list[str]:
+def check_overload(config: Config, errors: Errors) -> None:
     """With api.on_overload: refuse, one line per action whose targets need more than the budget."""
     if config.api.on_overload != "refuse":
-        return []
-    return [f"api.on_overload: refuse: {p.summary()}"
-            for p in plan(config, config.targets, budget_rates(config)) if p.stretch > 1]
+        return
+    errors.extend(f"api.on_overload: refuse: {p.summary()}"
+                  for p in plan(config, config.targets, budget_rates(config)) if p.stretch > 1)
 
 
 def _warn_extra_regions(config: Config) -> None:
@@ -78,36 +79,37 @@ def check(config: Config, *, basic_auth: bool,
     chain (injectable for tests); its failure is reported as a problem like the others.
     """
     _warn_extra_regions(config)
-    problems = overload_problems(config)
+    errors = Errors()
+    check_overload(config, errors)
     token = None
     try:
         token = read_bearer_token(config.registration.bearer_token_file)
     except ConfigError as exc:
-        problems += exc.lines
+        errors.extend(exc.lines)
     keyring = None
     try:
         keyring = load_keyring(config.webhook.key_file, config.callback_key_files(),
                                config.webhook.allow_unsigned)
     except ConfigError as exc:
-        problems += exc.lines
+        errors.extend(exc.lines)
     if config.registration.enabled and config.registration.bearer_token_file is None and \
             not basic_auth:
-        problems.append(REGISTRATION_AUTH)
+        errors.append(REGISTRATION_AUTH)
     password = None
     try:
         password = read_password(config.coordination.password_file)
     except ConfigError as exc:
-        problems += exc.lines
-    problems += tls_file_problems(config)
-    providers = _providers(config, credentials, problems)
-    if problems or not providers or keyring is None:
-        raise ConfigError(problems)
+        errors.extend(exc.lines)
+    check_tls_files(config, errors)
+    providers = _providers(config, credentials, errors)
+    if errors.count or not providers or keyring is None:
+        raise ConfigError(errors.report())
     first = providers[config.account_names[0]]
     return Checked(config, first, token, providers, password, keyring)
 
 
 def _providers(config: Config, credentials: Callable[[Config], CredentialProvider],
-               problems: list[str]) -> dict[str, CredentialProvider]:
+               errors: Errors) -> dict[str, CredentialProvider]:
     """Resolve the credential chain of the implicit account, or of each listed account (its
     ``credentials`` block in place of ``api.credentials``); failures become problems."""
     providers = {}
@@ -115,7 +117,7 @@ def _providers(config: Config, credentials: Callable[[Config], CredentialProvide
         try:
             providers[""] = credentials(config)
         except CredentialsError as exc:
-            problems.append(str(exc))
+            errors.append(str(exc))
         return providers
     for index, account in enumerate(config.accounts):
         own = replace(config, api=replace(config.api, credentials=account.credentials))
@@ -123,13 +125,12 @@ def _providers(config: Config, credentials: Callable[[Config], CredentialProvide
             providers[account.name] = credentials(own)
         except CredentialsError as exc:
             text = str(exc).replace("api.credentials", f"accounts[{index}].credentials")
-            problems.append(f"accounts[{index}] ({account.name}): {text}")
+            errors.append(f"accounts[{index}] ({account.name}): {text}")
     return providers
 
 
-def tls_file_problems(config: Config) -> list[str]:
+def check_tls_files(config: Config, errors: Errors) -> None:
     """One line per coordination TLS file (CA, client certificate and key) that is unreadable."""
-    problems = []
     for key in ("ca_file", "cert_file", "key_file"):
         path = getattr(config.coordination, key)
         if path is None:
@@ -138,5 +139,4 @@ def tls_file_problems(config: Config) -> list[str]:
             Path(path).read_bytes()
         except (OSError, ValueError) as exc:
             reason = getattr(exc, "strerror", None) or type(exc).__name__
-            problems.append(f"coordination.{key}: cannot read {path}: {reason}")
-    return problems
+            errors.add(f"coordination.{key}", f"cannot read {path}: {reason}")

@@ -16,7 +16,7 @@ from trtc_exporter.api.credentials import CredentialsError
 from trtc_exporter.app import Exporter
 from trtc_exporter.checks import check
 from trtc_exporter.config.model import load_config
-from trtc_exporter.errors import ConfigError
+from trtc_exporter.errors import ConfigError, counted
 from trtc_exporter.polling.planning import budget_rates, plan
 from trtc_exporter.signals import Signals, StopDuringStartup
 from trtc_exporter.targets.registrations import RegistrationStoreError
@@ -247,8 +247,8 @@ def build_exporter(args: argparse.Namespace, shard: tuple[int, int],
         return build_demo_exporter(shard, webhook_address=args.webhook_listen or None)
     checked = check(load_config(args.config_file), basic_auth=basic_auth())
     config, credentials = checked.config, checked.credentials
-    log.info("starting trtc-transcription-exporter %s: %d targets, credentials from %s",
-             __version__, len(config.targets), credentials.source)
+    log.info("starting trtc-transcription-exporter %s: %s, credentials from %s",
+             __version__, counted(len(config.targets), "target"), credentials.source)
     return Exporter(config, credentials, config_path=args.config_file, shard=shard,
                     basic_auth=basic_auth, accounts=checked.accounts,
                     redis_password=checked.redis_password,

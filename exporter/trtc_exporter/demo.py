@@ -27,6 +27,7 @@ from typing import Any
 from trtc_exporter.api.credentials import Credentials, StaticProvider
 from trtc_exporter.app import Exporter
 from trtc_exporter.config.model import parse_config
+from trtc_exporter.errors import counted
 from trtc_exporter.secret import Secret
 from trtc_exporter.simulator import SimulatorServer, demo_scenario, demo_targets
 from trtc_exporter.simulator.callback_config import CallbackSpec
@@ -131,8 +132,8 @@ def build_demo_exporter(shard: tuple[int, int] = (0, 1), seed: int = 7,
     exporter.webhook_address = address
     exporter.simulator = simulator
     exporter.data_dir = data_dir
-    log.info("demo mode: embedded TRTC simulator at %s with %d targets; its callbacks go to "
-             "%s", url, len(config.targets), spec.url)
+    log.info("demo mode: embedded TRTC simulator at %s with %s; its callbacks go to "
+             "%s", url, counted(len(config.targets), "target"), spec.url)
     return exporter
 
 

@@ -55,6 +55,12 @@ def show(value: object) -> str:
     return f"a {type_name(value)}"
 
 
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """``count`` with its noun in the right number, for logs and pages: ``1 target``,
+    ``2 targets``, ``0 targets`` (``plural`` when adding "s" is wrong: ``entries``)."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
+
+
 def key_text(key: object) -> str:
     """A mapping key as written in a field path: ``apps.1400123456``, ``labels.team``."""
     if isinstance(key, str) and key.isprintable():

@@ -161,6 +161,12 @@ SPECS: tuple[Spec, ...] = (
          "label that is not valid Unicode or too long reached a scrape), render_error (rendering "
          "one target failed), stored_row (an unreadable registration database row).",
          ("reason",)),
+    Spec("trtc_exporter_storage_errors_total", "counter",
+         "Storage faults, each also logged: store=registrations (the SQLite registration "
+         "database could not be written; the registration API answered 503), forward_queue "
+         "(the webhook relay's SQLite queue could not be read or written), redis (the "
+         "coordination Redis refused or failed a shared-registration write or read).",
+         ("store",)),
 )
 BY_NAME = {spec.name: spec for spec in SPECS}
 ACCOUNT_LABELLED = frozenset({
@@ -216,25 +222,42 @@ def _histogram(registry: CollectorRegistry, name: str, buckets: tuple[float, ...
 
 
 DROP_REASONS = ("invalid_text", "render_error", "stored_row")
+STORAGE_STORES = ("registrations", "forward_queue", "redis")
 
 
-class DropCounter:
-    """Thread-safe counts of dropped targets by reason (:data:`DROP_REASONS`); the second line
-    of defence behind validation at every entrance, rendered by exposition/health."""
+class Tally:
+    """Thread-safe counts for a fixed set of label values, every value present from the start
+    (rendered as a counter family by a collector)."""
 
-    def __init__(self) -> None:
+    def __init__(self, keys: tuple[str, ...]) -> None:
         self._lock = threading.Lock()
-        self._counts = dict.fromkeys(DROP_REASONS, 0)
+        self._counts = dict.fromkeys(keys, 0)
 
-    def add(self, reason: str, count: int = 1) -> None:
-        """Count ``count`` drops for ``reason`` (one of DROP_REASONS)."""
+    def add(self, key: str, count: int = 1) -> None:
+        """Count ``count`` for ``key`` (one of the keys given at construction)."""
         with self._lock:
-            self._counts[reason] += count
+            self._counts[key] += count
 
     def snapshot(self) -> dict[str, int]:
-        """Counts by reason, every reason present."""
+        """Counts by key, every key present."""
         with self._lock:
             return dict(self._counts)
+
+
+class DropCounter(Tally):
+    """Counts of dropped targets by reason (:data:`DROP_REASONS`); the second line of defence
+    behind validation at every entrance, rendered by exposition/dropped."""
+
+    def __init__(self) -> None:
+        super().__init__(DROP_REASONS)
+
+
+class StorageErrors(Tally):
+    """Counts of storage faults by store (:data:`STORAGE_STORES`), counted where each is logged;
+    rendered by exposition/dropped as ``trtc_exporter_storage_errors_total``."""
+
+    def __init__(self) -> None:
+        super().__init__(STORAGE_STORES)
 
 
 class ApiMetrics:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TextIO
 
+import redis
 import requests
 from prometheus_client import CollectorRegistry
 
@@ -27,9 +28,9 @@ from trtc_exporter.api.credentials import CredentialProvider
 from trtc_exporter.api.skew import WARN_ABOVE_SECONDS, SkewEstimator
 from trtc_exporter.checks import check
 from trtc_exporter.clock import SYSTEM_CLOCK, Clock
-from trtc_exporter.config.coordination import CoordinationConfig, read_password
+from trtc_exporter.config.coordination import read_password
 from trtc_exporter.config.model import Config, load_config
-from trtc_exporter.coordination.link import connect, describe
+from trtc_exporter.coordination.link import connect, describe, refusal
 from trtc_exporter.errors import ConfigError
 from trtc_exporter.generations import ACTIONS
 from trtc_exporter.metrics import ApiMetrics
@@ -56,6 +57,15 @@ AUTH_FIXES = {
                                          "trtc:Describe* to its CAM user or role",
     "UnauthorizedOperation": "the key may not call this action: grant trtc:Describe* in CAM",
 }
+REDIS_FIXES = {
+    "coordination.password_file": "Redis refused the password: put the right one in "
+                                  "coordination.password_file (or set none if Redis has none)",
+    "coordination.redis_url": "use a database number Redis has (its `databases` setting) in "
+                              "coordination.redis_url, and an ACL user allowed to PING",
+    "coordination.ca_file": "set coordination.ca_file to the CA that signed Redis' certificate "
+                            "(and use the host name the certificate names)",
+}
+"""The fix printed for a Redis that refuses the configuration, by the field it names."""
 TRANSPORT_FIX = ("no answer from {endpoint}: check api.endpoint, DNS, proxy settings "
                  "(HTTPS_PROXY) and firewalls")
 
@@ -185,19 +195,30 @@ def webhook_results(config: Config) -> list[CheckResult]:
 def redis_results(config: Config) -> list[CheckResult]:
     """PING the coordination Redis with a short timeout (when ``coordination.redis_url`` is
     configured); the password file is read, never shown."""
-    coord = getattr(config, "coordination", None)  # present once coordination is wired
-    if not isinstance(coord, CoordinationConfig) or coord.redis_url is None:
+    coord = config.coordination
+    if coord.redis_url is None:
         return []
     where = describe(coord.redis_url)
     try:
         connect(coord, read_password(coord.password_file)).ping()
     except ConfigError as exc:
         return [CheckResult("redis", False, str(exc), "fix coordination.password_file")]
+    except redis.RedisError as exc:
+        refused = refusal(exc, coord)
+        if refused is not None:  # the line start-up exits 2 with, and the class
+            field = refused.split(":", 1)[0]
+            return [CheckResult("redis", False, f"{refused} ({type(exc).__name__})",
+                                REDIS_FIXES.get(field, f"correct {field}"))]
+        return _unreachable(where, exc)
     except Exception as exc:  # redis-py raises its own tree and OSErrors; all mean "no"
-        return [CheckResult("redis", False, f"PING {where}: {type(exc).__name__}",
-                            "check coordination.redis_url, the password and TLS files, and "
-                            "that Redis is reachable")]
+        return _unreachable(where, exc)
     return [CheckResult("redis", True, f"PING {where}: PONG")]
+
+
+def _unreachable(where: str, exc: Exception) -> list[CheckResult]:
+    return [CheckResult("redis", False, f"PING {where}: {type(exc).__name__}",
+                        "check coordination.redis_url, the password and TLS files, and "
+                        "that Redis is reachable")]
 
 
 MARKS = {True: ("✓", "OK"), False: ("✗", "FAIL")}

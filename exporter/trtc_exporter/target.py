@@ -7,6 +7,7 @@ same mistake gets the same message wherever it is made.
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,9 @@ the 1 024-character ``label_value_length_limit`` operators set in Prometheus, pa
 whole scrape fails. Shared with the webhook's TaskId bound."""
 MAX_LABEL_NAME_CHARS = 128
 """Longest extra label name; Prometheus' ``label_name_length_limit`` is commonly set to 128+."""
+BIDI_CONTROLS = frozenset(map(chr, (*range(0x202A, 0x202F), *range(0x2066, 0x206A))))
+"""Bidi embeddings, overrides and isolates (LRE … RLO, LRI … PDI): they reorder the text shown
+after them in a page, a log line or a terminal ("Trojan Source", CVE-2021-42574)."""
 TARGET_FIELDS = frozenset(
     {"task_id", "sdk_app_id", "session_id", "region", "labels", "api", "poll_interval",
      "translation", "account"}
@@ -210,14 +214,42 @@ def _parse_labels(raw: object, path: str, errors: Errors) -> tuple[tuple[str, st
 
 
 def _bounded(value: str, where: str, errors: Errors) -> str:
-    """``value`` when it is valid Unicode of at most MAX_ID_CHARS characters, else an error."""
-    if not is_text(value):
-        errors.add(where, "must be valid Unicode text (found a lone surrogate)")
-    elif len(value) > MAX_ID_CHARS:
-        errors.add(where, f"longer than {MAX_ID_CHARS} characters (got {len(value)}); TRTC ids "
-                          f"and label values must fit in {MAX_ID_CHARS}")
+    """``value``, with an error recorded when :func:`id_problem` finds one."""
+    problem = id_problem(value)
+    if problem is not None:
+        errors.add(where, problem)
     return value
 
+
+def id_problem(value: str, limit: int = MAX_ID_CHARS) -> str | None:
+    """Why ``value`` cannot be a TaskId, SessionId or label value (None when it can): over
+    ``limit`` characters, or a :func:`text_problem`. The one check for config, target files,
+    registrations, ``/probe`` and (with its own limits) TRTC callbacks."""
+    if is_text(value) and len(value) > limit:  # bounded before the per-character scan
+        return (f"longer than {limit} characters (got {len(value)}); TRTC ids and label "
+                f"values must fit in {limit}")
+    return text_problem(value)
+
+
+def text_problem(value: str) -> str | None:
+    """Why ``value`` is not safe text for an id (None when it is): a lone surrogate (no UTF-8
+    for it), a control character (Unicode category Cc: NUL, ESC, newline, C1), a line or
+    paragraph separator (they end lines in logs and scripts), or a bidi control
+    (:data:`BIDI_CONTROLS`). TRTC ids are plain text; these would only ever be mistakes or
+    attacks on whoever reads them."""
+    if not is_text(value):
+        return "must be valid Unicode text (found a lone surrogate)"
+    for char in value:
+        kind = _UNSAFE.get(unicodedata.category(char))
+        if kind is None and char in BIDI_CONTROLS:
+            kind = "the bidirectional control"
+        if kind is not None:
+            return f"contains {kind} U+{ord(char):04X}"
+    return None
+
+
+_UNSAFE = {"Cc": "the control character", "Zl": "the line separator",
+           "Zp": "the paragraph separator"}
 
 
 def in_shard(target: Target, index: int, count: int) -> bool:

@@ -31,10 +31,11 @@ def test_a_full_block_is_read() -> None:
     config, lines = _parse({
         "key_file": "/run/k", "allow_unsigned": True, "max_age": "2m", "silence_after": "90s",
         "forward_to": "https://backend.example/cb", "forward_db_path": "/var/q.db",
-        "forward_max_queued": 50, "forward_retry_for": "2h", "forward_timeout": "3s"})
+        "forward_max_queued": 50, "forward_retry_for": "2h", "forward_timeout": "3s",
+        "forward_backoff_max": "10s"})
     assert lines == []
     assert config == WebhookConfig("/run/k", True, 120.0, 90.0, ForwardConfig(
-        "https://backend.example/cb", "/var/q.db", 50, 7200.0, 3.0))
+        "https://backend.example/cb", "/var/q.db", 50, 7200.0, 3.0, 10.0))
 
 
 @pytest.mark.parametrize(("raw", "line"), [
@@ -50,6 +51,9 @@ def test_a_full_block_is_read() -> None:
     ({"forward_to": "http://b", "forward_retry_for": "30s"},
      "webhook.forward_retry_for: must be >= 1m (TRTC itself retries for one minute), "
      "got '30s'"),
+    ({"forward_backoff_max": "5s"}, "webhook.forward_backoff_max: needs webhook.forward_to"),
+    ({"forward_to": "http://b", "forward_backoff_max": "500ms"},
+     "webhook.forward_backoff_max: must be >= 1s, got '500ms'"),
     ({"forward_to": "http://b", "forward_max_queued": 0},
      "webhook.forward_max_queued: must be >= 1, got 0"),
     ([], "webhook: must be a mapping, got list"),

@@ -5,6 +5,8 @@ Skipped with a reason only when the binary is absent (CI installs Debian's redis
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import shutil
 import socket
 import subprocess
@@ -14,6 +16,10 @@ from pathlib import Path
 
 import pytest
 import redis
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from trtc_exporter.coordination.link import no_retry
 
@@ -29,8 +35,11 @@ def free_port() -> int:
 class RedisProcess:
     """One redis-server process that can be stopped and started again on the same port."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, tls_args: tuple[str, ...] = ()) -> None:
+        """``tls_args``: redis-server's TLS options; the TLS port is then ``tls_port``."""
         self.port = free_port()
+        self.tls_port = free_port() if tls_args else 0
+        self.tls_args = tls_args
         self.workdir = workdir
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -41,7 +50,8 @@ class RedisProcess:
     def start(self) -> None:
         self.process = subprocess.Popen(
             [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.workdir), "--protected-mode", "yes"],
+             "--appendonly", "no", "--dir", str(self.workdir), "--protected-mode", "yes",
+             *(("--tls-port", str(self.tls_port), *self.tls_args) if self.tls_args else ())],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         client = redis.Redis(port=self.port, socket_timeout=0.5)
@@ -91,6 +101,39 @@ def own_redis(tmp_path: Path) -> Iterator[RedisProcess]:
     if not Path(REDIS_SERVER).exists():
         pytest.skip("redis-server is not installed (Debian package redis-server)")
     server = RedisProcess(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key (PEM files): no system CA trusts it."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "redis test")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .sign(key, hashes.SHA256()))
+    crt_path, key_path = folder / "redis.crt", folder / "redis.key"
+    crt_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return crt_path, key_path
+
+
+@pytest.fixture
+def tls_redis(tmp_path: Path) -> Iterator[RedisProcess]:
+    """A server that also listens with TLS on ``tls_port``, under a self-signed certificate."""
+    if not Path(REDIS_SERVER).exists():
+        pytest.skip("redis-server is not installed (Debian package redis-server)")
+    crt, key = self_signed(tmp_path)
+    server = RedisProcess(tmp_path, ("--tls-cert-file", str(crt), "--tls-key-file", str(key),
+                                     "--tls-auth-clients", "no"))
     server.start()
     yield server
     server.stop()

@@ -44,6 +44,22 @@ def test_full_block_parses() -> None:
      "coordination.redis_url: must not contain a password; use coordination.password_file"),
     ({"redis_url": "redis://redis:99999"},
      "coordination.redis_url: must be a redis:// or rediss:// URL with a host"),
+    ({"redis_url": "redis://redis/0?password=hunter2"},
+     "coordination.redis_url: must not have a query or fragment (redis-py would let it override "
+     "the password file, TLS and timeouts); use the coordination fields"),
+    ({"redis_url": "rediss://redis/0?ssl_cert_reqs=none"},
+     "coordination.redis_url: must not have a query or fragment (redis-py would let it override "
+     "the password file, TLS and timeouts); use the coordination fields"),
+    ({"redis_url": "redis://redis/0#x"},
+     "coordination.redis_url: must not have a query or fragment (redis-py would let it override "
+     "the password file, TLS and timeouts); use the coordination fields"),
+    ({"redis_url": "redis://redis/abc"},
+     "coordination.redis_url: the path must be empty or /<database number>, got '/abc'"),
+    ({"redis_url": "redis://redis/0/1"},
+     "coordination.redis_url: the path must be empty or /<database number>, got '/0/1'"),
+    ({"redis_url": "redis://redis/" + "9" * 30},
+     "coordination.redis_url: the path must be empty or /<database number>, got '/"
+     + "9" * 30 + "'"),
     ({"redis_url": "redis://r", "cluster": "a b"},
      "coordination.cluster: must be 1-64 characters of [A-Za-z0-9._-], got 'a b'"),
     ({"redis_url": "redis://r", "heartbeat": "0s"},
@@ -68,6 +84,15 @@ def test_a_password_never_shows_in_the_error() -> None:
     """The URL with an inline password is refused without echoing it."""
     lines = coordination({"redis_url": "redis://user:hunter2@redis"})[1]
     assert "hunter2" not in "".join(lines)
+    lines = coordination({"redis_url": "redis://redis/x?password=hunter2"})[1]
+    assert lines and "hunter2" not in "".join(lines)
+
+
+@pytest.mark.parametrize("url", ["redis://redis", "redis://redis/", "redis://redis:6379/15",
+                                 "rediss://user@redis:6380/0", "redis://[::1]:6379/2"])
+def test_a_plain_url_with_a_database_number_is_accepted(url: str) -> None:
+    """Host, port, user name and /<db> are what redis_url is for."""
+    assert coordination({"redis_url": url})[1] == []
 
 
 def test_password_file_is_read_as_a_secret(tmp_path: Path) -> None:

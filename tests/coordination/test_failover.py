@@ -72,18 +72,25 @@ def test_killing_redis_falls_back_and_rejoins(own_redis: RedisProcess) -> None:
     assert rejoined < 1.0
 
 
-def test_after_a_rejoin_the_shared_limiter_waits_one_quiet_span(redis_server: RedisProcess
-                                                                  ) -> None:
-    """The first shared grant after a rejoin comes one span after it, so the replica's last
-    local grants (made before the rejoin) never share a window with its shared ones."""
-    clock, keys = FakeClock(auto_advance=True), Keys("q")
-    client = redis_server.client()
+def _cut_off(server: RedisProcess, clock: FakeClock, keys: Keys
+             ) -> tuple[redis.Redis, Link, FailoverLimiter]:
+    """A failover limiter on an empty database whose link just saw Redis fail (quiet 1.1 s)."""
+    client = server.client()
     client.flushdb()
     link = Link(client, clock, retry_interval=1.0, hold=3.0, quiet=1.1)
     shared = SharedRateLimiter(client, keys, "", "DescribeAITranscription", 20.0, clock,
                                fake_now=True)
     limiter = FailoverLimiter(shared, link, clock)
     link.failed(redis.ConnectionError())
+    return client, link, limiter
+
+
+def test_after_a_rejoin_the_shared_limiter_waits_one_quiet_span(redis_server: RedisProcess
+                                                                  ) -> None:
+    """The first shared grant after a rejoin comes one span after it, so the replica's last
+    local grants (made before the rejoin) never share a window with its shared ones."""
+    clock = FakeClock(auto_advance=True)
+    _, link, limiter = _cut_off(redis_server, clock, Keys("q"))
     limiter.acquire()  # a local grant, one span after the failure (no probe due yet)
     assert link.up is False
     last_local = clock.monotonic()
@@ -107,3 +114,24 @@ def test_the_heartbeat_after_a_rejoin_waits_until_the_link_settled(redis_server:
     assert coordinator.tick() == ["me"]
     assert clock.monotonic() - before >= 1.1 - 1e-6
     assert link.settled_in() == 0.0
+
+
+def test_a_local_token_taken_across_a_rejoin_is_dropped(redis_server: RedisProcess) -> None:
+    """A local grant that completes after Redis came back is not used: the request waits for
+    the quiet span and a shared grant, so it is counted in the shared window."""
+    clock, keys = FakeClock(), Keys("d")
+    client, link, limiter = _cut_off(redis_server, clock, keys)
+    returned: list[float] = []
+    waiter = threading.Thread(target=lambda: (limiter.acquire(),
+                                              returned.append(clock.monotonic())))
+    waiter.start()
+    assert clock.await_sleepers(1)  # the first local grant waits one span after the failure
+    clock.advance(1.0)
+    assert link.usable()  # a probe from another thread finds Redis back: rejoined now
+    rejoined = clock.monotonic()
+    clock.advance(0.05)  # the local wait ends after the rejoin: its token must be dropped
+    assert clock.await_sleepers(1)
+    clock.advance(1.1)
+    waiter.join(5)
+    assert returned and returned[0] >= rejoined + 1.1 - 1e-6
+    assert client.zcard(keys.limiter("", "DescribeAITranscription", "started")) == 1

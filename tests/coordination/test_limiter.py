@@ -10,7 +10,7 @@ import redis
 from trtc_exporter.api.budget import Cancelled, RateLimiter
 from trtc_exporter.clock import FakeClock
 from trtc_exporter.coordination.keys import Keys
-from trtc_exporter.coordination.limiter import SharedRateLimiter
+from trtc_exporter.coordination.limiter import FLUSH_AFTER, SharedRateLimiter
 from trtc_exporter.coordination.membership import Membership
 
 ACTION = "DescribeAITranscription"
@@ -184,3 +184,113 @@ def test_a_member_that_left_cleanly_holds_nothing_back(rdb: redis.Redis) -> None
     one = _lapsing(rdb, clock)
     times = [one.take().time for _ in range(20)]
     assert times[19] - times[0] < 1.0
+
+
+class _Pair:
+    """The shared limiter and a local RateLimiter fed the same signals on one fake clock."""
+
+    def __init__(self, rdb: redis.Redis, clock: FakeClock) -> None:
+        self.clock = clock
+        self.shared, self.local = limiter(rdb, clock), RateLimiter(20.0, clock)
+
+    def accept(self, count: int, per_second: float) -> None:
+        for _ in range(count):
+            self.clock.advance(1 / per_second)
+            self.shared.on_accepted(self.clock.monotonic())
+            self.local.on_accepted(self.clock.monotonic())
+
+    def throttle(self, age: float = 0.02, hint: int | None = None,
+                 marginal: bool = False) -> bool:
+        sent = self.clock.monotonic() - age
+        acted = self.shared.on_throttled(hint, marginal, sent_at=sent)
+        assert acted == self.local.on_throttled(hint, marginal, sent_at=sent)
+        return acted
+
+    def follow(self, seconds: float, step: float = 0.7) -> None:
+        for _ in range(round(seconds / step)):
+            self.clock.advance(step)
+            assert self.shared.effective_rate == pytest.approx(self.local.effective_rate)
+            assert self.shared.guard == pytest.approx(self.local.guard)
+
+
+def test_unstated_limit_follows_the_local_limiter_step_by_step(rdb: redis.Redis) -> None:
+    """Cut to 95 % of what was accepted, stale answers ignored, hold, probe, doubled hold and a
+    fresh start after full recovery: the shared state matches budget.RateLimiter throughout."""
+    pair = _Pair(rdb, FakeClock())
+    pair.accept(30, 15.0)
+    assert pair.throttle() is True
+    assert pair.shared.effective_rate == pytest.approx(0.95 * 15)
+    assert pair.throttle(age=0.5) is False  # sent before the reaction: reports the old rate
+    pair.follow(9.1)  # pause, 5 s hold, then probing upward
+    assert pair.local.effective_rate > 0.95 * 15
+    assert pair.throttle() is True  # a probe throttled: back to the good rate, hold doubled
+    assert pair.shared.effective_rate == pytest.approx(0.95 * 15)
+    pair.follow(14.0)
+    assert pair.throttle(hint=20, marginal=True) is True  # one over: the guard widens
+    pair.follow(2.1)
+    assert pair.throttle(hint=8) is True  # the API's word
+    pair.follow(3.5)
+    pair.clock.advance(10.0)
+    assert pair.throttle() is True  # nothing accepted in its window: multiplicative cut
+    pair.follow(70.0, step=3.5)  # the ceiling forgotten, back to 20, hold reset
+    assert pair.local.effective_rate == pytest.approx(20.0)
+    pair.accept(20, 20.0)
+    assert pair.throttle() is True
+    pair.follow(7.0)
+
+
+def test_the_measurement_is_shared_by_the_replicas(rdb: redis.Redis) -> None:
+    """Requests accepted by two replicas in the window add up to the rate a throttle cuts to."""
+    clock = FakeClock()
+    a, b = limiter(rdb, clock), limiter(rdb, clock)
+    for i in range(16):
+        clock.advance(1 / 16)
+        (a if i % 2 else b).on_accepted(clock.monotonic())
+    a.take()  # A's next reservation carries its send times still waiting
+    assert b.on_throttled(sent_at=clock.monotonic()) is True  # B's ride on its throttle
+    assert a.effective_rate == pytest.approx(0.95 * 16)
+    assert a.on_throttled(sent_at=clock.monotonic() - 0.02) is False  # stale for every replica
+
+
+def test_send_times_go_alone_once_the_oldest_waited_long_enough(rdb: redis.Redis) -> None:
+    """A replica that reserves nothing still delivers its measurement within FLUSH_AFTER."""
+    clock = FakeClock()
+    a, b = limiter(rdb, clock), limiter(rdb, clock)
+    a.on_accepted(clock.monotonic())
+    clock.advance(FLUSH_AFTER)
+    a.on_accepted(clock.monotonic())  # the first has waited FLUSH_AFTER: both are sent
+    assert b.on_throttled(sent_at=clock.monotonic()) is True
+    assert b.effective_rate == pytest.approx(max(1.0, 0.95 * 2))
+
+
+def test_an_unstated_cut_pauses_one_window_and_moves_waiting_starts(rdb: redis.Redis) -> None:
+    """A start waiting when the cut comes is moved behind the one-window pause."""
+    clock = FakeClock()
+    one = limiter(rdb, clock)
+    one.take()  # granted at once: the next slot is 1/20 s later
+    grants: list[float] = []
+    waiter = threading.Thread(target=lambda: grants.append(one.take().time))
+    waiter.start()
+    assert clock.await_sleepers(1)
+    cut_at = clock.time()
+    one.on_accepted(clock.monotonic())
+    assert one.on_throttled(sent_at=clock.monotonic()) is True
+    planned = [score for _, score in rdb.zrange(
+        Keys("t").limiter("main", ACTION, "reserved"), 0, -1, withscores=True)]
+    assert planned[-1] / 1e6 >= cut_at + 1.0 - 1e-6
+    clock.advance(1.1)
+    waiter.join(5)
+    assert grants and grants[0] >= cut_at + 1.0 - 1e-6
+
+
+def test_a_state_written_by_an_older_version_is_completed(rdb: redis.Redis) -> None:
+    """A rolling upgrade: the AIMD hash lacks the newer fields; they take their defaults."""
+    clock = FakeClock()
+    rdb.hset(Keys("t").limiter("main", ACTION, "aimd"), mapping={
+        "configured": 20, "rate": 20, "ceiling": 20, "cooldown_until": -1e18,
+        "last_adjust": clock.time() * 1e6, "last_cut": -1e18, "guard": 20000,
+        "last_widen": -1e18})
+    one = limiter(rdb, clock)
+    one.on_accepted(clock.monotonic())
+    assert one.on_throttled(sent_at=clock.monotonic()) is True
+    assert one.effective_rate == pytest.approx(1.0)  # 95 % of 1 accepted, at the 5 % floor

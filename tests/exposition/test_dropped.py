@@ -7,7 +7,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from trtc_exporter.clock import WallSeconds
 from trtc_exporter.exposition.dropped import DroppedCollector
 from trtc_exporter.exposition.tasks import TaskCollector
-from trtc_exporter.metrics import DropCounter
+from trtc_exporter.metrics import DropCounter, StorageErrors
 from trtc_exporter.polling.state import TargetState
 from trtc_exporter.target import Target
 
@@ -45,3 +45,15 @@ def test_a_target_that_fails_to_render_leaves_nothing_behind() -> None:
     text = generate_latest(registry).decode()
     assert 'task_id="a"' in text and 'task_id="z"' in text and 'task_id="broken"' not in text
     assert drops.snapshot()["render_error"] == 1
+
+
+def test_storage_errors_are_rendered_with_every_store_present() -> None:
+    """trtc_exporter_storage_errors_total has a series per store, 0 until a fault is counted."""
+    storage = StorageErrors()
+    registry = CollectorRegistry()
+    registry.register(DroppedCollector(DropCounter(), storage))
+    storage.add("forward_queue")
+    values = {store: registry.get_sample_value("trtc_exporter_storage_errors_total",
+                                               {"store": store})
+              for store in ("registrations", "forward_queue", "redis")}
+    assert values == {"registrations": 0.0, "forward_queue": 1.0, "redis": 0.0}

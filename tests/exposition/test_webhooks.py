@@ -76,6 +76,26 @@ def test_health_failures_and_no_relay_families_without_forward_to() -> None:
     assert b"forward" not in generate_latest(reg)
 
 
+def test_failed_starts_are_zero_before_the_first_failure() -> None:
+    """Apps of the config and of the targets have a 0 series for both generations before any
+    failure, so increase() over a window sees the first failed start (a series born at 1 shows
+    no increase, and TrtcTaskStartFailures would miss it)."""
+    reg = CollectorRegistry()
+    reg.register(WebhookCollector(
+        lambda: [running()], lambda: NOW, lambda: WebhookStats({}, NOW),
+        lambda: {("cloud_transcription", "9"): 1}, lambda: SilenceRule(300.0), None,
+        lambda: [1400000001]))
+
+    def failures(api: str, app: str) -> float | None:
+        return reg.get_sample_value("trtc_ai_transcription_start_failures_total",
+                                    {"api": api, "sdk_app_id": app})
+
+    for app in ("1400000001", "7"):  # from apps: and from the target
+        assert failures("ai_transcription", app) == 0
+        assert failures("cloud_transcription", app) == 0
+    assert failures("cloud_transcription", "9") == 1  # counted, app known only by its failure
+
+
 def test_every_family_is_rendered_with_forwarding() -> None:
     """All webhook families appear, the latency histogram from the relay's buckets."""
     stats = ForwardStats(5, 2, {"expired": 1}, 3,

@@ -149,3 +149,73 @@ def _relayed(exporter: Exporter, downstream: Downstream) -> None:
     assert len(keys) == len(set(keys)), "a callback was relayed twice"
     assert all(app == str(APP) and sign_ for _, sign_, app in downstream.received)
     assert (exporter.value("trtc_exporter_webhook_forward_delivered_total") or 0) >= 1
+
+
+def test_relay_outlives_a_30s_outage_and_an_exporter_restart(tmp_path: Path) -> None:
+    """With the downstream server down for 30 s and the exporter restarted meanwhile, every
+    verified callback reaches the server exactly once, in order per task, with its Sign."""
+    downstream = Downstream().start()
+    downstream.stop()  # down from the start (connection refused), same port later
+    down_since = time.monotonic()
+    tasks = [f"fw-{n}" for n in range(3)]
+    forever = {"idle": 0, "preparing": 0, "in_progress": "forever", "stopped": 10}
+    sim = Simulator(tmp_path, {"tasks": [{"task_id": t, "sdk_app_id": APP, "phases": forever}
+                                         for t in tasks]})
+    hook_port = free_port()
+    hook_url = f"http://127.0.0.1:{hook_port}/webhook/trtc"
+    conf = config(tmp_path, sim.url, downstream.url)
+    conf["webhook"]["forward_backoff_max"] = "2s"  # back within 2 s, not up to a minute
+    args = ["--webhook.listen-address", f"127.0.0.1:{hook_port}"]
+    first = Exporter(tmp_path, conf, args)
+    processes: list[Any] = [sim, first]
+    try:
+        sent = _send_batch(hook_url, tasks, 0)
+        wait_for(lambda: (first.value("trtc_exporter_webhook_forward_attempt_failures_total")
+                          or 0) >= 2, 15, "failed relay attempts while the server is down")
+        assert first.value("trtc_exporter_webhook_forward_queued") == len(sent)
+        time.sleep(max(0.0, 10.0 - (time.monotonic() - down_since)))  # restart mid-outage
+        first.stop()
+        (tmp_path / "second").mkdir()
+        second = Exporter(tmp_path / "second", conf, args)
+        processes.append(second)
+        assert second.value("trtc_exporter_webhook_forward_queued") == len(sent)  # from disk
+        sent += _send_batch(hook_url, tasks, 1)
+        time.sleep(max(0.0, 30.0 - (time.monotonic() - down_since)))
+        assert downstream.received == []
+        downstream.start()
+        wait_for(lambda: second.value("trtc_exporter_webhook_forward_queued") == 0, 20,
+                 "the relay queue to drain once the server is back")
+        time.sleep(1.0)  # nothing more arrives
+        _delivered_once_in_order(downstream, sent, tasks)
+        assert second.value("trtc_exporter_webhook_forward_delivered_total") == len(sent)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{dump(*processes)}") from None
+    finally:
+        for process in processes:
+            process.stop()
+        downstream.stop()
+
+
+def _send_batch(hook_url: str, tasks: list[str], batch: int) -> list[tuple[str, bytes]]:
+    """A start (first batch) or sentences for each task, interleaved; (task, raw body) sent."""
+    sent = []
+    base_ms = int(time.time() * 1000) - 1000
+    for step in range(4):
+        for n, task in enumerate(tasks):
+            etype = 901 if batch == 0 and step == 0 else 903
+            doc = event(etype, task, base_ms + step * 10 + n)
+            response = post(hook_url, doc)
+            assert response.status_code == 200, response.text
+            sent.append((task, json.dumps(doc).encode()))
+    return sent
+
+
+def _delivered_once_in_order(downstream: Downstream, sent: list[tuple[str, bytes]],
+                             tasks: list[str]) -> None:
+    got = [raw for raw, _, _ in downstream.received]
+    assert sorted(got) == sorted(raw for _, raw in sent), "lost or repeated callbacks"
+    for task in tasks:
+        mine = [raw for name, raw in sent if name == task]
+        assert [raw for raw in got if raw in mine] == mine, f"{task} out of order"
+    assert all(sign_ == sign(Secret(KEY), raw) and app == str(APP)
+               for raw, sign_, app in downstream.received)

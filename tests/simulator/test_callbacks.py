@@ -201,6 +201,7 @@ def test_server_runs_the_sender_thread_and_stops_it(receiver: Receiver) -> None:
 
 @pytest.mark.parametrize(("block", "error"), [
     ({"url": "ftp://x"}, "callbacks.url: must be an http:// or https:// URL"),
+    ({"url": "http://h:99999"}, "callbacks.url: must be an http:// or https:// URL"),
     ({"url": "http://x", "keys": {APP: "has space"}},
      f"callbacks.keys.{APP}: must be 1 to 32 letters and digits"),
     ({"url": "http://x", "keys": {APP: "k" * 33}},

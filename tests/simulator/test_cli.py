@@ -131,3 +131,14 @@ def test_callbacks_url_flag_sets_the_receiver_and_refuses_a_bad_url(
     assert scenario.callbacks.url == "http://127.0.0.1:9/webhook/trtc"
     assert main(["--callbacks.url", "file:///etc/passwd"]) == 2
     assert "--callbacks.url: must be an http:// or https:// URL" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "http://127.0.0.1:99999/webhook/trtc"])
+def test_an_unparseable_callbacks_url_exits_2_without_a_traceback(
+    url: str, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """An unclosed IPv6 bracket or a port past 65535 is a one-line error and exit 2."""
+    assert main(["--callbacks.url", url]) == 2
+    err = capsys.readouterr().err
+    assert f"--callbacks.url: must be an http:// or https:// URL, got {url!r}" in err
+    assert "Traceback" not in err

@@ -90,7 +90,12 @@ def test_a_file_is_validated_like_the_config_with_the_path_in_the_message() -> N
     ("dup.yml", "- task_id: a\n- task_id: a", "/d/dup.yml[1]: duplicate of /d/dup.yml[0] "
                                                  "(task a)"),
     ("deep.json", "[" * 100_000, "/d/deep.json: not valid JSON: nested too deeply"),
-], ids=["json-syntax", "yaml-syntax", "mapping", "duplicate", "json-nested-too-deeply"])
+    ("twice.json", '[{"task_id": "a", "task_id": "b"}]',
+     "/d/twice.json: not valid JSON: key 'task_id' appears twice in one object"),
+    ("nan.json", '[{"task_id": "a", "sdk_app_id": NaN}]',
+     "/d/nan.json: not valid JSON: NaN is not a JSON number"),
+], ids=["json-syntax", "yaml-syntax", "mapping", "duplicate", "json-nested-too-deeply",
+        "json-key-twice", "json-nan"])
 def test_unparseable_files_get_one_line_naming_the_file(name: str, text: str,
                                                         message: str) -> None:
     """Syntax errors, wrong shapes and duplicates name the file; nothing else escapes."""

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from trtc_exporter.metrics import StorageErrors
 from trtc_exporter.target import Target
 from trtc_exporter.targets.registrations import (
     Registered,
@@ -125,8 +126,10 @@ def test_a_directory_as_db_path_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_a_locked_database_fails_the_write_cleanly(db: Path) -> None:
-    """When another writer holds the lock, upsert raises RegistrationStoreError, keeps no state."""
-    store = RegistrationStore(str(db))
+    """When another writer holds the lock, upsert raises RegistrationStoreError, keeps no state,
+    and the fault is counted for the registrations store."""
+    faults = StorageErrors()
+    store = RegistrationStore(str(db), faults=faults)
     store._db.execute("PRAGMA busy_timeout=0")  # fail at once instead of waiting 5 s
     other = sqlite3.connect(db, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")
@@ -136,7 +139,9 @@ def test_a_locked_database_fails_the_write_cleanly(db: Path) -> None:
     finally:
         other.execute("ROLLBACK")
         other.close()
+    assert faults.snapshot()["registrations"] == 1
     store.upsert([Registered(TASK, 1.0, None)])
+    assert faults.snapshot()["registrations"] == 1
     assert [r.target for r in store.load()] == [TASK]
 
 

@@ -109,7 +109,7 @@ def test_api_registration_beyond_max_targets_is_refused_whole() -> None:
     ts.merged()
     with pytest.raises(TargetLimitError) as caught:
         ts.register([task(f"a{i}", "api") for i in range(3)], ttl=None)
-    assert str(caught.value) == "max_targets (3) reached: 1 targets, 3 new would exceed it"
+    assert str(caught.value) == "max_targets (3) reached: 1 target, 3 new would exceed it"
     assert ts.changes[("refused", "api")] == 3
     assert names(ts.merged()) == [("c", "config")]
     ts.register([task("a0", "api"), task("a1", "api")], ttl=None)  # exactly fits

@@ -59,8 +59,44 @@ def test_an_over_long_probe_is_a_400_and_registers_nothing(api: Stack) -> None:
                             timeout=5)
     assert response.status_code == 400
     assert response.json()["errors"] == [
-        f"probe: session_id is longer than {MAX_ID_CHARS} characters"]
+        f"probe: session_id: longer than {MAX_ID_CHARS} characters (got 3000); TRTC ids and "
+        f"label values must fit in {MAX_ID_CHARS}"]
     assert set(api.rows()) == {"c-1"}
+
+
+APP_RANGE = "must be an integer from 1 to 18446744073709551615"
+
+
+@pytest.mark.parametrize(("query", "error"), [
+    ("task_id=a%00b", "probe: task_id: contains the control character U+0000"),
+    ("task_id=a%1B%5B31mb", "probe: task_id: contains the control character U+001B"),
+    ("sdk_app_id=1400000001&session_id=r%E2%80%AEtxt",
+     "probe: session_id: contains the bidirectional control U+202E"),
+    ("task_id=t&region=ap%E2%81%A6x", "probe: region: contains the bidirectional control U+2066"),
+    ("sdk_app_id=-1&session_id=s", f"probe: sdk_app_id: {APP_RANGE}, got '-1'"),
+    ("sdk_app_id=0&session_id=s", f"probe: sdk_app_id: {APP_RANGE}, got '0'"),
+    ("sdk_app_id=14e8&session_id=s", f"probe: sdk_app_id: {APP_RANGE}, got '14e8'"),
+    ("sdk_app_id=%EF%BC%91&session_id=s", f"probe: sdk_app_id: {APP_RANGE}, got '\uff11'"),
+    ("task_id=t&sdk_app_id=18446744073709551616",
+     f"probe: sdk_app_id: {APP_RANGE}, got '18446744073709551616'"),
+], ids=["nul", "escape", "bidi-session", "isolate-region", "negative-app", "zero-app",
+        "float-app", "fullwidth-app", "app-over-u64"])
+def test_an_invalid_probe_parameter_is_a_400_naming_it(api: Stack, query: str,
+                                                       error: str) -> None:
+    """/probe refuses control and bidi characters in its ids and an SdkAppId that is not an
+    integer in 1..2^64-1 with a 400 naming the parameter (not a 200 probe_success 0), and
+    registers nothing."""
+    response = requests.get(f"{api.url}/probe?{query}", timeout=5)
+    assert response.status_code == 400
+    assert response.json()["errors"] == [error]
+    assert set(api.rows()) == {"c-1"}
+
+
+def test_a_probe_app_id_with_leading_zeros_matches_its_target(api: Stack) -> None:
+    """sdk_app_id=01400000001 is the integer 1400000001: it matches the registered target."""
+    requests.get(f"{api.url}/probe?sdk_app_id=1400000001&session_id=z-1", timeout=5)
+    text = requests.get(f"{api.url}/probe?sdk_app_id=01400000001&session_id=z-1", timeout=5).text
+    assert 'session_id="z-1"' in text
 
 
 @pytest.mark.parametrize(("body", "error"), [
@@ -74,7 +110,10 @@ def test_an_over_long_probe_is_a_400_and_registers_nothing(api: Stack) -> None:
      "targets[0].region: must be valid Unicode text (found a lone surrogate)"),
     (b'{"targets": [{"task_id": "t"}], "ttl": "\\ud800"}',
      'ttl: not a valid duration string: "\\ud800"'),
-], ids=["task-id", "session-id", "label", "region", "ttl"])
+    (b'{"task_id": "a\\u0000b"}', "targets[0].task_id: contains the control character U+0000"),
+    (b'{"task_id": "t", "labels": {"team": "\\u202eevil"}}',
+     "targets[0].labels.team: contains the bidirectional control U+202E"),
+], ids=["task-id", "session-id", "label", "region", "ttl", "nul", "bidi-label"])
 def test_a_lone_surrogate_in_any_body_field_is_a_400(api: Stack, body: bytes,
                                                      error: str) -> None:
     """JSON escapes that decode to lone surrogates are refused naming the field, never a 500."""
@@ -161,6 +200,8 @@ def test_an_unwritable_shared_memory_file_is_a_503_not_a_crash(
     if shm.exists():
         shm.unlink()
     shm.mkdir()
+    faults = ("trtc_exporter_storage_errors_total", {"store": "registrations"})
+    assert api.value(faults[0], **faults[1]) == 0
     try:
         response = api.post({"task_id": "new"})
         assert response.status_code == 503
@@ -168,12 +209,14 @@ def test_an_unwritable_shared_memory_file_is_a_503_not_a_crash(
         assert error.startswith(f"registration database write refused: {shm}: ")
         assert "registration database write refused" in caplog.text
         assert requests.get(api.url + "/metrics", timeout=5).status_code == 200
+        assert api.value(faults[0], **faults[1]) == 1
     finally:
         shm.rmdir()
 
 
 def test_an_immutable_shared_memory_file_is_a_503(api: Stack) -> None:
-    """With chattr +i on -shm (the field report's SIGBUS), a registration answers 503."""
+    """With chattr +i on -shm (the field report's SIGBUS), a registration answers 503 and the
+    fault is counted."""
     shm = Path(str(api.tmp / "db" / "targets.db") + "-shm")
     if shutil.which("chattr") is None or not shm.exists():
         pytest.skip("chattr or the -shm file is not available here")
@@ -181,6 +224,7 @@ def test_an_immutable_shared_memory_file_is_a_503(api: Stack) -> None:
         pytest.skip("chattr +i is not supported on this file system or for this user")
     try:
         assert api.post({"task_id": "new"}).status_code == 503
+        assert api.value("trtc_exporter_storage_errors_total", store="registrations") == 1
     finally:
         subprocess.run(["chattr", "-i", str(shm)], check=False)
 

@@ -32,6 +32,12 @@ AXE_DIR = ROOT / "tests" / ".axe"
 AXE_VERSION = "4.14.1"
 AXE_JS = AXE_DIR / "node_modules" / "axe-core" / "axe.min.js"
 LONG_ID = "1234567890-abcdef-0123456789-fedcba"
+LONG_SESSION = "room-" + "0123456789abcdef" * 12  # 197 characters, under the 256 bound
+LONG_LABELS = {  # long names and values, no "team": the filter tests below stay as they are
+    "deployment_environment_and_availability_zone_of_this_transcription_pipeline":
+        "production-europe-west-frankfurt-availability-zone-b-canary-release-2024-11-30",
+    "customer": "enterprise-customer-with-an-extraordinarily-long-tenant-name-0042-" * 3,
+    "tier": "gold"}
 AUTH = {"Authorization": "Basic " + base64.b64encode(b"ops:s3cret-pass").decode()}
 TARGETS = [
     {"task_id": "t-a", "labels": {"team": "live"}},
@@ -42,6 +48,7 @@ TARGETS = [
     {"api": "cloud_transcription", "task_id": "cloud-9f8e7d6c", "sdk_app_id": 1400123456,
      "region": "ap-singapore"},
     {"sdk_app_id": 1400000001, "session_id": "room-42-subtitles"},
+    {"sdk_app_id": 1400000002, "session_id": LONG_SESSION, "labels": LONG_LABELS},
 ]
 # (minutes ago, status or error code) per target, oldest first
 POLLS: dict[str, list[tuple[int, str]]] = {
@@ -52,6 +59,7 @@ POLLS: dict[str, list[tuple[int, str]]] = {
     "t-e": [(50, "InProgress"), (2, "InternalError")],
     "cloud-9f8e7d6c": [(45, "InProgress"), (15, "Exited")],
     "room-42-subtitles": [(25, "InProgress"), (1, "InProgress")],
+    LONG_SESSION: [(30, "Idle"), (0, "Idle")],
 }
 
 
@@ -102,10 +110,11 @@ def rows(browser: Browser, url: str) -> list[list[str]]:
 
 
 def test_table_renders_every_target(browser: Browser, page_url: str) -> None:
-    """All seven targets appear with their shown status."""
+    """All eight targets appear with their shown status."""
     assert sorted(rows(browser, page_url)) == [
-        [LONG_ID, "InProgress"], ["cloud-9f8e7d6c", "Exited"], ["room-42-subtitles", "InProgress"],
-        ["t-a", "InProgress"], ["t-b", "Idle"], ["t-d", "NotFound"], ["t-e", "InProgress"]]
+        [LONG_ID, "InProgress"], ["cloud-9f8e7d6c", "Exited"], [LONG_SESSION, "Idle"],
+        ["room-42-subtitles", "InProgress"], ["t-a", "InProgress"], ["t-b", "Idle"],
+        ["t-d", "NotFound"], ["t-e", "InProgress"]]
 
 
 @pytest.mark.parametrize(("query", "expected"), [
@@ -141,6 +150,11 @@ def test_header_links_keep_the_filters(browser: Browser, page_url: str) -> None:
 
 
 LAYOUT_JS = """({scroll: document.documentElement.scrollWidth, inner: window.innerWidth,
+  tableScroll: document.querySelector('table.targets').scrollWidth,
+  tableClient: document.querySelector('table.targets').clientWidth,
+  wrapScroll: document.querySelector('.tablewrap').scrollWidth,
+  wrapClient: document.querySelector('.tablewrap').clientWidth,
+  labelTitles: [...document.querySelectorAll('.lbl')].map(l => l.title),
   sticky: getComputedStyle(document.querySelector('table.targets th')).position,
   js: document.documentElement.classList.contains('js'),
   copyShown: getComputedStyle(document.querySelector('button.copy')).display,
@@ -151,11 +165,16 @@ LAYOUT_JS = """({scroll: document.documentElement.scrollWidth, inner: window.inn
 @pytest.mark.parametrize(("width", "height"), [(1400, 900), (390, 844)])
 def test_layout_fits_and_screenshot(browser: Browser, page_url: str, width: int,
                                     height: int) -> None:
-    """Nothing overflows horizontally; stylesheet and script load under the CSP; a full-page
+    """Nothing overflows horizontally, the targets table included with long ids and labels
+    (shortened, the full text on hover); stylesheet and script load under the CSP; a full-page
     screenshot is kept in tests/artifacts/."""
     browser.open(page_url, width, height, headers=AUTH)
     layout = browser.evaluate(LAYOUT_JS)
     assert layout["scroll"] <= layout["inner"], layout
+    if width > 760:  # below, the table is a list of cards
+        assert layout["tableScroll"] <= layout["tableClient"], layout
+        assert layout["wrapScroll"] <= layout["wrapClient"], layout
+    assert f"customer={LONG_LABELS['customer']}" in layout["labelTitles"], layout
     assert layout["js"] and layout["copyShown"] != "none", layout
     assert layout["strips"] > 6 and layout["inlineStyle"] == 0, layout
     if width > 760:

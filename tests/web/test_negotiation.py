@@ -27,6 +27,8 @@ OPENMETRICS = "application/openmetrics-text"
     ("text/plain;q=0.1, application/openmetrics-text;q=0.9", OPENMETRICS),  # q, not order
     ("application/openmetrics-text;version=abc, text/plain", "text"),  # bad version skipped
     ("application/openmetrics-text;version=0.0.1", "text"),  # a version we cannot serve
+    ("application/openmetrics-text;version=1.0.0;q=abc, text/plain;q=0.1", "text"),  # bad q
+    ("application/openmetrics-text;version=1.0.0;q=1.5", "text"),  # q above 1: ignored
 ])
 def test_choose_format(accept: str, kind: str) -> None:
     """The format with the highest acceptable q that client_python can write wins."""
@@ -46,13 +48,24 @@ def test_text_is_the_default() -> None:
     ("gzip", True), ("x-gzip", True), ("deflate, gzip;q=0.5", True), ("Gzip", True),
     ("gzip;q=0", False), ("gzip;q=0.000, identity", False), ("identity", False),
     ("*", True), ("*;q=0", False), ("gzip;q=0, *;q=1", False), ("br", False), ("", False),
-    ("gzip;q=bogus", True),
+    ("gzip;q=1.000", True), ("gzip;q=0.001", True), ("gzip;Q=0.5", True), ("gzip; q=0.5", True),
+    # an invalid qvalue (RFC 9110 12.4.2) makes the element invalid: it is ignored
+    ("gzip;q=bogus", False), ("gzip;q=abc", False), ("gzip;q=1.5", False),
+    ("gzip;q=0.5000", False), ("gzip;q=-1", False), ("gzip;q=.5", False),
+    ("gzip;q=1.001", False), ("gzip;q=nan", False), ("gzip;q=", False), ("gzip;q=2", False),
+    ("gzip;q=0.", False),  # a valid qvalue: 0
+    ("gzip;q=abc, *", True), ("gzip;q=abc, x-gzip;q=0", False),
 ])
 def test_accepts_gzip(header: str, expected: bool) -> None:
-    """gzip only when acceptable: listed with q > 0, or not listed and * has q > 0."""
+    """gzip only when acceptable: listed with a valid q > 0, or not listed and * has q > 0."""
     assert accepts_gzip(header) is expected
 
 
 def test_parse_list_orders_by_q_then_position() -> None:
     """Entries come best first, ties keep their order, q=0 entries are dropped."""
     assert [v for v, _, _ in parse_list("a;q=0.5, B, c;q=0, d;q=0.5")] == ["b", "a", "d"]
+
+
+def test_an_element_with_an_invalid_qvalue_is_dropped() -> None:
+    """parse_list leaves out elements whose q is not a qvalue, keeping the valid ones."""
+    assert [v for v, _, _ in parse_list("a;q=0.5000, b;q=1.0, c;q=x, d")] == ["b", "d"]

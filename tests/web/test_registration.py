@@ -387,8 +387,14 @@ def test_error_messages_name_the_field(api: Stack) -> None:
                                        'got integer']),
     (b'{"targets": [], "ttl": "0s"}', ['ttl: must be > 0, got "0s"']),
     (b'{"targets": {"task_id": "t"}}', ["targets: must be a list of targets"]),
+    (b'{"task_id": "a", "task_id": "b"}',
+     ["body: not valid JSON: key 'task_id' appears twice in one object"]),
+    (b'{"targets": [{"task_id": "a"}], "targets": []}',
+     ["body: not valid JSON: key 'targets' appears twice in one object"]),
+    (b'{"task_id": "a", "sdk_app_id": Infinity}',
+     ["body: not valid JSON: Infinity is not a JSON number"]),
 ], ids=["syntax", "not-utf8", "nested", "string", "extra-field", "ttl-syntax", "ttl-number",
-        "ttl-zero", "targets-mapping"])
+        "ttl-zero", "targets-mapping", "key-twice", "targets-twice", "infinity"])
 def test_malformed_bodies_are_400_with_the_problem(api: Stack, body: bytes,
                                                    errors: list[str]) -> None:
     """Bodies that are not a target list, or carry a bad ttl, are 400 naming the problem."""
@@ -551,10 +557,12 @@ def test_probing_a_target_of_another_shard_writes_it_once(
 
 def test_invalid_probe_parameters_register_nothing(tmp_path: Path,
                                                    stacks: Callable[..., Stack]) -> None:
-    """A probe whose parameters are not a valid target is probe_success 0 and not stored."""
+    """A probe whose parameters are not a valid target is refused (a malformed SdkAppId: 400)
+    or answered with probe_success 0 (an unknown region), and not stored."""
     stack = probe_registering(tmp_path, stacks)
-    samples = stack.scrape("/probe?sdk_app_id=abc&session_id=room")
-    assert ("probe_success", {}, 0.0) in samples
+    refused = requests.get(f"{stack.url}/probe?sdk_app_id=abc&session_id=room", timeout=5)
+    assert refused.status_code == 400
+    assert ("probe_success", {}, 0.0) in stack.scrape("/probe?task_id=x&region=mars")
     assert stack.scrape("/probe?task_id=x&region=mars") and "x" not in stack.rows()
     assert sorted(stack.rows()) == ["c-1"]
 

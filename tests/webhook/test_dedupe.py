@@ -45,3 +45,31 @@ def test_nonsense_bounds_are_refused(ttl: float, size: int) -> None:
     """A zero TTL or zero capacity is a programming error, raised at construction."""
     with pytest.raises(ValueError, match="ttl"):
         Deduper(FakeClock(), ttl=ttl, max_entries=size)
+
+
+def test_set_ttl_applies_to_keys_seen_afterwards() -> None:
+    """A longer TTL keeps new keys longer; keys already held keep their expiry; 0 is refused."""
+    clock = FakeClock()
+    seen = Deduper(clock, ttl=600)
+    seen.first_time("old")
+    seen.set_ttl(3600)
+    seen.first_time("new")
+    clock.advance(1800)
+    assert seen.first_time("old")
+    assert not seen.first_time("new")
+    with pytest.raises(ValueError):
+        seen.set_ttl(0)
+
+
+def test_a_shorter_ttl_never_forgets_a_key_early() -> None:
+    """After a shorter set_ttl an earlier, longer-lived key still shields the later ones only
+    by keeping them longer, never by dropping one before its time."""
+    clock = FakeClock()
+    seen = Deduper(clock, ttl=3600)
+    seen.first_time("long")
+    seen.set_ttl(600)
+    seen.first_time("short")
+    clock.advance(599)
+    assert not seen.first_time("short") and not seen.first_time("long")
+    clock.advance(3001)
+    assert seen.first_time("long") and seen.first_time("short")

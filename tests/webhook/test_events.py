@@ -99,10 +99,14 @@ _DELETE = object()
     (["EventInfo"], [], "EventInfo: must be an object, got list"),
     (["EventInfo", "TaskId"], "", "EventInfo.TaskId: must be a non-empty string, got string ''"),
     (["EventInfo", "TaskId"], "x" * 257, "EventInfo.TaskId: longer than 256 characters"),
-    (["EventInfo", "TaskId"], "a\nb", "EventInfo.TaskId: contains control characters or lone "
-                                      "surrogates"),
-    (["EventInfo", "TaskId"], "a\ud800", "EventInfo.TaskId: contains control characters or "
-                                         "lone surrogates"),
+    (["EventInfo", "TaskId"], "a\nb", "EventInfo.TaskId: contains the control character "
+                                      "U+000A"),
+    (["EventInfo", "TaskId"], "a\u202eb", "EventInfo.TaskId: contains the bidirectional "
+                                          "control U+202E"),
+    (["EventInfo", "RobotId"], "r\x00", "EventInfo.RobotId: contains the control character "
+                                        "U+0000"),
+    (["EventInfo", "TaskId"], "a\ud800", "EventInfo.TaskId: must be valid Unicode text (found "
+                                         "a lone surrogate)"),
     (["EventInfo", "EventMsTs"], 1e300, "EventInfo.EventMsTs: out of range, got a huge integer"),
     (["EventInfo", "RoomIdType"], 2, "EventInfo.RoomIdType: must be 0 or 1, got 2"),
     (["EventInfo", "RoomId"], "abc", "EventInfo.RoomId: must be a number 1-4294967294 when "
@@ -131,7 +135,7 @@ def test_a_string_room_counts_bytes() -> None:
     (b"\xff{}", "body: not UTF-8 (byte offset 0)"),
     (b"{", "body: not valid JSON at line 1 column 2"),
     (b"[]", "body: must be a JSON object, got list"),
-    (b'{"CallbackTs": NaN}', "body: not valid JSON (NaN is not a JSON number)"),
+    (b'{"CallbackTs": NaN}', "body: NaN is not a JSON number"),
     (b'{"a": 1, "a": 2}', "body: key 'a' appears twice in one object"),
     (b"[" * 100_00 + b"]" * 100_00, "body: JSON nested too deeply"),
     (b'{"EventGroupId": ' + b"9" * 5000 + b"}", "body: not valid JSON"),

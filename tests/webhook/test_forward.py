@@ -12,6 +12,7 @@ import requests
 from tests.webhook.downstream import Downstream
 from trtc_exporter.clock import FakeClock
 from trtc_exporter.config.webhook import ForwardConfig
+from trtc_exporter.metrics import StorageErrors
 from trtc_exporter.webhook.forward import Forwarder
 from trtc_exporter.webhook.forward_store import ForwardStorageError
 
@@ -76,6 +77,21 @@ def test_a_down_server_is_retried_with_backoff_until_it_returns(tmp_path: Path,
     forwarder.deliver_due()
     assert [raw for raw, _, _ in downstream.received] == [raw for _, raw in EVENTS]
     assert forwarder.stats().attempt_failures == 8
+    forwarder.stop()
+
+
+def test_the_backoff_cap_is_configurable(tmp_path: Path, downstream: Downstream) -> None:
+    """webhook.forward_backoff_max caps the doubling: 1, 2, 4, 4, … with a 4 s cap."""
+    clock = FakeClock()
+    downstream.stop()
+    forwarder = _forwarder(tmp_path / "q.db", downstream.url, clock, backoff_max=4.0)
+    _enqueue(forwarder, EVENTS[:1])
+    delays = []
+    for _ in range(5):
+        assert forwarder.deliver_due() == 1
+        delays.append(forwarder.next_wait())
+        clock.advance(delays[-1])
+    assert delays == [1.0, 2.0, 4.0, 4.0, 4.0]
     forwarder.stop()
 
 
@@ -169,9 +185,13 @@ def test_an_unusable_queue_file_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_a_storage_fault_later_is_counted_not_raised(tmp_path: Path) -> None:
-    """Once the file is unusable, enqueue answers False and counts a storage drop."""
-    forwarder = _forwarder(tmp_path / "q.db", "http://127.0.0.1:9/", FakeClock())
+    """Once the file is unusable, enqueue answers False and counts a storage drop, also counted
+    as a fault of the forward_queue store."""
+    faults = StorageErrors()
+    forwarder = Forwarder(ForwardConfig("http://127.0.0.1:9/"), str(tmp_path / "q.db"),
+                          FakeClock(), _session(), faults)
     forwarder.stop()
     assert not forwarder.enqueue(b"1", None, "1", "1/a")
     assert forwarder.stats().dropped["storage"] == 1
     assert forwarder.deliver_due() == 0
+    assert faults.snapshot() == {"registrations": 0, "forward_queue": 1, "redis": 0}

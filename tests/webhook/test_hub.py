@@ -89,3 +89,39 @@ def test_set_keys_swaps_the_key_and_keeps_the_dedupe_memory() -> None:
     h.handle(headers(raw), raw)
     h.set_keys(KeyRing(None, allow_unsigned=True), 600.0)
     assert h.handle({"SdkAppId": str(APP)}, raw).result == "duplicate"
+
+
+def test_a_replay_inside_a_long_max_age_is_still_a_duplicate() -> None:
+    """With max_age 1 h, a captured callback replayed 30 min later is not applied again."""
+    clock = FakeClock(NOW)
+    sink, relay = Sink(), Relay()
+    h = WebhookHub(KeyRing(KEY), sink, clock, max_age=3600.0, relay=relay)
+    raw = body(etype=902)
+    assert h.handle(headers(raw), raw).result == "applied"
+    clock.advance(1800)
+    assert h.handle(headers(raw), raw).result == "duplicate"
+    assert len(sink.effects) == 1 and len(relay.sent) == 1
+
+
+def test_a_replay_of_a_callback_sent_from_the_future_is_a_duplicate() -> None:
+    """A CallbackTs 4 min ahead passes the age check for 14 min; a replay 12 min later is
+    remembered."""
+    clock = FakeClock(NOW)
+    h, sink, _, _ = hub(clock)
+    raw = body(etype=903, callback_ms=int((NOW + 240) * 1000))
+    assert h.handle(headers(raw), raw).result == "applied"
+    clock.advance(720)
+    assert h.handle(headers(raw), raw).result == "duplicate"
+    assert len(sink.effects) == 1
+
+
+def test_a_reload_to_a_longer_max_age_keeps_replays_out() -> None:
+    """set_keys with a longer max_age lengthens the memory of callbacks seen from then on."""
+    clock = FakeClock(NOW)
+    h, sink, _, _ = hub(clock)
+    h.set_keys(KeyRing(KEY), 7200.0)
+    raw = body(etype=901)
+    assert h.handle(headers(raw), raw).result == "applied"
+    clock.advance(3600)
+    assert h.handle(headers(raw), raw).result == "duplicate"
+    assert len(sink.effects) == 1

@@ -58,9 +58,10 @@ class AimdPolicy:
     For a throttle that states no limit: ``hold`` seconds at the new rate before probing upward
     again, doubled (up to ``max_hold``) each time a probe is throttled; the new rate is at most
     ``accepted_margin`` times the requests the server accepted in the window before the throttle.
-    Without a send time (the shared Redis limiter, which mirrors this one step by step) a
-    throttle cuts by ``decrease``, remembers ``ceiling_margin`` of the old rate as a ceiling for
-    ``ceiling_memory`` seconds, and ignores further throttles for ``cooldown`` seconds.
+    Without a send time a throttle cuts by ``decrease``, remembers ``ceiling_margin`` of the old
+    rate as a ceiling for ``ceiling_memory`` seconds, and ignores further throttles for
+    ``cooldown`` seconds. The shared Redis limiter (``coordination.limiter``) mirrors both step
+    by step.
     """
 
     decrease: float = 0.7
@@ -254,7 +255,7 @@ class RateLimiter:
             elif sent_at is not None:
                 self._cut_unstated(now, before, floor, sent_at)
                 return True
-            else:  # no send time: the plain cool-down AIMD the shared (Redis) limiter mirrors
+            else:  # no send time: the plain cool-down AIMD
                 self._last_cut = now
                 self._rate = max(floor, before * self._policy.decrease)
                 self._ceiling = max(self._rate, before * self._policy.ceiling_margin)

@@ -89,7 +89,26 @@ def _redis_url(block: Mapping[str, Any], errors: Errors) -> str | None:
     if parts.password is not None:  # never echo the URL: it holds the password
         errors.add(where, "must not contain a password; use coordination.password_file")
         return None
+    if parts.query or parts.fragment or url.endswith(("?", "#")):
+        # redis-py's from_url turns every query parameter into a client option that wins over
+        # ours: ?password= would bypass password_file, ?ssl_cert_reqs= the TLS checks
+        errors.add(where, "must not have a query or fragment (redis-py would let it override "
+                          "the password file, TLS and timeouts); use the coordination fields")
+        return None
+    if not _database_path(parts.path):
+        errors.add(where, f"the path must be empty or /<database number>, got {show(parts.path)}")
+        return None
     return url
+
+
+def _database_path(path: str) -> bool:
+    """True for "", "/" or "/<n>" with 0 <= n < 2**31 (Redis' SELECT index). redis-py would read
+    "/abc" as database 0 and "/0/1" as database 1 without a word."""
+    number = path[1:]
+    if path in ("", "/"):
+        return True
+    return (path.startswith("/") and number.isascii() and number.isdigit() and len(number) <= 10
+            and int(number) < 2**31)
 
 
 def _cluster(block: Mapping[str, Any], errors: Errors) -> str:

@@ -17,11 +17,12 @@ from trtc_exporter.errors import Errors, show
 
 FIELDS = frozenset({"key_file", "allow_unsigned", "max_age", "silence_after", "forward_to",
                     "forward_db_path", "forward_max_queued", "forward_retry_for",
-                    "forward_timeout"})
+                    "forward_timeout", "forward_backoff_max"})
 APP_FIELDS = frozenset({"callback_key_file"})
 """Fields this package adds to each ``apps.<id>`` entry (config.py's ``_APP`` must include them)."""
 
 TRTC_RETRY_WINDOW = 60.0  # TRTC retries a failed delivery for one minute (doc 66149)
+FORWARD_BACKOFF_MIN = 1.0  # the relay's first backoff; a smaller cap would only hammer the server
 FORWARD_DB_NAME = "webhook-forward.db"
 
 
@@ -34,6 +35,7 @@ class ForwardConfig:
     max_queued: int = 10_000
     retry_for: float = 3600.0  # seconds a callback is retried before it is given up
     timeout: float = 5.0  # seconds for connect and for read, per attempt
+    backoff_max: float = 60.0  # seconds: the cap of the retry backoff (1 s doubling)
 
     def resolved_db_path(self, registration_db_path: str) -> str:
         """The queue's SQLite file: as configured, else ``webhook-forward.db`` beside the
@@ -76,7 +78,7 @@ def _parse_forward(hook: Mapping[str, Any], errors: Errors) -> ForwardConfig | N
     p = "webhook."
     url = errors.string(hook, "forward_to", p, None)
     options = [k for k in ("forward_db_path", "forward_max_queued", "forward_retry_for",
-                           "forward_timeout") if hook.get(k) is not None]
+                           "forward_timeout", "forward_backoff_max") if hook.get(k) is not None]
     if url is None:
         for key in options:
             errors.add(p + key, "needs webhook.forward_to")
@@ -95,4 +97,15 @@ def _parse_forward(hook: Mapping[str, Any], errors: Errors) -> ForwardConfig | N
                                   maximum=10_000_000) or 10_000,
         retry_for=max(retry_for, TRTC_RETRY_WINDOW),
         timeout=errors.duration(hook, "forward_timeout", p, 5.0),
+        backoff_max=_backoff_max(hook, errors),
     )
+
+
+def _backoff_max(hook: Mapping[str, Any], errors: Errors) -> float:
+    """``webhook.forward_backoff_max``: at least the first backoff (1 s)."""
+    cap = errors.duration(hook, "forward_backoff_max", "webhook.", 60.0)
+    if cap < FORWARD_BACKOFF_MIN:
+        errors.add("webhook.forward_backoff_max",
+                   f"must be >= 1s, got {show(hook.get('forward_backoff_max'))}")
+        return 60.0
+    return cap

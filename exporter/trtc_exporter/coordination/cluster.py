@@ -8,11 +8,14 @@ Built from ``coordination:`` and the Redis password (``checks.Checked.redis_pass
 * :attr:`Cluster.registrations` replaces the SQLite store: registrations (and discovered
   targets) live in Redis, so every replica sees them;
 * :attr:`Cluster.coordinator` heartbeats and says which targets this replica owns;
+* :attr:`Cluster.relay` carries callback effects to the replica polling the task;
 * :meth:`Cluster.sync_states` publishes the states this replica polled and reads everyone's, so a
   replica taking a target over starts from its last status and every replica serves all targets.
 
 Nothing here raises a Redis error: failures go to :class:`~coordination.link.Link`, which
-switches the replica to its fallback until Redis answers again.
+switches the replica to its fallback until Redis answers again. The one exception is start-up:
+a Redis that answers but refuses the configuration (password, database, TLS) raises
+``ConfigError`` from :class:`Cluster` (exit 2), see :func:`~coordination.link.first_contact`.
 """
 
 from __future__ import annotations
@@ -33,11 +36,13 @@ from trtc_exporter.coordination.coordinator import Coordinator
 from trtc_exporter.coordination.failover import FailoverLimiter
 from trtc_exporter.coordination.keys import Keys
 from trtc_exporter.coordination.limiter import SharedRateLimiter
-from trtc_exporter.coordination.link import Link, connect, describe
+from trtc_exporter.coordination.link import Link, connect, describe, first_contact
 from trtc_exporter.coordination.membership import LAPSE, Membership
+from trtc_exporter.coordination.relay import EffectRelay
 from trtc_exporter.coordination.state import RedisStateStore, SharedState
 from trtc_exporter.coordination.targets import RedisTargetStore
-from trtc_exporter.metrics import DropCounter
+from trtc_exporter.errors import ConfigError
+from trtc_exporter.metrics import DropCounter, StorageErrors
 from trtc_exporter.polling.state import TargetState
 from trtc_exporter.secret import Secret
 from trtc_exporter.targets.registrations import Registered, RegistrationStoreError
@@ -56,18 +61,27 @@ class SharedRegistrations:
     """``targets.registrations.Store`` over Redis: what one replica accepts, all see.
 
     While Redis is unreachable, writes raise ``RegistrationStoreError`` (the API answers 503:
-    nothing is acknowledged that is not stored) and reads keep the last loaded set.
+    nothing is acknowledged that is not stored) and reads keep the last loaded set. Each
+    refused or failed read and write is counted in ``faults`` (store ``redis``).
     """
 
-    def __init__(self, store: RedisTargetStore, link: Link) -> None:
+    def __init__(self, store: RedisTargetStore, link: Link,
+                 faults: StorageErrors | None = None) -> None:
         self._store = store
         self._link = link
+        self._faults = faults or StorageErrors()
         self._lock = threading.Lock()
         self._seen_version = -1  # version at the last successful load; -1: never loaded
 
     def _usable(self) -> None:
         if not self._link.usable():
+            self._faults.add("redis")
             raise RegistrationStoreError(REFUSED)
+
+    def _failed(self, exc: redis.RedisError) -> None:
+        """A Redis error: the link goes down (logged there), the fault is counted."""
+        self._link.failed(exc)
+        self._faults.add("redis")
 
     def load(self) -> list[Registered]:
         """The shared set; [] while Redis is unreachable (re-read once it answers)."""
@@ -77,7 +91,7 @@ class SharedRegistrations:
             items = self._store.load()
         except (redis.RedisError, RegistrationStoreError) as exc:
             if isinstance(exc, redis.RedisError):
-                self._link.failed(exc)
+                self._failed(exc)
             with self._lock:
                 self._seen_version = -1
             return []
@@ -92,7 +106,7 @@ class SharedRegistrations:
         try:
             self._store.upsert(items)
         except redis.RedisError as exc:
-            self._link.failed(exc)
+            self._failed(exc)
             raise RegistrationStoreError(REFUSED) from None
 
     def delete(self, ids: list[str]) -> int:
@@ -102,7 +116,7 @@ class SharedRegistrations:
         try:
             return self._store.delete(ids)
         except redis.RedisError as exc:
-            self._link.failed(exc)
+            self._failed(exc)
             raise RegistrationStoreError(REFUSED) from None
 
     def changed(self) -> bool:
@@ -125,19 +139,33 @@ class Cluster:
     """The coordination parts of one replica; thread-safe; never raises a Redis error."""
 
     def __init__(self, config: CoordinationConfig, password: Secret | None, clock: Clock,
-                 me: str | None = None, drops: DropCounter | None = None) -> None:
-        """``drops`` counts shared registration rows that do not parse (``stored_row``)."""
+                 me: str | None = None, drops: DropCounter | None = None,
+                 faults: StorageErrors | None = None) -> None:
+        """``drops`` counts shared registration rows that do not parse (``stored_row``);
+        ``faults`` counts refused or failed shared-registration reads and writes (``redis``).
+
+        Raises ConfigError when Redis refuses the configuration at the first contact; an
+        unreachable Redis starts the replica on its fallback instead.
+        """
         self.config = config
         self._clock = clock
         self.client = connect(config, password)
         self.keys = Keys(config.cluster)
         self.link = Link(self.client, clock, retry_interval=1.0, hold=config.member_ttl)
+        try:
+            unreachable = first_contact(self.client, config)
+        except ConfigError:
+            self.client.close()
+            raise
+        if unreachable is not None:
+            self.link.failed(unreachable)
         membership = Membership(self.client, self.keys, me or member_id(), config.member_ttl,
                                 clock)
         self.coordinator = Coordinator(self.link, membership, clock, config.heartbeat)
         self.registrations = SharedRegistrations(RedisTargetStore(self.client, self.keys, drops),
-                                                 self.link)
+                                                 self.link, faults)
         self._states = RedisStateStore(self.client, self.keys)
+        self.relay = EffectRelay(self.client, self.keys, self.link, membership.member_id)
         self._published: dict[str, float] = {}  # target id -> last_poll published
         self._remote: dict[str, SharedState] = {}
         self._lock = threading.Lock()

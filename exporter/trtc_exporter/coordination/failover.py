@@ -99,10 +99,15 @@ class FailoverLimiter:
         self._local.sent()
 
     def on_accepted(self, sent_at: float) -> None:
-        """A request sent at ``sent_at`` (monotonic s) was accepted; the local share measures
-        it for an unstated limit (the shared state does not measure yet)."""
-        if not self._link.up:
-            self._local_share().on_accepted(sent_at)
+        """A request sent at ``sent_at`` (monotonic s) was accepted: measured in the shared
+        state while Redis answers (all replicas' requests), else by the local share."""
+        if self._link.up:
+            try:
+                self._shared.on_accepted(sent_at)
+                return
+            except redis.RedisError as exc:
+                self._link.failed(exc)
+        self._local_share().on_accepted(sent_at)
 
     def on_throttled(self, limit_hint: int | None = None, marginal: bool = False,
                      sent_at: float | None = None) -> bool:

@@ -21,7 +21,7 @@ class Keys:
         return ":".join((PREFIX, "{" + self.cluster + "}", *parts))
 
     def limiter(self, account: str, action: str, part: str) -> str:
-        """``reserved`` and ``started`` ZSETs, the ``aimd`` HASH and the ``seq`` counter."""
+        """``reserved``, ``started``, ``accepted`` ZSETs, ``aimd`` HASH, ``seq`` counter."""
         return self._key("limiter", account, action, part)
 
     @property
@@ -48,6 +48,11 @@ class Keys:
     def targets_channel(self) -> str:
         """The pub/sub channel announcing a change of the registered targets."""
         return self._key("targets", "changed")
+
+    @property
+    def events_channel(self) -> str:
+        """Pub/sub channel of callback effects relayed to the owner (:mod:`relay`)."""
+        return self._key("events")
 
     @property
     def state(self) -> str:

@@ -8,6 +8,14 @@ smooth; *confirm*, run once the slot has come, records the start at the Redis se
 if the window ending now still has room, otherwise it says how long to wait. Reading and writing
 happen inside one script: no client-side read-then-write.
 
+Adaptation (``on_throttled``, ``on_accepted``) follows ``budget.RateLimiter`` step by step on
+one shared state: every replica records its accepted requests' send times in Redis (riding on
+its next script call, see ``FLUSH_AFTER``), so a
+throttle whose message states no limit cuts the shared rate to 95 % of what the server accepted
+from all replicas in the second before it, pauses every replica one window, and holds before
+probing; a throttle of a request sent before any replica's last reaction is stale. Send times
+travel as ages (our monotonic clock), turned into Redis time by the scripts.
+
 The public shape matches ``budget.RateLimiter`` (``acquire``, ``on_throttled``,
 ``effective_rate``, ``guard``, ``configured_rate``, ``set_configured_rate``, ``name``), so
 ``budget.Budget`` can hold one in place of a local limiter. Redis errors propagate as
@@ -30,6 +38,11 @@ from trtc_exporter.coordination.keys import Keys
 
 KEEP_MS = 60_000  # idle limiter keys vanish after a minute; an active one refreshes them
 US = 1_000_000
+FLUSH_AFTER = 0.25
+"""Seconds an accepted request's send time may wait for the next script call to carry it to
+Redis before ``on_accepted`` sends it alone: the measurement stays at most this far behind,
+without a Redis round trip per request."""
+MAX_PENDING = 256  # a bound on send times waiting (20 req/s fill it in 12 s, far past a flush)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,15 +80,20 @@ class SharedRateLimiter:
         self._lapse = lapse
         self._lock = threading.Lock()
         self._guard = guard
-        reserved, started, aimd, seq = (keys.limiter(account, action, part)
-                                        for part in ("reserved", "started", "aimd", "seq"))
+        reserved, started, aimd, seq, accepted = (
+            keys.limiter(account, action, part)
+            for part in ("reserved", "started", "aimd", "seq", "accepted"))
         self._aimd, self._members = aimd, keys.members
-        self._reserve_keys = [reserved, aimd, seq, keys.members]
+        self._reserve_keys = [reserved, aimd, seq, keys.members, accepted]
         self._confirm_keys = [reserved, started, aimd, keys.members]
+        self._throttled_keys = [aimd, accepted, reserved, started, keys.members, seq]
+        self._pending: list[float] = []  # monotonic send times of accepted requests, unsent
+        self._accepted_keys = [accepted, seq]
         self._reserve = client.register_script(limiter_lua.RESERVE)
         self._confirm = client.register_script(limiter_lua.CONFIRM)
         self._throttled = client.register_script(limiter_lua.THROTTLED)
         self._status = client.register_script(limiter_lua.STATUS)
+        self._accepted = client.register_script(limiter_lua.ACCEPTED)
 
     # -- parameters ------------------------------------------------------------------------
     def _args(self, *extra: object) -> list[Any]:
@@ -90,6 +108,9 @@ class SharedRateLimiter:
                 "memory_us": round(self._policy.ceiling_memory * US),
                 "floor_fraction": self._policy.floor_fraction,
                 "max_guard_us": round(MAX_GUARD * US), "keep_ms": KEEP_MS,
+                "hold_us": round(self._policy.hold * US),
+                "max_hold_us": round(self._policy.max_hold * US),
+                "margin": self._policy.accepted_margin,
                 "lapse_us": round(self._lapse * US)}
         return [now, json.dumps(params), *extra]
 
@@ -113,7 +134,7 @@ class SharedRateLimiter:
         event = cancel or threading.Event()
         started = self._clock.monotonic()
         ident, slot, now, _, guard = self._reserve(keys=self._reserve_keys,
-                                                   args=self._args())
+                                                   args=self._args(self._drain()))
         with self._lock:
             self._guard = int(guard) / US
         wait = (int(slot) - int(now)) / US
@@ -134,15 +155,39 @@ class SharedRateLimiter:
         Redis taken by the server's clock), so the write adds nothing to it."""
 
     # -- adaptation ------------------------------------------------------------------------
+    def _age_us(self, sent_at: float) -> str:
+        """How long ago (integer us, by this replica's monotonic clock) ``sent_at`` was: the
+        script turns it into Redis time, so replica clock offsets never enter the state."""
+        return str(max(0, round((self._clock.monotonic() - sent_at) * US)))
+
+    def _drain(self) -> str:
+        """The pending accepted send times as ages (us, comma-separated), now leaving for Redis
+        with the script call they ride on (lost with it if that call fails: a measurement)."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+        return ",".join(self._age_us(t) for t in pending)
+
     def on_accepted(self, sent_at: float) -> None:
-        """Shape parity with ``budget.RateLimiter``; the shared state does not measure yet."""
+        """A request sent at ``sent_at`` (monotonic s) was accepted: recorded in the shared
+        measurement, which an unstated limit is cut to (every replica's requests count). It
+        rides on this replica's next reservation, or goes alone once the oldest waiting send
+        time is ``FLUSH_AFTER`` old."""
+        with self._lock:
+            self._pending.append(sent_at)
+            del self._pending[:-MAX_PENDING]
+            due = self._clock.monotonic() - self._pending[0] >= FLUSH_AFTER
+        if due:
+            self._accepted(keys=self._accepted_keys, args=self._args(self._drain()))
 
     def on_throttled(self, limit_hint: int | None = None, marginal: bool = False,
                      sent_at: float | None = None) -> bool:
-        """React to RequestLimitExceeded on the shared state; False while cooling down
-        (``sent_at`` is accepted for shape parity; the shared state keeps its cool-down)."""
-        acted = self._throttled(keys=[self._aimd],
-                                args=self._args(limit_hint or 0, "1" if marginal else "0"))
+        """``budget.RateLimiter.on_throttled`` on the shared state; False when the signal is
+        stale (with ``sent_at``: the request was sent before the last reaction of any replica;
+        without: during the cool-down)."""
+        age = "" if sent_at is None else self._age_us(sent_at)
+        acted = self._throttled(keys=self._throttled_keys,
+                                args=self._args(limit_hint or 0, "1" if marginal else "0", age,
+                                                self._drain()))
         return bool(int(acted))
 
     def _read_status(self) -> tuple[float, float]:

@@ -14,6 +14,7 @@ still be spending their fallback share (see :meth:`share`).
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 from urllib.parse import urlsplit
 
@@ -24,10 +25,14 @@ from redis.retry import Retry
 from trtc_exporter.api.budget import MAX_GUARD
 from trtc_exporter.clock import Clock
 from trtc_exporter.config.coordination import CoordinationConfig
+from trtc_exporter.errors import ConfigError
 from trtc_exporter.secret import Secret
 
 log = logging.getLogger(__name__)
 TIMEOUT = 0.5  # seconds: socket and connect timeouts; Redis answers in well under a ms
+UNSEEN_MEMBERS = 2
+"""Members assumed before the first heartbeat (the HA overlay runs two replicas): a replica
+that starts while Redis is unreachable falls back to half the limit, not all of it."""
 
 
 def connect(config: CoordinationConfig, password: Secret | None) -> redis.Redis:
@@ -48,6 +53,61 @@ def connect(config: CoordinationConfig, password: Secret | None) -> redis.Redis:
         config.redis_url, password=None if password is None else password.reveal(),
         socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT, health_check_interval=0,
         retry=no_retry(), **tls)
+
+
+def first_contact(client: redis.Redis, config: CoordinationConfig) -> redis.RedisError | None:
+    """PING once at start-up: None when Redis answers, the error when it cannot be reached
+    (refused, timeout, loading: the replica starts on its fallback and probes again).
+
+    Raises ConfigError (one line naming the ``coordination.*`` field) when Redis answers but
+    refuses this configuration — a wrong or missing password, a database number out of range,
+    an ACL without PING, a TLS certificate that does not verify: waiting would not help, and a
+    replica on its fallback would spend budget for nothing.
+    """
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        problem = refusal(exc, config)
+        if problem is not None:
+            raise ConfigError([problem]) from None
+        return exc
+    return None
+
+
+def refusal(exc: redis.RedisError, config: CoordinationConfig) -> str | None:
+    """The config error line for a Redis error that says "this configuration is refused", None
+    for an outage. redis-py raises AuthenticationError for WRONGPASS/NOAUTH (and AUTH to a
+    server without a password), ResponseError for a refused SELECT or an ACL denial, and a
+    ConnectionError chained to the ``ssl.SSLError`` of a failed TLS handshake. Redis' messages
+    never echo the password."""
+    where = describe(config.redis_url or "")
+    if isinstance(exc, redis.AuthenticationError):
+        if config.password_file is None:
+            return f"coordination.password_file: Redis at {where} requires a password: set it"
+        return (f"coordination.password_file: Redis at {where} refused the password: "
+                f"{str(exc).rstrip('.')}")
+    if isinstance(exc, redis.ResponseError):
+        return f"coordination.redis_url: Redis at {where} refused the connection set-up: {exc}"
+    tls = _tls_error(exc)
+    if tls is not None:
+        reason = (tls.reason or type(tls).__name__).replace("_", " ").lower()
+        detail = getattr(tls, "verify_message", None)  # e.g. "self-signed certificate"
+        field = "ca_file" if isinstance(tls, ssl.SSLCertVerificationError) else "redis_url"
+        return (f"coordination.{field}: TLS with Redis at {where} failed: {reason}"
+                + (f" ({detail})" if detail else ""))
+    return None
+
+
+def _tls_error(exc: BaseException) -> ssl.SSLError | None:
+    """The ``ssl.SSLError`` behind a redis-py ConnectionError, unless it only says the peer
+    closed the connection (that may be an outage)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError) and not isinstance(
+                seen, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def no_retry() -> Retry:
@@ -80,7 +140,8 @@ class Link:
         self._last_probe = -1e18
         self._rejoined_at = -1e18
         self._members_before = 1
-        self.known_members = 1  # live members at the last successful heartbeat
+        # live members at the last successful heartbeat; UNSEEN_MEMBERS before the first
+        self.known_members = UNSEEN_MEMBERS
         self.outages = 0
 
     @property

@@ -1,9 +1,12 @@
-"""``trtc_exporter_dropped_series_total``: what the second line of defence left out.
+"""``trtc_exporter_dropped_series_total``: what the second line of defence left out; and
+``trtc_exporter_storage_errors_total``: the store faults that refused or lost a write.
 
 Everything that reaches a scrape was validated where it entered (config, target files, the
 registration API, the database, API answers). If anything slips past — a row written into the
 database by another tool, a bug — the one target is dropped from the answer and counted here,
-and /metrics, /probe and the landing page still answer with the rest.
+and /metrics, /probe and the landing page still answer with the rest. A store that fails (a
+registration database write refused, the relay's queue file, Redis) is logged where it happens
+and counted by store, so an alert sees it without reading logs.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from prometheus_client.registry import Collector
 
 from trtc_exporter.errors import is_text
 from trtc_exporter.exposition.families import family
-from trtc_exporter.metrics import DropCounter
+from trtc_exporter.metrics import DropCounter, StorageErrors
 from trtc_exporter.target import MAX_ID_CHARS, Target
 
 
@@ -26,10 +29,12 @@ def printable_target(target: Target, extra: tuple[str, ...] = ()) -> bool:
 
 
 class DroppedCollector(Collector):
-    """Renders the drop counts, every reason present (0 until something is dropped)."""
+    """Renders the drop counts, every reason present (0 until something is dropped), and the
+    storage fault counts, every store present."""
 
-    def __init__(self, drops: DropCounter) -> None:
+    def __init__(self, drops: DropCounter, storage: StorageErrors | None = None) -> None:
         self._drops = drops
+        self._storage = storage or StorageErrors()
 
     def describe(self) -> Iterator[Metric]:
         """Nothing: ``register()`` then never calls ``collect()`` (client_python's
@@ -37,8 +42,12 @@ class DroppedCollector(Collector):
         return iter(())
 
     def collect(self) -> Iterator[Metric]:
-        """One counter family from the current counts."""
+        """Two counter families from the current counts."""
         dropped = family("trtc_exporter_dropped_series_total")
         for reason, count in self._drops.snapshot().items():
             dropped.add_metric([reason], float(count))
         yield dropped
+        faults = family("trtc_exporter_storage_errors_total")
+        for store, count in self._storage.snapshot().items():
+            faults.add_metric([store], float(count))
+        yield faults

@@ -9,7 +9,7 @@ states, ``WebhookStats``, ``ForwardStats``, failure counts); never calls the API
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from prometheus_client.core import HistogramMetricFamily, Metric
@@ -18,6 +18,7 @@ from prometheus_client.registry import Collector
 from trtc_exporter.clock import WallSeconds
 from trtc_exporter.exposition.families import family
 from trtc_exporter.exposition.guard import rendered
+from trtc_exporter.generations import AI_TRANSCRIPTION, CLOUD_TRANSCRIPTION
 from trtc_exporter.metrics import BY_NAME
 from trtc_exporter.polling.state import TargetState
 from trtc_exporter.webhook.forward import DROP_REASONS, ForwardStats
@@ -49,9 +50,14 @@ class WebhookCollector(Collector):
                  hub: Callable[[], WebhookStats],
                  failures: Callable[[], dict[tuple[str, str], int]],
                  rule: Callable[[], SilenceRule],
-                 forward: Callable[[], ForwardStats] | None = None) -> None:
+                 forward: Callable[[], ForwardStats] | None = None,
+                 apps: Callable[[], Iterable[int]] = tuple) -> None:
+        """``apps``: the SdkAppIds of ``apps:`` in the config in force; with the apps of the
+        targets they get a zero ``start_failures_total`` series before their first failure, so
+        that ``increase()`` (and ``TrtcTaskStartFailures``) sees the first one too."""
         self._states, self._now, self._hub = states, now, hub
         self._failures, self._rule, self._forward = failures, rule, forward
+        self._apps = apps
 
     def describe(self) -> Iterator[Metric]:
         """Nothing: ``register()`` then never calls ``collect()`` (client_python's
@@ -71,9 +77,17 @@ class WebhookCollector(Collector):
         for state in states:
             _add_task(fam, state, extra, now, rule)
         failures = family("trtc_ai_transcription_start_failures_total")
-        for (api, app), count in sorted(self._failures().items()):
+        counts = dict.fromkeys(self._known_apps(states), 0) | self._failures()
+        for (api, app), count in sorted(counts.items()):
             failures.add_metric([api, app], float(count))
         return [*fam.values(), failures]
+
+    def _known_apps(self, states: list[TargetState]) -> list[tuple[str, str]]:
+        """(api, sdk_app_id) of every app the config or a target names, for both generations
+        (an app may use either; a zero of the unused one costs one series)."""
+        apps = {str(app) for app in self._apps()}
+        apps |= {str(s.target.sdk_app_id) for s in states if s.target.sdk_app_id is not None}
+        return [(api, app) for app in apps for api in (AI_TRANSCRIPTION, CLOUD_TRANSCRIPTION)]
 
     def _health_families(self) -> list[Metric]:
         stats = self._hub()

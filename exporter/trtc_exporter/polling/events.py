@@ -11,8 +11,10 @@ the targets and the poller's state.
   task we do not watch yet discovers it like a start (its start callback may have been lost).
 
 A task already watched under another identity (e.g. a config target naming only its task id) is
-found by (api, task id) and not registered twice. Nothing here blocks for long or raises: it runs
-before TRTC gets its 200.
+found by (api, task id) and not registered twice. With coordination, a task another replica
+polls gets its stop, sentence or confirming poll through ``relay`` (``coordination.relay``):
+the owner applies it in :meth:`TaskEvents.apply_relayed`. Nothing here blocks for long or
+raises: it runs before TRTC gets its 200.
 """
 
 from __future__ import annotations
@@ -47,12 +49,14 @@ class TaskEvents:
     """Implements ``EffectSink.apply``; ``start_failures()`` is read by the collector."""
 
     def __init__(self, poller: Poller, register: Register, config: Callable[[], Config],
-                 find: Find | None = None) -> None:
+                 find: Find | None = None, relay: Callable[[Effect], None] | None = None
+                 ) -> None:
         """``find`` looks a task up in the whole target set (default: the poller's targets).
-        With coordination another replica may own the task: it is watched, not new, and the
-        effect applies where it is polled."""
+        With coordination another replica may own the task: it is watched, not new, and
+        ``relay`` sends the effect to the replica polling it."""
         self._poller, self._register, self._config = poller, register, config
         self._find: Find = find or poller.find_task
+        self._relay = relay
         self._lock = threading.Lock()
         self._failures: Counter[tuple[str, str]] = Counter()
         self._refused: set[tuple[str, str]] = set()  # sentences of these do not retry
@@ -73,18 +77,36 @@ class TaskEvents:
                         effect.app)
             return
         if isinstance(effect, TaskStopped):
-            key = self._poller.find_task(effect.generation, effect.task_id)
-            if key is not None:
-                self._poller.observe(key, ended=ENDED.get(effect.generation, "Exited"),
-                                     change_time=effect.event_time, confirm=True)
+            if not self._here(effect) and self._relay is not None \
+                    and self._find(effect.generation, effect.task_id) is not None:
+                self._relay(effect)
             return
-        key = self._watch(effect)
+        if self._watch(effect) is not None and not self._here(effect) \
+                and self._relay is not None:
+            self._relay(effect)  # watched, but polled by another replica
+
+    def _here(self, effect: TaskStopped | TaskStarted | Sentence) -> bool:
+        """Apply to the target polled here; False when this replica does not poll the task."""
+        key = self._poller.find_task(effect.generation, effect.task_id)
         if key is None:
-            return
+            return False
+        if isinstance(effect, TaskStopped):
+            return self._poller.observe(key, ended=ENDED.get(effect.generation, "Exited"),
+                                        change_time=effect.event_time, confirm=True)
         if isinstance(effect, Sentence):
-            self._poller.observe(key, sentence_time=effect.event_time)
-        else:
-            self._poller.observe(key, confirm=True)
+            return self._poller.observe(key, sentence_time=effect.event_time)
+        return self._poller.observe(key, confirm=True)
+
+    def apply_relayed(self, effect: Effect) -> None:
+        """An effect another replica received (``coordination.relay``): applied when the task
+        is polled here, dropped otherwise; never registers, never relays again, never raises."""
+        if isinstance(effect, StartFailed):
+            return  # counted where it was received
+        try:
+            self._here(effect)
+        except Exception:
+            log.exception("applying a relayed %s of task %s failed", type(effect).__name__,
+                          effect.task_id)
 
     def _watch(self, effect: TaskStarted | Sentence) -> Key | None:
         """The key of the target watching the task, registering it first if needed."""

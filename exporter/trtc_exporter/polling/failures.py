@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from trtc_exporter.clock import Clock
+from trtc_exporter.errors import counted
 from trtc_exporter.response import NOT_FOUND_CODES, ApiFailure, TaskStatus, bounded_code
 from trtc_exporter.target import Target
 
@@ -147,8 +148,9 @@ class FailureLog:
             if now - current.last_summary < self._summary_every:
                 continue
             current.last_summary = now
-            log.warning("%d targets failing with %s (action=%s region=%s) for %.0fs: %d failed "
-                        "polls, %d per-target lines suppressed", len(current.targets),
+            log.warning("%s failing with %s (action=%s region=%s) for %.0fs: %d failed "
+                        "polls, %d per-target lines suppressed",
+                        counted(len(current.targets), "target"),
                         current.code, kind[1], kind[2], now - current.since, current.polls,
                         current.suppressed)
             current.suppressed = 0

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 
 from trtc_exporter.config.model import Config
 from trtc_exporter.durations import format_duration
+from trtc_exporter.errors import counted
 from trtc_exporter.generations import ACTIONS
 from trtc_exporter.polling.intervals import effective_interval
 from trtc_exporter.polling.state import ENDED_STATES
@@ -106,7 +107,8 @@ class ActionPlan:
 
     def summary(self) -> str:
         """One line for logs and --config.check, with the arithmetic spelled out."""
-        text = (f"{self.action}: {self.targets} targets at {format_duration(self.base_interval)} "
+        text = (f"{self.action}: {counted(self.targets, 'target')} at "
+                f"{format_duration(self.base_interval)} "
                 f"need {self.demand:.1f} req/s; budget {self.budget:.1f} req/s")
         if self.stretch > 1:
             text += f"; effective interval {format_duration(self.effective_interval)}"

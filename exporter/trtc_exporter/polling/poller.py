@@ -19,6 +19,7 @@ from trtc_exporter.api.budget import Budget
 from trtc_exporter.api.outcome import Outcome
 from trtc_exporter.clock import Clock, MonoSeconds
 from trtc_exporter.config.model import Config
+from trtc_exporter.errors import counted
 from trtc_exporter.polling.due import Key, Schedule, spread
 from trtc_exporter.polling.failures import FailureLog
 from trtc_exporter.polling.intervals import effective_interval
@@ -282,10 +283,10 @@ class Poller:
             available = capacity(limiter.effective_rate, limiter.guard) * share
             stretch = stretch_factor(needed, available)
             if stretch > 1.0 and self._stretch.get(lane, 1.0) <= 1.0:
-                log.warning("%s: %d targets need %.1f req/s; budget %.1f req/s; intervals "
-                            "stretched x%.2f", lane, sum(1 for t in self._targets.values()
-                                                        if t.lane == lane),
-                            needed, available, stretch)
+                count = sum(1 for t in self._targets.values() if t.lane == lane)
+                log.warning("%s: %s need %.1f req/s; budget %.1f req/s; intervals "
+                            "stretched x%.2f", lane, counted(count, "target"), needed,
+                            available, stretch)
             self._stretch[lane] = stretch
 
     # -- running ----------------------------------------------------------------------------
@@ -423,7 +424,7 @@ class Poller:
         if self._cycle_pending:
             return
         if not self.stats.ready:
-            log.info("first poll cycle done: %d targets in %.1fs", len(self._targets),
+            log.info("first poll cycle done: %s in %.1fs", counted(len(self._targets), "target"),
                      now - self._cycle_start)
         self.stats.ready = True
         self.stats.last_cycle_time = self._clock.time()

@@ -40,12 +40,21 @@ class CallbackSpec:
 
 
 def check_url(value: object, path: str, errors: Errors) -> str | None:
-    """An http(s) URL with a host."""
+    """An http(s) URL with a host and, if given, a port > 0.
+
+    ``urlsplit`` raises ValueError for an unclosed IPv6 bracket (``http://[::1``) and
+    ``.port`` for a port past 65535: both are reported like any other bad URL.
+    """
     url = check_str(value, path, errors)
     if url is None:
         return None
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        usable = parts.scheme in ("http", "https") and bool(parts.hostname) and (
+            parts.port is None or parts.port > 0)
+    except ValueError:
+        usable = False
+    if not usable:
         errors.add(path, f"must be an http:// or https:// URL, got {url!r}")
         return None
     return url

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import glob
 import hashlib
-import json
 import logging
 import threading
 from dataclasses import dataclass, field, replace
 
 from trtc_exporter.clock import Clock
 from trtc_exporter.config.model import parse_targets
-from trtc_exporter.errors import ConfigError, Errors
+from trtc_exporter.errors import ConfigError, Errors, counted
+from trtc_exporter.jsonload import load_json
 from trtc_exporter.target import Target
 from trtc_exporter.textfile import TextFileError, decode, read_bytes
 from trtc_exporter.yamlload import YamlError, load_yaml, outline
@@ -47,12 +47,13 @@ def parse_target_file(path: str, text: str, default_region: str,
     fraction of a second and no memory for entries that would be refused anyway.
     """
     kind = "JSON" if path.endswith(".json") else "YAML"
-    too_many = ConfigError([f"{path}: more than {max_entries} entries (max_targets); "
+    too_many = ConfigError([f"{path}: more than {counted(max_entries, 'entry', 'entries')} "
+                            f"(max_targets); "
                             f"the file is refused"])
     if kind == "YAML" and outline(text, None, max_entries).items > max_entries:
         raise too_many
     try:
-        raw = json.loads(text) if kind == "JSON" else load_yaml(text, keep_text=True)
+        raw = load_json(text) if kind == "JSON" else load_yaml(text, keep_text=True)
     except YamlError as exc:
         raise ConfigError([f"{path}: not valid {kind}: {exc.summary}"]) from None
     except ValueError as exc:
@@ -128,7 +129,7 @@ class TargetFiles:
         except ConfigError as exc:
             return self._fail(path, state, digest, "; ".join(exc.lines))
         if not state.ok or targets != state.targets or not state.digest:
-            log.info("target file %s loaded: %d targets", path, len(targets))
+            log.info("target file %s loaded: %s", path, counted(len(targets), "target"))
         return FileState(digest, targets, True, "")
 
     @staticmethod

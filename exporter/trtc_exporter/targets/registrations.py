@@ -19,7 +19,7 @@ from typing import Protocol
 
 from trtc_exporter.durations import format_duration
 from trtc_exporter.errors import Errors, show
-from trtc_exporter.metrics import DropCounter
+from trtc_exporter.metrics import DropCounter, StorageErrors
 from trtc_exporter.target import Target, parse_target
 
 log = logging.getLogger("trtc_exporter.store")  # caller= stays as before
@@ -119,9 +119,13 @@ class RegistrationStore:
     """The registration API's targets in SQLite (WAL mode, one transaction per change), so they
     survive restarts. Raises :class:`RegistrationStoreError` when the file cannot be used."""
 
-    def __init__(self, path: str, drops: DropCounter | None = None) -> None:
+    def __init__(self, path: str, drops: DropCounter | None = None,
+                 faults: StorageErrors | None = None) -> None:
+        """``drops`` counts unreadable rows; ``faults`` counts failed writes (store
+        ``registrations``), each also logged."""
         self.path = path
         self._drops = drops or DropCounter()
+        self._faults = faults or StorageErrors()
         self._lock = threading.Lock()
         try:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -191,14 +195,13 @@ class RegistrationStore:
                     "expires_at=excluded.expires_at", rows)
                 self._db.execute("COMMIT")
             except RegistrationStoreError as exc:
-                log.error("%s", exc)
+                self._fault(str(exc))
                 raise
             except sqlite3.Error as exc:
                 if self._db.in_transaction:
                     with contextlib.suppress(sqlite3.Error):
                         self._db.execute("ROLLBACK")
-                log.error("registration database write failed: %s", exc)
-                raise RegistrationStoreError(f"registration database write failed: {exc}") from None
+                raise self._write_failed(exc) from None
 
     def delete(self, ids: list[str]) -> int:
         """Delete registrations by Target.id; returns how many existed."""
@@ -208,12 +211,22 @@ class RegistrationStore:
                 cursor = self._db.executemany("DELETE FROM targets WHERE id = ?",
                                               [(i,) for i in ids])
             except RegistrationStoreError as exc:
-                log.error("%s", exc)
+                self._fault(str(exc))
                 raise
             except sqlite3.Error as exc:
-                log.error("registration database write failed: %s", exc)
-                raise RegistrationStoreError(f"registration database write failed: {exc}") from None
+                raise self._write_failed(exc) from None
             return cursor.rowcount
+
+    def _fault(self, message: str) -> None:
+        """Log a failed write and count it (``trtc_exporter_storage_errors_total``)."""
+        log.error("%s", message)
+        self._faults.add("registrations")
+
+    def _write_failed(self, exc: sqlite3.Error) -> RegistrationStoreError:
+        """The error for a write SQLite refused, logged and counted."""
+        error = RegistrationStoreError(f"registration database write failed: {exc}")
+        self._fault(str(error))
+        return error
 
     def changed(self) -> bool:
         """Never: this process is the only writer of its database."""

@@ -11,7 +11,7 @@ import logging
 from trtc_exporter.clock import Clock
 from trtc_exporter.config.model import Config
 from trtc_exporter.errors import ConfigError
-from trtc_exporter.metrics import DropCounter
+from trtc_exporter.metrics import DropCounter, StorageErrors
 from trtc_exporter.secret import Secret
 from trtc_exporter.target import Target
 from trtc_exporter.targets.files import TargetFiles
@@ -44,18 +44,20 @@ class TargetSources:
     """Where targets come from: config, target files and the registration store, merged."""
 
     def __init__(self, config: Config, clock: Clock, drops: DropCounter | None = None, *,
-                 webhooks: bool = False, shared: Store | None = None) -> None:
+                 webhooks: bool = False, shared: Store | None = None,
+                 faults: StorageErrors | None = None) -> None:
         """Open the registration store (RegistrationStoreError if unusable), read target files.
 
         ``drops`` counts unreadable database rows (reason ``stored_row``). ``webhooks``: the
         callback listener is on, so tasks it discovers (source ``webhook``) are persisted in the
         registration store even when the registration API is off. ``shared``: the store
         replicas share (coordination), used instead of SQLite for registrations and webhook
-        discoveries alike.
+        discoveries alike. ``faults`` counts failed writes to the SQLite store.
         """
         self._clock = clock
         self._shared = shared
         self._drops = drops or DropCounter()
+        self._faults = faults or StorageErrors()
         self._webhooks = webhooks
         registration = config.registration
         self.registrations = self._open(registration.db_path) if self._persists(config) else None
@@ -69,7 +71,7 @@ class TargetSources:
     def _open(self, path: str) -> Store:
         if self._shared is not None:
             return self._shared
-        return RegistrationStore(path, self._drops)
+        return RegistrationStore(path, self._drops, self._faults)
 
     def _persists(self, config: Config) -> bool:
         return config.registration.enabled or self._webhooks

@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from trtc_exporter.clock import Clock
+from trtc_exporter.errors import counted
 from trtc_exporter.target import Target, duplicate_text
 from trtc_exporter.targets.registrations import Registered, Store
 
@@ -110,7 +111,8 @@ class TargetSet:
                 for target in new:
                     self.changes[("refused", target.source)] += 1
                 raise TargetLimitError(
-                    f"max_targets ({self.max_targets}) reached: {len(merged_keys)} targets, "
+                    f"max_targets ({self.max_targets}) reached: "
+                    f"{counted(len(merged_keys), 'target')}, "
                     f"{len(new)} new would exceed it")
             items = [Registered(t, self._api[t.key].created if t.key in self._api else now,
                                 expires) for t in targets]
@@ -219,8 +221,8 @@ class TargetSet:
             self._current = merged
             self._lookups = None
             if refused:
-                log.error("max_targets (%d) reached: %d targets refused", self.max_targets,
-                          refused)
+                log.error("max_targets (%d) reached: %s refused", self.max_targets,
+                          counted(refused, "target"))
             return list(merged.values())
 
     def _refuse(self, target: Target) -> int:

@@ -29,6 +29,17 @@ COLUMNS = (("status", "Status"), ("", "Last hour"), ("target", "Target"), ("app"
            ("error", "Last error"), ("request", "Request id"), ("next", "Next poll"))
 """(sort key, heading) of each table column; an empty key is not sortable."""
 SHORT_ID = 18
+SHORT_LABEL = 32
+"""Longest ``name=value`` label chip shown in full; longer ones are cut in the middle (the full
+text on hover), so one long label cannot push the table past a 1 400 px screen."""
+
+
+def _shorten(text: str, limit: int) -> str:
+    """``text``, or its head and tail around an ellipsis when longer than ``limit``."""
+    if len(text) <= limit:
+        return text
+    tail = max(4, limit // 3)
+    return f"{text[:limit - tail - 1]}…{text[-tail:]}"
 
 
 def _short_id(value: str, what: str) -> str:
@@ -46,9 +57,19 @@ def _age(seconds: float | None) -> str:
     return "" if seconds is None else escape(format_duration(round(seconds)))
 
 
+def _breakable(code: str) -> str:
+    """An error code that may wrap after each dot (``FailedOperation.<wbr>TaskNotExist``)."""
+    return "<wbr>".join(f"{escape(part)}." for part in code.split("."))[:-1]
+
+
 def _labels(labels: dict[str, str]) -> str:
-    return "".join(f'<span class="lbl">{escape(k)}={escape(v)}</span>'
-                   for k, v in sorted(labels.items()))
+    """One chip per label, each shortened like ids (full ``name=value`` on hover)."""
+    chips = []
+    for name, value in sorted(labels.items()):
+        text = f"{name}={value}"
+        chips.append(f'<span class="lbl" title="{escape(text)}">'
+                     f"{escape(_shorten(text, SHORT_LABEL))}</span>")
+    return "".join(chips)
 
 
 def _cells(row: dict[str, Any], facts: TargetFacts, now: WallSeconds) -> list[str]:
@@ -63,7 +84,7 @@ def _cells(row: dict[str, Any], facts: TargetFacts, now: WallSeconds) -> list[st
             status_strip(state.history, now, state.stale_since),
             target, escape(str(row["sdk_app_id"] or "")), escape(row["region"]),
             escape(row["api"]), _labels(row["labels"]), _age(row["age_seconds"]),
-            f'<code class="err">{escape(row["last_error_code"])}</code>'
+            f'<code class="err">{_breakable(row["last_error_code"])}</code>'
             if row["last_error_code"] else "",
             _short_id(row["request_id"] or "", "request id"), _age(row["next_poll_in_seconds"])]
 

@@ -8,7 +8,6 @@ web config's basic auth (checked for every request before we get here) or a bear
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 from collections.abc import Mapping
 from email.message import Message
@@ -18,6 +17,7 @@ from typing import Any, Protocol
 
 from trtc_exporter.config.model import ApiConfig, account_problem, parse_targets
 from trtc_exporter.errors import Errors
+from trtc_exporter.jsonload import JsonError, load_json
 from trtc_exporter.polling.state import TargetState
 from trtc_exporter.target import Target
 from trtc_exporter.targets.registrations import RegistrationStoreError
@@ -108,7 +108,9 @@ def _read_json(handler: RequestHandler) -> Any:
     if not body:
         raise ValueError(f"body: need a JSON body of at most {MAX_BODY} bytes")
     try:
-        return json.loads(body)
+        return load_json(body)
+    except JsonError as exc:
+        raise ValueError(f"body: not valid JSON: {exc}") from None
     except (ValueError, RecursionError):
         raise ValueError("body: not valid JSON") from None
 

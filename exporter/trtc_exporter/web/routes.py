@@ -22,7 +22,7 @@ from trtc_exporter.clock import WallSeconds
 from trtc_exporter.errors import show
 from trtc_exporter.exposition.tasks import TaskCollector
 from trtc_exporter.polling.state import TargetState
-from trtc_exporter.target import MAX_ID_CHARS
+from trtc_exporter.target import MAX_ID_CHARS, MAX_SDK_APP_ID, id_problem
 from trtc_exporter.web import registration
 from trtc_exporter.web.landing import render_landing
 from trtc_exporter.web.negotiation import Encoder, accepts_gzip, choose_format
@@ -244,14 +244,13 @@ class ExporterHandler(SecureHandlerMixin):
 
     def probe(self) -> None:
         """``GET /probe?task_id=…`` (or ``sdk_app_id`` and ``session_id``): the matching targets'
-        task families and ``trtc_probe_success``; 400 for a missing or over-long parameter. May
+        task families and ``trtc_probe_success``; 400 for a missing or invalid parameter. May
         register the target when ``registration.allow_probe_registration`` is on."""
         params = self.query()
-        for name in PROBE_PARAMS:
-            if len(params.get(name, "")) > MAX_ID_CHARS:
-                self.send_error_json(HTTPStatus.BAD_REQUEST, f"probe: {name} is longer than "
-                                     f"{MAX_ID_CHARS} characters")
-                return
+        problem = probe_problem(params)
+        if problem:
+            self.send_error_json(HTTPStatus.BAD_REQUEST, problem)
+            return
         match = probe_matcher(params)
         if match is None:
             self.send_error_json(HTTPStatus.BAD_REQUEST,
@@ -286,6 +285,24 @@ def query_problem(query: str) -> str:
     for name, _ in pairs:
         if len(name) > MAX_ID_CHARS:
             return f"query parameter name longer than {MAX_ID_CHARS} characters"
+    return ""
+
+
+def probe_problem(params: dict[str, str]) -> str:
+    """Why the probe's parameters are refused ("" if they are fine): an id, api or region that
+    :func:`~trtc_exporter.target.id_problem` refuses (control or bidi characters, over
+    MAX_ID_CHARS), or an ``sdk_app_id`` that is not an integer in 1..2^64-1. A valid
+    ``sdk_app_id`` is normalised in ``params`` (``01400000001`` is 1400000001)."""
+    for name in PROBE_PARAMS:
+        problem = id_problem(params.get(name, ""))
+        if problem:
+            return f"probe: {name}: {problem}"
+    app = params.get("sdk_app_id", "")
+    if app:
+        if not (app.isascii() and app.isdigit() and 1 <= int(app) <= MAX_SDK_APP_ID):
+            return f"probe: sdk_app_id: must be an integer from 1 to {MAX_SDK_APP_ID}, " \
+                   f"got {show(app)}"
+        params["sdk_app_id"] = str(int(app))
     return ""
 
 

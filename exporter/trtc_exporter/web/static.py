@@ -44,6 +44,7 @@ form.filters label{display:flex;flex-direction:column;font-size:.8em;color:var(-
 form.filters select,form.filters input{font:inherit;font-size:.95rem;padding:.25em .35em;
 border:1px solid #aab4c0;border-radius:4px;min-width:7em;max-width:100%;background:#fff;
 color:var(--fg)}
+form.filters select{max-width:18em;text-overflow:ellipsis}
 form.filters button,form.filters a.reset{font:inherit;font-size:.9rem;padding:.3em .8em;
 border-radius:4px}
 form.filters button{background:var(--accent);color:#fff;border:0}

@@ -4,7 +4,10 @@ TRTC retries a delivery that got no 200 within 5 s at once, then every 10 s for 
 66149, "Timeout Retry"), so the same event can arrive several times. Tencent's own advice for the
 newer event groups is to de-duplicate by TaskId + event type + EventMsTs (doc
 https://cloud.tencent.com/document/product/647/139212). The key here is (SdkAppId, EventType,
-TaskId, EventMsTs), remembered for ``ttl`` (10 minutes, ten times TRTC's retry window).
+TaskId, EventMsTs), remembered for ``ttl``: at least 10 minutes (ten times TRTC's retry
+window), and as long as the receiver would still accept the same body (``max_age`` plus the
+future tolerance, see :func:`trtc_exporter.webhook.receiver.replay_window`), so a captured callback
+replayed inside its acceptance window is a duplicate, never applied twice.
 
 Memory is bounded: at most ``max_entries`` keys (default 100 000; a key is a tuple of two ints, a
 task id of at most 256 characters and an int, about 0.5 KiB with the dict slot, so about 50 MiB
@@ -38,6 +41,14 @@ class Deduper:
         self._lock = threading.Lock()
         self.evicted = 0  # keys forgotten before their time because the set was full
 
+    def set_ttl(self, ttl: float) -> None:
+        """Remember keys seen from now on for ``ttl`` seconds (a reload); keys already held keep
+        their expiry. ValueError unless ``ttl`` > 0."""
+        if ttl <= 0:
+            raise ValueError("ttl must be > 0")
+        with self._lock:
+            self._ttl = ttl
+
     def first_time(self, key: Hashable) -> bool:
         """True the first time ``key`` is seen within ``ttl`` (and remember it); else False."""
         now = self._clock.monotonic()
@@ -56,7 +67,9 @@ class Deduper:
             return len(self._expiry)
 
     def _expire(self, now: float) -> None:
-        """Drop expired keys from the front: insertion order is expiry order (constant ttl)."""
+        """Drop expired keys from the front: insertion order is expiry order while the ttl is
+        constant; after a shorter ``set_ttl`` a later key may outlive its time behind an earlier
+        one (kept longer, never forgotten early)."""
         while self._expiry:
             key, expires = next(iter(self._expiry.items()))
             if expires > now:

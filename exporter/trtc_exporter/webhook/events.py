@@ -27,8 +27,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from trtc_exporter.errors import show, type_name
-from trtc_exporter.target import MAX_ID_CHARS
+from trtc_exporter.errors import is_text, show, type_name
+from trtc_exporter.jsonload import JsonError, load_json
+from trtc_exporter.target import MAX_ID_CHARS, text_problem
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_TASK_ID_CHARS = MAX_ID_CHARS  # one bound for TaskIds wherever they come from
@@ -152,11 +153,11 @@ def _load(body: bytes) -> dict[str, Any]:
         raise EventError("body", f"larger than {MAX_BODY_BYTES} bytes")
     try:
         text = body.decode("utf-8")
-        doc = json.loads(text, parse_constant=_no_constant, object_pairs_hook=_unique)
+        doc = load_json(text)
     except UnicodeDecodeError as exc:
         raise EventError("body", f"not UTF-8 (byte offset {exc.start})") from None
-    except EventError:
-        raise
+    except JsonError as exc:
+        raise EventError("body", str(exc)) from None
     except RecursionError:
         raise EventError("body", "JSON nested too deeply") from None
     except ValueError as exc:  # JSONDecodeError, and int() of thousands of digits
@@ -166,20 +167,6 @@ def _load(body: bytes) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise EventError("body", _expected("a JSON object", doc))
     return doc
-
-
-def _no_constant(name: str) -> None:
-    raise EventError("body", f"not valid JSON ({name} is not a JSON number)")
-
-
-def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """An object whose keys are unique: two ``TaskId`` keys would make the event ambiguous."""
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise EventError("body", f"key {_brief(key)} appears twice in one object")
-        out[key] = value
-    return out
 
 
 def _int(doc: Mapping[str, Any], key: str, field: str) -> int:
@@ -207,8 +194,9 @@ def _text(value: object, field: str, limit: int) -> str:
         raise EventError(field, _expected("a non-empty string", value))
     if len(value) > limit:
         raise EventError(field, f"longer than {limit} characters")
-    if not _clean(value):
-        raise EventError(field, "contains control characters or lone surrogates")
+    problem = text_problem(value)  # the same characters refused as in config and the API
+    if problem is not None:
+        raise EventError(field, problem)
     return value
 
 
@@ -225,15 +213,6 @@ def _room(value: object, room_type: int) -> str:
     return room
 
 
-def _clean(text: str) -> bool:
-    """Printable, and encodable as UTF-8 (JSON ``\\ud800`` escapes give lone surrogates)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return text.isprintable()
-
-
 def _expected(what: str, value: object) -> str:
     return f"must be {what}, got {type_name(value)}" + (
         f" {_brief(value)}" if isinstance(value, int | float | str) else "")
@@ -241,6 +220,6 @@ def _expected(what: str, value: object) -> str:
 
 def _brief(value: object) -> str:
     """A safe, short rendering; long or odd strings are cut by :func:`validation.show`."""
-    if isinstance(value, str) and not _clean(value):
+    if isinstance(value, str) and not (is_text(value) and value.isprintable()):
         return "an unprintable string"
     return show(value)

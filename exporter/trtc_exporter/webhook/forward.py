@@ -2,8 +2,9 @@
 
 The receiver only writes the callback to the on-disk queue (:mod:`.forward_store`) and answers
 TRTC at once; a background thread posts the raw body with the ``Sign`` and ``SdkAppId`` headers as
-received. A failed attempt is retried with exponential backoff (1 s doubling to 60 s) for
-``retry_for`` from its first failed attempt (default 1 h, never less than TRTC's own one-minute
+received. A failed attempt is retried with exponential backoff (1 s doubling up to
+``backoff_max``, ``webhook.forward_backoff_max``, default 60 s) for ``retry_for`` from its
+first failed attempt (default 1 h, never less than TRTC's own one-minute
 retry window, doc 66149); then it is given up and counted. A callback waiting behind another of
 its task has not been tried yet, so its own window has not begun. Per task, callbacks go out in
 the order they came in: a task's next callback waits until the one before it was delivered or
@@ -24,12 +25,13 @@ from dataclasses import dataclass
 import requests
 
 from trtc_exporter.clock import Clock
-from trtc_exporter.config.webhook import ForwardConfig
+from trtc_exporter.config.webhook import FORWARD_BACKOFF_MIN, ForwardConfig
+from trtc_exporter.metrics import StorageErrors
 from trtc_exporter.webhook.forward_store import ForwardStorageError, ForwardStore, Row
 
 log = logging.getLogger(__name__)
 
-BACKOFF_INITIAL, BACKOFF_MAX = 1.0, 60.0
+BACKOFF_INITIAL = FORWARD_BACKOFF_MIN
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0)
 DROP_REASONS = ("expired", "queue_full", "storage")
 _IDLE_WAIT = 60.0  # re-check the queue at least this often even when nothing is due
@@ -54,8 +56,11 @@ class Forwarder:
     with a fake clock; the thread calls it in a loop)."""
 
     def __init__(self, config: ForwardConfig, db_path: str, clock: Clock,
-                 session: requests.Session | None = None) -> None:
+                 session: requests.Session | None = None,
+                 faults: StorageErrors | None = None) -> None:
+        """``faults`` counts queue-file faults after start (store ``forward_queue``)."""
         self._config, self._clock = config, clock
+        self._faults = faults or StorageErrors()
         self._store = ForwardStore(db_path)  # raises ForwardStorageError at start
         self._session = session or requests.Session()
         self._lock = threading.Lock()
@@ -80,6 +85,7 @@ class Forwarder:
                 self._store.add(task_key, body, sign, sdk_app_id, self._clock.time())
             except ForwardStorageError as exc:
                 self._dropped["storage"] += 1
+                self._faults.add("forward_queue")
                 log.error("webhook forward queue write failed, a callback is not relayed: %s",
                           exc)
                 return False
@@ -101,8 +107,9 @@ class Forwarder:
                 attempts += 1
                 self._attempt(row, now)
             except ForwardStorageError as exc:
+                self._faults.add("forward_queue")
                 log.error("webhook forward queue read/write failed: %s", exc)
-                self._paused_until = now + BACKOFF_MAX
+                self._paused_until = now + self._config.backoff_max
                 break
         return attempts
 
@@ -119,7 +126,7 @@ class Forwarder:
             return
         with self._lock:
             self._failures += 1
-        delay = min(BACKOFF_INITIAL * 2 ** min(row.attempts, 30), BACKOFF_MAX)
+        delay = min(BACKOFF_INITIAL * 2 ** min(row.attempts, 30), self._config.backoff_max)
         self._store.reschedule(row.seq, now, now + delay)
         if not reachable:  # the server is down: do not knock once per task
             self._paused_until = now + delay
@@ -194,5 +201,5 @@ class Forwarder:
                 self.deliver_due()
             except Exception:  # the relay must outlive any surprise; the rows stay queued
                 log.exception("webhook forward pass failed")
-                self._paused_until = self._clock.time() + BACKOFF_MAX
+                self._paused_until = self._clock.time() + self._config.backoff_max
             self._clock.wait(self._wake, self.next_wait())

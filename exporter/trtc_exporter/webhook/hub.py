@@ -18,7 +18,7 @@ from trtc_exporter.webhook.dedupe import Deduper
 from trtc_exporter.webhook.dispatch import Relay, dispatch
 from trtc_exporter.webhook.effects import EffectSink
 from trtc_exporter.webhook.keys import KeyRing
-from trtc_exporter.webhook.receiver import RESULTS, Outcome, Receiver, refusal
+from trtc_exporter.webhook.receiver import RESULTS, Outcome, Receiver, refusal, replay_window
 
 log = logging.getLogger(__name__)
 VERIFIED = frozenset({"applied", "duplicate", "conversational_ai", "unknown_event"})
@@ -43,14 +43,16 @@ class WebhookHub:
     def __init__(self, keys: KeyRing, sink: EffectSink, clock: Clock, *, max_age: float,
                  relay: Relay | None = None) -> None:
         self._clock, self._sink, self._relay = clock, sink, relay
-        self._deduper = Deduper(clock)
+        self._deduper = Deduper(clock, ttl=replay_window(max_age))
         self._receiver = Receiver(keys, self._deduper, max_age=max_age)
         self._lock = threading.Lock()
         self._counts = dict.fromkeys(RESULTS + self.LISTENER_RESULTS, 0)
         self._last_event: float = clock.time()
 
     def set_keys(self, keys: KeyRing, max_age: float) -> None:
-        """Use new keys and a new ``webhook.max_age`` from now on (a reload)."""
+        """Use new keys and a new ``webhook.max_age`` from now on (a reload); the dedupe memory
+        follows the new acceptance window."""
+        self._deduper.set_ttl(replay_window(max_age))
         self._receiver = Receiver(keys, self._deduper, max_age=max_age)
 
     def handle(self, headers: Mapping[str, str], body: bytes) -> Outcome:

@@ -34,7 +34,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from trtc_exporter.webhook.dedupe import Deduper
+from trtc_exporter.webhook.dedupe import DEFAULT_TTL, Deduper
 from trtc_exporter.webhook.effects import Effect, effect_of
 from trtc_exporter.webhook.events import MAX_BODY_BYTES, Event, EventError, Ignored, parse_event
 from trtc_exporter.webhook.keys import KeyRing
@@ -46,6 +46,13 @@ DEFAULT_MAX_AGE = 600.0
 DEFAULT_MAX_FUTURE = 300.0  # clocks disagree by seconds; minutes ahead means a forged or bad time
 MAX_SDK_APP_ID = 2**64 - 1
 _OK = b'{"code":0}'
+
+
+def replay_window(max_age: float, max_future: float = DEFAULT_MAX_FUTURE) -> float:
+    """Seconds one body passes the age check: from ``max_future`` before its ``CallbackTs`` to
+    ``max_age`` after it. The de-duplication memory must last this long (at least its own
+    10-minute default), or a replay inside the window would be applied again."""
+    return max(DEFAULT_TTL, max_age + max_future)
 
 
 @dataclass(frozen=True, slots=True)
