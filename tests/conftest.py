@@ -12,6 +12,7 @@ import pytest
 import responses
 import yaml
 
+from tests.coordination.conftest import REDIS_SERVER, RedisProcess
 from trtc_exporter.api.credentials import Credentials, StaticProvider
 from trtc_exporter.app import Exporter
 from trtc_exporter.clock import FakeClock
@@ -99,3 +100,15 @@ def with_secret_files(text: str, tmp: Path) -> tuple[str, dict[str, str]]:
     env = {**os.environ, "TENCENTCLOUD_SECRET_ID": SECRET_ID, "TENCENTCLOUD_SECRET_KEY": SECRET_KEY,
            "HOME": str(tmp)}
     return yaml.safe_dump(raw, sort_keys=False), env
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisProcess]:
+    """A redis-server of this test alone, for tests that stop it, restart it or give it a
+    password (tests/coordination and the check command's tests)."""
+    if not Path(REDIS_SERVER).exists():
+        pytest.skip("redis-server is not installed (Debian package redis-server)")
+    server = RedisProcess(tmp_path)
+    server.start()
+    yield server
+    server.stop()

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.coordination.conftest import REDIS_SERVER, RedisProcess
+from tests.coordination.conftest import RedisProcess
 from trtc_exporter.cli import main
 from trtc_exporter.clock import FakeClock
 from trtc_exporter.config.model import parse_config
@@ -165,35 +165,24 @@ def test_no_coordination_means_no_redis_line() -> None:
     assert redis_results(parse_config({})) == []
 
 
-@pytest.fixture
-def redis_process(tmp_path: Path) -> Iterator[RedisProcess]:
-    """A redis-server of this test alone (it may be given a password)."""
-    if not Path(REDIS_SERVER).exists():
-        pytest.skip("redis-server is not installed (Debian package redis-server)")
-    server = RedisProcess(tmp_path)
-    server.start()
-    yield server
-    server.stop()
-
-
 def test_a_redis_answering_pong_passes(sim: SimulatorServer, tmp_path: Path,
-                                       redis_process: RedisProcess) -> None:
+                                       own_redis: RedisProcess) -> None:
     """The whole command with coordination.redis_url at a real Redis: ✓ redis PONG, exit 0."""
-    path = write_config(tmp_path, sim.url, coordination={"redis_url": redis_process.url})
+    path = write_config(tmp_path, sim.url, coordination={"redis_url": own_redis.url})
     code, text = run(path)
     assert code == 0, text
     [line] = [line for line in text.splitlines() if " redis " in line]
-    assert line.startswith("✓") and f"PING 127.0.0.1:{redis_process.port}: PONG" in line
+    assert line.startswith("✓") and f"PING 127.0.0.1:{own_redis.port}: PONG" in line
 
 
 def test_a_wrong_redis_password_fails_with_the_fix(sim: SimulatorServer, tmp_path: Path,
-                                                   redis_process: RedisProcess) -> None:
+                                                   own_redis: RedisProcess) -> None:
     """Redis with requirepass and a wrong password file: ✗ with the password fix, exit 1, and
     neither password is printed."""
-    redis_process.client().config_set("requirepass", "TheRightRedisPassword")
+    own_redis.client().config_set("requirepass", "TheRightRedisPassword")
     (tmp_path / "redis-password").write_text("NotTheRedisPassword\n")
     path = write_config(tmp_path, sim.url, coordination={
-        "redis_url": redis_process.url, "password_file": str(tmp_path / "redis-password")})
+        "redis_url": own_redis.url, "password_file": str(tmp_path / "redis-password")})
     code, text = run(path)
     assert code == 1, text
     [line] = [line for line in text.splitlines() if " redis " in line]

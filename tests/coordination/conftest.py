@@ -95,16 +95,6 @@ def rdb(redis_server: RedisProcess) -> Iterator[redis.Redis]:
     client.close()
 
 
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisProcess]:
-    """A server of this test alone, for tests that stop and restart it."""
-    if not Path(REDIS_SERVER).exists():
-        pytest.skip("redis-server is not installed (Debian package redis-server)")
-    server = RedisProcess(tmp_path)
-    server.start()
-    yield server
-    server.stop()
-
 
 def self_signed(folder: Path) -> tuple[Path, Path]:
     """A self-signed certificate for 127.0.0.1 and its key (PEM files): no system CA trusts it."""
