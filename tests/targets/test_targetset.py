@@ -13,7 +13,7 @@ from trtc_exporter.errors import ConfigError
 from trtc_exporter.target import Target
 from trtc_exporter.targets.registrations import Registered, RegistrationStore
 from trtc_exporter.targets.sources import TargetSources, read_bearer_token
-from trtc_exporter.targets.targetset import TargetLimitError, TargetSet
+from trtc_exporter.targets.targetset import TargetConflictError, TargetLimitError, TargetSet
 
 
 def task(task_id: str, source: str = "config", **labels: str) -> Target:
@@ -346,3 +346,14 @@ def test_withdraw_reports_what_left_the_merged_set() -> None:
     assert ts.withdraw(task("b").id) is None
     assert names(ts.merged()) == [("a", "config")]
     assert ts.changes[("removed", "api")] == 1
+
+
+def test_one_batch_naming_a_task_with_and_without_sdk_app_id_is_refused() -> None:
+    """t1 and t1 + sdk_app_id in one registration ask the API one thing: 409, nothing joins."""
+    ts = TargetSet(FakeClock(), max_targets=10)
+    ts.merged()
+    with pytest.raises(TargetConflictError, match=r"targets\[1\]: the same task t1"):
+        ts.register([task("t1", "api"), Target(api="ai_transcription", region="ap-guangzhou",
+                                               task_id="t1", sdk_app_id=1400000001,
+                                               source="api")], None)
+    assert ts.current() == []

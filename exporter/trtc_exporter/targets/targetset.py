@@ -123,7 +123,7 @@ class TargetSet:
             for path in paths:
                 sources.use_file_firsts(path, new[path])
             pairs = {lookup: (held[lookup], self._winner(sources.of(lookup)))
-                     for lookup in lookups}
+                     for lookup in sorted(lookups)}  # sorted: the same order, logs every run
             change = _change(pairs.values())
             if self._refused or (len(self._current) + len(change.added) - len(change.removed)
                                  > self.max_targets):
@@ -211,13 +211,15 @@ class TargetSet:
         return self._lookups
 
     def _check_conflicts(self, targets: list[Target]) -> None:
+        """Refuse a target of a known lookup under another identity, or of one named earlier in
+        the same batch (both would otherwise join: two series of one task)."""
         known = self._lookup_index()
+        batch: dict[Key, Target] = {}
         for index, target in enumerate(targets):
-            other = known.get(target.lookup)
-            if other is not None and other.key != target.key:
-                raise TargetConflictError(
-                    f"targets[{index}]: " + duplicate_text(f"the {other.source} target {other.id}",
-                                                           other, target))
+            for other in (known.get(target.lookup), batch.setdefault(target.lookup, target)):
+                if other is not None and other.key != target.key:
+                    raise TargetConflictError(f"targets[{index}]: " + duplicate_text(
+                        f"the {other.source} target {other.id}", other, target))
 
     def unregister(self, target_id: str) -> bool:
         """Remove the registration with this id; False when there is none."""
@@ -326,6 +328,11 @@ class TargetSet:
         with self._lock:
             item = self._api.get(key)
             return None if item is None else item.expires_at
+
+    def current(self) -> list[Target]:
+        """The merged set as it stands (after the last merge or change), without merging."""
+        with self._lock:
+            return list(self._current.values())
 
     def find(self, target_id: str) -> Target | None:
         """The current target with this id, or None."""
