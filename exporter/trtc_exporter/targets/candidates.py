@@ -61,7 +61,12 @@ def skipped(first: Target, target: Target) -> None:
 
 def touched(before: Mapping[Key, Target], after: Mapping[Key, Target]) -> set[Key]:
     """The lookups whose first target differs between two indexes of one source."""
-    return {k for k in before.keys() | after.keys() if not same(before.get(k), after.get(k))}
+    found = before.keys() ^ after.keys()
+    for lookup, new in after.items():  # the O(file) part of an edit: kept to one loop
+        old = before.get(lookup)
+        if old is not None and old is not new and (old != new or old.source != new.source):
+            found.add(lookup)
+    return found
 
 
 class Candidates:
