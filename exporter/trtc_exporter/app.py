@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 
-import requests
+import urllib3
 from prometheus_client import (
     CollectorRegistry,
     PlatformCollector,
@@ -69,7 +69,7 @@ class Exporter:
 
     def __init__(self, config: Config, credentials: CredentialProvider, *,
                  clock: Clock = SYSTEM_CLOCK, config_path: str = "",
-                 session: requests.Session | None = None, shard: tuple[int, int] = (0, 1),
+                 http: urllib3.PoolManager | None = None, shard: tuple[int, int] = (0, 1),
                  demo: bool = False, basic_auth: Callable[[], bool] = lambda: False,
                  accounts: dict[str, CredentialProvider] | None = None,
                  redis_password: Secret | None = None,
@@ -103,7 +103,7 @@ class Exporter:
                              self.cluster.limiter_factory(config.api.rate_guard))
         self.skew = SkewEstimator()
         self.clients = self._build_clients(
-            config, accounts or {config.account_names[0]: credentials}, session, api_registry)
+            config, accounts or {config.account_names[0]: credentials}, http, api_registry)
         self.client = self.clients[config.account_names[0]]
         # with coordination, registrations and webhook discoveries alike live in Redis
         self.sources = TargetSources(config, clock, self.drops, webhooks=keyring is not None,
@@ -132,7 +132,7 @@ class Exporter:
         self._apply_targets(config)
 
     def _build_clients(self, config: Config, providers: dict[str, CredentialProvider],
-                       session: requests.Session | None,
+                       http: urllib3.PoolManager | None,
                        registry: CollectorRegistry) -> dict[str, TrtcClient]:
         """One client per account (name -> client), all spending the one budget; with
         ``accounts:`` each counts its requests under its own ``account`` label. Their
@@ -144,7 +144,7 @@ class Exporter:
                              metrics=metrics.for_account(name) if self.labelled else metrics,
                              clock=self.clock, timeout=config.api.timeout,
                              max_retries=config.api.max_retries, skew=self.skew,
-                             session=session)
+                             http=http)
             for name, provider in providers.items()}
 
     def _build_webhooks(self, config: Config, keyring: KeyRing) -> None:
