@@ -177,8 +177,10 @@ class Cluster:
         def make(lane: str, rate: float) -> Limiter:
             account, _, action = lane.rpartition("/")
             shared = SharedRateLimiter(self.client, self.keys, account, action, rate,
-                                       self._clock, guard, policy=policy, lapse=LAPSE)
-            return FailoverLimiter(shared, self.link, self._clock, guard, policy=policy)
+                                       self._clock, guard, policy=policy, lapse=LAPSE,
+                                       confirm_sends=True)
+            return FailoverLimiter(shared, self.link, self._clock, guard, policy=policy,
+                                   confirm_sends=True)
         return make
 
     def run(self, stop: threading.Event, on_members: Callable[[list[str]], None]) -> None:

@@ -140,6 +140,7 @@ class Link:
         self._last_probe = -1e18
         self._rejoined_at = -1e18
         self._members_before = 1
+        self._lease_end = -1e18  # monotonic: until then other members may count us as live
         # live members at the last successful heartbeat; UNSEEN_MEMBERS before the first
         self.known_members = UNSEEN_MEMBERS
         self.outages = 0
@@ -203,6 +204,20 @@ class Link:
             if self._clock.monotonic() - self._rejoined_at >= self._hold:
                 return 1.0
             return min(1.0, self.known_members / self._members_before)
+
+    def leased(self, ttl: float) -> None:
+        """A heartbeat was just tried: other members may count this replica as live (and leave
+        its share of the shared window unused by themselves) for ``ttl`` seconds from now."""
+        with self._lock:
+            self._lease_end = max(self._lease_end, self._clock.monotonic() + ttl)
+
+    @property
+    def lease_end(self) -> float:
+        """Monotonic time the last heartbeat's entry expires at the latest: until then the
+        other members count this replica as live and spend the whole shared rate between them
+        (see :meth:`FailoverLimiter._local_acquire`)."""
+        with self._lock:
+            return self._lease_end
 
     def saw_members(self, count: int) -> None:
         """Record the live member count of the last heartbeat (at least 1: this replica)."""
