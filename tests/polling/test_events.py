@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import responses
 
+from tests.apimock import ApiMock
 from tests.conftest import ENDPOINT, answer, build_exporter
 from trtc_exporter.app import Exporter
 from trtc_exporter.clock import FakeClock
@@ -128,8 +128,8 @@ def test_a_confirming_poll_spends_the_budget(tmp_path: Path, status: str) -> Non
     """The poll a start triggers is an ordinary API request, counted by the client."""
     ex = exporter(tmp_path, FakeClock(auto_advance=True))
     events(ex).apply(started())
-    with responses.RequestsMock() as mock:
-        mock.add(responses.POST, ENDPOINT + "/", json=answer(status, "task-1"))
+    with ApiMock() as mock:
+        mock.add("POST", ENDPOINT + "/", json=answer(status, "task-1"))
         for key, _ in ex.poller.take_due():
             ex.poller.poll_one(key)
     (state,) = ex.states()
