@@ -151,7 +151,8 @@ class Cluster:
         self._clock = clock
         self.client = connect(config, password)
         self.keys = Keys(config.cluster)
-        self.link = Link(self.client, clock, retry_interval=1.0, hold=config.member_ttl)
+        self.link = Link(self.client, clock, retry_interval=1.0, hold=config.member_ttl,
+                         unseen=config.replicas)
         try:
             unreachable = first_contact(self.client, config)
         except ConfigError:
