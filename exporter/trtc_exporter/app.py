@@ -52,6 +52,7 @@ from trtc_exporter.targets.registrations import Registered, RegistrationStoreErr
 from trtc_exporter.targets.sources import TargetSources
 from trtc_exporter.targets.targetset import TargetLimitError
 from trtc_exporter.web.protocol import BudgetUse, TargetFacts
+from trtc_exporter.webhook.effects import EffectUnavailable
 from trtc_exporter.webhook.forward import Forwarder
 from trtc_exporter.webhook.forward_store import ForwardStorageError
 from trtc_exporter.webhook.hub import WebhookHub
@@ -208,12 +209,16 @@ class Exporter:
                           self.registry)
 
     def _register_discovered(self, target: Target, ttl: float) -> bool:
-        """Watch a task a callback told us about (False when refused: max_targets, storage)."""
+        """Watch a task a callback told us about: False when refused (max_targets); raises
+        EffectUnavailable when the registration store (SQLite, or Redis with coordination)
+        cannot take it now, so the callback is answered 503 and TRTC's retry registers it."""
         try:
             self.register([target], ttl)
-        except (TargetLimitError, RegistrationStoreError) as exc:
+        except TargetLimitError as exc:
             log.error("cannot watch %s found by a callback: %s", target.describe(), exc)
             return False
+        except RegistrationStoreError as exc:
+            raise EffectUnavailable(str(exc)) from None
         return True
 
     def _find_task(self, api: str, task_id: str) -> tuple[str, ...] | None:

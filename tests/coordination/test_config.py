@@ -31,10 +31,11 @@ def test_full_block_parses() -> None:
     config, lines = coordination({"redis_url": "rediss://redis:6380/1", "cluster": "prod-trtc",
                                   "password_file": "/run/secrets/redis", "heartbeat": "2s",
                                   "ca_file": "/ca.pem", "cert_file": "/c.pem",
-                                  "key_file": "/k.pem"})
+                                  "key_file": "/k.pem", "replicas": 3})
     assert lines == []
-    assert (config.tls, config.cluster, config.member_ttl, config.ca_file) == (
-        True, "prod-trtc", 6.0, "/ca.pem")
+    assert (config.tls, config.cluster, config.member_ttl, config.ca_file, config.replicas) == (
+        True, "prod-trtc", 6.0, "/ca.pem", 3)
+    assert coordination({"redis_url": "redis://r"})[0].replicas == 2
 
 
 @pytest.mark.parametrize(("raw", "message"), [
@@ -74,6 +75,9 @@ def test_full_block_parses() -> None:
     ({"redis_url": "redis://r", "insecure_skip_verify": "yes"},
      "coordination.insecure_skip_verify: must be true or false, got string"),
     ({"redis_url": "redis://r", "redis_urls": "x"}, "coordination.redis_urls: unknown field"),
+    ({"redis_url": "redis://r", "replicas": 0}, "coordination.replicas: must be >= 1, got 0"),
+    ({"redis_url": "redis://r", "replicas": "3"},
+     "coordination.replicas: must be an integer, got string"),
 ])
 def test_one_mistake_one_message(raw: dict[str, object], message: str) -> None:
     """Each mistake is reported once, by field path, with the exact text."""

@@ -18,12 +18,14 @@ from trtc_exporter.errors import ConfigError, Errors, show
 from trtc_exporter.secret import Secret
 
 _COORDINATION = frozenset({"redis_url", "password_file", "cluster", "heartbeat", "ca_file",
-                           "cert_file", "key_file", "insecure_skip_verify"})
+                           "cert_file", "key_file", "insecure_skip_verify", "replicas"})
 _FILES = ("password_file", "ca_file", "cert_file", "key_file")
 DEFAULT_CLUSTER = "default"
 DEFAULT_HEARTBEAT = 5.0
 MAX_CLUSTER_NAME = 64
 TTL_FACTOR = 3  # a member is gone after missing this many heartbeats
+DEFAULT_REPLICAS = 2  # the HA overlay's replica count
+MAX_REPLICAS = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +40,9 @@ class CoordinationConfig:
     cert_file: str | None = None
     key_file: str | None = None
     insecure_skip_verify: bool = False
+    replicas: int = DEFAULT_REPLICAS
+    """How many replicas are deployed: the members a replica assumes until its first heartbeat
+    (Redis unreachable since it started), so its fallback share is ``limit / replicas``."""
 
     @property
     def enabled(self) -> bool:
@@ -66,6 +71,8 @@ def parse_coordination(raw: object, errors: Errors) -> CoordinationConfig:
         cluster=_cluster(block, errors),
         heartbeat=errors.duration(block, "heartbeat", p, DEFAULT_HEARTBEAT),
         insecure_skip_verify=errors.boolean(block, "insecure_skip_verify", p, False),
+        replicas=errors.integer(block, "replicas", p, DEFAULT_REPLICAS, minimum=1,
+                                maximum=MAX_REPLICAS) or DEFAULT_REPLICAS,
         **files,
     )
     _check_combinations(config, block, errors)
