@@ -22,7 +22,6 @@ from trtc_exporter.config.model import Config
 from trtc_exporter.errors import counted
 from trtc_exporter.polling.due import Key, Schedule, spread
 from trtc_exporter.polling.failures import FailureLog
-from trtc_exporter.polling.handoff import Handoff
 from trtc_exporter.polling.intervals import effective_interval
 from trtc_exporter.polling.planning import capacity, state_interval, stretch_factor
 from trtc_exporter.polling.state import (
@@ -66,7 +65,7 @@ class Poller:
         self._schedule = Schedule()
         self._targets: dict[Key, Target] = {}
         self._retired: set[Key] = set()
-        self._lanes: dict[str, Handoff[Key]] = {}
+        self._lanes: dict[str, queue.Queue[Key | None]] = {}
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
         self._stretch: dict[str, float] = {}
@@ -319,10 +318,10 @@ class Poller:
         dispatcher.start()
         self._threads.append(dispatcher)
 
-    def _ensure_lane(self, action: str) -> Handoff[Key]:
+    def _ensure_lane(self, action: str) -> queue.Queue[Key | None]:
         if action in self._lanes:
             return self._lanes[action]
-        lane: Handoff[Key] = Handoff()
+        lane: queue.Queue[Key | None] = queue.Queue()
         self._lanes[action] = lane
         rate = self._budget.limiter(action).configured_rate
         workers = min(64, max(4, math.ceil(rate * 1.5)))
@@ -371,10 +370,9 @@ class Poller:
             nxt = self._schedule.next_due()
             return 1.0 if nxt is None else min(1.0, max(0.0, nxt - self._clock.monotonic()))
 
-    def _work(self, lane: Handoff[Key]) -> None:
-        slot: queue.SimpleQueue[Key | None] = queue.SimpleQueue()
+    def _work(self, lane: queue.Queue[Key | None]) -> None:
         while not self._stop.is_set():
-            key = lane.get(slot)
+            key = lane.get()
             if key is None:
                 return
             self.poll_one(key)
