@@ -76,7 +76,8 @@ def _per_request(cpu: float, requests: int, wall: float) -> dict[str, Any]:
             "rate": requests / wall, "cpu_ms_per_request": cpu / max(1, requests) * 1000}
 
 
-def _sdk_client(url: str) -> Callable[[int], Any]:
+def sdk_client(url: str) -> Callable[[int], Any]:
+    """The naive SDK loop's call: ``call(i)`` asks DescribeAITranscription of task i."""
     from tencentcloud.common import credential
     from tencentcloud.common.exception.tencent_cloud_sdk_exception import (
         TencentCloudSDKException,
@@ -105,9 +106,9 @@ def _sdk_client(url: str) -> Callable[[int], Any]:
     return call
 
 
-def sdk_child(url: str, seconds: float) -> None:
-    """In its own process: the naive SDK loop paced at PACE req/s; prints its CPU per request."""
-    call = _sdk_client(url)
+def paced_cpu(call: Callable[[int], Any], seconds: float, warmup: float = 3.0) -> dict[str, Any]:
+    """``call(i)`` paced at PACE req/s in this thread: a warm-up (connection, imports, first
+    calls), then ``seconds`` measured; the process CPU (``time.process_time()``) per request."""
     state = {"next": time.monotonic(), "i": 0}
 
     def until(end: float) -> None:
@@ -119,11 +120,15 @@ def sdk_child(url: str, seconds: float) -> None:
             call(int(state["i"]))
             state["i"] += 1
 
-    until(time.monotonic() + 3.0)  # warm-up: connection, imports, first calls
+    until(time.monotonic() + warmup)
     cpu0, t0, n0 = time.process_time(), time.monotonic(), state["i"]
     until(time.monotonic() + seconds)
-    print(json.dumps(_per_request(time.process_time() - cpu0, int(state["i"] - n0),
-                                  time.monotonic() - t0)))
+    return _per_request(time.process_time() - cpu0, int(state["i"] - n0), time.monotonic() - t0)
+
+
+def sdk_child(url: str, seconds: float) -> None:
+    """In its own process: the naive SDK loop paced at PACE req/s; prints its CPU per request."""
+    print(json.dumps(paced_cpu(sdk_client(url), seconds)))
 
 
 def sdk_run(seconds: float) -> dict[str, Any]:
@@ -138,8 +143,9 @@ def sdk_run(seconds: float) -> dict[str, Any]:
     return result
 
 
-def warm_run(count: int) -> dict[str, Any]:
-    """Back-to-back calls in this process: our client and the SDK, interleaved rounds."""
+def exporter_client(url: str) -> Callable[[int], Any]:
+    """The exporter's ``TrtcClient.describe`` as a loop's call (its budget never in the way):
+    ``call(i)`` polls task i; raises RuntimeError on a failed answer."""
     from prometheus_client import CollectorRegistry
 
     from trtc_exporter.api.budget import Budget
@@ -147,35 +153,54 @@ def warm_run(count: int) -> dict[str, Any]:
     from trtc_exporter.api.credentials import Credentials, StaticProvider
     from trtc_exporter.clock import SystemClock
     from trtc_exporter.metrics import ApiMetrics
+    from trtc_exporter.response import ApiFailure
     from trtc_exporter.secret import Secret
     from trtc_exporter.target import Target
 
+    clock = SystemClock()
+    ours = TrtcClient(endpoint=url, budget=Budget({"DescribeAITranscription": 10**6}, clock,
+                                                  confirm_sends=True),
+                      credentials=StaticProvider(Credentials(Secret(SECRET_ID),
+                                                             Secret(SECRET_KEY)), "env"),
+                      metrics=ApiMetrics(CollectorRegistry()), clock=clock)
+    targets = [Target("ai_transcription", "ap-guangzhou", task_id=task_id(i))
+               for i in range(TARGETS)]
+
+    def call(i: int) -> Any:
+        outcome = ours.describe(targets[i % TARGETS])
+        if isinstance(outcome.result, ApiFailure):
+            raise RuntimeError(f"exporter client: {outcome.result.code}")
+        return outcome
+
+    return call
+
+
+def back_to_back(calls: dict[str, Callable[[int], Any]], count: int) -> dict[str, float]:
+    """Each call ``count`` times back to back (after 50 unmeasured), 3 interleaved rounds: the
+    median process CPU per call in ms, by name."""
+    rounds: dict[str, list[float]] = {name: [] for name in calls}
+    for call in calls.values():
+        for i in range(50):
+            call(i)
+    for _ in range(3):
+        for name, call in calls.items():
+            started = time.process_time()
+            for i in range(count):
+                call(i)
+            rounds[name].append((time.process_time() - started) / count * 1000)
+    return {name: statistics.median(v) for name, v in rounds.items()}
+
+
+def warm_run(count: int) -> dict[str, Any]:
+    """Back-to-back calls in this process: our client and the SDK, interleaved rounds."""
     work = Workdir("cpu-warm").path
     sim = Simulator(work, scenario(TARGETS, rate_limit=10**9))
     try:
-        clock = SystemClock()
-        ours = TrtcClient(endpoint=sim.url, budget=Budget({"DescribeAITranscription": 10**6},
-                                                          clock, confirm_sends=True),
-                          credentials=StaticProvider(Credentials(Secret(SECRET_ID),
-                                                                 Secret(SECRET_KEY)), "env"),
-                          metrics=ApiMetrics(CollectorRegistry()), clock=clock)
-        targets = [Target("ai_transcription", "ap-guangzhou", task_id=task_id(i))
-                   for i in range(TARGETS)]
-        calls = {"exporter": lambda i: ours.describe(targets[i % TARGETS]),
-                 "sdk": _sdk_client(sim.url)}
-        rounds: dict[str, list[float]] = {name: [] for name in calls}
-        for call in calls.values():
-            for i in range(50):
-                call(i)
-        for _ in range(3):
-            for name, call in calls.items():
-                started = time.process_time()
-                for i in range(count):
-                    call(i)
-                rounds[name].append((time.process_time() - started) / count * 1000)
+        medians = back_to_back({"exporter": exporter_client(sim.url),
+                                "sdk": sdk_client(sim.url)}, count)
     finally:
         sim.stop()
-    return {f"{name}_ms_per_request": statistics.median(v) for name, v in rounds.items()}
+    return {f"{name}_ms_per_request": ms for name, ms in medians.items()}
 
 
 def run(quick: bool = False, out: Path | None = None, budget: dict[str, Any] | None = None,
