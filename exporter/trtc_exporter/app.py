@@ -504,7 +504,7 @@ class Exporter:
             shared = self.cluster.shared_state(target.id)
             if shared is not None:  # the interval lets a silent owner's record go stale
                 interval = state_interval(target, shared.status, shared.seen,
-                                          shared.not_found_streak, config)
+                                          shared.not_found_streak, config, shared.event_age)
                 stretch = self.poller.stretch.get(target.lane, 1.0)  # every replica's alike
                 state = replace(shared.onto(state), interval=interval * stretch)
             out.append(state)
