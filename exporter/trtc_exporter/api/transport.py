@@ -30,8 +30,11 @@ import requests
 import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.util.retry import Retry
 
 _armed = threading.local()
+# what ``retries=False`` becomes inside urllib3 (``Retry.from_int``), built once instead of per call
+_NO_RETRIES = Retry(False, redirect=False)
 POOL_MAXSIZE = 64  # connections kept per host: more than the poller's workers
 
 
@@ -112,5 +115,5 @@ def post(manager: urllib3.PoolManager, url: str, body: bytes, headers: dict[str,
     each socket read. Raises urllib3's ``HTTPError`` subclasses (``TimeoutError``,
     ``ProtocolError``, ``NewConnectionError``, ``ProxyError``, ``SSLError``)."""
     return manager.urlopen("POST", url, body=body, headers=headers, redirect=False,
-                           retries=False, timeout=timeout, preload_content=False,
+                           retries=_NO_RETRIES, timeout=timeout, preload_content=False,
                            assert_same_host=False)
