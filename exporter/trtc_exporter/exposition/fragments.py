@@ -40,7 +40,11 @@ log = logging.getLogger("trtc_exporter.collector")  # the logger of TaskCollecto
 RUNNING = "trtc_ai_transcription_running_seconds"
 _KEY = attrgetter("target.key")
 go_float: Callable[[float], str] = floatToGoString  # client_python's number format (untyped)
-BLOCK = 1024  # targets joined per streamed piece: about 200 kB of text per family piece
+# targets joined per streamed piece: at most ~120 kB (the StateSet's six lines, ~0.9 kB a
+# target), under glibc's 128 KiB mmap threshold. A larger piece is mmapped and, once freed,
+# raises that threshold to its size, after which every such piece comes from (and stays in)
+# the heap: RSS under concurrent scrapes rose with the piece size (issue 16, goal 3).
+BLOCK = 128
 Fragment = tuple[bytes, ...]  # one bytes per family of TASK_FAMILIES except running_seconds
 
 
@@ -152,7 +156,7 @@ class TaskFragments:
 
     def stream(self, openmetrics: bool) -> Iterator[bytes]:
         """The bytes of :meth:`render`, joined ``BLOCK`` targets at a time as they are consumed:
-        a consumer that compresses or writes each piece in turn holds a few hundred kB of text
+        a consumer that compresses or writes each piece in turn holds about 100 kB of text
         at a time instead of the whole section (16 MB at 10 000 targets) per scrape. The
         snapshot is taken now; only the joins are deferred."""
         entries, heads, now = self._snapshot(openmetrics)
