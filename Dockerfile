@@ -2,7 +2,8 @@
 # Container image of trtc-transcription-exporter: the wheel is built in one stage and installed
 # into a slim Python runtime in the next, so no compiler, source tree or test file ships.
 #
-#   docker build -t trtc-transcription-exporter:0.1.0 .
+#   docker build --build-arg REVISION="$(git rev-parse --short=12 HEAD)" \
+#       -t trtc-transcription-exporter:0.1.0 .
 #   docker run --rm --read-only --tmpfs /tmp -p 9877:9877 trtc-transcription-exporter:0.1.0 --demo
 #
 # BASE IMAGE: pinned by tag, without a digest, so that a rebuild picks up the tag's security
@@ -13,11 +14,14 @@
 ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
+# The commit the image is built from: the context has no .git, so setup.py reads it from here
+# (trtc_exporter_build_info{revision}); "unknown" when not given.
+ARG REVISION=unknown
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY exporter/ exporter/
 # The project's wheel and the wheels of all its dependencies, for an offline install below.
-RUN python -m pip wheel --no-cache-dir --disable-pip-version-check --wheel-dir /wheels .
+RUN TRTC_EXPORTER_REVISION="${REVISION}" python -m pip wheel --no-cache-dir --disable-pip-version-check --wheel-dir /wheels .
 
 FROM ${PYTHON_IMAGE}
 # VERSION must equal trtc_exporter.__version__ (tests/test_deploy.py checks it).

@@ -7,6 +7,8 @@ here, at build time, from the checkout being built (``pip install .`` of a git c
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -17,7 +19,12 @@ ROOT = Path(__file__).resolve().parent
 
 
 def git_revision() -> str:
-    """The checkout's commit (12 hex digits), "-dirty" when it has uncommitted changes."""
+    """The checkout's commit (12 hex digits), "-dirty" when it has uncommitted changes; or
+    ``TRTC_EXPORTER_REVISION`` when set (an image build, whose context has no ``.git``: the
+    Dockerfile passes its ``REVISION`` build argument), if it looks like a revision."""
+    given = os.environ.get("TRTC_EXPORTER_REVISION", "").strip()
+    if given and given != "unknown":
+        return given if re.fullmatch(r"[0-9a-f]{7,40}(-dirty)?", given) else "unknown"
     try:
         rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short=12", "HEAD"],  # noqa: S603, S607
                              capture_output=True, text=True, timeout=5, check=False).stdout.strip()

@@ -356,7 +356,7 @@ def run_standalone(doc: str | None, run: Callable[[bool, Path], dict[str, Any]])
 
 
 # -- in-process: a requests transport into SimulatorAPI ------------------------------------------
-class SimulatorAdapter(requests.adapters.HTTPAdapter):
+class SimulatorPool(urllib3.PoolManager):
     """Faked at the HTTP boundary: requests go to ``SimulatorAPI.handle`` without a socket.
 
     The answer is a real urllib3 ``HTTPResponse`` over the body bytes, as the client reads it.
@@ -364,27 +364,17 @@ class SimulatorAdapter(requests.adapters.HTTPAdapter):
     """
 
     def __init__(self, api: Any) -> None:
-        super().__init__(max_retries=0)
+        super().__init__()
         self.api = api
 
-    def send(self, request: requests.PreparedRequest, stream: bool = False, timeout: Any = None,
-             verify: Any = True, cert: Any = None, proxies: Any = None) -> requests.Response:
-        body = request.body if isinstance(request.body, bytes) else (request.body or "").encode()
-        result = self.api.handle(request.method or "POST", dict(request.headers), body)
+    def urlopen(self, method: str, url: str, redirect: bool = True,  # type: ignore[override]
+                **kw: Any) -> urllib3.HTTPResponse:
+        body = kw.get("body") or b""
+        result = self.api.handle(method, dict(kw.get("headers") or {}), body)
         headers = {"Content-Type": result.content_type, "Content-Length": str(len(result.body))}
-        raw = urllib3.HTTPResponse(body=io.BytesIO(result.body), headers=headers,
-                                   status=result.status, preload_content=False,
-                                   decode_content=True)
-        response: requests.Response = self.build_response(request, raw)
-        return response
-
-
-
-def fake_session(api: Any) -> requests.Session:
-    session = requests.Session()
-    session.trust_env = False
-    session.mount("http://", SimulatorAdapter(api))
-    return session
+        return urllib3.HTTPResponse(body=io.BytesIO(result.body), headers=headers,
+                                    status=result.status, preload_content=False,
+                                    decode_content=True)
 
 
 def in_process_exporter(n: int, *, poll_interval: float = 15.0, rate_limit: float = LIMIT) -> Any:
@@ -405,5 +395,5 @@ def in_process_exporter(n: int, *, poll_interval: float = 15.0, rate_limit: floa
                                           poll_interval=f"{poll_interval:g}s"))
     creds = StaticProvider(Credentials(Secret(SECRET_ID), Secret(SECRET_KEY)), "env")
     app = App(config, creds, clock=clock,
-              session=fake_session(api))
+              http=SimulatorPool(api))
     return app, clock, api

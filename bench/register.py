@@ -13,11 +13,18 @@ Config path (in-process): ``load_config`` of a 10 000-target YAML file (YAML dec
 strict loader, then ``parse_config``), ``parse_config`` alone, and ``Poller.set_targets`` with
 10 000 new targets, the same 10 000 again (a reload that changes nothing) and 100 replaced.
 
+Target-file edits (in-process ``Exporter`` on a fake clock, one JSON target file of 10 000
+entries): 1 % and 10 % of the entries changed (half replaced by new tasks, half relabelled),
+each applied by the whole-set path (``sources.merged()`` and ``Poller.set_targets``, as before)
+and piecewise (``TargetSet.update_files`` and the poller's add/remove/change API), side by side.
+Reading and parsing the edited file is the same for both and left out of both times.
+
 Medians of a few repetitions; no goal is set, the numbers are reported.
 """
 
 from __future__ import annotations
 
+import json
 import statistics
 import tempfile
 import time
@@ -140,6 +147,65 @@ def measure(repeat: int) -> dict[str, Any]:
             "set_targets_1pct_changed_seconds": diff}
 
 
+def _edited(entries: list[dict[str, Any]], share: float) -> list[dict[str, Any]]:
+    """``share`` of the entries changed: the first half replaced, the second half relabelled."""
+    count = int(len(entries) * share)
+    out = [dict(e) for e in entries]
+    for i in range(count):
+        out[i] = ({"task_id": f"edit-{i}"} if i < count // 2 else
+                  {**out[i], "labels": {"team": "edited"}})
+    return out
+
+
+def file_edits(repeat: int) -> dict[str, Any]:
+    """Whole-set vs piecewise apply of a 1 % and a 10 % target-file edit at N targets."""
+    from trtc_exporter.api.credentials import Credentials, StaticProvider
+    from trtc_exporter.app import Exporter as App
+    from trtc_exporter.clock import FakeClock
+    from trtc_exporter.config.model import parse_config
+    from trtc_exporter.secret import Secret
+
+    work = Path(tempfile.mkdtemp(prefix="trtc-bench-files-"))
+    path = work / "targets.json"
+    base = exporter_config(N, "http://127.0.0.1:9")["targets"]
+    path.write_text(json.dumps(base))
+    config = parse_config({"api": {"endpoint": "http://127.0.0.1:9"}, "max_targets": 2 * N,
+                           "target_files": [str(path)]})
+    creds = StaticProvider(Credentials(Secret("AKID" + "x" * 16), Secret("k" * 24)), "env")
+    app = App(config, creds, clock=FakeClock())
+    sources = app.sources
+
+    def whole() -> None:
+        app._apply_targets(announce=False)
+
+    def piecewise() -> None:
+        app._apply_change(sources.target_set.update_files(sources.files.by_file()))
+
+    result: dict[str, Any] = {"targets": N}
+    for share in (0.01, 0.1):
+        texts = [json.dumps(_edited(base, share)), json.dumps(base)]
+        for name, apply in (("whole", whole), ("piecewise", piecewise)):
+            times = []
+            for i in range(2 * repeat):  # there and back: each apply is a real change
+                path.write_text(texts[i % 2])
+                sources.files.refresh(force=True)  # read and parse: not timed
+                started = time.perf_counter()
+                apply()
+                times.append(time.perf_counter() - started)
+            result[f"{name}_{share:.2f}_seconds"] = statistics.median(times)
+        result[f"ratio_{share:.2f}"] = (result[f"piecewise_{share:.2f}_seconds"] /
+                                        result[f"whole_{share:.2f}_seconds"])
+    assert len(app.poller.targets()) == N
+    sources.close()
+    return result
+
+
+def _edit_cell(f: dict[str, Any], share: str) -> str:
+    """``whole vs piecewise ms (ratio)`` of one edit size."""
+    whole, piecewise = f[f"whole_{share}_seconds"], f[f"piecewise_{share}_seconds"]
+    return f"{whole * 1000:.1f} vs {piecewise * 1000:.2f} ms ({f[f'ratio_{share}']:.3f}x)"
+
+
 def run(quick: bool = False, out: Path | None = None) -> dict[str, Any]:
     repeat, singles = (1, 5) if quick else (5, 30)
     log(f"(f) registering {N} targets: POST /api/v1/targets (bulk, and {singles} single POSTs "
@@ -154,6 +220,10 @@ def run(quick: bool = False, out: Path | None = None) -> dict[str, Any]:
         f"{r['parse_config_seconds']:.2f}s), set_targets new {r['set_targets_new_seconds']:.2f}s,"
         f" unchanged {r['set_targets_unchanged_seconds']:.2f}s, 1% changed "
         f"{r['set_targets_1pct_changed_seconds']:.2f}s")
+    log(f"(f) target-file edits at {N} targets: whole-set vs piecewise apply")
+    r["file_edits"] = f = file_edits(3 if quick else 7)
+    for share in ("0.01", "0.10"):
+        log(f"    {float(share):.0%} changed: {_edit_cell(f, share)}")
     data = {"name": "register", "quick": quick, **r}
     save_json(out, "register", data)
     data["rows"] = [
@@ -170,6 +240,9 @@ def run(quick: bool = False, out: Path | None = None) -> dict[str, Any]:
         ("(f) register", "Poller.set_targets: 10 000 new / unchanged / 1 % changed", "report",
          f"{r['set_targets_new_seconds']:.3f} / {r['set_targets_unchanged_seconds']:.3f} / "
          f"{r['set_targets_1pct_changed_seconds']:.3f} s", "INFO"),
+        *(("(f) register", f"target-file edit, {float(share):.0%} of 10 000: whole-set vs "
+           "piecewise apply", "report", _edit_cell(f, share), "INFO")
+          for share in ("0.01", "0.10")),
     ]
     return data
 

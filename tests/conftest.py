@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import responses
 import yaml
 
+from tests.apimock import SERVER, ApiMock
 from tests.coordination.conftest import REDIS_SERVER, RedisProcess
 from trtc_exporter.api.credentials import Credentials, StaticProvider
 from trtc_exporter.app import Exporter
@@ -22,7 +22,7 @@ from trtc_exporter.web.routes import Routes, handler_class
 from trtc_exporter.web.toolkit.server import ExporterHTTPServer
 from trtc_exporter.webhook.keys import KeyRing
 
-ENDPOINT = "http://trtc.test"
+ENDPOINT = SERVER.endpoint  # the local API stand-in (tests/apimock.py)
 SECRET_ID = "AKIDfixture0000000000000000000000001"
 SECRET_KEY = "fixtureSECRETkey000000000000000001"
 
@@ -38,8 +38,8 @@ def api_error(code: str) -> dict[str, object]:
 
 
 @pytest.fixture
-def mocked_api() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+def mocked_api() -> Iterator[ApiMock]:
+    with ApiMock(assert_all_requests_are_fired=False) as mock:
         yield mock
 
 

@@ -7,9 +7,8 @@ import logging
 from collections.abc import Iterator
 
 import pytest
-import requests
-import responses
 
+from tests.apimock import ApiMock, Sent
 from tests.conftest import ENDPOINT, SECRET_KEY, answer, api_error, build_exporter, poll_all
 from trtc_exporter.app import Exporter
 from trtc_exporter.clock import FakeClock
@@ -20,11 +19,11 @@ def table() -> Iterator[dict[str, dict[str, object]]]:
     """The fake API's answer per TaskId; tests edit it while the exporter polls."""
     answers: dict[str, dict[str, object]] = {}
 
-    def respond(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+    def respond(request: Sent) -> tuple[int, dict[str, str], str]:
         return 200, {}, json.dumps(answers[json.loads(request.body or b"{}")["TaskId"]])
 
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        mock.add_callback(responses.POST, ENDPOINT + "/", callback=respond)
+    with ApiMock(assert_all_requests_are_fired=False) as mock:
+        mock.add_callback("POST", ENDPOINT + "/", callback=respond)
         yield answers
 
 
@@ -126,13 +125,13 @@ def _account_labels(accounts: bool) -> dict[str, set[bool]]:
                                           {"task_id": "limited"}]}
     if accounts:
         raw["accounts"] = [{"name": "main"}]
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        mock.add(responses.POST, ENDPOINT + "/", json=answer("InProgress"))
-        mock.add(responses.POST, ENDPOINT + "/", json=api_error("RequestLimitExceeded"))
+    with ApiMock(assert_all_requests_are_fired=False) as mock:
+        mock.add("POST", ENDPOINT + "/", json=answer("InProgress"))
+        mock.add("POST", ENDPOINT + "/", json=api_error("RequestLimitExceeded"))
         exporter = build_exporter(raw)
         poll_all(exporter)
         exporter.clock.advance(30.0)
-        mock.replace(responses.POST, ENDPOINT + "/", json=answer("InProgress"))
+        mock.replace("POST", ENDPOINT + "/", json=answer("InProgress"))
         poll_all(exporter)
     text = generate_latest(exporter.registry).decode()
     seen: dict[str, set[bool]] = {group: set() for group in FAMILY_GROUPS}

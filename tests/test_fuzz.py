@@ -19,7 +19,6 @@ from urllib.parse import quote
 
 import bcrypt
 import pytest
-import responses
 import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -28,6 +27,7 @@ from cryptography.x509.oid import NameOID
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from tests.apimock import ApiMock
 from tests.conftest import ENDPOINT, answer, build_exporter, poll_all
 from trtc_exporter.clock import FakeClock
 from trtc_exporter.web.routes import Routes, handler_class
@@ -199,7 +199,7 @@ class Server:
         self.exporter = build_exporter({"targets": [{"task_id": "t1"},
                                                     {"sdk_app_id": 1400000001,
                                                      "session_id": "s1"}]})
-        with responses.RequestsMock() as mock:
+        with ApiMock() as mock:
             mock.post(ENDPOINT + "/", json=answer("InProgress", task_id="t1"))
             poll_all(self.exporter)
         store = WebConfigStore(str(web_config)) if web_config else None

@@ -1,9 +1,9 @@
 """The whole /metrics text of a fixed scenario, byte for byte: refactors provably change no output.
 
-The scenario runs on a FakeClock against an HTTP fake (``responses``): 1.0 task and session
-targets and 2.0 targets in several states, a Tencent error, a transport error, a NotFound and a
-stale answer. Only facts that differ between checkouts, interpreters and runs (the git revision
-and the Python version of ``trtc_exporter_build_info``, the values of client_python's
+The scenario runs on a FakeClock against the local API stand-in (tests/apimock.py): 1.0 task
+and session targets and 2.0 targets in several states, a Tencent error, a transport error, a
+NotFound and a stale answer. Only facts that differ between checkouts, interpreters and runs (the
+git revision and the Python version of ``trtc_exporter_build_info``, the values of client_python's
 ``process_*`` and the labels of ``python_info``) are normalised. To accept an intended
 change of output, run with ``GOLDEN_UPDATE=1`` and review the diff of the fixture files.
 """
@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 import requests
-import responses
 
+from tests.apimock import ApiMock, Sent
 from tests.conftest import ENDPOINT, answer, api_error, build_exporter, serving
 from trtc_exporter.clock import FakeClock
 
@@ -58,7 +58,7 @@ PLATFORM = re.compile(r"^python_info\{[^}]*\} ", re.MULTILINE)
 
 
 def _respond(table: dict[str, tuple[int, object]]) -> object:
-    def respond(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+    def respond(request: Sent) -> tuple[int, dict[str, str], str]:
         body = json.loads(request.body or b"{}")
         status, payload = table[body.get("TaskId") or body.get("SessionId")]
         return status, {}, payload if isinstance(payload, str) else json.dumps(payload)
@@ -67,8 +67,8 @@ def _respond(table: dict[str, tuple[int, object]]) -> object:
 
 
 def _poll(exporter: Any, table: dict[str, tuple[int, object]], skip: str = "") -> None:
-    with responses.RequestsMock() as mock:
-        mock.add_callback(responses.POST, ENDPOINT + "/", callback=_respond(table))
+    with ApiMock() as mock:
+        mock.add_callback("POST", ENDPOINT + "/", callback=_respond(table))
         for target in sorted(exporter.poller.targets(), key=lambda t: t.key):
             if target.task_id != skip:
                 exporter.poller.poll_one(target.key)

@@ -282,7 +282,8 @@ def test_image_install_steps_work_in_a_fresh_venv(tmp_path: Path) -> None:
            "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}"}
     env.pop("PYTHONPATH", None)
     wheels = tmp_path / "wheels"
-    substitutions = {"/wheels": str(wheels), "${VERSION}": dockerfile_args()["VERSION"]}
+    substitutions = {"/wheels": str(wheels), "${VERSION}": dockerfile_args()["VERSION"],
+                     "${REVISION}": "0123456789ab"}  # docker build --build-arg REVISION=…
 
     def run(command: str, cwd: Path) -> None:
         command = re.sub(r"^--mount=\S+ ", "", command)
@@ -304,6 +305,8 @@ def test_image_install_steps_work_in_a_fresh_venv(tmp_path: Path) -> None:
     (wheel,) = wheels.glob("trtc_transcription_exporter-*.whl")
     tops = {name.split("/")[0] for name in zipfile.ZipFile(wheel).namelist()}
     assert tops == {"trtc_exporter", f"trtc_transcription_exporter-{__version__}.dist-info"}
+    baked = zipfile.ZipFile(wheel).read("trtc_exporter/_build.py").decode()
+    assert "REVISION = '0123456789ab'" in baked  # the build argument, as the context has no .git
     installs = [args for instruction, args in runtime if instruction == "RUN" and "/wheels" in args]
     assert installs, "the runtime stage installs nothing from the build stage's wheels"
     for args in installs:

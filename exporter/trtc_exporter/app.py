@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 
-import requests
+import urllib3
 from prometheus_client import (
     CollectorRegistry,
     PlatformCollector,
@@ -26,6 +26,7 @@ from trtc_exporter.api.outcome import Outcome
 from trtc_exporter.api.skew import SkewEstimator
 from trtc_exporter.checks import check
 from trtc_exporter.clock import SYSTEM_CLOCK, Clock, WallSeconds
+from trtc_exporter.config.coordination import changed_fields
 from trtc_exporter.config.model import Config, account_problem, load_config
 from trtc_exporter.coordination.cluster import Cluster
 from trtc_exporter.errors import ConfigError, counted
@@ -47,10 +48,12 @@ from trtc_exporter.polling.state import StateStore, TargetState, all_auth_failur
 from trtc_exporter.runtime import Runtime, revision
 from trtc_exporter.secret import Secret
 from trtc_exporter.target import Target, in_shard
+from trtc_exporter.targets.candidates import SetChange
 from trtc_exporter.targets.registrations import Registered, RegistrationStoreError
 from trtc_exporter.targets.sources import TargetSources
 from trtc_exporter.targets.targetset import TargetLimitError
 from trtc_exporter.web.protocol import BudgetUse, TargetFacts
+from trtc_exporter.webhook.effects import EffectUnavailable
 from trtc_exporter.webhook.forward import Forwarder
 from trtc_exporter.webhook.forward_store import ForwardStorageError
 from trtc_exporter.webhook.hub import WebhookHub
@@ -68,7 +71,7 @@ class Exporter:
 
     def __init__(self, config: Config, credentials: CredentialProvider, *,
                  clock: Clock = SYSTEM_CLOCK, config_path: str = "",
-                 session: requests.Session | None = None, shard: tuple[int, int] = (0, 1),
+                 http: urllib3.PoolManager | None = None, shard: tuple[int, int] = (0, 1),
                  demo: bool = False, basic_auth: Callable[[], bool] = lambda: False,
                  accounts: dict[str, CredentialProvider] | None = None,
                  redis_password: Secret | None = None,
@@ -102,7 +105,7 @@ class Exporter:
                              self.cluster.limiter_factory(config.api.rate_guard))
         self.skew = SkewEstimator()
         self.clients = self._build_clients(
-            config, accounts or {config.account_names[0]: credentials}, session, api_registry)
+            config, accounts or {config.account_names[0]: credentials}, http, api_registry)
         self.client = self.clients[config.account_names[0]]
         # with coordination, registrations and webhook discoveries alike live in Redis
         self.sources = TargetSources(config, clock, self.drops, webhooks=keyring is not None,
@@ -131,7 +134,7 @@ class Exporter:
         self._apply_targets(config)
 
     def _build_clients(self, config: Config, providers: dict[str, CredentialProvider],
-                       session: requests.Session | None,
+                       http: urllib3.PoolManager | None,
                        registry: CollectorRegistry) -> dict[str, TrtcClient]:
         """One client per account (name -> client), all spending the one budget; with
         ``accounts:`` each counts its requests under its own ``account`` label. Their
@@ -143,7 +146,7 @@ class Exporter:
                              metrics=metrics.for_account(name) if self.labelled else metrics,
                              clock=self.clock, timeout=config.api.timeout,
                              max_retries=config.api.max_retries, skew=self.skew,
-                             session=session)
+                             http=http)
             for name, provider in providers.items()}
 
     def _build_webhooks(self, config: Config, keyring: KeyRing) -> None:
@@ -207,12 +210,16 @@ class Exporter:
                           self.registry)
 
     def _register_discovered(self, target: Target, ttl: float) -> bool:
-        """Watch a task a callback told us about (False when refused: max_targets, storage)."""
+        """Watch a task a callback told us about: False when refused (max_targets); raises
+        EffectUnavailable when the registration store (SQLite, or Redis with coordination)
+        cannot take it now, so the callback is answered 503 and TRTC's retry registers it."""
         try:
             self.register([target], ttl)
-        except (TargetLimitError, RegistrationStoreError) as exc:
+        except TargetLimitError as exc:
             log.error("cannot watch %s found by a callback: %s", target.describe(), exc)
             return False
+        except RegistrationStoreError as exc:
+            raise EffectUnavailable(str(exc)) from None
         return True
 
     def _find_task(self, api: str, task_id: str) -> tuple[str, ...] | None:
@@ -236,19 +243,15 @@ class Exporter:
     def _apply_targets(self, config: Config | None = None, announce: bool = True) -> None:
         """Push the merged, shard-filtered target set to the poller (and log the plan); with
         coordination, only the targets this replica owns among the live members."""
-        rt = self.runtime
         with self._targets_lock:
             config = config or self.config  # read under the lock: a reload may be swapping it
-            merged = self._usable([with_account(config, t) for t in self.sources.merged()
-                                   if in_shard(t, rt.shard_index, rt.shard_count)], config)
+            merged = self._mine(self.sources.merged(), config)
             targets = self._owned(merged)
             if announce:
                 for line in plan(config, targets, budget_rates(config)):
                     if line.targets:
                         log.info("capacity plan: %s", line.summary())
-            for account, action, region in sorted({(t.account, t.action, t.region)
-                                                   for t in targets}):
-                self.clients[account or config.account_names[0]].metrics.prepare(action, region)
+            self._prepare(targets, config)
             self._all_targets = merged
             self._task_index = {(t.api, t.task_id): t.key for t in merged if t.task_id}
             self.poller.set_targets(targets, config)
@@ -294,17 +297,24 @@ class Exporter:
             # the whole set goes through the ownership filter again
             self._apply_targets(announce=False)
         elif new:
-            rt = self.runtime
             with self._targets_lock:
-                mine = self._usable([t for t in new
-                                     if in_shard(t, rt.shard_index, rt.shard_count)],
-                                    self.config)
-                for account, action, region in sorted({(t.account, t.action, t.region)
-                                                       for t in mine}):
-                    self.clients[account or self.config.account_names[0]].metrics.prepare(
-                        action, region)
+                config = self.config
+                mine = self._mine(new, config)
+                self._prepare(mine, config)
                 self.poller.add_targets(mine)
         return new
+
+    def _mine(self, targets: Iterable[Target], config: Config) -> list[Target]:
+        """The targets of our ``--shard``, accounts resolved, usable (see :meth:`_usable`)."""
+        rt = self.runtime
+        return self._usable([with_account(config, t) for t in targets
+                             if in_shard(t, rt.shard_index, rt.shard_count)], config)
+
+    def _prepare(self, targets: Iterable[Target], config: Config) -> None:
+        """Give each (account, action, region) polled its request series before any poll."""
+        for account, action, region in sorted({(t.account, t.action, t.region)
+                                               for t in targets}):
+            self.clients[account or config.account_names[0]].metrics.prepare(action, region)
 
     def unregister(self, target_id: str) -> bool:
         """Registration API: remove a registration by Target.id; False when there is none.
@@ -328,10 +338,28 @@ class Exporter:
 
     def maintain_once(self) -> bool:
         """Re-read due target files and expire registrations; apply the set if it changed."""
-        changed = self.sources.maintain()
-        if changed:
+        change = self.sources.maintain()
+        if change.whole or (change and self.cluster is not None):
+            # with coordination, who polls what is the cluster's choice over the whole set
             self._apply_targets()
-        return changed
+        elif change:
+            self._apply_change(change)
+        return bool(change)
+
+    def _apply_change(self, change: SetChange) -> None:
+        """Apply a piecewise change of the merged set (a target-file edit) to the poller
+        through its incremental API, in time proportional to the change (no plan is logged,
+        as for a registration). A changed target whose account is no longer usable leaves."""
+        with self._targets_lock:
+            config = self.config
+            added, changed = self._mine(change.added, config), self._mine(change.changed, config)
+            kept = {t.key for t in changed}
+            gone = [t.key for t in change.removed] + [t.key for t in change.changed
+                                                       if t.key not in kept]
+            self._prepare(added + changed, config)
+            self.poller.remove_targets(gone)
+            self.poller.change_targets(changed)
+            self.poller.add_targets(added + changed)  # a changed one that was not usable
 
     def sync_once(self) -> None:
         """With coordination: publish the states we polled, read every replica's."""
@@ -425,8 +453,8 @@ class Exporter:
         problems = []
         if set(config.account_names) != set(self.clients):
             problems.append("accounts: adding, removing or renaming accounts needs a restart")
-        if config.coordination != old.coordination:
-            problems.append("coordination: changes need a restart")
+        problems += [f"{path}: changes need a restart"
+                     for path in changed_fields(old.coordination, config.coordination)]
         if problems:
             raise ConfigError(problems)
 
@@ -476,7 +504,7 @@ class Exporter:
             shared = self.cluster.shared_state(target.id)
             if shared is not None:  # the interval lets a silent owner's record go stale
                 interval = state_interval(target, shared.status, shared.seen,
-                                          shared.not_found_streak, config)
+                                          shared.not_found_streak, config, shared.event_age)
                 stretch = self.poller.stretch.get(target.lane, 1.0)  # every replica's alike
                 state = replace(shared.onto(state), interval=interval * stretch)
             out.append(state)

@@ -199,10 +199,15 @@ class Bound(Generic[M]):
     def __init__(self, metric: M, prefix: tuple[str, ...] = ()) -> None:
         self.metric: M = metric
         self._prefix = prefix
+        # the client labels every attempt: client_python's labels() validates, joins and locks
+        # each time; children are never removed here, so a child once made is kept
+        self._children: dict[tuple[str, ...], M] = {}
 
     def labels(self, *values: str) -> M:
         """The child for the remaining label values (as ``Counter.labels``)."""
-        child: M = self.metric.labels(*self._prefix, *values)
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self.metric.labels(*self._prefix, *values)
         return child
 
     def bound(self, prefix: tuple[str, ...]) -> Bound[M]:

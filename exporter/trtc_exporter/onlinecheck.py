@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import TextIO
 
 import redis
-import requests
 from prometheus_client import CollectorRegistry
 
 from trtc_exporter.api.budget import Budget
@@ -112,15 +111,15 @@ def _judge(target: Target, failure: ApiFailure | None, endpoint: str) -> CheckRe
     return CheckResult(name, False, said, fix)
 
 
-def api_checks(config: Config, credentials: CredentialProvider, clock: Clock = SYSTEM_CLOCK,
-               session: requests.Session | None = None) -> list[CheckResult]:
+def api_checks(config: Config, credentials: CredentialProvider,
+               clock: Clock = SYSTEM_CLOCK) -> list[CheckResult]:
     """Send the probe requests (one budget token each, no retries); one result per request and
     one for the clock offset measured from their Date headers."""
     skew = SkewEstimator(alpha=1.0)  # the last sample, not an average over a handful
     client = TrtcClient(endpoint=config.api.endpoint, credentials=credentials,
                         budget=Budget(budget_rates(config), clock, guard=config.api.rate_guard),
                         metrics=ApiMetrics(CollectorRegistry()), clock=clock,
-                        timeout=config.api.timeout, max_retries=0, skew=skew, session=session)
+                        timeout=config.api.timeout, max_retries=0, skew=skew)
     results, answered = [], False
     for target in probe_targets(config):
         result = client.describe(target).result

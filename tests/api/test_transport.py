@@ -1,12 +1,16 @@
-"""The pooled session reports each request's write before its answer is awaited."""
+"""The pooled transport reports each request's write before its answer is awaited, keeps its
+connection alive, and reads proxy and CA settings from the environment."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
+import requests
+import urllib3
 
 from trtc_exporter.api import transport
 
@@ -15,9 +19,12 @@ class _SlowAnswer(BaseHTTPRequestHandler):
     """Reads the request, then answers only once the test has seen the write reported."""
 
     written = threading.Event()
+    peers: ClassVar[list[tuple[str, int]]] = []
+    protocol_version = "HTTP/1.1"
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers["Content-Length"]))
+        self.peers.append(self.client_address)
         assert self.written.wait(5)
         self.send_response(200)
         self.send_header("Content-Length", "2")
@@ -42,15 +49,16 @@ def test_written_callback_fires_before_the_answer(server: str) -> None:
     """The callback runs once the body is sent, while the server still holds its answer."""
     _SlowAnswer.written.clear()
     calls: list[str] = []
-    session = transport.pooled_session(server)
+    pool = transport.pool_manager(server)
 
     def written() -> None:
         calls.append("written")
         _SlowAnswer.written.set()  # the server answers only after this
 
     with transport.on_written(written):
-        response = session.post(server, data=b'{"a": 1}', timeout=10)
-    assert response.status_code == 200
+        response = transport.post(pool, server, b'{"a": 1}', {}, timeout=10)
+    assert response.status == 200
+    assert response.read() == b"{}"
     assert calls == ["written"]
 
 
@@ -58,8 +66,48 @@ def test_callback_is_disarmed_after_the_block(server: str) -> None:
     """A request outside on_written calls nothing (the callback fires at most once)."""
     _SlowAnswer.written.set()
     calls: list[int] = []
-    session = transport.pooled_session(server)
+    pool = transport.pool_manager(server)
     with transport.on_written(lambda: calls.append(1)):
-        session.post(server, data=b"{}", timeout=10)
-    session.post(server, data=b"{}", timeout=10)
+        transport.post(pool, server, b"{}", {}, timeout=10).read()
+    transport.post(pool, server, b"{}", {}, timeout=10).read()
     assert calls == [1]
+
+
+def test_connection_is_kept_alive(server: str) -> None:
+    """Answers read to their end give the connection back: two requests, one connection."""
+    _SlowAnswer.written.set()
+    _SlowAnswer.peers.clear()
+    pool = transport.pool_manager(server)
+    for _ in range(2):
+        response = transport.post(pool, server, b"{}", {}, timeout=10)
+        response.read()
+        response.release_conn()
+    assert len(_SlowAnswer.peers) == 2
+    assert _SlowAnswer.peers[0] == _SlowAnswer.peers[1]
+
+
+def test_proxy_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTPS_PROXY applies to an https endpoint unless NO_PROXY names its host."""
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    endpoint = "https://trtc.tencentcloudapi.com"
+    assert transport.proxy_for(endpoint) is None
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    assert transport.proxy_for(endpoint) == "http://proxy.internal:3128"
+    assert isinstance(transport.pool_manager(endpoint), urllib3.ProxyManager)
+    monkeypatch.setenv("NO_PROXY", "tencentcloudapi.com")
+    assert transport.proxy_for(endpoint) is None
+    assert not isinstance(transport.pool_manager(endpoint), urllib3.ProxyManager)
+
+
+def test_ca_bundle_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """REQUESTS_CA_BUNDLE, then CURL_CA_BUNDLE, name the CA file; else requests' default."""
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    assert transport.ca_bundle() == requests.utils.DEFAULT_CA_BUNDLE_PATH
+    monkeypatch.setenv("CURL_CA_BUNDLE", "/etc/curl.pem")
+    assert transport.ca_bundle() == "/etc/curl.pem"
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ca.pem")
+    assert transport.ca_bundle() == "/etc/ca.pem"
+    pool = transport.pool_manager("https://trtc.tencentcloudapi.com")
+    assert pool.connection_pool_kw["ca_certs"] == "/etc/ca.pem"

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import pytest
 import redis
 
 from trtc_exporter.api.budget import Cancelled, RateLimiter
 from trtc_exporter.clock import FakeClock
+from trtc_exporter.coordination import limiter as limiter_module
 from trtc_exporter.coordination.keys import Keys
-from trtc_exporter.coordination.limiter import FLUSH_AFTER, SharedRateLimiter
+from trtc_exporter.coordination.limiter import FLUSH_AFTER, UNSENT_POLL, SharedRateLimiter
 from trtc_exporter.coordination.membership import Membership
 
 ACTION = "DescribeAITranscription"
@@ -294,3 +296,77 @@ def test_a_state_written_by_an_older_version_is_completed(rdb: redis.Redis) -> N
     one.on_accepted(clock.monotonic())
     assert one.on_throttled(sent_at=clock.monotonic()) is True
     assert one.effective_rate == pytest.approx(1.0)  # 95 % of 1 accepted, at the 5 % floor
+
+
+def confirming(rdb: redis.Redis, clock: FakeClock, rate: float = 1.0) -> SharedRateLimiter:
+    return SharedRateLimiter(rdb, Keys("t"), "main", ACTION, rate, clock, guard=0.0,
+                             fake_now=True, confirm_sends=True)
+
+
+class ReportingClock(FakeClock):
+    """Auto-advancing; the first wait that reaches ``at`` runs ``report`` first (a write
+    reported by another thread of the same replica while a grant waits)."""
+
+    def __init__(self, start: float, at: float, report: Callable[[], None]) -> None:
+        super().__init__(start, auto_advance=True)
+        self.at, self.report = at, report
+        self.reported = False
+
+    def wait(self, event: threading.Event, seconds: float) -> bool:
+        if not self.reported and self.time() + seconds >= self.at:
+            self.advance(max(0.0, self.at - self.time()))
+            self.reported = True
+            self.report()
+            return event.is_set()
+        return super().wait(event, seconds)
+
+
+def test_confirmed_shared_start_counts_the_window_from_the_write(rdb: redis.Redis) -> None:
+    """A request written 0.3 s after its grant delays another replica's start a window on."""
+    clock = FakeClock(1000.0, auto_advance=True)
+    a, b = confirming(rdb, clock), confirming(rdb, clock)
+    a.acquire()  # granted at 1000.0 ...
+    clock.advance(0.3)
+    a.sent()  # ... written at 1000.3 (the thread was held up)
+    assert b.take().time == pytest.approx(1001.3, abs=1e-4)  # not 1001.0
+
+
+def test_unreported_shared_start_holds_every_replica_until_written(rdb: redis.Redis) -> None:
+    """An unreported write keeps its start in every window until it is reported (here at
+    1005.0): another replica's next start comes one window after the report."""
+    holder: list[SharedRateLimiter] = []
+    clock = ReportingClock(1000.0, 1005.0, lambda: holder[0].sent())
+    a, b = confirming(rdb, clock), confirming(rdb, clock)
+    holder.append(a)
+    a.acquire()
+    assert b.take().time == pytest.approx(1006.0, abs=UNSENT_POLL + 1e-4)
+
+
+def test_a_start_never_reported_counts_until_its_deadline(
+        rdb: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A replica that died between grant and write holds its start only until the deadline."""
+    monkeypatch.setattr(limiter_module, "UNSENT_LIMIT", 2.0)  # 30 s would mean 6 000 polls
+    clock = FakeClock(1000.0, auto_advance=True)
+    dead, alive = confirming(rdb, clock), confirming(rdb, clock)
+    dead.take()  # its thread never reports: the replica was killed
+    assert alive.take().time == pytest.approx(1000.0 + 2.0 + 1.0, abs=UNSENT_POLL + 1e-4)
+
+
+def test_a_threads_next_acquire_reports_its_previous_shared_write(rdb: redis.Redis) -> None:
+    """A caller that never reports its write does not stall: its next acquire reports it."""
+    clock = FakeClock(1000.0, auto_advance=True)
+    one = confirming(rdb, clock, rate=2.0)
+    for _ in range(5):
+        one.acquire()
+    assert clock.time() == pytest.approx(1002.0, abs=0.02)  # 0, 0.5, …, 2.0: no stall
+
+
+def test_without_confirm_sends_a_report_changes_nothing(rdb: redis.Redis) -> None:
+    """A limiter counting from the grant ignores write reports (no Redis call, no delay)."""
+    clock = FakeClock(1000.0, auto_advance=True)
+    one = SharedRateLimiter(rdb, Keys("t"), "main", ACTION, 1.0, clock, guard=0.0,
+                            fake_now=True)
+    one.acquire()
+    clock.advance(0.3)
+    one.sent()
+    assert one.take().time == pytest.approx(1001.0, abs=1e-6)

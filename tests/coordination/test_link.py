@@ -63,6 +63,8 @@ def test_a_replica_that_never_saw_a_member_falls_back_to_half_the_limit(
     assert link.known_members == UNSEEN_MEMBERS == 2
     link.saw_members(1)
     assert link.known_members == 1
+    told = Link(redis_server.client(), FakeClock(), unseen=5)  # coordination.replicas: 5
+    assert told.known_members == 5
 
 
 def test_first_contact_reports_an_unreachable_redis_without_raising() -> None:

@@ -53,9 +53,10 @@ def test_a_published_effect_reaches_the_other_replica_only(redis_server: RedisPr
     stop = threading.Event()
 
     def sink(name: str) -> object:
-        def apply(effect: Effect) -> None:
+        def apply(effect: Effect) -> bool:
             applied[name].append(effect)
             got.set()
+            return True
         return apply
 
     threads = [threading.Thread(target=relays[n].run, args=(stop, sink(n))) for n in "ab"]
@@ -64,10 +65,37 @@ def test_a_published_effect_reaches_the_other_replica_only(redis_server: RedisPr
     try:
         while rdb.pubsub_numsub(keys.events_channel)[0][1] < 2:
             stop.wait(0.01)  # both listeners subscribed (real Redis, real time)
-        relays["a"].publish(EFFECTS[3])
+        assert relays["a"].publish(EFFECTS[3])  # b received it
         assert got.wait(5)
     finally:
         stop.set()
         for thread in threads:
             thread.join(5)
     assert applied == {"a": [], "b": [EFFECTS[3]]}
+
+
+@pytest.mark.integration
+def test_publishing_with_no_other_replica_listening_says_so(redis_server: RedisProcess,
+                                                           rdb: redis.Redis) -> None:
+    """A's own listener does not count: with no other subscriber the effect was not relayed."""
+    clock, keys = SystemClock(), Keys("alone")
+    relay = EffectRelay(redis_server.client(), keys, Link(redis_server.client(), clock), "a")
+    stop = threading.Event()
+    thread = threading.Thread(target=relay.run, args=(stop, lambda effect: True))
+    thread.start()
+    try:
+        while rdb.pubsub_numsub(keys.events_channel)[0][1] < 1:
+            stop.wait(0.01)
+        assert relay.publish(EFFECTS[3]) is False
+    finally:
+        stop.set()
+        thread.join(5)
+
+
+def test_publishing_while_redis_is_down_says_so(redis_server: RedisProcess) -> None:
+    """No Redis, no relay: False (the callback is then answered 503), never an exception."""
+    clock = SystemClock()
+    link = Link(redis_server.client(), clock, retry_interval=60.0)
+    link.failed(redis.ConnectionError())
+    relay = EffectRelay(redis_server.client(), Keys("down"), link, "a")
+    assert relay.publish(EFFECTS[3]) is False

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-import responses
 
+from tests.apimock import ApiMock
 from tests.conftest import ENDPOINT, build_exporter, poll_all
 from tests.exposition.test_collectors import TARGETS, _respond
 from trtc_exporter.clock import FakeClock
@@ -20,8 +20,8 @@ ACCEPTS = ["", "text/plain; version=1.0.0; escaping=allow-utf-8",
 def test_body_equals_the_reference_registry(accept: str) -> None:
     """Joined pieces equal client_python's encoding of the full registry in that format."""
     clock = FakeClock(auto_advance=True)
-    with responses.RequestsMock() as mock:
-        mock.add_callback(responses.POST, ENDPOINT + "/", callback=_respond)
+    with ApiMock() as mock:
+        mock.add_callback("POST", ENDPOINT + "/", callback=_respond)
         exporter = build_exporter(TARGETS, clock)
         poll_all(exporter)
     encoder, _ = choose_format(accept)
@@ -50,8 +50,8 @@ def test_stream_has_the_bytes_of_render_in_small_pieces(accept: str,
 
     monkeypatch.setattr(fragments, "BLOCK", 2)
     clock = FakeClock(auto_advance=True)
-    with responses.RequestsMock() as mock:
-        mock.add_callback(responses.POST, ENDPOINT + "/", callback=_respond)
+    with ApiMock() as mock:
+        mock.add_callback("POST", ENDPOINT + "/", callback=_respond)
         exporter = build_exporter(TARGETS, clock)
         poll_all(exporter)
     encoder, _ = choose_format(accept)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-import responses
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.apimock import ApiMock
 from tests.conftest import ENDPOINT, answer, api_error, build_exporter, poll_all
 from trtc_exporter.exposition.webhooks import FAMILIES as WEBHOOK_FAMILIES
 from trtc_exporter.metrics import SPECS
@@ -37,8 +37,8 @@ def _respond(request: object) -> tuple[int, dict[str, str], str]:
 
 
 def scrape(raw: dict[str, object] = TARGETS) -> dict[str, list[tuple[dict[str, str], float]]]:
-    with responses.RequestsMock() as mock:
-        mock.add_callback(responses.POST, ENDPOINT + "/", callback=_respond)
+    with ApiMock() as mock:
+        mock.add_callback("POST", ENDPOINT + "/", callback=_respond)
         exporter = build_exporter(raw)
         poll_all(exporter)
     text = generate_latest(exporter.registry).decode()
@@ -149,8 +149,8 @@ def test_collect_never_raises_on_a_broken_snapshot() -> None:
 
 
 def test_rendering_does_not_call_the_api() -> None:
-    """Scraping a fresh exporter sends no request (responses would fail on any)."""
-    with responses.RequestsMock() as mock:
+    """Scraping a fresh exporter sends no request (the API stand-in records every one)."""
+    with ApiMock() as mock:
         exporter = build_exporter(TARGETS)
         generate_latest(exporter.registry)
         assert len(mock.calls) == 0

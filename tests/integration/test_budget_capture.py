@@ -10,15 +10,15 @@ own peak is the capture's. Skipped only when tshark is not installed (CI install
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
-from tests.integration.capture import PostCapture, max_in_window, tshark_available
+from tests.integration.capture import PostCapture, tshark_available
 from tests.integration.harness import Exporter, Simulator, dump
+from tests.integration.loads import measure_phase, no_load, summarise
 
 pytestmark = [
     pytest.mark.integration,
@@ -45,17 +45,6 @@ def _scenario() -> dict[str, Any]:
     return {"rate_limit": LIMIT, "tasks": tasks}
 
 
-def _phase(sim: Simulator, fault: dict[str, Any] | None) -> tuple[float, float, dict[str, Any]]:
-    """Switch to one fault, let the exporter settle, measure; returns (start, end, stats)."""
-    sim.control("POST", "faults", {"faults": [fault] if fault else [], "clear": True})
-    time.sleep(SETTLE)
-    start = time.time()
-    sim.control("POST", "reset_stats")
-    time.sleep(MEASURE)
-    stats = sim.control("GET", "stats")
-    return start, time.time(), stats  # the capture's interval holds every request counted
-
-
 def test_no_second_of_captured_traffic_exceeds_the_limit_under_faults(tmp_path: Path) -> None:
     """Per fault: capture max in any 1 s <= limit, simulator throttled 0 and agrees with it."""
     sim = Simulator(tmp_path, _scenario())
@@ -66,14 +55,13 @@ def test_no_second_of_captured_traffic_exceeds_the_limit_under_faults(tmp_path: 
                   "poll_interval": "5s",
                   "targets": [{"task_id": f"cap-{i:03d}"} for i in range(TARGETS)]}
         exporter = Exporter(tmp_path, config)
+        metrics = exporter.url + "/metrics"
         with PostCapture(sim.port) as capture:
-            phases = {name: _phase(sim, fault) for name, fault in PHASES.items()}
-        for name, (start, end, stats) in phases.items():
-            times = [t for t in capture.times if start <= t <= end]
-            results[name] = {"capture": max_in_window(times), "requests": len(times),
-                             "simulator": stats["max_in_window"],
-                             "throttled": stats["throttled_total"],
-                             "stamps": stats["arrival_stamps"]}
+            phases = {name: measure_phase(sim, metrics, no_load, fault, SETTLE, MEASURE)
+                      for name, fault in PHASES.items()}
+        results = {name: {**summarise(phase, capture.times, LIMIT),
+                          "stamps": phase["stats"]["arrival_stamps"]}
+                   for name, phase in phases.items()}
     except (AssertionError, requests.RequestException):
         print(dump(*(p for p in (sim, exporter) if p is not None)))
         raise
@@ -83,8 +71,9 @@ def test_no_second_of_captured_traffic_exceeds_the_limit_under_faults(tmp_path: 
         sim.stop()
     assert capture.dropped == 0, "tshark dropped packets: the capture is incomplete"
     for name, r in results.items():
-        assert r["requests"] >= LIMIT * MEASURE * 0.5, (name, r)  # the exporter was busy
-        assert r["capture"] <= LIMIT, (name, r)
-        assert r["throttled"] == 0, (name, r)
-        assert r["simulator"] <= r["capture"] + 1, (name, r)  # +1: a request at a window edge
+        assert r["capture_requests"] >= LIMIT * MEASURE * 0.5, (name, r)  # the exporter was busy
+        assert r["capture_max_in_window"] <= LIMIT, (name, r)
+        assert r["simulator_throttled"] == 0, (name, r)
+        # +1: a request at a window edge
+        assert r["simulator_max_in_window"] <= r["capture_max_in_window"] + 1, (name, r)
         assert r["stamps"].get("handler", 0) == 0, (name, r)

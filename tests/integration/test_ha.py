@@ -209,7 +209,9 @@ def test_redis_outage_keeps_polling_within_the_budget(cluster: Cluster) -> None:
           f"30 s; rejoin after {rejoin:.1f} s; peak across the rejoin {peak} "
           f"(simulator {after['max_in_window']})")
     assert during["max_in_window"] <= LIMIT and during["throttled_total"] == 0
-    assert during["requests_total"] >= 0.9 * LIMIT * 30  # kept polling on the fallback share
+    # kept polling on the fallback share once its heartbeat entry expired (TTL after the last
+    # beat, + one span: until then the others may count it as live, docs/ha.md)
+    assert during["requests_total"] >= 0.9 * LIMIT * (30 - TTL - 1.02)
     assert peak <= LIMIT, after["windows"]
     assert after["throttled_total"] == 0
     resp = requests.post(survivors[0].url + "/api/v1/targets", json={"task_id": "reg-late"},

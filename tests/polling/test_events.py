@@ -5,12 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import responses
 
+from tests.apimock import ApiMock
 from tests.conftest import ENDPOINT, answer, build_exporter
 from trtc_exporter.app import Exporter
 from trtc_exporter.clock import FakeClock
-from trtc_exporter.webhook.effects import Sentence, StartFailed, TaskStarted, TaskStopped
+from trtc_exporter.polling.events import TaskEvents
+from trtc_exporter.webhook.effects import (
+    EffectUnavailable,
+    Sentence,
+    StartFailed,
+    TaskStarted,
+    TaskStopped,
+)
 from trtc_exporter.webhook.keys import KeyRing
 
 APP = 1400123456
@@ -128,8 +135,8 @@ def test_a_confirming_poll_spends_the_budget(tmp_path: Path, status: str) -> Non
     """The poll a start triggers is an ordinary API request, counted by the client."""
     ex = exporter(tmp_path, FakeClock(auto_advance=True))
     events(ex).apply(started())
-    with responses.RequestsMock() as mock:
-        mock.add(responses.POST, ENDPOINT + "/", json=answer(status, "task-1"))
+    with ApiMock() as mock:
+        mock.add("POST", ENDPOINT + "/", json=answer(status, "task-1"))
         for key, _ in ex.poller.take_due():
             ex.poller.poll_one(key)
     (state,) = ex.states()
@@ -145,3 +152,28 @@ def test_allow_unsigned_is_warned_at_start(tmp_path: Path,
     build_exporter(config, FakeClock(), keyring=KeyRing(allow_unsigned=True))
     assert any("allow_unsigned" in r.message and r.levelname == "WARNING"
                for r in caplog.records)
+
+
+def test_a_start_the_store_cannot_take_now_is_not_applied(tmp_path: Path) -> None:
+    """A registration store error makes apply False (answered 503: TRTC retries)."""
+    ex = exporter(tmp_path, FakeClock())
+
+    def unreachable(target: object, ttl: float) -> bool:
+        raise EffectUnavailable("coordination Redis unreachable: registration refused")
+
+    sink = TaskEvents(ex.poller, unreachable, lambda: ex.config)
+    assert sink.apply(started()) is False
+    assert ex.poller.targets() == []
+
+
+def test_an_effect_no_other_replica_received_is_not_applied(tmp_path: Path) -> None:
+    """A stop of a task another replica polls, relayed to nobody: apply False, else True."""
+    ex = exporter(tmp_path, FakeClock())
+    delivered: list[bool] = [False]
+    sink = TaskEvents(ex.poller, lambda target, ttl: True, lambda: ex.config,
+                      find=lambda api, task: ("elsewhere",), relay=lambda effect: delivered[0])
+    stop = TaskStopped(APP, "task-9", AI, 1_795_514_000.0)
+    assert sink.apply(stop) is False
+    delivered[0] = True
+    assert sink.apply(stop) is True
+    assert sink.apply(StartFailed(APP, "task-9", AI, 1_795_514_000.0)) is True

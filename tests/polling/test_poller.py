@@ -375,3 +375,24 @@ def test_adding_and_removing_targets_plans_like_a_whole_set() -> None:
     assert len(store) == 300
     assert poller.due_time(task(250).key) is not None
     assert poller.due_time(task(320).key) is None
+
+
+def test_changing_targets_keeps_their_state_and_plans_like_a_whole_set() -> None:
+    """change_targets swaps labels and intervals in, keeps polls and due times, and reaches the
+    demand and stretch of set_targets with the same versions; unknown keys are ignored."""
+    slow = [replace(task(i), poll_interval=40.0, labels=(("team", "x"),)) for i in range(100)]
+    whole, _, whole_clock, _ = make([task(i) for i in range(300)], rate=5.0)
+    poller, _, clock, store = make([task(i) for i in range(300)], rate=5.0)
+    run(whole, whole_clock, 12.0)
+    run(poller, clock, 12.0)
+    whole.set_targets(slow + [task(i) for i in range(100, 300)])
+    before = store.get(task(0).key)
+    due = poller.due_time(task(0).key)
+    poller.change_targets([*slow, task(999)])
+    after = store.get(task(0).key)
+    assert before is not None and after is not None
+    assert (after.target.labels, after.last_answer) == ((("team", "x"),), before.last_answer)
+    assert poller.due_time(task(0).key) == due
+    assert task(999).key not in {t.key for t in poller.targets()}
+    assert poller.demand == pytest.approx(whole.demand)
+    assert poller.stretch == pytest.approx(whole.stretch)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from trtc_exporter.api.outcome import Outcome
 from trtc_exporter.polling.state import HISTORY_LIMIT, StateStore, TargetState, apply_outcome
 from trtc_exporter.response import ApiFailure, TaskStatus
@@ -125,3 +127,18 @@ def test_history_is_bounded() -> None:
         state = apply_outcome(state, seen("InProgress" if when % 2 else "Idle"), when)
     assert len(state.history) == HISTORY_LIMIT
     assert state.history[-1] == (3 * HISTORY_LIMIT - 1, "InProgress")
+
+
+def test_retarget_gives_records_the_new_target_and_keeps_their_polls() -> None:
+    """A relabelled target keeps what its polls found; a target without a record stays out."""
+    store = StateStore()
+    store.sync([TARGET])
+    prev = store.get(TARGET.key)
+    assert prev is not None
+    store.put(apply_outcome(prev, seen("InProgress"), 10))
+    other = Target(api="ai_transcription", region="ap-guangzhou", task_id="other")
+    store.retarget([replace(TARGET, labels=(("team", "x"),)), other])
+    state = store.get(TARGET.key)
+    assert state is not None and state.target.labels == (("team", "x"),)
+    assert state.status == "InProgress"
+    assert store.get(other.key) is None

@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from prometheus_client import generate_latest
 
 from tests.conftest import build_exporter
 from trtc_exporter.app import Exporter
@@ -352,3 +353,48 @@ def test_a_file_that_is_not_utf8_is_broken_not_silently_replaced(tmp_path: Path)
     state = files.files[str(tmp_path / "latin.yml")]
     assert not state.ok
     assert state.error == f"{tmp_path / 'latin.yml'}: not UTF-8 (byte offset 14); save it as UTF-8"
+
+
+def poller_state(exporter: Exporter) -> dict[str, object]:
+    """What the poller holds of each target: the target (with source), its stored target, due
+    time and task index; and each lane's demand and stretch."""
+    poller = exporter.poller
+    return {"targets": {t.key: (t, t.source) for t in poller.targets()},
+            "stored": {s.target.key: (s.target, s.target.source)
+                       for s in exporter.store.snapshot()},
+            "due": {t.key: poller.due_time(t.key) for t in poller.targets()},
+            "tasks": {t.key: poller.find_task(t.api, t.task_id) for t in poller.targets()},
+            "demand": {k: round(v, 9) for k, v in poller.demand.items() if v},
+            "stretch": {k: round(v, 9) for k, v in poller.stretch.items()}}
+
+
+def test_a_file_edit_is_applied_piecewise_as_the_whole_apply_would(tmp_path: Path) -> None:
+    """Added, removed, relabelled and re-timed entries: the poller ends as after a whole apply,
+    and the removed target's series leave /metrics."""
+    path = tmp_path / "t.yml"
+    write(path, [{"task_id": f"f-{i}"} for i in range(6)])
+    clock = FakeClock()
+    exporter = file_exporter(tmp_path, clock, targets=[{"task_id": "c-1"}])
+    before = b"".join(exporter.exposition.render(generate_latest)).decode()
+    assert 'task_id="f-0"' in before
+    write(path, [{"task_id": "f-1", "labels": {"team": "x"}},
+                 {"task_id": "f-2", "poll_interval": "45s"},
+                 *({"task_id": f"f-{i}"} for i in range(3, 6)), {"task_id": "f-6"},
+                 {"task_id": "c-1", "labels": {"team": "file"}}])  # the config's c-1 wins
+    clock.advance(5.0)
+    calls: list[object] = []
+    exporter.poller.set_targets = calls.append  # type: ignore[method-assign,assignment]
+    assert exporter.maintain_once()
+    assert calls == []  # not the whole-set apply
+    piecewise = poller_state(exporter)
+    del exporter.poller.set_targets
+    exporter._apply_targets(announce=False)  # the whole-set apply of the same sources
+    assert piecewise == poller_state(exporter)
+    targets = {t.task_id: t for t in exporter.poller.targets()}
+    assert (dict(targets["f-1"].labels), targets["f-2"].poll_interval) == ({"team": "x"}, 45.0)
+    assert targets["c-1"].source == "config"
+    after = b"".join(exporter.exposition.render(generate_latest)).decode()
+    assert 'task_id="f-0"' not in after and 'task_id="f-6"' in after
+    assert 'task_id="f-1",team="x"' in after
+    get = exporter.registry.get_sample_value
+    assert get("trtc_exporter_target_changes_total", {"change": "removed", "source": "file"}) == 1

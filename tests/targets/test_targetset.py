@@ -13,7 +13,7 @@ from trtc_exporter.errors import ConfigError
 from trtc_exporter.target import Target
 from trtc_exporter.targets.registrations import Registered, RegistrationStore
 from trtc_exporter.targets.sources import TargetSources, read_bearer_token
-from trtc_exporter.targets.targetset import TargetLimitError, TargetSet
+from trtc_exporter.targets.targetset import TargetConflictError, TargetLimitError, TargetSet
 
 
 def task(task_id: str, source: str = "config", **labels: str) -> Target:
@@ -29,7 +29,7 @@ def test_sources_merge_in_order_and_the_first_source_wins() -> None:
     """config, then files, then API; a duplicate identity keeps the first source's target."""
     ts = TargetSet(FakeClock(), max_targets=10)
     ts.set_config([task("a", team="config")])
-    ts.set_files([task("a", "file", team="file"), task("b", "file")])
+    ts.set_files({"t.yml": [task("a", "file", team="file"), task("b", "file")]})
     ts.register([task("b", "api"), task("c", "api")], ttl=None)
     merged = ts.merged()
     assert names(merged) == [("a", "config"), ("b", "file"), ("c", "api")]
@@ -40,9 +40,9 @@ def test_added_and_removed_are_counted_per_source() -> None:
     """Each target entering or leaving the merged set counts once, under its source."""
     ts = TargetSet(FakeClock(), max_targets=10)
     ts.set_config([task("a")])
-    ts.set_files([task("f", "file")])
+    ts.set_files({"t.yml": [task("f", "file")]})
     ts.merged()
-    ts.set_files([task("g", "file")])
+    ts.set_files({"t.yml": [task("g", "file")]})
     ts.merged()
     ts.merged()  # no change, no count
     assert ts.changes[("added", "config")] == 1
@@ -55,7 +55,7 @@ def test_a_target_moving_between_sources_is_not_churned() -> None:
     """When config drops a target that a file also lists, it stays (now from the file)."""
     ts = TargetSet(FakeClock(), max_targets=10)
     ts.set_config([task("a")])
-    ts.set_files([task("a", "file")])
+    ts.set_files({"t.yml": [task("a", "file")]})
     ts.merged()
     ts.set_config([])
     assert names(ts.merged()) == [("a", "file")]
@@ -122,7 +122,7 @@ def test_file_targets_beyond_max_targets_are_refused_loudly_once(
     """File targets past the cap are logged and counted once each, and added when room frees."""
     ts = TargetSet(FakeClock(), max_targets=2)
     ts.set_config([task("c")])
-    ts.set_files([task("f1", "file"), task("f2", "file"), task("f3", "file")])
+    ts.set_files({"t.yml": [task("f1", "file"), task("f2", "file"), task("f3", "file")]})
     with caplog.at_level(logging.ERROR, logger="trtc_exporter.targets.targetset"):
         assert names(ts.merged()) == [("c", "config"), ("f1", "file")]
         ts.merged()
@@ -138,11 +138,11 @@ def test_a_refused_target_that_leaves_and_returns_is_reported_again() -> None:
     """Refusals are remembered only while the target is still listed somewhere."""
     ts = TargetSet(FakeClock(), max_targets=1)
     ts.set_config([task("c")])
-    ts.set_files([task("f", "file")])
+    ts.set_files({"t.yml": [task("f", "file")]})
     ts.merged()
-    ts.set_files([])
+    ts.set_files({"t.yml": []})
     ts.merged()
-    ts.set_files([task("f", "file")])
+    ts.set_files({"t.yml": [task("f", "file")]})
     ts.merged()
     assert ts.changes[("refused", "file")] == 2
 
@@ -316,8 +316,8 @@ def test_the_same_task_from_two_sources_is_merged_once(
     """Config t1 and a file's t1 with sdk_app_id ask the API one thing: the config one wins."""
     ts = TargetSet(FakeClock(), max_targets=10)
     ts.set_config([task("t1")])
-    ts.set_files([Target(api="ai_transcription", region="ap-guangzhou", task_id="t1",
-                         sdk_app_id=1400000001, source="file")])
+    ts.set_files({"t.yml": [Target(api="ai_transcription", region="ap-guangzhou",
+                                   task_id="t1", sdk_app_id=1400000001, source="file")]})
     with caplog.at_level(logging.WARNING):
         assert names(ts.merged()) == [("t1", "config")]
     assert "a 1.0 TaskId names one task whatever sdk_app_id says" in caplog.text
@@ -346,3 +346,14 @@ def test_withdraw_reports_what_left_the_merged_set() -> None:
     assert ts.withdraw(task("b").id) is None
     assert names(ts.merged()) == [("a", "config")]
     assert ts.changes[("removed", "api")] == 1
+
+
+def test_one_batch_naming_a_task_with_and_without_sdk_app_id_is_refused() -> None:
+    """t1 and t1 + sdk_app_id in one registration ask the API one thing: 409, nothing joins."""
+    ts = TargetSet(FakeClock(), max_targets=10)
+    ts.merged()
+    with pytest.raises(TargetConflictError, match=r"targets\[1\]: the same task t1"):
+        ts.register([task("t1", "api"), Target(api="ai_transcription", region="ap-guangzhou",
+                                               task_id="t1", sdk_app_id=1400000001,
+                                               source="api")], None)
+    assert ts.current() == []

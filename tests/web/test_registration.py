@@ -13,10 +13,10 @@ from typing import Any
 import bcrypt
 import pytest
 import requests
-import responses
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.apimock import ApiMock, Sent
 from tests.conftest import ENDPOINT, SECRET_ID, SECRET_KEY, answer, poll_all
 from trtc_exporter.api.credentials import Credentials, StaticProvider
 from trtc_exporter.app import Exporter
@@ -124,16 +124,15 @@ def api(tmp_path: Path, stacks: Callable[..., Stack]) -> Stack:
     return stacks({"targets": [{"task_id": "c-1"}], "registration": registration(tmp_path)})
 
 
-def fake_trtc(mock: responses.RequestsMock, status: str = "InProgress") -> None:
-    def respond(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+def fake_trtc(mock: ApiMock, status: str = "InProgress") -> None:
+    def respond(request: Sent) -> tuple[int, dict[str, str], str]:
         task_id = json.loads(request.body or b"{}").get("TaskId") or "resolved"
         return 200, {}, json.dumps(answer(status, task_id))
 
-    mock.add_callback(responses.POST, ENDPOINT + "/", callback=respond)
-    mock.add_passthru("http://127.0.0.1")
+    mock.add_callback("POST", ENDPOINT + "/", callback=respond)
 
 
-def trtc_calls(mock: responses.RequestsMock) -> int:
+def trtc_calls(mock: ApiMock) -> int:
     return sum(1 for call in mock.calls if call.request.url.startswith(ENDPOINT))
 
 
@@ -451,7 +450,7 @@ def probe_registering(tmp_path: Path, stacks: Callable[..., Stack]) -> Stack:
 
 def test_probe_answers_from_the_cache(api: Stack) -> None:
     """/probe?task_id= shows the polled target's series with probe_success 1, no API call."""
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+    with ApiMock(assert_all_requests_are_fired=False) as mock:
         fake_trtc(mock)
         poll_all(api.exporter)
         polls = trtc_calls(mock)
@@ -474,7 +473,7 @@ def test_probe_registers_an_unknown_task_then_answers_after_a_poll(
         tmp_path: Path, stacks: Callable[..., Stack]) -> None:
     """First probe: registered, probe_success 0, no API request; after a poll: probe_success 1."""
     stack = probe_registering(tmp_path, stacks)
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+    with ApiMock(assert_all_requests_are_fired=False) as mock:
         fake_trtc(mock)
         first = stack.scrape("/probe?task_id=p-1")
         assert trtc_calls(mock) == 0
@@ -494,7 +493,7 @@ def test_probe_registers_an_unknown_session(tmp_path: Path,
                                             stacks: Callable[..., Stack]) -> None:
     """/probe?sdk_app_id=&session_id= registers a session target the same way."""
     stack = probe_registering(tmp_path, stacks)
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+    with ApiMock(assert_all_requests_are_fired=False) as mock:
         fake_trtc(mock)
         url = "/probe?sdk_app_id=1400000001&session_id=room-9"
         assert ("probe_success", {}, 0.0) in stack.scrape(url)
@@ -590,7 +589,7 @@ def test_reload_swaps_targets_and_survivors_keep_their_state(
         stacks: Callable[..., Stack]) -> None:
     """A good reload polls new targets, drops removed series and keeps survivors' state."""
     stack = stacks({"targets": [{"task_id": "keep"}, {"task_id": "gone"}]})
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+    with ApiMock(assert_all_requests_are_fired=False) as mock:
         fake_trtc(mock)
         poll_all(stack.exporter)
         changed_at = status_change_time(stack, "keep")
@@ -673,7 +672,7 @@ def test_no_duplicate_series_with_every_source_overlapping(
                     "target_files": [str(tmp_path / "sd" / "*.yml")],
                     "registration": registration(tmp_path)})
     stack.post([{"task_id": "x"}, {"task_id": "y"}, {"task_id": "z"}])
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+    with ApiMock(assert_all_requests_are_fired=False) as mock:
         fake_trtc(mock)
         poll_all(stack.exporter)
     samples = stack.scrape()

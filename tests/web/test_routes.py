@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-import responses
 
+from tests.apimock import ApiMock, Sent
 from tests.conftest import (
     ENDPOINT,
     SECRET_ID,
@@ -37,11 +37,11 @@ def served() -> Iterator[tuple[str, Exporter]]:
     table = {"t-1": answer("InProgress", "t-1"), "t-2": api_error("FailedOperation.TaskNotExist"),
              "": answer("Idle", "resolved")}
 
-    def respond(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+    def respond(request: Sent) -> tuple[int, dict[str, str], str]:
         return 200, {}, json.dumps(table[json.loads(request.body or b"{}")["TaskId"]])
 
-    with responses.RequestsMock() as mock:
-        mock.add_callback(responses.POST, ENDPOINT + "/", callback=respond)
+    with ApiMock() as mock:
+        mock.add_callback("POST", ENDPOINT + "/", callback=respond)
         poll_all(exporter)
     server = ExporterHTTPServer(("127.0.0.1", 0), handler_class(Routes(exporter, "/metrics")), None)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

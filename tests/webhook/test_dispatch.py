@@ -15,8 +15,9 @@ class RecordingSink:
     def __init__(self) -> None:
         self.effects: list[Effect] = []
 
-    def apply(self, effect: Effect) -> None:
+    def apply(self, effect: Effect) -> bool:
         self.effects.append(effect)
+        return True
 
 
 class RecordingRelay:
@@ -35,7 +36,7 @@ def test_a_sentence_is_relayed_unchanged_and_applied_once() -> None:
     raw = body(9, 903, task="t-7", event_ms=1_795_499_999_000)
     hdrs = {"sign": headers(raw)["Sign"], "SDKAPPID": f" {APP}"}
     for _ in range(3):
-        dispatch(receiver.handle(hdrs, raw, NOW), hdrs, raw, sink, relay)
+        assert dispatch(receiver.handle(hdrs, raw, NOW), hdrs, raw, sink, relay)
     assert sink.effects == [Sentence(APP, "t-7", "ai_transcription", 1_795_499_999.0)]
     assert relay.items == [(raw, hdrs["sign"], f" {APP}", f"{APP}/t-7")]
 

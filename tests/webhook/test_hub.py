@@ -13,9 +13,12 @@ from trtc_exporter.webhook.receiver import RESULTS
 class Sink:
     def __init__(self) -> None:
         self.effects: list[Effect] = []
+        self.available = True  # False: the store is unreachable, nothing is applied
 
-    def apply(self, effect: Effect) -> None:
-        self.effects.append(effect)
+    def apply(self, effect: Effect) -> bool:
+        if self.available:
+            self.effects.append(effect)
+        return self.available
 
 
 class Relay:
@@ -125,3 +128,19 @@ def test_a_reload_to_a_longer_max_age_keeps_replays_out() -> None:
     clock.advance(3600)
     assert h.handle(headers(raw), raw).result == "duplicate"
     assert len(sink.effects) == 1
+
+
+def test_an_effect_not_applied_now_is_answered_503_and_applied_on_the_retry() -> None:
+    """Store unreachable: 503, nothing relayed, not remembered, so TRTC's retry applies it."""
+    h, sink, relay, clock = hub()
+    clock.advance(100)
+    raw = body(etype=903)
+    sink.available = False
+    outcome = h.handle(headers(raw), raw)
+    assert (outcome.status, outcome.result) == (503, "unavailable")
+    assert sink.effects == [] and relay.sent == []
+    assert h.stats().last_event_time == NOW  # verified: a sign of life from TRTC all the same
+    sink.available = True
+    assert (h.handle(headers(raw), raw).result, len(sink.effects), len(relay.sent)) == (
+        "applied", 1, 1)
+    assert h.stats().requests["unavailable"] == 1

@@ -372,7 +372,8 @@ class Limiter(Protocol):
 
     def sent(self) -> None:
         """The calling thread's granted request has been written to the socket (see
-        :meth:`RateLimiter.sent`); a limiter that counts from the grant ignores it."""
+        :meth:`RateLimiter.sent`; the shared limiter does the same in Redis); a limiter that
+        counts from the grant ignores it. Never raises: it runs inside the HTTP write."""
 
     def on_accepted(self, sent_at: float) -> None:
         """A request sent at ``sent_at`` (monotonic s) was not throttled."""

@@ -14,7 +14,9 @@ import threading
 import time
 from urllib.parse import urlsplit
 
-import requests
+import urllib3
+from urllib3.exceptions import HTTPError, NewConnectionError
+from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
 from trtc_exporter import __version__
 from trtc_exporter.api import signing, transport
@@ -59,7 +61,7 @@ class TrtcClient:
 
     def __init__(self, *, endpoint: str, credentials: CredentialProvider, budget: Budget,
                  metrics: ApiMetrics, clock: Clock, timeout: float = 6.0, max_retries: int = 2,
-                 skew: SkewEstimator | None = None, session: requests.Session | None = None,
+                 skew: SkewEstimator | None = None, http: urllib3.PoolManager | None = None,
                  rng: random.Random | None = None) -> None:
         self._url = endpoint.rstrip("/") + "/"
         self._host = host_of(endpoint)
@@ -70,7 +72,7 @@ class TrtcClient:
         self._timeout = timeout
         self._max_retries = max_retries
         self._skew = skew or SkewEstimator()
-        self._session = session or transport.pooled_session(endpoint)
+        self._http = http or transport.pool_manager(endpoint)
         self._rng = rng or random.Random()
 
     @property
@@ -133,7 +135,7 @@ class TrtcClient:
             with transport.on_written(limiter.sent):
                 result, date = self._send(action, body, headers)
         finally:
-            limiter.sent()  # not written through our pool (a proxy, a test's session): now
+            limiter.sent()  # not reported by our connection (an error before the write): now
         self._metrics.budget_wait.labels(action).observe(waited)
         latency = self._clock.monotonic() - started
         self._metrics.requests.labels(action, region).inc()
@@ -179,21 +181,24 @@ class TrtcClient:
     def _send(self, action: str, body: bytes,
               headers: dict[str, str]) -> tuple[TaskStatus | ApiFailure, str | None]:
         deadline = time.monotonic() + self._timeout
+        date: str | None = None
         try:
-            with transport.post(self._session, self._url, body, headers,
-                                self._timeout) as response:
+            response = transport.post(self._http, self._url, body, headers, self._timeout)
+            try:
                 date = response.headers.get("Date")
-                if response.status_code != 200:
-                    code = "HTTP5xx" if response.status_code >= 500 else "InvalidResponse"
-                    return ApiFailure(code, f"HTTP {response.status_code}"), date
+                if response.status != 200:
+                    code = "HTTP5xx" if response.status >= 500 else "InvalidResponse"
+                    return ApiFailure(code, f"HTTP {response.status}"), date
                 payload = _read_capped(response, deadline)
-        except requests.Timeout:
+            finally:
+                _release(response)
+        except NewConnectionError:  # refused, unreachable: urllib3 files it as a timeout
+            return ApiFailure("ConnectionError", "could not connect"), None
+        except (Urllib3Timeout, TimeoutError):  # connect, answer or a body read
             return ApiFailure("Timeout", f"no answer within {self._timeout:g}s"), None
-        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-            return ApiFailure("ConnectionError", type(exc).__name__), None
         except _BodyError as exc:
             return ApiFailure(exc.code, str(exc)), date
-        except requests.RequestException as exc:
+        except (HTTPError, OSError) as exc:  # refused, reset, TLS, proxy, truncated body
             return ApiFailure("ConnectionError", type(exc).__name__), None
         return parse_response(action, payload), date
 
@@ -204,12 +209,20 @@ class _BodyError(Exception):
         self.code = code
 
 
-def _read_capped(response: requests.Response, deadline: float) -> bytes:
+def _release(response: urllib3.BaseHTTPResponse) -> None:
+    """Give the connection back to the pool: kept alive when the body was read to its end,
+    closed otherwise (an unread or cut-off body leaves the stream mid-answer)."""
+    if not response.closed:
+        response.close()
+    response.release_conn()
+
+
+def _read_capped(response: urllib3.BaseHTTPResponse, deadline: float) -> bytes:
     """Read at most MAX_BODY_BYTES before the deadline: a trickling or huge body is an error."""
     chunks, size = [], 0
-    # read1 returns whatever has arrived (iter_content would block for a full chunk), so a
+    # read1 returns whatever has arrived (read(amt) would block for a full chunk), so a
     # trickling body cannot hold the worker past the deadline
-    while chunk := response.raw.read1(65536, decode_content=True):
+    while chunk := response.read1(65536, decode_content=True):
         size += len(chunk)
         if size > MAX_BODY_BYTES:
             raise _BodyError("InvalidResponse", f"body larger than {MAX_BODY_BYTES} bytes")

@@ -1,4 +1,5 @@
-"""The client's HTTP transport: one pooled ``requests`` session that says when a request is written.
+"""The client's HTTP transport: one urllib3 pool manager whose connections say when a request is
+written.
 
 The budget counts a request from the instant it leaves: the server stamps it when it arrives. A
 thread granted a token can still be held up (a busy CPU, another thread holding the GIL) before
@@ -6,8 +7,15 @@ its bytes reach the socket, so the limiter must not count the next window from t
 the write. ``on_written(callback)`` arms ``callback`` for the calling thread; the connection calls
 it once the request line, headers and body have been handed to the kernel (urllib3's
 ``HTTPConnection.request`` returns after ``sendall``), before the answer is awaited. Through a
-proxy, or with a session given by the caller (tests), the callback does not fire: the caller
-reports the write itself once the answer is in, which is later and so errs on the safe side.
+proxy the tunnel's or the proxy's connection may not be ours: the caller then reports the write
+itself once the answer is in, which is later and so errs on the safe side.
+
+urllib3 directly, not ``requests`` (docs/performance.md, "Goal 4"): ``requests`` per call builds
+and merges a session's settings, hooks and cookies around the same urllib3 pool, about half of a
+request's client CPU. The environment is read once, at start: ``HTTPS_PROXY``/``HTTP_PROXY``/
+``ALL_PROXY`` and ``NO_PROXY``, and the CA bundle from ``REQUESTS_CA_BUNDLE`` or
+``CURL_CA_BUNDLE``, both read with requests' functions (requests stays for the webhook relay
+and the metadata credentials), so a deployment's settings apply as before.
 """
 
 from __future__ import annotations
@@ -19,11 +27,15 @@ from contextlib import contextmanager
 from typing import Any
 
 import requests
-from requests.structures import CaseInsensitiveDict
+import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.util.retry import Retry
 
 _armed = threading.local()
+# what ``retries=False`` becomes inside urllib3 (``Retry.from_int``), built once instead of per call
+_NO_RETRIES = Retry(False, redirect=False)
+POOL_MAXSIZE = 64  # connections kept per host: more than the poller's workers
 
 
 @contextmanager
@@ -64,45 +76,44 @@ class _TLSPool(HTTPSConnectionPool):
     ConnectionCls = _TLSConnection
 
 
-class _Adapter(requests.adapters.HTTPAdapter):
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _Pool, "https": _TLSPool}
+_POOLS = {"http": _Pool, "https": _TLSPool}
 
 
-def post(session: requests.Session, url: str, body: bytes, headers: dict[str, str],
-         timeout: float) -> requests.Response:
-    """POST ``body`` to ``url`` through ``session``'s adapter, streamed (the caller reads and
-    closes the answer); redirects are not followed, as no API answer redirects.
-
-    The request is built here instead of by ``Session.request``, which per call merges the
-    session's settings, cookies and environment and prepares (re-parses) the URL and headers:
-    about a third of a request's client CPU (docs/performance.md). Our URL is fixed and checked
-    at start-up, our headers are ours, and the session's proxies and CA bundle are passed as
-    they were read once in :func:`pooled_session`.
-    """
-    request = requests.PreparedRequest()
-    request.method, request.url, request.body = "POST", url, body
-    merged: dict[str, str] = {k: str(v) for k, v in session.headers.items()}
-    request.headers = CaseInsensitiveDict({**merged, **headers})
-    request.headers["Content-Length"] = str(len(body))
-    request.hooks = {"response": []}
-    verify = True if session.verify is None else session.verify
-    return session.get_adapter(url).send(request, stream=True, timeout=timeout, verify=verify,
-                                         cert=session.cert, proxies=session.proxies)
+def proxy_for(endpoint: str) -> str | None:
+    """The proxy URL the environment names for ``endpoint``, or None: ``HTTPS_PROXY`` /
+    ``HTTP_PROXY`` / ``ALL_PROXY`` and ``NO_PROXY``, either case, read by requests' own
+    functions so the reading is what it was when requests sent the API calls."""
+    return requests.utils.select_proxy(endpoint, requests.utils.get_environ_proxies(endpoint))
 
 
-def pooled_session(endpoint: str) -> requests.Session:
-    """One pooled session whose connections report their writes (see the module docstring).
-    Proxy and CA settings are read from the environment once here: with trust_env, requests
-    would re-scan the environment (and look for .netrc) per request."""
-    session = requests.Session()
-    adapter = _Adapter(pool_connections=4, pool_maxsize=64, max_retries=0)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    session.proxies = requests.utils.get_environ_proxies(endpoint)
-    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-    if bundle:
-        session.verify = bundle
-    session.trust_env = False
-    return session
+def ca_bundle() -> str:
+    """The CA bundle path: ``REQUESTS_CA_BUNDLE`` or ``CURL_CA_BUNDLE`` when set, else
+    requests' default (certifi's bundle), so the trust is what it was."""
+    return (os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+            or requests.utils.DEFAULT_CA_BUNDLE_PATH)
+
+
+def pool_manager(endpoint: str) -> urllib3.PoolManager:
+    """One pooled manager (keep-alive, no retries, no redirects) whose own connections report
+    their writes; through the environment's proxy when one applies to ``endpoint``."""
+    kwargs: dict[str, Any] = {"maxsize": POOL_MAXSIZE, "retries": False, "block": False,
+                              "ca_certs": ca_bundle()}
+    proxy = proxy_for(endpoint)
+    manager: urllib3.PoolManager
+    if proxy:
+        manager = urllib3.ProxyManager(proxy, num_pools=4, **kwargs)
+    else:
+        manager = urllib3.PoolManager(num_pools=4, **kwargs)
+    manager.pool_classes_by_scheme = _POOLS
+    return manager
+
+
+def post(manager: urllib3.PoolManager, url: str, body: bytes, headers: dict[str, str],
+         timeout: float) -> urllib3.BaseHTTPResponse:
+    """POST ``body`` to ``url``, the answer not yet read (``preload_content=False``: the caller
+    reads it with a size cap and releases it). ``timeout`` (seconds) bounds the connect and
+    each socket read. Raises urllib3's ``HTTPError`` subclasses (``TimeoutError``,
+    ``ProtocolError``, ``NewConnectionError``, ``ProxyError``, ``SSLError``)."""
+    return manager.urlopen("POST", url, body=body, headers=headers, redirect=False,
+                           retries=_NO_RETRIES, timeout=timeout, preload_content=False,
+                           assert_same_host=False)

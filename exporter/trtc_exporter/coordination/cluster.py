@@ -151,7 +151,8 @@ class Cluster:
         self._clock = clock
         self.client = connect(config, password)
         self.keys = Keys(config.cluster)
-        self.link = Link(self.client, clock, retry_interval=1.0, hold=config.member_ttl)
+        self.link = Link(self.client, clock, retry_interval=1.0, hold=config.member_ttl,
+                         unseen=config.replicas)
         try:
             unreachable = first_contact(self.client, config)
         except ConfigError:
@@ -177,8 +178,10 @@ class Cluster:
         def make(lane: str, rate: float) -> Limiter:
             account, _, action = lane.rpartition("/")
             shared = SharedRateLimiter(self.client, self.keys, account, action, rate,
-                                       self._clock, guard, policy=policy, lapse=LAPSE)
-            return FailoverLimiter(shared, self.link, self._clock, guard, policy=policy)
+                                       self._clock, guard, policy=policy, lapse=LAPSE,
+                                       confirm_sends=True)
+            return FailoverLimiter(shared, self.link, self._clock, guard, policy=policy,
+                                   confirm_sends=True)
         return make
 
     def run(self, stop: threading.Event, on_members: Callable[[list[str]], None]) -> None:

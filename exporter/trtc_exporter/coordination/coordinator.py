@@ -54,8 +54,11 @@ class Coordinator:
             try:
                 members = self._membership.beat()
             except redis.RedisError as exc:
+                # a beat that timed out may still have reached Redis: it extends the lease too
+                self._link.leased(self._membership.ttl)
                 self._link.failed(exc)
             else:
+                self._link.leased(self._membership.ttl)
                 self._link.saw_members(len(members))
                 with self._lock:
                     if members != self._members:

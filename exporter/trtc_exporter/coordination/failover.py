@@ -6,7 +6,10 @@ heartbeat), so N replicas that all lost Redis stay within the limit together. Bo
 keep one span (1 s + guard) between the last grant of one mode and the first of the other:
 
 * going down: the first local grant waits one span after the failure, so it never shares a
-  window with grants the shared limiter made before Redis went away;
+  window with grants the shared limiter made before Redis went away, and one span after this
+  replica's heartbeat entry expires (:attr:`Link.lease_end`): until then the other members, if
+  they still reach Redis, count it as live and share the whole limit between themselves, and
+  only from then on hold its share back (``limiter.share_now``), the share it now spends alone;
 * coming back: no local grant is made once the link is up again (a thread that got a local
   token after the rejoin drops it unused and takes the shared path), and the shared limiter is
   used only one span after the rejoin (:meth:`Link.settled_in`); the coordinator heartbeats
@@ -16,8 +19,8 @@ keep one span (1 s + guard) between the last grant of one mode and the first of 
   rate.
 
 The reverse direction (a replica cut off while others still reach Redis) is covered by the
-shared limiter holding back the share of members whose heartbeats lapsed recently (see
-:mod:`limiter`).
+wait for the lease above and by the shared limiter holding back the share of members whose
+heartbeats lapsed recently (for ``membership.LAPSE``; see :mod:`limiter`).
 """
 
 from __future__ import annotations
@@ -31,20 +34,24 @@ from trtc_exporter.clock import Clock
 from trtc_exporter.coordination.limiter import SharedRateLimiter
 from trtc_exporter.coordination.link import Link
 
+LEASE_SLICE = 0.25  # seconds between probes while waiting for this replica's lease to end
+
 
 class FailoverLimiter:
     """Shared limiter with a local fallback; thread-safe; never raises a Redis error."""
 
     def __init__(self, shared: SharedRateLimiter, link: Link, clock: Clock,
                  guard: float = 0.02, window: float = 1.0,
-                 policy: AimdPolicy | None = None) -> None:
+                 policy: AimdPolicy | None = None, confirm_sends: bool = False) -> None:
+        """``confirm_sends``: the local fallback counts starts from their writes too (the
+        shared limiter is built with the same choice)."""
         self.name = shared.name
         self._shared = shared
         self._link = link
         self._clock = clock
         self._span = window + guard
         self._local = RateLimiter(shared.configured_rate, clock, guard, window, policy,
-                                  name=shared.name)
+                                  name=shared.name, confirm_sends=confirm_sends)
 
     @property
     def configured_rate(self) -> float:
@@ -86,7 +93,14 @@ class FailoverLimiter:
         self._shared.acquire(event)
 
     def _local_acquire(self, event: threading.Event) -> bool:
-        """A local grant; False (token dropped unused) when Redis came back meanwhile."""
+        """A local grant; False (no grant, or the token dropped unused) when Redis came back
+        meanwhile. The wait for the lease is cut in slices: a Redis back within it is found by
+        the probe (:meth:`Link.usable`) instead of after the whole heartbeat TTL."""
+        while (lease := self._link.lease_end + self._span - self._clock.monotonic()) > 0:
+            if self._clock.wait(event, min(lease, LEASE_SLICE)):
+                raise Cancelled
+            if self._link.usable():
+                return False
         pause = self._link.down_since + self._span - self._clock.monotonic()
         if pause > 0 and self._clock.wait(event, pause):
             raise Cancelled
@@ -94,9 +108,14 @@ class FailoverLimiter:
         return not self._link.up
 
     def sent(self) -> None:
-        """The calling thread's request was written; told to the local share, which confirms
-        nothing unless built to (the shared limiter counts at the grant)."""
+        """The calling thread's request was written: told to whichever limiter granted it (each
+        ignores it when it granted nothing). Never raises: it runs inside the HTTP write, and a
+        report lost with Redis leaves the shared start counted until its deadline."""
         self._local.sent()
+        try:
+            self._shared.sent()
+        except redis.RedisError as exc:
+            self._link.failed(exc)
 
     def on_accepted(self, sent_at: float) -> None:
         """A request sent at ``sent_at`` (monotonic s) was accepted: measured in the shared

@@ -8,6 +8,13 @@ smooth; *confirm*, run once the slot has come, records the start at the Redis se
 if the window ending now still has room, otherwise it says how long to wait. Reading and writing
 happen inside one script: no client-side read-then-write.
 
+With ``confirm_sends`` (the exporter's choice) a start counts from its request's write, as the
+local limiter's does: *confirm* records it as not yet written (it counts in every window from
+then on) and *sent*, called by the granted thread once the request is on the socket, moves it to
+the Redis server's time of that report. A replica held up between grant and write (a saturated
+CPU, the GIL) then pushes every replica's later starts back instead of landing within a second
+of them; a start never reported (its replica died) counts until ``UNSENT_LIMIT``.
+
 Adaptation (``on_throttled``, ``on_accepted``) follows ``budget.RateLimiter`` step by step on
 one shared state: every replica records its accepted requests' send times in Redis (riding on
 its next script call, see ``FLUSH_AFTER``), so a
@@ -43,6 +50,13 @@ FLUSH_AFTER = 0.25
 Redis before ``on_accepted`` sends it alone: the measurement stays at most this far behind,
 without a Redis round trip per request."""
 MAX_PENDING = 256  # a bound on send times waiting (20 req/s fill it in 12 s, far past a flush)
+UNSENT_LIMIT = 30.0
+"""Seconds a start whose write was never reported (its replica died or lost Redis between the
+grant and the report) keeps counting as not yet written: it then counts as written at this
+deadline. Well above the time a request may take to connect and write (``api.timeout``, 6 s by
+default), so a slow connect is never counted early; a crashed replica holds at most the starts
+it had in flight, for this long."""
+UNSENT_POLL = 0.005  # how often a grant asks again while the window is full of unreported writes
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +77,11 @@ class SharedRateLimiter:
     def __init__(self, client: redis.Redis, keys: Keys, account: str, action: str,
                  rate: float, clock: Clock, guard: float = 0.02, window: float = 1.0,
                  policy: AimdPolicy | None = None, fake_now: bool = False,
-                 lapse: float = 0.0) -> None:
+                 lapse: float = 0.0, confirm_sends: bool = False) -> None:
         """``lapse``: seconds a member whose heartbeat expired still holds its share back (it
-        may be cut off and spending its fallback share); 0 counts live members only."""
+        may be cut off and spending its fallback share); 0 counts live members only.
+        ``confirm_sends``: a start counts from its request's write, reported through
+        :meth:`sent` (as ``budget.RateLimiter`` with ``confirm_sends``), not from its grant."""
         if rate <= 0:
             raise ValueError("rate must be > 0")
         self.name = action
@@ -78,6 +94,8 @@ class SharedRateLimiter:
         self._policy = policy or AimdPolicy()
         self._share = 1.0
         self._lapse = lapse
+        self._unsent_us = round(UNSENT_LIMIT * US) if confirm_sends else 0
+        self._unreported = threading.local()  # this thread's granted start, write not reported
         self._lock = threading.Lock()
         self._guard = guard
         reserved, started, aimd, seq, accepted = (
@@ -94,6 +112,8 @@ class SharedRateLimiter:
         self._throttled = client.register_script(limiter_lua.THROTTLED)
         self._status = client.register_script(limiter_lua.STATUS)
         self._accepted = client.register_script(limiter_lua.ACCEPTED)
+        self._sent = client.register_script(limiter_lua.SENT)
+        self._started = started
 
     # -- parameters ------------------------------------------------------------------------
     def _args(self, *extra: object) -> list[Any]:
@@ -111,7 +131,8 @@ class SharedRateLimiter:
                 "hold_us": round(self._policy.hold * US),
                 "max_hold_us": round(self._policy.max_hold * US),
                 "margin": self._policy.accepted_margin,
-                "lapse_us": round(self._lapse * US)}
+                "lapse_us": round(self._lapse * US), "unsent_us": self._unsent_us,
+                "unsent_poll_us": round(UNSENT_POLL * US)}
         return [now, json.dumps(params), *extra]
 
     def set_share(self, share: float) -> None:
@@ -143,16 +164,26 @@ class SharedRateLimiter:
                 raise Cancelled
             granted, value = self._confirm(keys=self._confirm_keys, args=self._args(ident))
             if int(granted):
+                if self._unsent_us:
+                    self._unreported.ident = ident
                 return SharedGrant(int(value) / US, max(0.0, self._clock.monotonic() - started))
             wait = int(value) / US
 
     def acquire(self, cancel: threading.Event | None = None) -> float:
         """``budget.RateLimiter.acquire``'s contract: block until our start, return the wait."""
+        self.sent()  # this thread's previous request, if unreported, is long written
         return self.take(cancel).waited
 
     def sent(self) -> None:
-        """``budget.Limiter.sent``: the shared window counts each start at its grant (a slot in
-        Redis taken by the server's clock), so the write adds nothing to it."""
+        """``budget.Limiter.sent``: the request this thread was last granted has been written
+        (or never will be); its start moves to the Redis server's time now, and the starts a
+        window later no longer wait for it. A no-op without ``confirm_sends`` or when nothing is
+        outstanding. A Redis error propagates (the start then counts until its deadline)."""
+        ident = getattr(self._unreported, "ident", None)
+        if ident is None:
+            return
+        self._unreported.ident = None
+        self._sent(keys=[self._started], args=self._args(ident))
 
     # -- adaptation ------------------------------------------------------------------------
     def _age_us(self, sent_at: float) -> str:

@@ -146,6 +146,10 @@ return {id, slot, now, string.format('%.17g', s.rate), s.guard}
 # per_window starts, whatever order the replicas come in. The plan (reserved) keeps its slots:
 # a late start delays only the starts it really crowds, lateness does not add up. A slot moved
 # behind a pause (THROTTLED) is waited for first.
+# With p.unsent_us > 0 (confirming writes) a start is recorded as unsent: its score is the
+# deadline, grant + unsent_us, in the future, so it counts in every window until SENT moves it
+# to the time its request was written (or, never reported, until the deadline plus one span).
+# A window full of unsent starts is asked about again after p.unsent_poll_us.
 # Returns {1, now} or {0, wait_us}.
 CONFIRM = PRELUDE + """
 local now = now_us()
@@ -155,16 +159,26 @@ local planned = tonumber(redis.call('ZSCORE', KEYS[1], ARGV[3]) or now)
 local due = math.max(planned, s.paused_until)
 if due > now then return {0, math.ceil(due - now)} end
 local rate, per_window, span = shape(s, share_now(KEYS[4], now))
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - span - p.window_us - 1e6)
-local inside = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. (now - span), now, 'WITHSCORES')
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf',
+           string.format('%.0f', now - span - p.window_us - 1e6))
+local inside = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. string.format('%.0f', now - span),
+                          '+inf', 'WITHSCORES')
 local count = #inside / 2
 if count >= per_window then
   local oldest = tonumber(inside[2 * (count - per_window) + 2])
+  if oldest > now then return {0, p.unsent_poll_us} end
   return {0, math.max(1, oldest + span - now)}
 end
-redis.call('ZADD', KEYS[2], now, ARGV[3])
-redis.call('PEXPIRE', KEYS[2], p.keep_ms)
+redis.call('ZADD', KEYS[2], now + math.max(0, p.unsent_us), ARGV[3])
+redis.call('PEXPIRE', KEYS[2], math.max(p.keep_ms, math.ceil(p.unsent_us / 1000) + p.keep_ms))
 return {1, now}
+"""
+
+# KEYS: started. ARGV[3]: the reservation id whose request has been written. Its start moves
+# to now (at or after the write: the report comes after it), unless it is gone (trimmed).
+SENT = PRELUDE + """
+redis.call('ZADD', KEYS[1], 'XX', now_us(), ARGV[3])
+return 1
 """
 
 # KEYS: aimd, accepted, reserved, started, members, seq. ARGV[3]: the API's stated limit (0 if

@@ -31,8 +31,9 @@ from trtc_exporter.secret import Secret
 log = logging.getLogger(__name__)
 TIMEOUT = 0.5  # seconds: socket and connect timeouts; Redis answers in well under a ms
 UNSEEN_MEMBERS = 2
-"""Members assumed before the first heartbeat (the HA overlay runs two replicas): a replica
-that starts while Redis is unreachable falls back to half the limit, not all of it."""
+"""Members assumed before the first heartbeat unless told (``coordination.replicas``; the HA
+overlay runs two replicas): a replica that starts while Redis is unreachable falls back to
+``limit / replicas``, not all of it."""
 
 
 def connect(config: CoordinationConfig, password: Secret | None) -> redis.Redis:
@@ -126,9 +127,11 @@ class Link:
     """Up/down state of one Redis client; thread-safe."""
 
     def __init__(self, client: redis.Redis, clock: Clock, retry_interval: float = 1.0,
-                 hold: float = 10.0, quiet: float = 1.0 + MAX_GUARD) -> None:
+                 hold: float = 10.0, quiet: float = 1.0 + MAX_GUARD,
+                 unseen: int = UNSEEN_MEMBERS) -> None:
         """``quiet``: seconds after a rejoin before shared use (a limiter span, 1 s + the
-        largest guard); ``hold``: seconds of proportional share after a rejoin."""
+        largest guard); ``hold``: seconds of proportional share after a rejoin; ``unseen``:
+        members assumed before the first heartbeat (``coordination.replicas``)."""
         self.client = client
         self._clock = clock
         self._retry = retry_interval
@@ -140,8 +143,9 @@ class Link:
         self._last_probe = -1e18
         self._rejoined_at = -1e18
         self._members_before = 1
-        # live members at the last successful heartbeat; UNSEEN_MEMBERS before the first
-        self.known_members = UNSEEN_MEMBERS
+        self._lease_end = -1e18  # monotonic: until then other members may count us as live
+        # live members at the last successful heartbeat; ``unseen`` before the first
+        self.known_members = max(1, unseen)
         self.outages = 0
 
     @property
@@ -203,6 +207,20 @@ class Link:
             if self._clock.monotonic() - self._rejoined_at >= self._hold:
                 return 1.0
             return min(1.0, self.known_members / self._members_before)
+
+    def leased(self, ttl: float) -> None:
+        """A heartbeat was just tried: other members may count this replica as live (and leave
+        its share of the shared window unused by themselves) for ``ttl`` seconds from now."""
+        with self._lock:
+            self._lease_end = max(self._lease_end, self._clock.monotonic() + ttl)
+
+    @property
+    def lease_end(self) -> float:
+        """Monotonic time the last heartbeat's entry expires at the latest: until then the
+        other members count this replica as live and spend the whole shared rate between them
+        (see :meth:`FailoverLimiter._local_acquire`)."""
+        with self._lock:
+            return self._lease_end
 
     def saw_members(self, count: int) -> None:
         """Record the live member count of the last heartbeat (at least 1: this replica)."""

@@ -39,6 +39,7 @@ class Membership:
     def __init__(self, client: redis.Redis, keys: Keys, member_id: str, ttl: float,
                  clock: Clock, fake_now: bool = False, lapse: float = LAPSE) -> None:
         self.member_id = member_id
+        self.ttl = ttl  # seconds: other members count us as live this long after a heartbeat
         self._client = client
         self._key = keys.members
         self._ttl_us = round(ttl * US)

@@ -7,9 +7,12 @@ polling the task, publishes the effect on the cluster's ``events`` channel; ever
 listens, and the one polling the task applies it (the others find no such target and drop it).
 
 Delivery is Redis pub/sub's: at most once, to the replicas subscribed at that moment
-(https://redis.io/docs/interact/pubsub/, "Delivery semantics"). An effect published while the
-owner is cut off from Redis, or while a target moves between owners, is lost: the owner's next
-poll still shows a stop, but that sentence is not counted. Messages carry only identities and
+(https://redis.io/docs/interact/pubsub/, "Delivery semantics"). ``PUBLISH`` answers how many
+subscribers got the message: when no other replica did (Redis unreachable, every other replica
+cut off or resubscribing), :meth:`EffectRelay.publish` says so and the callback is answered 503,
+so TRTC delivers it again. Still lost: an effect that reached the others while its task was
+moving between owners (the new owner did not poll it yet, the old one no longer does): the next
+poll shows a stop anyway, but that sentence is not counted. Messages carry only identities and
 times (the effects' fields, never transcribed text), at most ``MAX_MESSAGE`` bytes.
 """
 
@@ -67,15 +70,19 @@ class EffectRelay:
         self._channel = keys.events_channel
         self._link = link
         self._me = me
+        self._subscribed = threading.Event()  # our own listener counts among PUBLISH's receivers
 
-    def publish(self, effect: Effect) -> None:
-        """Send an effect to the replica polling its task; dropped while Redis is down."""
+    def publish(self, effect: Effect) -> bool:
+        """Send an effect to the replica polling its task; False when no other replica
+        received it (Redis unreachable, or no other replica subscribed)."""
         if not self._link.usable():
-            return
+            return False
         try:
-            self._client.publish(self._channel, encode(effect, self._me))
+            receivers = int(self._client.publish(self._channel, encode(effect, self._me)))
         except redis.RedisError as exc:
             self._link.failed(exc)
+            return False
+        return receivers - (1 if self._subscribed.is_set() else 0) >= 1
 
     def run(self, stop: threading.Event, apply: Callable[[Effect], None]) -> None:
         """Listen until ``stop``, calling ``apply`` for each effect another replica relayed;
@@ -95,6 +102,7 @@ class EffectRelay:
         pubsub = self._client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
         try:
             pubsub.subscribe(self._channel)
+            self._subscribed.set()
             while not stop.is_set():
                 message = pubsub.get_message(timeout=LISTEN_POLL)
                 if message is None or message.get("type") != "message":
@@ -103,4 +111,5 @@ class EffectRelay:
                 if decoded is not None and decoded[0] != self._me:
                     apply(decoded[1])
         finally:
+            self._subscribed.clear()
             pubsub.close()

@@ -29,7 +29,14 @@ from trtc_exporter.generations import AI_TRANSCRIPTION
 from trtc_exporter.polling.due import Key
 from trtc_exporter.polling.poller import Poller
 from trtc_exporter.target import Target
-from trtc_exporter.webhook.effects import Effect, Sentence, StartFailed, TaskStarted, TaskStopped
+from trtc_exporter.webhook.effects import (
+    Effect,
+    EffectUnavailable,
+    Sentence,
+    StartFailed,
+    TaskStarted,
+    TaskStopped,
+)
 
 log = logging.getLogger(__name__)
 SOURCE = "webhook"
@@ -40,7 +47,10 @@ MAX_REFUSED = 10_000  # memory bound of the refused-task set
 ENDED = {AI_TRANSCRIPTION: "Stopped"}  # any other generation (2.0) ends as Exited
 
 Register = Callable[[Target, float], bool]
-"""Adds a dynamic target with a TTL in seconds; False when refused (max_targets, storage)."""
+"""Adds a dynamic target with a TTL in seconds; False when refused (max_targets); raises
+``EffectUnavailable`` when the registration store cannot be written now."""
+Relay = Callable[[Effect], bool]
+"""Sends an effect to the replica polling its task; False when no other replica got it."""
 Find = Callable[[str, str], Key | None]
 """(api, task id) -> the key of the target in the whole set watching it, if any."""
 
@@ -49,8 +59,7 @@ class TaskEvents:
     """Implements ``EffectSink.apply``; ``start_failures()`` is read by the collector."""
 
     def __init__(self, poller: Poller, register: Register, config: Callable[[], Config],
-                 find: Find | None = None, relay: Callable[[Effect], None] | None = None
-                 ) -> None:
+                 find: Find | None = None, relay: Relay | None = None) -> None:
         """``find`` looks a task up in the whole target set (default: the poller's targets).
         With coordination another replica may own the task: it is watched, not new, and
         ``relay`` sends the effect to the replica polling it."""
@@ -61,29 +70,45 @@ class TaskEvents:
         self._failures: Counter[tuple[str, str]] = Counter()
         self._refused: set[tuple[str, str]] = set()  # sentences of these do not retry
 
-    def apply(self, effect: Effect) -> None:
-        """Apply one effect (called once per unique event); logs instead of raising."""
+    def apply(self, effect: Effect) -> bool:
+        """Apply one effect (called once per unique event); ``EffectSink.apply``'s contract:
+        False when the registration store or the relay to the polling replica is unavailable
+        (a retry may succeed), else True; logs instead of raising."""
         try:
-            self._apply(effect)
+            return self._apply(effect)
+        except EffectUnavailable as exc:
+            log.warning("callback of task %s not applied, TRTC will retry: %s", effect.task_id,
+                        exc)
+            return False
         except Exception:  # TRTC must still get its 200; the next poll corrects the state
             log.exception("applying a %s callback of task %s failed", type(effect).__name__,
                           effect.task_id)
+            return True
 
-    def _apply(self, effect: Effect) -> None:
+    def _apply(self, effect: Effect) -> bool:
         if isinstance(effect, StartFailed):
             with self._lock:
                 self._failures[(effect.generation, str(effect.app))] += 1
             log.warning("TRTC reports that task %s of app %d failed to start", effect.task_id,
                         effect.app)
-            return
+            return True
         if isinstance(effect, TaskStopped):
             if not self._here(effect) and self._relay is not None \
                     and self._find(effect.generation, effect.task_id) is not None:
-                self._relay(effect)
-            return
+                return self._relayed(effect)
+            return True
         if self._watch(effect) is not None and not self._here(effect) \
                 and self._relay is not None:
-            self._relay(effect)  # watched, but polled by another replica
+            return self._relayed(effect)  # watched, but polled by another replica
+        return True
+
+    def _relayed(self, effect: Effect) -> bool:
+        """Relay to the replica polling the task; EffectUnavailable when none got it."""
+        assert self._relay is not None
+        if not self._relay(effect):
+            raise EffectUnavailable("no other replica received it (coordination Redis "
+                                    "unreachable, or the task's owner is changing)")
+        return True
 
     def _here(self, effect: TaskStopped | TaskStarted | Sentence) -> bool:
         """Apply to the target polled here; False when this replica does not poll the task."""

@@ -129,11 +129,33 @@ class Poller:
             self._store.add(new.values())
             for key, target in new.items():
                 self._index_task_locked(key, target.task_id or self._resolved_id(key))
-            for key, target in new.items():
-                self._demand[target.lane] = (self._demand.get(target.lane, 0.0)
-                                             + 1.0 / self._base_interval(self._state_of(key)))
-            self._stretch_locked({t.lane for t in new.values()})
+            self._stretch_locked({self._shift_demand(self._state_of(key), 1.0) for key in new})
             self._schedule_new_locked(list(new))
+
+    def change_targets(self, targets: Iterable[Target]) -> None:
+        """Swap in new versions of polled targets (same key; labels, poll_interval, account or
+        source changed, e.g. a target-file edit) without re-planning the whole set: O(changed).
+
+        As with set_targets, each keeps its state, schedule and failures; its demand moves to
+        its new interval and lane at once. Keys not polled here are ignored.
+        """
+        with self._lock:
+            changed = {t.key: t for t in targets if t.key in self._targets}
+            lanes: set[str] = set()
+            for key, target in changed.items():
+                lanes.add(self._shift_demand(self._state_of(key), -1.0))
+                self._targets[key] = target
+            self._store.retarget(changed.values())
+            for key in changed:
+                lanes.add(self._shift_demand(self._state_of(key), 1.0))
+            self._stretch_locked(lanes)
+
+    def _shift_demand(self, state: TargetState, sign: float) -> str:
+        """Add (sign 1) or take away (-1) one target's requests/s in its lane; the lane."""
+        lane = state.target.lane
+        self._demand[lane] = max(0.0, self._demand.get(lane, 0.0)
+                                 + sign / self._base_interval(state))
+        return lane
 
     def remove_targets(self, keys: list[Key]) -> None:
         """Drop targets without re-planning the whole set (a deregistration): O(removed)."""
@@ -143,10 +165,7 @@ class Poller:
                 self._retired.discard(key)
                 if target is None:
                     continue
-                self._demand[target.lane] = max(0.0, self._demand.get(target.lane, 0.0)
-                                                - 1.0 / self._base_interval(
-                                                    self._state_of_target(target)))
-                self._stretch_locked({target.lane})
+                self._stretch_locked({self._shift_demand(self._state_of_target(target), -1.0)})
                 task = (key[0], target.task_id or self._resolved_id(key))
                 if self._by_task.get(task) == key:
                     del self._by_task[task]

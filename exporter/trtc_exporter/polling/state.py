@@ -214,6 +214,15 @@ class StateStore:
             for target in targets:
                 self._states.setdefault(target.key, TargetState(target))
 
+    def retarget(self, targets: Iterable[Target]) -> None:
+        """Give the records of these targets' keys the new target (labels, interval, source…),
+        keeping what the polls found; a key without a record is ignored."""
+        with self._lock:
+            for target in targets:
+                old = self._states.get(target.key)
+                if old is not None and old.target is not target:
+                    self._states[target.key] = replace(old, target=target)
+
     def remove(self, key: tuple[str, ...]) -> None:
         """Forget a target's state (it left the target set or retired)."""
         with self._lock:

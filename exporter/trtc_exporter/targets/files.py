@@ -89,6 +89,12 @@ class TargetFiles:
         files = self.files
         return [t for name in sorted(files) for t in files[name].targets]
 
+    def by_file(self) -> dict[str, tuple[Target, ...]]:
+        """Each watched file's last good targets, by path in name order: the very same tuple as
+        long as the file's content is unchanged (a broken file keeps its last good one)."""
+        files = self.files
+        return {name: files[name].targets for name in sorted(files)}
+
     def due(self) -> bool:
         """True when the refresh interval has passed since the last check (monotonic clock)."""
         return self.clock.monotonic() >= self._next_check

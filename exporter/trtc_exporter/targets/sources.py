@@ -14,6 +14,7 @@ from trtc_exporter.errors import ConfigError
 from trtc_exporter.metrics import DropCounter, StorageErrors
 from trtc_exporter.secret import Secret
 from trtc_exporter.target import Target
+from trtc_exporter.targets.candidates import SetChange
 from trtc_exporter.targets.files import TargetFiles
 from trtc_exporter.targets.registrations import (
     Registered,
@@ -121,12 +122,19 @@ class TargetSources:
         self.target_set.max_targets = config.max_targets
         self._config = config
 
-    def maintain(self) -> bool:
+    def maintain(self) -> SetChange:
         """Re-read changed target files when due, re-read a shared store another replica changed,
-        expire registrations; True if the set changed."""
-        changed = self.files.refresh()
-        changed = self.target_set.refresh() or changed
-        return self.target_set.expire() > 0 or changed
+        expire registrations; how the merged set changed (false when it did not).
+
+        A target-file edit alone is merged at once, piecewise (``TargetSet.update_files``: the
+        cost of applying it follows the number of changed entries); anything else, or targets
+        waiting beyond ``max_targets``, answers ``whole``: call :meth:`merged`.
+        """
+        self.files.refresh()
+        whole = self.target_set.refresh()
+        if self.target_set.expire() > 0 or whole:
+            return SetChange(whole=True)
+        return self.target_set.update_files(self.files.by_file())
 
     def register(self, targets: list[Target], ttl: float | None) -> list[Target]:
         """Add registrations (``ttl`` seconds, None for no expiry); returns the new ones.
@@ -169,7 +177,7 @@ class TargetSources:
     def merged(self) -> list[Target]:
         """Config, file and registered targets merged (config wins, then files, then API)."""
         self.target_set.set_config(self._config.targets)
-        self.target_set.set_files(self.files.targets())
+        self.target_set.set_files(self.files.by_file())
         return self.target_set.merged()
 
     def close(self) -> None:

@@ -9,11 +9,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from trtc_exporter.clock import Clock
 from trtc_exporter.errors import counted
 from trtc_exporter.target import Target, duplicate_text
+from trtc_exporter.targets.candidates import Candidates, SetChange, firsts, same, skipped, touched
 from trtc_exporter.targets.registrations import Registered, Store
 
 log = logging.getLogger("trtc_exporter.targetset")  # caller= stays as before
@@ -47,9 +49,7 @@ class TargetSet:
         self._lock = threading.Lock()
         self.max_targets = max_targets
         self._store = store
-        self._config: list[Target] = []
-        self._files: list[Target] = []
-        self._api: dict[Key, Registered] = {}
+        self._candidates = Candidates()  # config, files and registrations, indexed by lookup
         self._ids: dict[str, Key] = {}  # Target.id (a hash) of each registration, computed once
         self._lookups: dict[Key, Target] | None = None  # built when needed, then kept up to date
         self._current: dict[Key, Target] = {}
@@ -70,7 +70,8 @@ class TargetSet:
             self._store = store
             self._sources = sources
             loaded = [] if store is None else store.load()
-            self._api = {r.target.key: r for r in loaded if r.target.source in sources}
+            self._candidates.set_api({r.target.key: r for r in loaded
+                                      if r.target.source in sources})
             self._ids = {r.target.id: k for k, r in self._api.items()}
             self._lookups = None
         self.expire()
@@ -83,16 +84,87 @@ class TargetSet:
         self.attach(store, self._sources)
         return True
 
+    @property
+    def _api(self) -> dict[Key, Registered]:
+        return self._candidates.api
+
     # -- sources ----------------------------------------------------------------------------
-    def set_config(self, targets: list[Target] | tuple[Target, ...]) -> None:
+    def set_config(self, targets: Sequence[Target]) -> None:
         """Replace the targets from the config file (on start and reload)."""
         with self._lock:
-            self._config = list(targets)
+            self._candidates.set_config(targets)
 
-    def set_files(self, targets: list[Target]) -> None:
-        """Replace the targets read from target files."""
+    def set_files(self, files: Mapping[str, Sequence[Target]]) -> None:
+        """Replace the targets read from target files, by file path (merged in path order);
+        the next :meth:`merged` merges them."""
         with self._lock:
-            self._files = list(targets)
+            self._candidates.set_files(files)
+
+    def update_files(self, files: Mapping[str, Sequence[Target]]) -> SetChange:
+        """Take the target files' current content (path -> targets, as the watcher holds it) and
+        apply at once what changed to the merged set, counted as :meth:`merged` counts it.
+
+        Only the lookups of the entries that changed in edited files are merged again (same
+        precedence and duplicate rules as :meth:`merged`, whose result it equals), so applying
+        costs O(changed entries x files); comparing an edited file with its previous content
+        costs O(file), as reading it did. Returns the change, or ``SetChange(whole=True)``
+        (the files taken, the merged set left for :meth:`merged`) while targets wait beyond
+        ``max_targets`` or when the change would reach it.
+        """
+        with self._lock:
+            sources = self._candidates
+            paths = sources.edited(files)
+            if not paths:
+                return SetChange()
+            new = {path: firsts(files.get(path, ()), warn=True) for path in paths}
+            lookups = set().union(*(touched(sources.file_firsts(p), new[p]) for p in paths))
+            held = {lookup: self._holder(sources.of(lookup)) for lookup in lookups}
+            sources.set_files(files)
+            for path in paths:
+                sources.use_file_firsts(path, new[path])
+            pairs = {lookup: (held[lookup], self._winner(sources.of(lookup)))
+                     for lookup in sorted(lookups)}  # sorted: the same order, logs every run
+            change = _change(pairs.values())
+            if self._refused or (len(self._current) + len(change.added) - len(change.removed)
+                                 > self.max_targets):
+                return SetChange(whole=True)
+            self._commit(change, pairs)
+            return change
+
+    def _holder(self, candidates: list[Target]) -> Target | None:
+        """The merged target of the lookup these candidates share (at most one is merged)."""
+        return next((self._current[t.key] for t in candidates if t.key in self._current), None)
+
+    @staticmethod
+    def _winner(candidates: list[Target]) -> Target | None:
+        """The first candidate; the others of another identity are logged as skipped."""
+        if not candidates:
+            return None
+        first = candidates[0]
+        for other in candidates[1:]:
+            if other.key != first.key:
+                skipped(first, other)
+        return first
+
+    def _commit(self, change: SetChange,
+                pairs: dict[Key, tuple[Target | None, Target | None]]) -> None:
+        for target in change.removed:
+            del self._current[target.key]
+            self.changes[("removed", target.source)] += 1
+        for target in change.added:
+            self._current[target.key] = target
+            self.changes[("added", target.source)] += 1
+            self._refused.discard(target.key)
+        for target in change.changed:
+            self._current[target.key] = target
+        if self._lookups is not None:  # keep the registrations' conflict index current
+            for lookup, (_, winner) in pairs.items():
+                if self._candidates.has_api(lookup):
+                    continue  # a registration of this lookup is what the index holds
+                if winner is None:
+                    self._lookups.pop(lookup, None)
+                else:
+                    self._lookups[lookup] = winner
 
     def register(self, targets: list[Target], ttl: float | None) -> list[Target]:
         """Add or refresh API targets (idempotent); raises TargetLimitError past the cap.
@@ -120,6 +192,8 @@ class TargetSet:
                 self._store.upsert(items)
             known = self._lookup_index()
             for item in items:
+                if item.target.key not in self._api:
+                    self._candidates.registered(item.target)
                 self._api[item.target.key] = item
                 self._ids.setdefault(item.target.id, item.target.key)
                 known[item.target.lookup] = item.target
@@ -137,13 +211,15 @@ class TargetSet:
         return self._lookups
 
     def _check_conflicts(self, targets: list[Target]) -> None:
+        """Refuse a target of a known lookup under another identity, or of one named earlier in
+        the same batch (both would otherwise join: two series of one task)."""
         known = self._lookup_index()
+        batch: dict[Key, Target] = {}
         for index, target in enumerate(targets):
-            other = known.get(target.lookup)
-            if other is not None and other.key != target.key:
-                raise TargetConflictError(
-                    f"targets[{index}]: " + duplicate_text(f"the {other.source} target {other.id}",
-                                                           other, target))
+            for other in (known.get(target.lookup), batch.setdefault(target.lookup, target)):
+                if other is not None and other.key != target.key:
+                    raise TargetConflictError(f"targets[{index}]: " + duplicate_text(
+                        f"the {other.source} target {other.id}", other, target))
 
     def unregister(self, target_id: str) -> bool:
         """Remove the registration with this id; False when there is none."""
@@ -163,6 +239,7 @@ class TargetSet:
             if self._store is not None:
                 self._store.delete([target_id])
             item = self._api.pop(key)
+            self._candidates.withdrawn(item.target)
             self._lookups = None
             current = self._current.get(key)
             if current is None or current.source != item.target.source:  # refused, or
@@ -190,6 +267,7 @@ class TargetSet:
             self._lookups = None
             for item in gone:
                 del self._api[item.target.key]
+                self._candidates.withdrawn(item.target)
                 self._ids.pop(item.target.id, None)
             for item in gone:
                 self.changes[("expired", item.target.source)] += 1
@@ -203,7 +281,7 @@ class TargetSet:
             merged: dict[Key, Target] = {}
             lookups: dict[Key, Target] = {}
             refused = 0
-            candidates = [*self._config, *self._files, *(r.target for r in self._api.values())]
+            candidates = self._candidates.all()
             self._refused &= {t.key for t in candidates}  # forget refusals of departed targets
             for target in candidates:
                 first = lookups.setdefault(target.lookup, target)
@@ -251,7 +329,27 @@ class TargetSet:
             item = self._api.get(key)
             return None if item is None else item.expires_at
 
+    def current(self) -> list[Target]:
+        """The merged set as it stands (after the last merge or change), without merging."""
+        with self._lock:
+            return list(self._current.values())
+
     def find(self, target_id: str) -> Target | None:
         """The current target with this id, or None."""
         with self._lock:
             return next((t for t in self._current.values() if t.id == target_id), None)
+
+
+def _change(pairs: Iterable[tuple[Target | None, Target | None]]) -> SetChange:
+    """The change of the merged set from (before, after) of each re-merged lookup."""
+    added: list[Target] = []
+    removed: list[Target] = []
+    changed: list[Target] = []
+    for old, new in pairs:
+        if old is not None and (new is None or new.key != old.key):
+            removed.append(old)
+        if new is not None and (old is None or new.key != old.key):
+            added.append(new)
+        elif new is not None and not same(old, new):
+            changed.append(new)
+    return SetChange(tuple(added), tuple(removed), tuple(changed))

@@ -62,6 +62,11 @@ class Deduper:
             self._expiry[key] = now + self._ttl
             return True
 
+    def forget(self, key: Hashable) -> None:
+        """Forget ``key`` (its event was not applied: the next delivery must be)."""
+        with self._lock:
+            self._expiry.pop(key, None)
+
     def __len__(self) -> int:
         with self._lock:
             return len(self._expiry)

@@ -1,8 +1,9 @@
-"""Carry out an :class:`~.receiver.Outcome`: relay the callback, then apply its effect.
+"""Carry out an :class:`~.receiver.Outcome`: apply its effect, then relay the callback.
 
 The listener calls :func:`dispatch` after :meth:`Receiver.handle` and before answering TRTC. Both
-steps are quick and local (a SQLite insert; an in-memory state change), so the 200 never waits on
-the downstream server.
+steps are quick and local (an in-memory state change, or a Redis call with coordination; a
+SQLite insert), so the 200 never waits on the downstream server. An effect that cannot be
+applied now is not relayed either: the callback is answered 503 and TRTC's retry does both.
 """
 
 from __future__ import annotations
@@ -30,11 +31,13 @@ def task_key(outcome: Outcome) -> str:
 
 
 def dispatch(outcome: Outcome, headers: Mapping[str, str], body: bytes, sink: EffectSink,
-             relay: Relay | None = None) -> None:
-    """Relay (when ``outcome.forward``) the raw body with ``Sign`` and ``SdkAppId`` exactly as
-    received, then hand the effect (if any) to the sink."""
+             relay: Relay | None = None) -> bool:
+    """Hand the effect (if any) to the sink, then relay (when ``outcome.forward``) the raw body
+    with ``Sign`` and ``SdkAppId`` exactly as received. False, with nothing relayed, when the
+    sink could not apply the effect now (see ``EffectSink.apply``)."""
+    if outcome.effect is not None and not sink.apply(outcome.effect):
+        return False
     if relay is not None and outcome.forward:
         lower = {name.lower(): value for name, value in headers.items()}
         relay.enqueue(body, lower.get("sign"), lower.get("sdkappid", ""), task_key(outcome))
-    if outcome.effect is not None:
-        sink.apply(outcome.effect)
+    return True

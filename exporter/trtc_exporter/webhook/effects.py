@@ -60,6 +60,11 @@ class Sentence:
 Effect = TaskStarted | StartFailed | TaskStopped | Sentence
 
 
+class EffectUnavailable(Exception):
+    """An effect cannot be applied now, and a retry may succeed: the registration store or the
+    coordination Redis is unreachable. The listener answers 503, so TRTC delivers again."""
+
+
 class EffectSink(Protocol):
     """Applies effects to the exporter's targets and state (called once per unique event).
 
@@ -67,8 +72,13 @@ class EffectSink(Protocol):
     waits 5 s at most) and must not raise; a confirming poll is to be queued, not awaited.
     """
 
-    def apply(self, effect: Effect) -> None:
-        """Apply one effect (see the class docstring for the rules)."""
+    def apply(self, effect: Effect) -> bool:
+        """Apply one effect (see the class docstring for the rules). True when applied, or when
+        it never can be (a policy refusal such as ``max_targets``, logged and counted); False
+        when it could not be applied now and a retry may succeed (:class:`EffectUnavailable`):
+        the callback is then answered 503 and forgotten by the de-duplication, so TRTC's
+        retry (at once, then every 10 s for a minute) applies it. Nothing answered 200 is
+        lost."""
 
 
 def effect_of(event: Event, app: int) -> Effect | None:

@@ -23,6 +23,7 @@ from trtc_exporter.webhook.receiver import RESULTS, Outcome, Receiver, refusal, 
 log = logging.getLogger(__name__)
 VERIFIED = frozenset({"applied", "duplicate", "conversational_ai", "unknown_event"})
 """Results of callbacks that passed every check (they count as a sign of life from TRTC)."""
+UNAVAILABLE = "the exporter cannot apply this callback now (its target store is unreachable); retry"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,12 +60,15 @@ class WebhookHub:
         """Judge, relay and apply one request; never raises."""
         now = self._clock.time()
         outcome = self._receiver.handle(headers, body, now)
-        if outcome.result in VERIFIED:
-            dispatch(outcome, headers, body, self._sink, self._relay)
+        verified = outcome.result in VERIFIED  # an unavailable store does not make it less so
+        if verified:
+            if not dispatch(outcome, headers, body, self._sink, self._relay):
+                self._receiver.forget(outcome)
+                outcome = refusal(503, "unavailable", UNAVAILABLE, outcome.app)
         elif outcome.status >= 400:
             log.debug("webhook request refused (%s): %s", outcome.result,
                       outcome.body.decode(errors="replace"))
-        self._count(outcome.result, verified=outcome.result in VERIFIED, now=now)
+        self._count(outcome.result, verified=verified, now=now)
         return outcome
 
     def refuse(self, status: int, result: str, message: str) -> Outcome:

@@ -41,7 +41,8 @@ from trtc_exporter.webhook.keys import KeyRing
 from trtc_exporter.webhook.verify import Verdict, verify
 
 RESULTS = ("applied", "duplicate", "conversational_ai", "unknown_event", "too_large", "bad_app",
-           "unknown_app", "unsigned", "bad_signature", "bad_json", "malformed", "stale", "future")
+           "unknown_app", "unsigned", "bad_signature", "bad_json", "malformed", "stale", "future",
+           "unavailable")
 DEFAULT_MAX_AGE = 600.0
 DEFAULT_MAX_FUTURE = 300.0  # clocks disagree by seconds; minutes ahead means a forged or bad time
 MAX_SDK_APP_ID = 2**64 - 1
@@ -128,11 +129,22 @@ class Receiver:
                                           f"(limit {self._max_future:.0f}s)", app)
         return None
 
+    def forget(self, outcome: Outcome) -> None:
+        """The outcome's event could not be applied (see ``EffectSink.apply``): forget it, so
+        TRTC's next delivery of it is applied, not taken for a duplicate."""
+        if outcome.event is not None and outcome.app is not None:
+            self._dedupe.forget(_dedupe_key(outcome.event, outcome.app))
+
     def _accept(self, event: Event, app: int) -> Outcome:
-        key = (app, event.type, event.task_id, event.event_ms_ts)
+        key = _dedupe_key(event, app)
         if not self._dedupe.first_time(key):
             return Outcome(200, _OK, "duplicate", app, event)
         return Outcome(200, _OK, "applied", app, event, effect_of(event, app), forward=True)
+
+
+def _dedupe_key(event: Event, app: int) -> tuple[int, int, str, int]:
+    """Tencent's advice (see :mod:`dedupe`): app, event type, task id and ``EventMsTs``."""
+    return (app, event.type, event.task_id, event.event_ms_ts)
 
 
 def _app_id(value: str | None) -> int | None:
