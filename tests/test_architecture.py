@@ -18,8 +18,8 @@ Graph = dict[str, set[str]]
 
 # Rank of each part, lowest first: a module may import modules of its own rank or lower.
 # Shared modules sit at the bottom; runtime.py holds the running config, so it sits above config.
-SHARED = {"", "clock", "secret", "durations", "yamlload", "jsonload", "textfile", "errors",
-          "target", "generations", "response", "metrics", "logsetup", "signals"}
+SHARED = {"", "allocator", "clock", "secret", "durations", "yamlload", "jsonload", "textfile",
+          "errors", "target", "generations", "response", "metrics", "logsetup", "signals"}
 RANKS = {"config": 1, "runtime": 1.5, "api": 2, "targets": 2, "polling": 3, "exposition": 4,
          "web": 5, "checks": 6, "app": 6.5, "demo": 7,
          # the check command: start-up checks, then real signed requests through api/

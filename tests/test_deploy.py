@@ -49,13 +49,25 @@ K8S_VERSIONS = ["1.28.0", kubernetes_validate.latest_version()]
 # -- Compose ----------------------------------------------------------------------------------
 
 def binds(service: str) -> dict[str, Path]:
-    """Container path → host path of a service's bind mounts (host paths resolved)."""
+    """Container path → host path of a service's bind mounts (host paths resolved); every bind
+    is read-only. Named volumes (data a service keeps, e.g. Redis' append-only file) are not
+    binds: they must be declared under the top-level ``volumes:``."""
     mounts = {}
     for volume in SERVICES[service].get("volumes", []):
         source, target, *mode = volume.split(":")
+        if not source.startswith((".", "/")):
+            assert source in COMPOSE.get("volumes", {}), f"{service}: volume {source} undeclared"
+            continue
         assert mode == ["ro"], f"{service}: mount {volume} read-only"
         mounts[target] = (COMPOSE_DIR / source).resolve()
     return mounts
+
+
+def test_redis_keeps_its_data_in_a_named_volume() -> None:
+    """The HA profile's Redis writes its append-only file to a volume, not a tmpfs: the shared
+    target set survives a container restart."""
+    assert "redis-data:/data" in SERVICES["redis"]["volumes"]
+    assert "tmpfs" not in SERVICES["redis"]
 
 
 def listen_port(service: str) -> int:
@@ -521,6 +533,10 @@ def test_ha_overlay_runs_coordinated_replicas_with_redis() -> None:
     assert config.coordination.password_file == "/run/secrets/redis/password"
     (budget,) = of_kind("ha", "PodDisruptionBudget")
     assert budget["spec"]["maxUnavailable"] == 1
+    # the append-only file on a claim, not an emptyDir: registrations survive a new pod
+    (claim,) = of_kind("ha", "PersistentVolumeClaim")
+    data = {v["name"]: v for v in redis_deployment["spec"]["template"]["spec"]["volumes"]}
+    assert data["data"]["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
 
 
 def test_shard_deployment_mirrors_the_base() -> None:

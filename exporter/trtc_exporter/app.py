@@ -26,6 +26,7 @@ from trtc_exporter.api.outcome import Outcome
 from trtc_exporter.api.skew import SkewEstimator
 from trtc_exporter.checks import check
 from trtc_exporter.clock import SYSTEM_CLOCK, Clock, WallSeconds
+from trtc_exporter.config.coordination import changed_fields
 from trtc_exporter.config.model import Config, account_problem, load_config
 from trtc_exporter.coordination.cluster import Cluster
 from trtc_exporter.errors import ConfigError, counted
@@ -452,8 +453,8 @@ class Exporter:
         problems = []
         if set(config.account_names) != set(self.clients):
             problems.append("accounts: adding, removing or renaming accounts needs a restart")
-        if config.coordination != old.coordination:
-            problems.append("coordination: changes need a restart")
+        problems += [f"{path}: changes need a restart"
+                     for path in changed_fields(old.coordination, config.coordination)]
         if problems:
             raise ConfigError(problems)
 
@@ -503,7 +504,7 @@ class Exporter:
             shared = self.cluster.shared_state(target.id)
             if shared is not None:  # the interval lets a silent owner's record go stale
                 interval = state_interval(target, shared.status, shared.seen,
-                                          shared.not_found_streak, config)
+                                          shared.not_found_streak, config, shared.event_age)
                 stretch = self.poller.stretch.get(target.lane, 1.0)  # every replica's alike
                 state = replace(shared.onto(state), interval=interval * stretch)
             out.append(state)

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from trtc_exporter import __version__, logsetup
+from trtc_exporter import __version__, allocator, logsetup
 from trtc_exporter.api.credentials import CredentialsError
 from trtc_exporter.app import Exporter
 from trtc_exporter.checks import check
@@ -141,6 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     good. A SIGTERM or SIGINT during start-up ends it at once with exit code 0.
     """
     signals = Signals().install()
+    allocator.PROCESS.limit_arenas()  # before any thread has an arena (allocator.py: why)
     try:
         return _main(argv, signals)
     except StopDuringStartup as stop:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import gc
 import itertools
 import threading
 
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 from trtc_exporter.api.budget import (
     AimdPolicy,
     Budget,
+    Grant,
     RateLimiter,
     hint_from_message,
     limit_from_message,
@@ -369,3 +371,18 @@ def test_a_threads_next_acquire_reports_its_previous_write() -> None:
     for _ in range(5):
         limiter.acquire()
     assert abs(clock.monotonic() - 2.0) < 1e-9  # 0, 0.5, 1.0, 1.5, 2.0: no stall
+
+
+def _live_grants() -> int:
+    gc.collect()
+    return sum(isinstance(o, Grant) for o in gc.get_objects())
+
+
+def test_past_grants_are_let_go() -> None:
+    """Grants older than the window are freed: memory stays flat however many requests ran."""
+    clock = FakeClock(0.0, auto_advance=False)
+    limiter = RateLimiter(20, clock)
+    before = _live_grants()
+    for _ in range(2000):  # 100 s at the full rate
+        clock.advance(limiter.reserve())
+    assert _live_grants() - before < 100  # about two windows' worth, not 2 000

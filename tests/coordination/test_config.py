@@ -9,6 +9,7 @@ import pytest
 from trtc_exporter.config.accounts import AccountConfig, parse_accounts
 from trtc_exporter.config.coordination import (
     CoordinationConfig,
+    changed_fields,
     parse_coordination,
     read_password,
 )
@@ -65,6 +66,8 @@ def test_full_block_parses() -> None:
      "coordination.cluster: must be 1-64 characters of [A-Za-z0-9._-], got 'a b'"),
     ({"redis_url": "redis://r", "heartbeat": "0s"},
      'coordination.heartbeat: must be > 0, got "0s"'),
+    ({"redis_url": "redis://r", "heartbeat": "999ms"},
+     "coordination.heartbeat: must be at least 1s, got '999ms'"),
     ({"redis_url": "redis://r", "password_file": ""},
      "coordination.password_file: must not be empty"),
     ({"redis_url": "redis://r", "ca_file": "/ca.pem"},
@@ -90,6 +93,12 @@ def test_a_password_never_shows_in_the_error() -> None:
     assert "hunter2" not in "".join(lines)
     lines = coordination({"redis_url": "redis://redis/x?password=hunter2"})[1]
     assert lines and "hunter2" not in "".join(lines)
+
+
+def test_a_heartbeat_of_one_second_is_the_least_accepted() -> None:
+    """1s, the value the HA tests and benchmarks measure, is accepted; its TTL is 3 s."""
+    config, lines = coordination({"redis_url": "redis://r", "heartbeat": "1s"})
+    assert lines == [] and config.member_ttl == 3.0
 
 
 @pytest.mark.parametrize("url", ["redis://redis", "redis://redis/", "redis://redis:6379/15",
@@ -148,3 +157,11 @@ def test_accounts_parse() -> None:
 def test_account_mistakes(raw: object, message: str) -> None:
     """Each account mistake is reported once, by field path."""
     assert accounts(raw)[1] == [message]
+
+
+def test_a_reload_names_each_changed_field() -> None:
+    """Only the fields that differ are named, by path, in declaration order."""
+    old = coordination({"redis_url": "redis://r", "heartbeat": "1s"})[0]
+    new = coordination({"redis_url": "redis://r", "heartbeat": "2s", "cluster": "b"})[0]
+    assert changed_fields(old, new) == ["coordination.cluster", "coordination.heartbeat"]
+    assert changed_fields(old, old) == []

@@ -69,7 +69,10 @@ def test_killing_redis_falls_back_and_rejoins(own_redis: RedisProcess) -> None:
           f"fallback_rate={len(offline) / (restarted - killed - 1.02):.1f}/s "
           f"rejoin={rejoined:.2f}s")
     assert max_in_window(times) <= 20
-    assert not [t for t in times if killed < t < killed + 1.0]  # quiet span after the failure
+    # quiet span: no local grant within one window of the failure the link saw (measured from
+    # the link's own time: ``killed`` is taken after stop() returned, later than the failure
+    # under load, and a shared grant made just before the failure may be recorded after it)
+    assert not [t for t, up in grants if not up and t < link.down_since + 1.0]
     assert 0 < len(offline) <= 10 * (restarted - killed - 1.02) + 1  # 1/N with N = 2
     assert rejoined < 1.0
 

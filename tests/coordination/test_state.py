@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import redis
 
 from trtc_exporter.coordination.keys import Keys
-from trtc_exporter.coordination.state import RedisStateStore, SharedState
+from trtc_exporter.coordination.state import RedisStateStore, SharedState, encode
 from trtc_exporter.polling.state import TargetState
 from trtc_exporter.target import Target
 
@@ -29,6 +30,22 @@ def test_a_replica_taking_over_starts_from_the_last_status(rdb: redis.Redis) -> 
     assert (taken.status, taken.start_time, taken.status_change_time, taken.last_success,
             taken.seen) == ("InProgress", 1000.0, 1010.0, 1100.0, True)
     assert taken.attempts == 0  # per-poll details stay with the replica that polled
+
+
+def test_the_callback_time_travels_with_the_state(rdb: redis.Redis) -> None:
+    """The owner's last callback time reads back, with its age at the last answer; a row
+    written without it reads as never confirmed."""
+    store = RedisStateStore(rdb, Keys("t"))
+    store.publish(T1.id, replace(polled(), event_time=1090.0))
+    shared = store.get(T1.id)
+    assert shared is not None and shared.onto(TargetState(T1)).event_time == 1090.0
+    assert shared.event_age == 10.0
+    store.publish(T1.id, replace(polled(), event_time=1105.0))  # heard after the answer
+    later = store.get(T1.id)
+    assert later is not None and later.event_age == 0.0
+    rdb.hset(Keys("t").state, T1.id, json.dumps(json.loads(encode(shared))[:9]))
+    old = store.get(T1.id)
+    assert old is not None and (old.event_time, old.event_age) == (0.0, None)
 
 
 def test_bad_rows_are_skipped_and_counted(rdb: redis.Redis) -> None:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import redis
 
+from trtc_exporter.clock import FakeClock
+from trtc_exporter.coordination.cluster import SharedRegistrations
 from trtc_exporter.coordination.keys import Keys
+from trtc_exporter.coordination.link import Link
 from trtc_exporter.coordination.targets import RedisTargetStore
 from trtc_exporter.target import Target
 from trtc_exporter.targets.registrations import Registered
@@ -68,3 +71,47 @@ def test_changes_are_announced_on_the_channel(rdb: redis.Redis) -> None:
     message = pubsub.get_message(timeout=1.0)
     pubsub.close()
     assert message is not None and message["data"] == b"upsert"
+
+
+def test_restore_writes_back_only_what_is_absent(rdb: redis.Redis) -> None:
+    """After a loss, restore puts back missing rows with their expiry, never over newer ones."""
+    s = store(rdb)
+    newer = Registered(T1, 200.0, None)
+    s.upsert([newer])
+    before = s.version()
+    assert s.restore([Registered(T1, 100.0, 300.0), Registered(T2, 101.0, 500.0)], 7) == 1
+    assert sorted(s.load(), key=lambda r: r.target.task_id) == [
+        newer, Registered(T2, 101.0, 500.0)]
+    assert s.version() == 8  # past every version seen before the loss
+    assert s.expire(now=600.0) == [T2.id]  # the restored expiry is indexed
+    assert s.restore([newer], 0) == 0 and s.version() == 10 > before
+
+
+def shared(rdb: redis.Redis) -> SharedRegistrations:
+    return SharedRegistrations(store(rdb), Link(rdb, FakeClock()))
+
+
+def test_a_replica_writes_back_the_set_redis_lost(rdb: redis.Redis) -> None:
+    """Redis restarted empty: the counter went back, so the last loaded set is written back
+    (answered-2xx registrations survive) and every replica loads it again."""
+    a, b = shared(rdb), shared(rdb)
+    a.upsert([Registered(T1, 100.0, None), Registered(T2, 101.0, 500.0)])
+    assert len(a.load()) == 2 and len(b.load()) == 2
+    rdb.flushdb()  # what a Redis without persistence looks like after a restart
+    assert a.changed()
+    assert sorted(r.target.task_id for r in a.load()) == ["t-1", "t-2"]
+    assert b.changed()
+    assert sorted(r.target.task_id for r in b.load()) == ["t-1", "t-2"]
+    assert rdb.hlen(Keys("t").targets) == 2
+
+
+def test_a_fresh_replica_restores_nothing(rdb: redis.Redis) -> None:
+    """A replica that never loaded a set has nothing to write back, and a growing counter is
+    never taken for a loss."""
+    a = shared(rdb)
+    assert a.load() == []
+    a.upsert([Registered(T1, 100.0, None)])
+    assert [r.target.task_id for r in a.load()] == ["t-1"]
+    assert a.delete([T1.id]) == 1
+    assert a.load() == []
+    assert rdb.hlen(Keys("t").targets) == 0

@@ -15,7 +15,7 @@ from prometheus_client.openmetrics.parser import (
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from trtc_exporter.exposition.families import states_of
-from trtc_exporter.exposition.fragments import TaskFragments, escape_value
+from trtc_exporter.exposition.fragments import TaskFragments, escape_value, render_target
 from trtc_exporter.exposition.tasks import TaskCollector
 from trtc_exporter.polling.state import TargetState
 from trtc_exporter.target import Target
@@ -123,3 +123,17 @@ def test_a_new_label_name_renders_every_target_again() -> None:
     text = b"".join(fragments.render(False))
     assert b'session_id="",task_id="t-1",team=""} ' in text
     assert fragments.rendered == 5
+
+
+def test_a_target_stores_its_label_set_once_and_shares_names_and_values() -> None:
+    """The label set is one object in every family of a target; 0/1 values are shared by all."""
+    first, second = (render_target(_one(task, status="InProgress", start_time=NOW - 60,
+                                        status_change_time=NOW - 60,
+                                        poll_success=True), "InProgress", ())
+                     for task in ("t-1", "t-2"))
+    labels = first.running
+    assert labels is not None and labels.startswith(b'{api="ai_transcription"')
+    assert sum(piece is labels for piece in first.fragment) == 4  # start, change, last, success
+    shared = {id(piece) for piece in first.fragment} & {id(piece) for piece in second.fragment}
+    assert {piece for piece in first.fragment if id(piece) in shared} >= {
+        b"Idle", b"trtc_ai_transcription_poll_success", b"1.0\n"}

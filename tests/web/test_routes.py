@@ -21,6 +21,7 @@ from tests.conftest import (
     build_exporter,
     poll_all,
 )
+from trtc_exporter.allocator import Allocator
 from trtc_exporter.app import Exporter
 from trtc_exporter.web.routes import Routes, handler_class
 from trtc_exporter.web.static import LANDING_CSP
@@ -233,3 +234,36 @@ def test_gzip_pieces_is_one_gzip_member_of_the_whole() -> None:
 
     pieces = [b"# HELP a\n", b"", b"a 1\n" * 5000, b"b 2\n"]
     assert gzip.decompress(b"".join(gzip_pieces(iter(pieces)))) == b"".join(pieces)
+
+
+class _CountingAllocator(Allocator):
+    """The process's allocator, counting trims."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.trims = 0
+
+    def trim(self) -> bool:
+        self.trims += 1
+        return False
+
+
+def test_each_metrics_rendering_is_followed_by_a_trim() -> None:
+    """/metrics trims the allocator once per rendering (allocator.py says why); /probe not."""
+    exporter = build_exporter({"targets": [{"task_id": "t-1"}]})
+    allocator = _CountingAllocator()
+    server = ExporterHTTPServer(("127.0.0.1", 0),
+                                handler_class(Routes(exporter, "/metrics", allocator=allocator)),
+                                None)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        for encoding in ("gzip", "identity"):
+            response = requests.get(base + "/metrics", headers={"Accept-Encoding": encoding},
+                                    timeout=5)
+            assert response.status_code == 200
+        assert requests.get(base + "/probe?task_id=t-1", timeout=5).status_code == 200
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert allocator.trims == 2

@@ -9,7 +9,7 @@ file into a :class:`~trtc_exporter.secret.Secret`, so no repr, log line or excep
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,6 +22,11 @@ _COORDINATION = frozenset({"redis_url", "password_file", "cluster", "heartbeat",
 _FILES = ("password_file", "ca_file", "cert_file", "key_file")
 DEFAULT_CLUSTER = "default"
 DEFAULT_HEARTBEAT = 5.0
+MIN_HEARTBEAT = 1.0
+"""Seconds. A heartbeat may take up to the Redis timeout (0.5 s, ``coordination/link.py``) and
+its thread may be delayed by a busy process: with a TTL of 3 heartbeats below 3 s, live members
+drop out and rejoin several times a minute (20 ms: 30 membership changes in 20 s), moving
+targets back and forth. 1 s is what the integration tests and ``bench/ha.py`` measured."""
 MAX_CLUSTER_NAME = 64
 TTL_FACTOR = 3  # a member is gone after missing this many heartbeats
 DEFAULT_REPLICAS = 2  # the HA overlay's replica count
@@ -69,7 +74,7 @@ def parse_coordination(raw: object, errors: Errors) -> CoordinationConfig:
     config = CoordinationConfig(
         redis_url=_redis_url(block, errors),
         cluster=_cluster(block, errors),
-        heartbeat=errors.duration(block, "heartbeat", p, DEFAULT_HEARTBEAT),
+        heartbeat=_heartbeat(block, errors),
         insecure_skip_verify=errors.boolean(block, "insecure_skip_verify", p, False),
         replicas=errors.integer(block, "replicas", p, DEFAULT_REPLICAS, minimum=1,
                                 maximum=MAX_REPLICAS) or DEFAULT_REPLICAS,
@@ -118,6 +123,15 @@ def _database_path(path: str) -> bool:
             and int(number) < 2**31)
 
 
+def _heartbeat(block: Mapping[str, Any], errors: Errors) -> float:
+    seconds = errors.duration(block, "heartbeat", "coordination.", DEFAULT_HEARTBEAT)
+    if seconds < MIN_HEARTBEAT:
+        errors.add("coordination.heartbeat",
+                   f"must be at least {MIN_HEARTBEAT:g}s, got {show(block.get('heartbeat'))}")
+        return DEFAULT_HEARTBEAT
+    return seconds
+
+
 def _cluster(block: Mapping[str, Any], errors: Errors) -> str:
     name = errors.string(block, "cluster", "coordination.", DEFAULT_CLUSTER) or ""
     if not name or len(name) > MAX_CLUSTER_NAME or not all(
@@ -147,6 +161,13 @@ def _check_combinations(config: CoordinationConfig, block: Mapping[str, Any],
     others = [k for k in block if k != "redis_url" and block.get(k) is not None]
     if others and block.get("redis_url") is None:
         errors.add("coordination.redis_url", f"is required when coordination.{others[0]} is set")
+
+
+def changed_fields(old: CoordinationConfig, new: CoordinationConfig) -> list[str]:
+    """The field paths (``coordination.heartbeat``, …) whose values differ, in declaration
+    order: a reload refuses each by name, since none can change under a running cluster."""
+    return [f"coordination.{f.name}" for f in fields(CoordinationConfig)
+            if getattr(old, f.name) != getattr(new, f.name)]
 
 
 def read_password(path: str | None) -> Secret | None:

@@ -63,6 +63,15 @@ class SharedRegistrations:
     While Redis is unreachable, writes raise ``RegistrationStoreError`` (the API answers 503:
     nothing is acknowledged that is not stored) and reads keep the last loaded set. Each
     refused or failed read and write is counted in ``faults`` (store ``redis``).
+
+    Redis may come back without its data (no persistence, a new pod): the change counter, which
+    only ever grows, is then below the highest one this replica loaded. The first replica to
+    notice (within a maintenance cycle) writes back every registration of its last loaded set
+    that is absent (never over a newer one) and moves the counter past every version seen
+    before, so the others load the restored set; it logs the loss and counts a fault. So
+    registrations answered 2xx survive while any replica that loaded them lives; one accepted
+    by another replica in the second before the loss, not yet loaded here, is lost, and one
+    deleted in the second after it may come back once.
     """
 
     def __init__(self, store: RedisTargetStore, link: Link,
@@ -72,6 +81,8 @@ class SharedRegistrations:
         self._faults = faults or StorageErrors()
         self._lock = threading.Lock()
         self._seen_version = -1  # version at the last successful load; -1: never loaded
+        self._highest = 0  # the highest version ever loaded (kept across outages)
+        self._snapshot: list[Registered] = []  # the last loaded set, to restore after a loss
 
     def _usable(self) -> None:
         if not self._link.usable():
@@ -87,7 +98,7 @@ class SharedRegistrations:
         """The shared set; [] while Redis is unreachable (re-read once it answers)."""
         try:
             self._usable()
-            version = self._store.version()
+            version = self._restored(self._store.version())
             items = self._store.load()
         except (redis.RedisError, RegistrationStoreError) as exc:
             if isinstance(exc, redis.RedisError):
@@ -97,7 +108,23 @@ class SharedRegistrations:
             return []
         with self._lock:
             self._seen_version = version
+            self._highest = max(self._highest, version)
+            self._snapshot = items
         return items
+
+    def _restored(self, version: int) -> int:
+        """``version``, or, when Redis lost the set (the counter went back), the version after
+        writing back this replica's last loaded set."""
+        with self._lock:
+            highest, snapshot = self._highest, self._snapshot
+        if version >= highest or not snapshot:
+            return version
+        put = self._store.restore(snapshot, highest)
+        self._faults.add("redis")
+        log.warning("coordination: Redis lost the shared target set (change counter %d, was "
+                    "%d); wrote back %d of the %d registrations this replica knew", version,
+                    highest, put, len(snapshot))
+        return self._store.version()
 
     def upsert(self, items: list[Registered]) -> None:
         """Store registrations in Redis; raises RegistrationStoreError (and marks the link down)

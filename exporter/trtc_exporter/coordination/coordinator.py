@@ -62,7 +62,7 @@ class Coordinator:
                 self._link.saw_members(len(members))
                 with self._lock:
                     if members != self._members:
-                        log.info("coordination: %d live members", len(members))
+                        log.info("coordination: live members: %d", len(members))
                     self._members = members
         with self._lock:
             return list(self._members)

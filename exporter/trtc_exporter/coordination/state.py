@@ -1,8 +1,9 @@
 """Each target's last state, shared so a replica taking a target over starts from its status.
 
 One HASH maps target id -> a small JSON record (status, start time, change time, last success,
-last answer, seen, ended_at, not-found streak, resolved task id). Sizes are bounded on write and
-on read; a row that does not parse or breaks a bound is skipped and counted, never the others.
+last answer, seen, ended_at, not-found streak, resolved task id, time of the last callback).
+Sizes are bounded on write and on read; a row that does not parse or breaks a bound is skipped
+and counted, never the others.
 """
 
 from __future__ import annotations
@@ -36,13 +37,18 @@ class SharedState:
     ended_at: float | None
     not_found_streak: int
     resolved_task_id: str
+    event_time: float = 0.0
+    """When the owner last heard a callback about the task (0: never), as of its last poll: the
+    owner polls a task its callbacks keep confirming 4 times less often
+    (``planning.EVENT_CONFIRMED_FACTOR``), so the others must judge staleness by that interval
+    too, or they show it Unknown between two of the owner's polls."""
 
     @classmethod
     def of(cls, state: TargetState) -> SharedState:
         """The shared part of ``state``; texts cut to ``MAX_TEXT`` characters."""
         return cls(state.status[:MAX_TEXT], state.start_time, state.status_change_time,
                    state.last_success, state.last_answer, state.seen, state.ended_at,
-                   state.not_found_streak, state.resolved_task_id[:MAX_TEXT])
+                   state.not_found_streak, state.resolved_task_id[:MAX_TEXT], state.event_time)
 
     def onto(self, state: TargetState) -> TargetState:
         """``state`` (usually a fresh TargetState of a target taken over) with these facts."""
@@ -51,7 +57,14 @@ class SharedState:
                        last_success=self.last_success, last_answer=self.last_answer,
                        seen=self.seen, ended_at=self.ended_at,
                        not_found_streak=self.not_found_streak,
-                       resolved_task_id=self.resolved_task_id)
+                       resolved_task_id=self.resolved_task_id, event_time=self.event_time)
+
+    @property
+    def event_age(self) -> float | None:
+        """Seconds from the last callback to the last answer, the age the owner planned its
+        next poll with (``planning.state_interval``), 0 for a callback after that answer;
+        None without a callback."""
+        return max(0.0, self.last_answer - self.event_time) if self.event_time else None
 
 
 def encode(state: SharedState) -> str:
@@ -59,7 +72,7 @@ def encode(state: SharedState) -> str:
     practice)."""
     return json.dumps([state.status, state.start_time, state.status_change_time,
                        state.last_success, state.last_answer, state.seen, state.ended_at,
-                       state.not_found_streak, state.resolved_task_id])
+                       state.not_found_streak, state.resolved_task_id, state.event_time])
 
 
 def _time(value: object, optional: bool) -> float | None:
@@ -82,15 +95,16 @@ def decode(raw: bytes | str) -> SharedState:
     if len(raw) > MAX_ROW:
         raise ValueError("row too large")
     row = json.loads(raw)
-    if not isinstance(row, list) or len(row) != 9:
+    if not isinstance(row, list) or len(row) not in (9, 10):  # 9: written before event_time
         raise ValueError("not a state row")
-    status, start, change, success, answer, seen, ended, streak, task = row
+    status, start, change, success, answer, seen, ended, streak, task = row[:9]
+    event = _time(row[9], False) if len(row) == 10 else 0.0
     if not isinstance(seen, bool) or isinstance(streak, bool) or not isinstance(streak, int) \
             or not 0 <= streak < 2**31:
         raise ValueError("bad flags")
     return SharedState(_text(status), _time(start, True), _time(change, True),
                        _time(success, False) or 0.0, _time(answer, False) or 0.0, seen,
-                       _time(ended, True), streak, _text(task))
+                       _time(ended, True), streak, _text(task), event or 0.0)
 
 
 class RedisStateStore:

@@ -34,6 +34,23 @@ end
 if gone > 0 then redis.call('INCR', KEYS[3]) end
 return gone
 """
+# KEYS: targets, expiry, version. ARGV[1]: the lowest version to move to; then id, record,
+# expires_at ('' for none), repeated. Writes each record whose id is absent (HSETNX: a newer
+# registration wins), and moves the version past ARGV[1], so every replica, whatever version it
+# saw before the loss, sees a change.
+_RESTORE = """
+local put = 0
+for i = 2, #ARGV, 3 do
+  if redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) == 1 then
+    put = put + 1
+    if ARGV[i + 2] ~= '' then redis.call('ZADD', KEYS[2], ARGV[i + 2], ARGV[i]) end
+  end
+end
+local floor = tonumber(ARGV[1])
+if tonumber(redis.call('GET', KEYS[3]) or 0) < floor then redis.call('SET', KEYS[3], floor) end
+redis.call('INCR', KEYS[3])
+return put
+"""
 # KEYS: targets, expiry, version. ARGV[1]: now (s). Returns the expired ids.
 _EXPIRE = """
 local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
@@ -76,6 +93,7 @@ class RedisTargetStore:
         self._lock = threading.Lock()
         self.bad_rows = 0  # rows skipped by load() since start
         self._delete = client.register_script(_DELETE)
+        self._restore = client.register_script(_RESTORE)
         self._expire = client.register_script(_EXPIRE)
 
     def load(self) -> list[Registered]:
@@ -119,6 +137,19 @@ class RedisTargetStore:
         if gone:
             self._client.publish(k.targets_channel, "delete")
         return gone
+
+    def restore(self, items: list[Registered], past: int) -> int:
+        """Write back registrations whose ids are absent (after Redis lost its data), never
+        over a newer one, and move the version past ``past`` (the highest seen before the
+        loss); the number written; announces the change."""
+        args: list[str] = [str(past)]
+        for item in items:
+            expires = "" if item.expires_at is None else repr(item.expires_at)
+            args += [item.target.id, encode(item), expires]
+        k = self._keys
+        put = int(self._restore(keys=[k.targets, k.target_expiry, k.targets_version], args=args))
+        self._client.publish(k.targets_channel, "restore")
+        return put
 
     def expire(self, now: float) -> list[str]:
         """Drop registrations whose ``expires_at`` (wall time, s) is <= now; their ids."""

@@ -3,9 +3,10 @@
 A target's series change only when a poll answers (a new, immutable :class:`TargetState`), when
 its shown status turns Unknown (staleness, a function of the clock) or when the set of operator
 label names changes. Everything else is the same bytes as last scrape, so each target's lines are
-kept as one ``bytes`` fragment per family and a scrape joins them. The one value that moves with
-the clock, ``trtc_ai_transcription_running_seconds``, keeps its label part cached and formats
-only the number per scrape.
+kept as a fragment per family (its pieces: names, the label set stored once, values) and a
+scrape joins them. The one value that moves with the clock,
+``trtc_ai_transcription_running_seconds``, keeps its label part cached and formats only the
+number per scrape.
 
 The output is byte for byte what :class:`~trtc_exporter.exposition.tasks.TaskCollector` gives
 through client_python's encoders (the text format and OpenMetrics write these gauge samples the
@@ -16,11 +17,12 @@ hypothesis-generated states and parse the result with client_python's parsers.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from itertools import islice
-from operator import attrgetter
+from itertools import chain, islice
+from operator import attrgetter, itemgetter
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import Metric
@@ -40,8 +42,18 @@ log = logging.getLogger("trtc_exporter.collector")  # the logger of TaskCollecto
 RUNNING = "trtc_ai_transcription_running_seconds"
 _KEY = attrgetter("target.key")
 go_float: Callable[[float], str] = floatToGoString  # client_python's number format (untyped)
-BLOCK = 1024  # targets joined per streamed piece: about 200 kB of text per family piece
-Fragment = tuple[bytes, ...]  # one bytes per family of TASK_FAMILIES except running_seconds
+# targets joined per streamed piece: at most ~120 kB (the StateSet's six lines, ~0.9 kB a
+# target), under glibc's 128 KiB mmap threshold. A larger piece is mmapped and, once freed,
+# raises that threshold to its size, after which every such piece comes from (and stays in)
+# the heap: RSS under concurrent scrapes rose with the piece size (issue 16, goal 3).
+BLOCK = 128
+# a target's lines of every family but running_seconds, as one flat tuple of pieces whose
+# concatenation per family is its text; LAYOUT gives each family's slice, in TASK_FAMILIES order
+# (one tuple, not one per family: 0.4 kB a target less). The StateSet, whose line count depends
+# on the API, comes last; an absent sample is three empty pieces.
+Fragment = tuple[bytes, ...]
+LAYOUT = (slice(13, None), slice(0, 3), slice(3, 6), slice(6, 7), slice(7, 10), slice(10, 13))
+_ABSENT = (b"", b"", b"")
 
 
 def escape_value(value: str) -> str:
@@ -74,30 +86,60 @@ class _Entry:
         self.running = running  # label part of running_seconds, None when the series is absent
 
 
+def _line_end(value: float) -> bytes:
+    return f"{go_float(value)}\n".encode()
+
+
+NAMES = tuple(name.encode() for name in TASK_FAMILIES)
+_ONE, _ZERO = _line_end(1.0), _line_end(0.0)  # shared by every target's 0/1 samples
+
+
 def render_target(state: TargetState, shown: str, extra: tuple[str, ...]) -> _Entry:
-    """Render one target's lines of every task family (``extra``: operator label names)."""
+    """Render one target's lines of every task family (``extra``: operator label names).
+
+    A family's lines are kept as pieces (name, label set, value) whose concatenation is the
+    text: the label set, the same in five families, is stored once per target, and the names
+    and 0/1 values are shared by all targets (half the memory of whole lines at 10 000 targets;
+    joining more, smaller pieces costs little)."""
     target = state.target
     own = dict(target.labels)
     pairs = [(n, escape_value(v)) for n, v in zip(IDENTITY_LABELS, target.key, strict=True)]
     pairs += [(n, escape_value(own.get(n, ""))) for n in extra]
-    labels = "{" + _labels(pairs) + "} "
-    one, zero = go_float(1.0), go_float(0.0)
+    labels = ("{" + _labels(pairs) + "} ").encode()
+    fragment = (*_sample(1, labels, state.start_time),
+                *_sample(2, labels, state.status_change_time),
+                _info(pairs, state.resolved_task_id), *_sample(4, labels, state.last_success),
+                NAMES[5], labels, _ONE if state.poll_success else _ZERO,
+                *_status(pairs, target.action, shown))
+    running = labels if shown == "InProgress" and state.start_time is not None else None
+    return _Entry(state, shown, fragment, running)
+
+
+def _status(pairs: list[tuple[str, str]], action: str, shown: str) -> tuple[bytes, ...]:
+    """The StateSet's lines as (opening, state, closing) triples: one opening per target, and
+    two closings (value 1 and value 0)."""
     head, tail = _with(pairs, "status")
-    status = "".join(f"{TASK_FAMILIES[0]}{{{head}{escape_value(s)}{tail}}} "
-                     f"{one if s == shown else zero}\n" for s in states_of(target.action))
-    out = [status, "", ""]
-    if state.start_time is not None:
-        out[1] = f"{TASK_FAMILIES[1]}{labels}{go_float(state.start_time)}\n"
-    if state.status_change_time is not None:
-        out[2] = f"{TASK_FAMILIES[2]}{labels}{go_float(state.status_change_time)}\n"
+    opening = f"{TASK_FAMILIES[0]}{{{head}".encode()
+    closing = f"{tail}}} ".encode()
+    ones, zeros = closing + _ONE, closing + _ZERO
+    out: list[bytes] = []
+    for status in states_of(action):
+        out += (opening, _state_text(status), ones if status == shown else zeros)
+    return tuple(out)
+
+
+@functools.cache
+def _state_text(status: str) -> bytes:
+    return escape_value(status).encode()  # a handful of names: one bytes each for all targets
+
+
+def _sample(family_index: int, labels: bytes, value: float | None) -> tuple[bytes, ...]:
+    return _ABSENT if value is None else (NAMES[family_index], labels, _line_end(value))
+
+
+def _info(pairs: list[tuple[str, str]], resolved: str) -> bytes:
     head, tail = _with(pairs, "resolved_task_id")
-    out.append(f"{TASK_FAMILIES[3]}{{{head}{escape_value(state.resolved_task_id)}{tail}}} {one}\n")
-    out.append(f"{TASK_FAMILIES[4]}{labels}{go_float(state.last_success)}\n")
-    out.append(f"{TASK_FAMILIES[5]}{labels}{go_float(float(bool(state.poll_success)))}\n")
-    running = None
-    if shown == "InProgress" and state.start_time is not None:
-        running = f"{RUNNING}{labels}".encode()
-    return _Entry(state, shown, tuple(s.encode() for s in out), running)
+    return f"{TASK_FAMILIES[3]}{{{head}{escape_value(resolved)}{tail}}} ".encode() + _ONE
 
 
 def headers(openmetrics: bool, extra: tuple[str, ...]) -> list[bytes]:
@@ -152,7 +194,7 @@ class TaskFragments:
 
     def stream(self, openmetrics: bool) -> Iterator[bytes]:
         """The bytes of :meth:`render`, joined ``BLOCK`` targets at a time as they are consumed:
-        a consumer that compresses or writes each piece in turn holds a few hundred kB of text
+        a consumer that compresses or writes each piece in turn holds about 100 kB of text
         at a time instead of the whole section (16 MB at 10 000 targets) per scrape. The
         snapshot is taken now; only the joins are deferred."""
         entries, heads, now = self._snapshot(openmetrics)
@@ -218,11 +260,12 @@ class TaskFragments:
 def _pieces(entries: list[_Entry], heads: list[bytes], now: WallSeconds,
             block: int) -> Iterator[bytes]:
     """Each family's header, then its samples joined ``block`` targets at a time."""
-    columns = list(zip(*(e.fragment for e in entries), strict=True)) or [()] * 6
-    for head, column in zip(heads, columns, strict=False):
+    fragments = [e.fragment for e in entries]
+    for part, head in zip(LAYOUT, heads, strict=False):
         yield head
-        for i in range(0, len(column), block):
-            yield b"".join(column[i:i + block])
+        family_of = itemgetter(part)
+        for i in range(0, len(fragments), block):
+            yield b"".join(chain.from_iterable(map(family_of, fragments[i:i + block])))
     yield heads[-1]
     running = _running_lines(entries, now)
     while chunk := b"".join(islice(running, block)):
@@ -233,4 +276,4 @@ def _running_lines(entries: list[_Entry], now: WallSeconds) -> Iterable[bytes]:
     for entry in entries:
         if entry.running is not None:
             start = entry.state.start_time or 0.0
-            yield entry.running + go_float(max(0.0, now - start)).encode() + b"\n"
+            yield NAMES[6] + entry.running + _line_end(max(0.0, now - start))

@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, parse_qsl, unquote, urlsplit
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 
+from trtc_exporter.allocator import PROCESS, Allocator
 from trtc_exporter.clock import WallSeconds
 from trtc_exporter.errors import show
 from trtc_exporter.exposition.tasks import TaskCollector
@@ -45,11 +46,12 @@ class Routes:
     """What the handler needs from the exporter, plus the telemetry path and lifecycle flags."""
 
     def __init__(self, exporter: ExporterProtocol, telemetry_path: str = "/metrics",
-                 lifecycle: bool = False) -> None:
+                 lifecycle: bool = False, allocator: Allocator = PROCESS) -> None:
         self.exporter = exporter
         self.telemetry_path = telemetry_path
         self.lifecycle = lifecycle
         self.bodies: Shared[list[bytes]] = Shared()  # concurrent /metrics share one rendering
+        self.allocator = allocator  # trimmed after each shared rendering (allocator.py: why)
 
     def table(self) -> dict[tuple[str, str], Callable[[ExporterHandler], None]]:
         """(method, path) → handler method; the telemetry path is the flag's."""
@@ -184,7 +186,12 @@ class ExporterHandler(SecureHandlerMixin):
         def body() -> list[bytes]:
             return gzip_pieces(render(encoder)) if gzipped else list(render(encoder))
 
-        pieces = body() if shared is None else shared.run((accept, gzipped), body)
+        def shared_body() -> list[bytes]:
+            pieces = body()
+            self.routes.allocator.trim()  # the rendering's freed pages back to the system
+            return pieces
+
+        pieces = body() if shared is None else shared.run((accept, gzipped), shared_body)
         self.send_body(HTTPStatus.OK, pieces, content_type, headers)
 
     def landing(self) -> None:
