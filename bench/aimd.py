@@ -174,6 +174,10 @@ def run(quick: bool = False, out: Path | None = None) -> dict[str, Any]:
         f"{result['throttled_during_drop']}/{result['answers_during_drop']} "
         f"({result['throttled_fraction']:.1%}), recovered "
         + (f"{rec:.0f}s after the limit came back" if rec is not None else "not yet"))
+    if quick:  # 90 s of its own: the full run has it, and tests/integration/test_aimd_plain.py
+        log("(b') plain-message limit drop: left out of --quick (90 s); python bench/aimd.py")
+        data = {"name": "aimd", "quick": quick, **result}
+        return finish_run(out, data, result, plot, summary_rows, recovery)
     # the plain server needs 10 s after the drop plus a settled stretch, and 40 s after it
     log("(b') same with a plain message and refused requests counted: 10s warm-up, "
         "30s drop, 50s after")
