@@ -3,15 +3,18 @@ connection alive, and reads proxy and CA settings from the environment."""
 
 from __future__ import annotations
 
+import ssl
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
 import requests
 import urllib3
 
+from tests.coordination.conftest import self_signed
 from trtc_exporter.api import transport
 
 
@@ -111,3 +114,48 @@ def test_ca_bundle_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -
     assert transport.ca_bundle() == "/etc/ca.pem"
     pool = transport.pool_manager("https://trtc.tencentcloudapi.com")
     assert pool.connection_pool_kw["ca_certs"] == "/etc/ca.pem"
+
+
+class _Ok(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args: object) -> None:
+        return
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """An HTTPS server on 127.0.0.1 under a self-signed certificate: (url, its certificate)."""
+    crt, key = self_signed(tmp_path)
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(crt, key)
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"https://127.0.0.1:{httpd.server_address[1]}/", crt
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_an_untrusted_certificate_is_refused(tls_server: tuple[str, Path],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """TLS is verified: a certificate no trusted CA signed fails the request; naming it in
+    REQUESTS_CA_BUNDLE makes the same server trusted."""
+    url, crt = tls_server
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(urllib3.exceptions.SSLError):
+        transport.post(transport.pool_manager(url), url, b"{}", {}, timeout=5)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(crt))
+    response = transport.post(transport.pool_manager(url), url, b"{}", {}, timeout=5)
+    assert (response.status, response.read()) == (200, b"{}")
