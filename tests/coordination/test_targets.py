@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import redis
 
+from tests.conftest import RedisProcess
 from trtc_exporter.clock import FakeClock
 from trtc_exporter.coordination.cluster import SharedRegistrations
 from trtc_exporter.coordination.keys import Keys
@@ -11,6 +12,7 @@ from trtc_exporter.coordination.link import Link
 from trtc_exporter.coordination.targets import RedisTargetStore
 from trtc_exporter.target import Target
 from trtc_exporter.targets.registrations import Registered
+from trtc_exporter.targets.targetset import TargetSet
 
 T1 = Target(api="ai_transcription", region="ap-guangzhou", task_id="t-1", source="api")
 T2 = Target(api="ai_transcription", region="ap-guangzhou", task_id="t-2",
@@ -115,3 +117,57 @@ def test_a_fresh_replica_restores_nothing(rdb: redis.Redis) -> None:
     assert a.delete([T1.id]) == 1
     assert a.load() == []
     assert rdb.hlen(Keys("t").targets) == 0
+
+
+def test_every_replica_that_loaded_a_set_writes_it_back(rdb: redis.Redis) -> None:
+    """B registered one more than A had loaded when Redis lost its data: B's write-back keeps
+    it, whoever noticed first (the epoch tells every replica, not the counter)."""
+    a, b = shared(rdb), shared(rdb)
+    a.upsert([Registered(T1, 100.0, None)])
+    a.load()
+    b.load()
+    b.upsert([Registered(T2, 101.0, None)])
+    assert len(b.load()) == 2  # A has not re-read yet
+    rdb.flushdb()
+    assert [r.target.task_id for r in a.load()] == ["t-1"]  # A wrote back what it knew
+    assert b.changed()
+    assert sorted(r.target.task_id for r in b.load()) == ["t-1", "t-2"]
+    assert sorted(r.target.task_id for r in a.load()) == ["t-1", "t-2"]
+
+
+def test_a_deletion_after_a_handled_loss_stays_deleted(rdb: redis.Redis) -> None:
+    """Once a loss is written back the new epoch is known: later deletions are not undone."""
+    a = shared(rdb)
+    a.upsert([Registered(T1, 100.0, None), Registered(T2, 101.0, None)])
+    a.load()
+    rdb.flushdb()
+    assert len(a.load()) == 2
+    assert a.delete([T2.id]) == 1
+    assert [r.target.task_id for r in a.load()] == ["t-1"]
+    assert [r.target.task_id for r in a.load()] == ["t-1"]
+
+
+def test_a_failed_read_keeps_the_last_loaded_set(own_redis: RedisProcess) -> None:
+    """Redis failing between two loads does not empty this replica's registrations."""
+    client = own_redis.client()
+    a = SharedRegistrations(RedisTargetStore(client, Keys("t")), Link(client, FakeClock()))
+    a.upsert([Registered(T1, 100.0, None)])
+    assert len(a.load()) == 1
+    own_redis.stop()
+    assert [r.target.task_id for r in a.load()] == ["t-1"]
+
+
+def test_a_ttl_ending_while_redis_is_down_drops_the_target_without_failing(
+        own_redis: RedisProcess) -> None:
+    """The expiry cannot reach Redis: the target still leaves this replica's set, and the
+    upkeep does not raise (it used to, every second, for the whole outage)."""
+    client, clock = own_redis.client(), FakeClock()
+    shared_set = SharedRegistrations(RedisTargetStore(client, Keys("t")), Link(client, clock))
+    targets = TargetSet(clock, max_targets=10)
+    targets.attach(shared_set)
+    targets.register([T1], ttl=60.0)
+    assert [t.task_id for t in targets.merged()] == ["t-1"]
+    own_redis.stop()
+    clock.advance(61.0)
+    assert targets.expire() == 1
+    assert targets.merged() == []

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable
 import redis
 
 from trtc_exporter.api.budget import AimdPolicy, Limiter, LimiterFactory
-from trtc_exporter.clock import Clock
+from trtc_exporter.clock import Clock, SystemClock
 from trtc_exporter.config.coordination import CoordinationConfig
 from trtc_exporter.coordination.coordinator import Coordinator
 from trtc_exporter.coordination.failover import FailoverLimiter
@@ -50,6 +50,9 @@ from trtc_exporter.targets.registrations import Registered, RegistrationStoreErr
 log = logging.getLogger(__name__)
 FORGET_AFTER = 600.0  # seconds without an answer before a departed target's row is dropped
 REFUSED = "coordination Redis unreachable: registration refused, retry later"
+RESTORE_WITHIN = 300.0
+"""Seconds a replica's last loaded set stays recent enough to write back after Redis lost its
+data: an older one (the replica was cut off meanwhile) could bring back deleted targets."""
 
 
 def member_id() -> str:
@@ -64,25 +67,28 @@ class SharedRegistrations:
     nothing is acknowledged that is not stored) and reads keep the last loaded set. Each
     refused or failed read and write is counted in ``faults`` (store ``redis``).
 
-    Redis may come back without its data (no persistence, a new pod): the change counter, which
-    only ever grows, is then below the highest one this replica loaded. The first replica to
-    notice (within a maintenance cycle) writes back every registration of its last loaded set
-    that is absent (never over a newer one) and moves the counter past every version seen
-    before, so the others load the restored set; it logs the loss and counts a fault. So
-    registrations answered 2xx survive while any replica that loaded them lives; one accepted
-    by another replica in the second before the loss, not yet loaded here, is lost, and one
-    deleted in the second after it may come back once.
+    Redis may come back without its data (no persistence, a new pod): the set's epoch, a random
+    token set once (``SET NX``) by the first replica that finds none, is then gone or another
+    one. Every replica that sees the epoch change writes back each registration of its last
+    loaded set that is absent (``HSETNX``: never over a newer one) when that set was loaded
+    less than ``RESTORE_WITHIN`` ago, moves the counter past every version it saw, logs the loss
+    and counts a fault. So registrations answered 2xx survive while any replica that loaded
+    them lives; one deleted shortly before the loss may come back (delete it again). A failed
+    read keeps the last loaded set.
     """
 
     def __init__(self, store: RedisTargetStore, link: Link,
-                 faults: StorageErrors | None = None) -> None:
+                 faults: StorageErrors | None = None, clock: Clock | None = None) -> None:
         self._store = store
         self._link = link
         self._faults = faults or StorageErrors()
+        self._clock = clock or SystemClock()
         self._lock = threading.Lock()
         self._seen_version = -1  # version at the last successful load; -1: never loaded
         self._highest = 0  # the highest version ever loaded (kept across outages)
+        self._epoch: str | None = None  # the epoch of the data last loaded
         self._snapshot: list[Registered] = []  # the last loaded set, to restore after a loss
+        self._loaded_at = -1e18  # monotonic time of the last successful load
 
     def _usable(self) -> None:
         if not self._link.usable():
@@ -95,35 +101,41 @@ class SharedRegistrations:
         self._faults.add("redis")
 
     def load(self) -> list[Registered]:
-        """The shared set; [] while Redis is unreachable (re-read once it answers)."""
+        """The shared set; the last loaded one while Redis is unreachable or a read fails
+        (re-read once it answers)."""
         try:
             self._usable()
-            version = self._restored(self._store.version())
+            version, epoch = self._store.state()
+            if epoch is None:  # a new Redis, or one that lost its data
+                epoch = self._store.claim_epoch(secrets.token_hex(8))
+            version = self._restored(version, epoch)
             items = self._store.load()
         except (redis.RedisError, RegistrationStoreError) as exc:
             if isinstance(exc, redis.RedisError):
                 self._failed(exc)
             with self._lock:
                 self._seen_version = -1
-            return []
+                return list(self._snapshot)
         with self._lock:
-            self._seen_version = version
+            self._seen_version, self._epoch = version, epoch
             self._highest = max(self._highest, version)
             self._snapshot = items
+            self._loaded_at = self._clock.monotonic()
         return items
 
-    def _restored(self, version: int) -> int:
-        """``version``, or, when Redis lost the set (the counter went back), the version after
-        writing back this replica's last loaded set."""
+    def _restored(self, version: int, epoch: str) -> int:
+        """``version``, or, when the epoch changed since our last load (Redis lost the set),
+        the version after writing back this replica's last loaded set if it is recent."""
         with self._lock:
-            highest, snapshot = self._highest, self._snapshot
-        if version >= highest or not snapshot:
+            known, highest, snapshot = self._epoch, self._highest, self._snapshot
+            fresh = self._clock.monotonic() - self._loaded_at <= RESTORE_WITHIN
+        if known is None or epoch == known:
             return version
-        put = self._store.restore(snapshot, highest)
+        put = self._store.restore(snapshot, highest) if snapshot and fresh else 0
         self._faults.add("redis")
-        log.warning("coordination: Redis lost the shared target set (change counter %d, was "
-                    "%d); wrote back %d of the %d registrations this replica knew", version,
-                    highest, put, len(snapshot))
+        log.warning("coordination: Redis lost the shared target set; wrote back %d of the %d "
+                    "registrations this replica loaded%s", put, len(snapshot),
+                    "" if fresh else f" (not: loaded over {RESTORE_WITHIN:.0f} s ago)")
         return self._store.version()
 
     def upsert(self, items: list[Registered]) -> None:
@@ -151,12 +163,12 @@ class SharedRegistrations:
         if not self._link.usable():
             return False
         try:
-            version = self._store.version()
+            version, epoch = self._store.state()
         except redis.RedisError as exc:
             self._link.failed(exc)
             return False
         with self._lock:
-            return version != self._seen_version
+            return version != self._seen_version or epoch != self._epoch
 
     def close(self) -> None:
         """The Redis client belongs to the Cluster."""
@@ -191,7 +203,7 @@ class Cluster:
                                 clock)
         self.coordinator = Coordinator(self.link, membership, clock, config.heartbeat)
         self.registrations = SharedRegistrations(RedisTargetStore(self.client, self.keys, drops),
-                                                 self.link, faults)
+                                                 self.link, faults, clock)
         self._states = RedisStateStore(self.client, self.keys)
         self.relay = EffectRelay(self.client, self.keys, self.link, membership.member_id)
         self._published: dict[str, float] = {}  # target id -> last_poll published

@@ -40,6 +40,11 @@ class Keys:
         return self._key("targets", "expiry")
 
     @property
+    def targets_epoch(self) -> str:
+        """A random token set once per life of the data: gone or new means Redis lost it."""
+        return self._key("targets", "epoch")
+
+    @property
     def targets_version(self) -> str:
         """The counter bumped on every change of the registered targets."""
         return self._key("targets", "version")

@@ -163,5 +163,17 @@ class RedisTargetStore:
         """The change counter: re-``load()`` when it differs from the last one seen."""
         return int(self._client.get(self._keys.targets_version) or 0)
 
+    def state(self) -> tuple[int, str | None]:
+        """(change counter, epoch token or None when absent), in one round trip."""
+        version, epoch = self._client.mget(self._keys.targets_version, self._keys.targets_epoch)
+        text = epoch.decode() if isinstance(epoch, bytes) else epoch
+        return int(version or 0), text
+
+    def claim_epoch(self, token: str) -> str:
+        """Set the epoch to ``token`` unless one is set (SET NX); the epoch now in force."""
+        self._client.set(self._keys.targets_epoch, token, nx=True)
+        epoch = self._client.get(self._keys.targets_epoch)
+        return epoch.decode() if isinstance(epoch, bytes) else str(epoch or token)
+
     def close(self) -> None:
         """Nothing to release: the Redis client belongs to the caller."""

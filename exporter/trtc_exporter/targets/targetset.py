@@ -16,7 +16,7 @@ from trtc_exporter.clock import Clock
 from trtc_exporter.errors import counted
 from trtc_exporter.target import Target, duplicate_text
 from trtc_exporter.targets.candidates import Candidates, SetChange, firsts, same, skipped, touched
-from trtc_exporter.targets.registrations import Registered, Store
+from trtc_exporter.targets.registrations import Registered, RegistrationStoreError, Store
 
 log = logging.getLogger("trtc_exporter.targetset")  # caller= stays as before
 Key = tuple[str, ...]
@@ -263,7 +263,11 @@ class TargetSet:
             if not gone:
                 return 0
             if self._store is not None:
-                self._store.delete([r.target.id for r in gone])
+                try:
+                    self._store.delete([r.target.id for r in gone])
+                except RegistrationStoreError as exc:  # dropped here all the same: the TTL
+                    log.warning("%d expired registrations stay in the store until it answers "
+                                "(a later expiry deletes them): %s", len(gone), exc)
             self._lookups = None
             for item in gone:
                 del self._api[item.target.key]
