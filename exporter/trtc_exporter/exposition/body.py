@@ -48,24 +48,23 @@ class Exposition:
 
     def render(self, encoder: Encoder) -> list[bytes]:
         """The pieces of the body, as ``encoder(full)`` would write it whole."""
-        openmetrics = _fast_format(encoder)
-        if openmetrics is None:
-            return [encoder(self._full)]
-        head = encoder(self._head)
-        if openmetrics:
-            head = head.removesuffix(EOF)
-        return [head, *self._task_section(openmetrics), encoder(self._tail)]
+        return list(self._pieces(encoder, lazy=False))
 
     def stream(self, encoder: Encoder) -> Iterable[bytes]:
         """The bytes of :meth:`render`, the task section in pieces joined as they are consumed
         (:meth:`TaskFragments.stream`): for a consumer that compresses each piece in turn."""
+        return self._pieces(encoder, lazy=True)
+
+    def _pieces(self, encoder: Encoder, lazy: bool) -> Iterable[bytes]:
+        """Head (without OpenMetrics' ``# EOF``), task section, tail; or the whole registry
+        through ``encoder`` when it is not one of the formats the fast path knows."""
         openmetrics = _fast_format(encoder)
         if openmetrics is None:
             return [encoder(self._full)]
         head = encoder(self._head)
         if openmetrics:
             head = head.removesuffix(EOF)
-        section = self._task_section(openmetrics, lazy=True)
+        section = self._task_section(openmetrics, lazy=lazy)
         return chain([head], section, [encoder(self._tail)])
 
     def _task_section(self, openmetrics: bool, lazy: bool = False) -> Iterable[bytes]:
