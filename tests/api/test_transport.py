@@ -18,24 +18,35 @@ from tests.coordination.conftest import self_signed
 from trtc_exporter.api import transport
 
 
-class _SlowAnswer(BaseHTTPRequestHandler):
-    """Reads the request, then answers only once the test has seen the write reported."""
+class _Ok(BaseHTTPRequestHandler):
+    """Reads the request and answers 200 ``{}`` on the kept-alive connection."""
 
-    written = threading.Event()
-    peers: ClassVar[list[tuple[str, int]]] = []
     protocol_version = "HTTP/1.1"
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers["Content-Length"]))
-        self.peers.append(self.client_address)
-        assert self.written.wait(5)
+        self.before_answer()
         self.send_response(200)
         self.send_header("Content-Length", "2")
         self.end_headers()
         self.wfile.write(b"{}")
 
+    def before_answer(self) -> None:
+        """Called once the request is read, before the answer is sent."""
+
     def log_message(self, *args: object) -> None:
         return
+
+
+class _SlowAnswer(_Ok):
+    """Reads the request, then answers only once the test has seen the write reported."""
+
+    written = threading.Event()
+    peers: ClassVar[list[tuple[str, int]]] = []
+
+    def before_answer(self) -> None:
+        self.peers.append(self.client_address)
+        assert self.written.wait(5)
 
 
 @pytest.fixture
@@ -114,20 +125,6 @@ def test_ca_bundle_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -
     assert transport.ca_bundle() == "/etc/ca.pem"
     pool = transport.pool_manager("https://trtc.tencentcloudapi.com")
     assert pool.connection_pool_kw["ca_certs"] == "/etc/ca.pem"
-
-
-class _Ok(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers["Content-Length"]))
-        self.send_response(200)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"{}")
-
-    def log_message(self, *args: object) -> None:
-        return
 
 
 @pytest.fixture
