@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import atexit
 import functools
-import io
 import json
 import math
 import os
@@ -24,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import requests
-import urllib3
 import yaml
 
 # The process helpers are the integration tests' (tests/integration/harness.py); the repository
@@ -356,25 +354,22 @@ def run_standalone(doc: str | None, run: Callable[[bool, Path], dict[str, Any]])
 
 
 # -- in-process: a requests transport into SimulatorAPI ------------------------------------------
-class SimulatorPool(urllib3.PoolManager):
+class SimulatorTransport:
     """Faked at the HTTP boundary: requests go to ``SimulatorAPI.handle`` without a socket.
 
-    The answer is a real urllib3 ``HTTPResponse`` over the body bytes, as the client reads it.
-    The simulator's answer delay is ignored (time is the FakeClock's, advanced by the budget).
+    The answer is a ``transport.Reply`` as the client gets it from libcurl; no write is reported
+    (the client reports it once the attempt ends). The simulator's answer delay is ignored (time
+    is the FakeClock's, advanced by the budget).
     """
 
     def __init__(self, api: Any) -> None:
-        super().__init__()
         self.api = api
 
-    def urlopen(self, method: str, url: str, redirect: bool = True,  # type: ignore[override]
-                **kw: Any) -> urllib3.HTTPResponse:
-        body = kw.get("body") or b""
-        result = self.api.handle(method, dict(kw.get("headers") or {}), body)
-        headers = {"Content-Type": result.content_type, "Content-Length": str(len(result.body))}
-        return urllib3.HTTPResponse(body=io.BytesIO(result.body), headers=headers,
-                                    status=result.status, preload_content=False,
-                                    decode_content=True)
+    def post(self, url: str, body: bytes, headers: dict[str, str], timeout: float) -> Any:
+        from trtc_exporter.api.transport import Reply
+
+        result = self.api.handle("POST", dict(headers), body)
+        return Reply(result.status, None, result.body if result.status == 200 else b"")
 
 
 def in_process_exporter(n: int, *, poll_interval: float = 15.0, rate_limit: float = LIMIT) -> Any:
@@ -395,5 +390,5 @@ def in_process_exporter(n: int, *, poll_interval: float = 15.0, rate_limit: floa
                                           poll_interval=f"{poll_interval:g}s"))
     creds = StaticProvider(Credentials(Secret(SECRET_ID), Secret(SECRET_KEY)), "env")
     app = App(config, creds, clock=clock,
-              http=SimulatorPool(api))
+              http=SimulatorTransport(api))
     return app, clock, api

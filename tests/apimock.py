@@ -1,6 +1,6 @@
 """A stand-in for the Tencent API over real HTTP on 127.0.0.1, for tests that script its answers.
 
-The client talks urllib3 directly (api/transport.py), which the ``responses`` library cannot
+The client talks libcurl (api/transport.py), which the ``responses`` library cannot
 intercept, so tests answer over a socket instead: one keep-alive server per test process
 (``SERVER``, started on first use on a free port, a daemon thread that ends with the process),
 and an :class:`ApiMock` context that scripts its answers the way ``responses.RequestsMock`` did

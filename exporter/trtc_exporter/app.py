@@ -11,7 +11,6 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 
-import urllib3
 from prometheus_client import (
     CollectorRegistry,
     PlatformCollector,
@@ -24,6 +23,7 @@ from trtc_exporter.api.client import TrtcClient
 from trtc_exporter.api.credentials import CredentialProvider, CredentialsError
 from trtc_exporter.api.outcome import Outcome
 from trtc_exporter.api.skew import SkewEstimator
+from trtc_exporter.api.transport import Transport
 from trtc_exporter.checks import check
 from trtc_exporter.clock import SYSTEM_CLOCK, Clock, WallSeconds
 from trtc_exporter.config.coordination import changed_fields
@@ -71,7 +71,7 @@ class Exporter:
 
     def __init__(self, config: Config, credentials: CredentialProvider, *,
                  clock: Clock = SYSTEM_CLOCK, config_path: str = "",
-                 http: urllib3.PoolManager | None = None, shard: tuple[int, int] = (0, 1),
+                 http: Transport | None = None, shard: tuple[int, int] = (0, 1),
                  demo: bool = False, basic_auth: Callable[[], bool] = lambda: False,
                  accounts: dict[str, CredentialProvider] | None = None,
                  redis_password: Secret | None = None,
@@ -134,7 +134,7 @@ class Exporter:
         self._apply_targets(config)
 
     def _build_clients(self, config: Config, providers: dict[str, CredentialProvider],
-                       http: urllib3.PoolManager | None,
+                       http: Transport | None,
                        registry: CollectorRegistry) -> dict[str, TrtcClient]:
         """One client per account (name -> client), all spending the one budget; with
         ``accounts:`` each counts its requests under its own ``account`` label. Their

@@ -1,5 +1,6 @@
-"""The pooled transport reports each request's write before its answer is awaited, keeps its
-connection alive, and reads proxy and CA settings from the environment."""
+"""The libcurl transport reports each request's write before its answer is awaited, keeps its
+connections alive and shares them between threads, never sends a request twice, and reads proxy
+and CA settings from the environment once."""
 
 from __future__ import annotations
 
@@ -12,27 +13,38 @@ from typing import ClassVar
 
 import pytest
 import requests
-import urllib3
 
 from tests.coordination.conftest import self_signed
 from trtc_exporter.api import transport
+from trtc_exporter.api.transport import CurlTransport, Reply, TransportError
+
+PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy",
+              "NO_PROXY", "no_proxy")
 
 
 class _Ok(BaseHTTPRequestHandler):
     """Reads the request and answers 200 ``{}`` on the kept-alive connection."""
 
     protocol_version = "HTTP/1.1"
+    peers: ClassVar[list[tuple[str, int]]] = []
+    paths: ClassVar[list[str]] = []
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers["Content-Length"]))
-        self.before_answer()
-        self.send_response(200)
+        self.peers.append(self.client_address)
+        self.paths.append(self.path)
+        if not self.before_answer():
+            self.close_connection = True
+            return
+        self.send_response_only(200)
+        self.send_header("Date", "Tue, 24 Nov 2026 10:02:00 GMT")
         self.send_header("Content-Length", "2")
         self.end_headers()
         self.wfile.write(b"{}")
 
-    def before_answer(self) -> None:
-        """Called once the request is read, before the answer is sent."""
+    def before_answer(self) -> bool:
+        """Called once the request is read; False closes the connection unanswered."""
+        return True
 
     def log_message(self, *args: object) -> None:
         return
@@ -42,16 +54,24 @@ class _SlowAnswer(_Ok):
     """Reads the request, then answers only once the test has seen the write reported."""
 
     written = threading.Event()
-    peers: ClassVar[list[tuple[str, int]]] = []
 
-    def before_answer(self) -> None:
-        self.peers.append(self.client_address)
+    def before_answer(self) -> bool:
         assert self.written.wait(5)
+        return True
 
 
-@pytest.fixture
-def server() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _SlowAnswer)
+class _DropsSecond(_Ok):
+    """Answers the first request on a connection, then reads the next one and closes the
+    connection unanswered: a kept-alive connection the server dropped as the request came."""
+
+    def before_answer(self) -> bool:
+        self.answered = getattr(self, "answered", 0) + 1
+        return self.answered == 1
+
+
+def _serve(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}/"
@@ -59,59 +79,105 @@ def server() -> Iterator[str]:
     httpd.server_close()
 
 
+@pytest.fixture
+def server() -> Iterator[str]:
+    _Ok.peers.clear()
+    _Ok.paths.clear()
+    _SlowAnswer.written.set()
+    yield from _serve(_SlowAnswer)
+
+
+@pytest.fixture(autouse=True)
+def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No proxy variable from the machine running the tests."""
+    for name in PROXY_VARS:
+        monkeypatch.delenv(name, raising=False)
+
+
 def test_written_callback_fires_before_the_answer(server: str) -> None:
     """The callback runs once the body is sent, while the server still holds its answer."""
     _SlowAnswer.written.clear()
     calls: list[str] = []
-    pool = transport.pool_manager(server)
 
     def written() -> None:
         calls.append("written")
         _SlowAnswer.written.set()  # the server answers only after this
 
     with transport.on_written(written):
-        response = transport.post(pool, server, b'{"a": 1}', {}, timeout=10)
-    assert response.status == 200
-    assert response.read() == b"{}"
+        reply = CurlTransport(server).post(server, b'{"a": 1}', {}, timeout=10)
+    assert reply == Reply(200, "Tue, 24 Nov 2026 10:02:00 GMT", b"{}")
     assert calls == ["written"]
 
 
 def test_callback_is_disarmed_after_the_block(server: str) -> None:
     """A request outside on_written calls nothing (the callback fires at most once)."""
-    _SlowAnswer.written.set()
     calls: list[int] = []
-    pool = transport.pool_manager(server)
+    http = CurlTransport(server)
     with transport.on_written(lambda: calls.append(1)):
-        transport.post(pool, server, b"{}", {}, timeout=10).read()
-    transport.post(pool, server, b"{}", {}, timeout=10).read()
+        http.post(server, b"{}", {}, timeout=10)
+        http.post(server, b"{}", {}, timeout=10)
+    http.post(server, b"{}", {}, timeout=10)
     assert calls == [1]
 
 
-def test_connection_is_kept_alive(server: str) -> None:
-    """Answers read to their end give the connection back: two requests, one connection."""
-    _SlowAnswer.written.set()
-    _SlowAnswer.peers.clear()
-    pool = transport.pool_manager(server)
-    for _ in range(2):
-        response = transport.post(pool, server, b"{}", {}, timeout=10)
-        response.read()
-        response.release_conn()
-    assert len(_SlowAnswer.peers) == 2
-    assert _SlowAnswer.peers[0] == _SlowAnswer.peers[1]
+def test_connection_is_kept_alive_and_shared_by_threads(server: str) -> None:
+    """Requests one after another, from two threads, all go over one connection."""
+    http = CurlTransport(server)
+    http.post(server, b"{}", {}, timeout=10)
+    other = threading.Thread(target=http.post, args=(server, b"{}", {}, 10))
+    other.start()
+    other.join()
+    http.post(server, b"{}", {}, timeout=10)
+    assert len(_Ok.peers) == 3
+    assert len(set(_Ok.peers)) == 1
+
+
+def test_a_dropped_kept_alive_connection_is_not_sent_to_again() -> None:
+    """A request written to a connection the server then closes fails as ConnectionError: libcurl
+    does not send it again on a new connection (that copy would have no budget token)."""
+    _Ok.peers.clear()
+    for url in _serve(_DropsSecond):
+        http = CurlTransport(url)
+        assert http.post(url, b"{}", {}, timeout=5).status == 200
+        with pytest.raises(TransportError) as failure:
+            http.post(url, b"{}", {}, timeout=5)
+        assert (failure.value.code, str(failure.value)) == (
+            "ConnectionError", "connection lost before the answer")
+        assert len(_Ok.peers) == 2  # the second request once, not twice
+        assert http.post(url, b"{}", {}, timeout=5).status == 200  # a new connection
+        assert len(_Ok.peers) == 3 and _Ok.peers[2] != _Ok.peers[0]
 
 
 def test_proxy_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """HTTPS_PROXY applies to an https endpoint unless NO_PROXY names its host."""
-    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"):
-        monkeypatch.delenv(name, raising=False)
     endpoint = "https://trtc.tencentcloudapi.com"
     assert transport.proxy_for(endpoint) is None
+    assert CurlTransport(endpoint).proxy == ""
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
     assert transport.proxy_for(endpoint) == "http://proxy.internal:3128"
-    assert isinstance(transport.pool_manager(endpoint), urllib3.ProxyManager)
+    assert CurlTransport(endpoint).proxy == "http://proxy.internal:3128"
     monkeypatch.setenv("NO_PROXY", "tencentcloudapi.com")
     assert transport.proxy_for(endpoint) is None
-    assert not isinstance(transport.pool_manager(endpoint), urllib3.ProxyManager)
+    assert CurlTransport(endpoint).proxy == ""
+
+
+def test_requests_go_through_the_proxy(server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With HTTP_PROXY naming a server, the request goes to it in the proxy's absolute form."""
+    monkeypatch.setenv("HTTP_PROXY", server.rstrip("/"))
+    http = CurlTransport("http://api.example.invalid")
+    assert http.post("http://api.example.invalid/", b"{}", {}, timeout=5).status == 200
+    assert _Ok.paths == ["http://api.example.invalid/"]
+
+
+def test_the_environment_is_read_once_and_only_as_requests_reads_it(
+        server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A proxy set after start, or one NO_PROXY excludes, is not used: libcurl does not read the
+    variables itself."""
+    http = CurlTransport(server)
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
+    assert http.post(server, b"{}", {}, timeout=5).status == 200
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    assert CurlTransport(server).post(server, b"{}", {}, timeout=5).status == 200
 
 
 def test_ca_bundle_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -123,8 +189,7 @@ def test_ca_bundle_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -
     assert transport.ca_bundle() == "/etc/curl.pem"
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ca.pem")
     assert transport.ca_bundle() == "/etc/ca.pem"
-    pool = transport.pool_manager("https://trtc.tencentcloudapi.com")
-    assert pool.connection_pool_kw["ca_certs"] == "/etc/ca.pem"
+    assert CurlTransport("https://trtc.tencentcloudapi.com").ca_bundle == "/etc/ca.pem"
 
 
 @pytest.fixture
@@ -132,6 +197,7 @@ def tls_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """An HTTPS server on 127.0.0.1 under a self-signed certificate: (url, its certificate)."""
     crt, key = self_signed(tmp_path)
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
+    httpd.daemon_threads = True
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(crt, key)
     httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
@@ -149,10 +215,8 @@ def test_an_untrusted_certificate_is_refused(tls_server: tuple[str, Path],
     url, crt = tls_server
     monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
     monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
-    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    with pytest.raises(urllib3.exceptions.SSLError):
-        transport.post(transport.pool_manager(url), url, b"{}", {}, timeout=5)
+    with pytest.raises(TransportError) as failure:
+        CurlTransport(url).post(url, b"{}", {}, timeout=5)
+    assert failure.value.code == "ConnectionError"
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(crt))
-    response = transport.post(transport.pool_manager(url), url, b"{}", {}, timeout=5)
-    assert (response.status, response.read()) == (200, b"{}")
+    assert CurlTransport(url).post(url, b"{}", {}, timeout=5).body == b"{}"

@@ -11,12 +11,7 @@ import json
 import logging
 import random
 import threading
-import time
 from urllib.parse import urlsplit
-
-import urllib3
-from urllib3.exceptions import HTTPError, NewConnectionError
-from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
 from trtc_exporter import __version__
 from trtc_exporter.api import signing, transport
@@ -32,7 +27,6 @@ from trtc_exporter.target import Target
 
 log = logging.getLogger("trtc_exporter.client")  # caller= stays as before
 VERSION = "2019-07-22"
-MAX_BODY_BYTES = 1 << 20
 
 
 def request_params(target: Target) -> dict[str, object]:
@@ -56,12 +50,13 @@ class TrtcClient:
 
     Every attempt (retries included, at most ``max_retries`` more) first takes a token from
     ``budget``; ``timeout`` is the per-attempt limit in seconds. Times every attempt
-    into ``metrics`` and feeds the response ``Date`` header to ``skew``.
+    into ``metrics`` and feeds the response ``Date`` header to ``skew``. ``http`` sends (default:
+    a :class:`~trtc_exporter.api.transport.CurlTransport` for ``endpoint``, shared by its threads).
     """
 
     def __init__(self, *, endpoint: str, credentials: CredentialProvider, budget: Budget,
                  metrics: ApiMetrics, clock: Clock, timeout: float = 6.0, max_retries: int = 2,
-                 skew: SkewEstimator | None = None, http: urllib3.PoolManager | None = None,
+                 skew: SkewEstimator | None = None, http: transport.Transport | None = None,
                  rng: random.Random | None = None) -> None:
         self._url = endpoint.rstrip("/") + "/"
         self._host = host_of(endpoint)
@@ -72,7 +67,7 @@ class TrtcClient:
         self._timeout = timeout
         self._max_retries = max_retries
         self._skew = skew or SkewEstimator()
-        self._http = http or transport.pool_manager(endpoint)
+        self._http = http or transport.CurlTransport(endpoint)
         self._rng = rng or random.Random()
 
     @property
@@ -180,53 +175,11 @@ class TrtcClient:
 
     def _send(self, action: str, body: bytes,
               headers: dict[str, str]) -> tuple[TaskStatus | ApiFailure, str | None]:
-        deadline = time.monotonic() + self._timeout
-        date: str | None = None
         try:
-            response = transport.post(self._http, self._url, body, headers, self._timeout)
-            try:
-                date = response.headers.get("Date")
-                if response.status != 200:
-                    code = "HTTP5xx" if response.status >= 500 else "InvalidResponse"
-                    return ApiFailure(code, f"HTTP {response.status}"), date
-                payload = _read_capped(response, deadline)
-            finally:
-                _release(response)
-        except NewConnectionError:  # refused, unreachable: urllib3 files it as a timeout
-            return ApiFailure("ConnectionError", "could not connect"), None
-        except (Urllib3Timeout, TimeoutError):  # connect, answer or a body read
-            return ApiFailure("Timeout", f"no answer within {self._timeout:g}s"), None
-        except _BodyError as exc:
-            return ApiFailure(exc.code, str(exc)), date
-        except (HTTPError, OSError) as exc:  # refused, reset, TLS, proxy, truncated body
-            return ApiFailure("ConnectionError", type(exc).__name__), None
-        return parse_response(action, payload), date
-
-
-class _BodyError(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def _release(response: urllib3.BaseHTTPResponse) -> None:
-    """Give the connection back to the pool: kept alive when the body was read to its end,
-    closed otherwise (an unread or cut-off body leaves the stream mid-answer)."""
-    if not response.closed:
-        response.close()
-    response.release_conn()
-
-
-def _read_capped(response: urllib3.BaseHTTPResponse, deadline: float) -> bytes:
-    """Read at most MAX_BODY_BYTES before the deadline: a trickling or huge body is an error."""
-    chunks, size = [], 0
-    # read1 returns whatever has arrived (read(amt) would block for a full chunk), so a
-    # trickling body cannot hold the worker past the deadline
-    while chunk := response.read1(65536, decode_content=True):
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise _BodyError("InvalidResponse", f"body larger than {MAX_BODY_BYTES} bytes")
-        if time.monotonic() > deadline:
-            raise _BodyError("Timeout", "body not complete within the timeout")
-        chunks.append(chunk)
-    return b"".join(chunks)
+            reply = self._http.post(self._url, body, headers, self._timeout)
+        except transport.TransportError as exc:  # no answer, a cut-off or oversized body
+            return ApiFailure(exc.code, str(exc)), exc.date
+        if reply.status != 200:
+            code = "HTTP5xx" if reply.status >= 500 else "InvalidResponse"
+            return ApiFailure(code, f"HTTP {reply.status}"), reply.date
+        return parse_response(action, reply.body), reply.date
