@@ -132,6 +132,35 @@ def test_connection_is_kept_alive_and_shared_by_threads(server: str) -> None:
     assert len(set(_Ok.peers)) == 1
 
 
+def test_threads_send_at_once_each_reporting_its_own_write(server: str) -> None:
+    """Eight threads posting together through one transport: every request is answered and
+    each thread's callback fires once per request, on that thread."""
+    http = CurlTransport(server)
+    reports: dict[str, int] = {}
+    failures: list[BaseException] = []
+    start = threading.Barrier(8)
+
+    def run() -> None:
+        name = threading.current_thread().name
+        start.wait()
+        try:
+            for _ in range(10):
+                with transport.on_written(lambda: reports.update({name: reports.get(name, 0) + 1})):
+                    assert http.post(server, b"{}", {}, timeout=10).body == b"{}"
+        except BaseException as exc:  # collected, asserted on the test's thread
+            failures.append(exc)
+
+    threads = [threading.Thread(target=run, name=f"t{i}") for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert reports == {f"t{i}": 10 for i in range(8)}
+    assert len(_Ok.peers) == 80
+    assert len(set(_Ok.peers)) <= 8  # connections reused, never more than requests at once
+
+
 def test_a_dropped_kept_alive_connection_is_not_sent_to_again() -> None:
     """A request written to a connection the server then closes fails as ConnectionError: libcurl
     does not send it again on a new connection (that copy would have no budget token)."""

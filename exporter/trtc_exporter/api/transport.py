@@ -51,6 +51,7 @@ import requests
 log = logging.getLogger("trtc_exporter.client")
 MAX_BODY_BYTES = 1 << 20  # an answer's body beyond this is refused (InvalidResponse)
 MAX_IDLE = 30  # seconds a kept-alive connection may sit unused before it is closed, not reused
+MAX_CONNECTIONS = 64  # idle connections kept for reuse: more than the poller's workers (30)
 _armed = threading.local()
 # libcurl error numbers by name, for messages that name the failure without echoing libcurl's
 # text (which can carry the URL); the first name of each number in sorted order
@@ -170,6 +171,7 @@ class _Handle:
         curl.setopt(pycurl.SSL_VERIFYPEER, 1)
         curl.setopt(pycurl.SSL_VERIFYHOST, 2)
         curl.setopt(pycurl.MAXAGE_CONN, MAX_IDLE)
+        curl.setopt(pycurl.MAXCONNECTS, MAX_CONNECTIONS)  # idle ones kept, in the share
         curl.setopt(pycurl.WRITEFUNCTION, self._write)
         curl.setopt(pycurl.HEADERFUNCTION, self.lines.append)
         curl.setopt(pycurl.PREREQFUNCTION, self._prereq)
