@@ -159,6 +159,7 @@ def test_threads_send_at_once_each_reporting_its_own_write(server: str) -> None:
     assert reports == {f"t{i}": 10 for i in range(8)}
     assert len(_Ok.peers) == 80
     assert len(set(_Ok.peers)) <= 8  # connections reused, never more than requests at once
+    assert 1 <= http.handles <= 8  # a handle per request in flight, not per request
 
 
 def test_a_dropped_kept_alive_connection_is_not_sent_to_again() -> None:

@@ -1,5 +1,5 @@
-"""The client's HTTP transport: libcurl through pycurl, one handle per thread, connections shared,
-and a report of when each request has been written.
+"""The client's HTTP transport: libcurl through pycurl, a handle per request in flight, connections
+shared, and a report of when each request has been written.
 
 Why libcurl (docs/performance.md, "Goal 4/5, fifth round"): a paced request costs about half the
 client CPU of urllib3's (0.47-0.54 against 1.06-1.22 ms in the spike), which is what brings the
@@ -124,10 +124,14 @@ def ca_bundle() -> str:
 
 
 class CurlTransport:
-    """libcurl for one endpoint: a ``pycurl.Curl`` handle per calling thread (a handle must not
-    be used by two threads at once), all in one ``CurlShare`` of connections, DNS answers and
-    TLS sessions, so the threads reuse a few kept-alive connections instead of one each. HTTP/1.1,
-    no redirects, no retries; proxy and CA bundle read from the environment here, once.
+    """libcurl for one endpoint: ``pycurl.Curl`` handles lent out one per request in flight (a
+    handle must not be used by two threads at once; moving between threads is allowed), all in
+    one ``CurlShare`` of connections, DNS answers and TLS sessions, so the threads reuse a few
+    kept-alive connections instead of one each. HTTP/1.1, no redirects, no retries; proxy and
+    CA bundle read from the environment here, once.
+
+    The handles are as many as requests were ever in flight at once (a handle keeps about 55 kB
+    of buffers): the most recently returned one is lent first, so the others stay idle.
     """
 
     def __init__(self, endpoint: str) -> None:
@@ -137,18 +141,28 @@ class CurlTransport:
         for data in (pycurl.LOCK_DATA_CONNECT, pycurl.LOCK_DATA_DNS,
                      pycurl.LOCK_DATA_SSL_SESSION):
             self._share.setopt(pycurl.SH_SHARE, data)
-        self._local = threading.local()
+        self._idle: list[_Handle] = []  # pop and append are atomic: no lock needed
 
     def post(self, url: str, body: bytes, headers: dict[str, str], timeout: float) -> Reply:
-        """POST ``body`` to ``url`` through this thread's handle; see :class:`Transport`."""
-        handle = getattr(self._local, "handle", None)
-        if handle is None:
-            handle = self._local.handle = _Handle(self.proxy, self.ca_bundle, self._share)
-        return handle.post(url, body, headers, timeout)
+        """POST ``body`` to ``url`` through an idle handle; see :class:`Transport`."""
+        try:
+            handle = self._idle.pop()
+        except IndexError:
+            handle = _Handle(self.proxy, self.ca_bundle, self._share)
+        try:
+            return handle.post(url, body, headers, timeout)
+        finally:
+            self._idle.append(handle)
+
+    @property
+    def handles(self) -> int:
+        """How many handles are idle (all of them, when no request is in flight)."""
+        return len(self._idle)
 
 
 class _Handle:
-    """One thread's ``pycurl.Curl`` with the state of its current request."""
+    """One ``pycurl.Curl``, lent to one request at a time, with that request's state. libcurl
+    allows passing a handle between threads, never using it from two at once (libcurl-thread(3))."""
 
     def __init__(self, proxy: str, ca_bundle: str, share: pycurl.CurlShare) -> None:
         self.curl = curl = pycurl.Curl()
