@@ -7,11 +7,12 @@ and checked) is sent through:
 
 - ``sdk``: the naive loop over ``tencentcloud-sdk-python-trtc`` (``cpu.py``'s), the reference;
 - ``exporter``: the product's ``TrtcClient.describe`` (``api/client.py`` + ``api/transport.py``:
-  budget token, write report, metrics, skew, streamed body with its cap, ``parse_response``);
+  budget token, write report, metrics, skew, body cap, ``parse_response``; libcurl since the
+  fifth round, docs/performance.md);
 - ``urllib3``: bare ``urllib3.PoolManager().request`` (no project transport code: urllib3's
   floor with its URL and pool-key parsing), and ``urllib3-pool``: one ``HTTPConnectionPool``'s
   ``urlopen`` (the same without the manager's URL and pool-key work);
-- ``pycurl`` (optional, bench only: ``pip install pycurl``): one reused ``Curl`` handle
+- ``pycurl`` (a runtime dependency since the fifth round): one reused ``Curl`` handle
   (keep-alive), the body as ``POSTFIELDS``, a header list, the answer through
   ``WRITEFUNCTION``/``HEADERFUNCTION``; ``pycurl-hook``: the same with ``VERBOSE`` and a
   ``DEBUGFUNCTION`` that reports the write (what the budget needs);
@@ -24,8 +25,8 @@ every answer is the same InProgress one); rounds interleaved, the median per cli
 also runs ``cpu.py``'s whole exporter process at full budget (``exporter process``: poller,
 limiter, threads and all). Warm: all clients in this process back to back
 (``cpu.back_to_back``). The table gives each client's ratio to the SDK loop and to
-``exporter``, and, for the bare clients, ``exporter process - urllib3 + x``: an estimate of the
-whole exporter with ``x`` in place of urllib3 (everything above urllib3's floor kept). Also a
+``exporter``, and, for the bare clients, ``exporter process - exporter + x``: an estimate of the
+whole exporter with ``x`` in place of its client (the poller's share above the client kept). Also a
 check that pycurl's debug hook reports the write before the answer: against an in-process
 server that answers 200 ms after it has read the request.
 
@@ -322,14 +323,14 @@ def hook_check(requests: int = 5) -> list[dict[str, float]]:
 
 # -- the table ----------------------------------------------------------------------------------
 def summary_rows(paced: dict[str, list[float]], warm: dict[str, float]) -> list[tuple[str, ...]]:
-    """One row per client; the estimate keeps the exporter process's cost above urllib3's floor
-    (poller, limiter, metrics, parsing: ``process - urllib3``) and swaps the floor for ``x``."""
+    """One row per client; the estimate keeps the exporter process's cost above its client
+    (poller, threads, limiter's sleep: ``process - exporter``) and swaps the client for ``x``."""
     med = {name: statistics.median(v) for name, v in paced.items()}
-    sdk, ours, floor, whole = med["sdk"], med["exporter"], med["urllib3"], med[PROCESS]
+    sdk, ours, whole = med["sdk"], med["exporter"], med[PROCESS]
     rows = [("client", "paced ms/request (rounds)", "x SDK", "x exporter client", "warm ms",
-             "warm x exporter client", "est. exporter process with it (process - urllib3 + x)")]
+             "warm x exporter client", "est. exporter process with it (process - exporter + x)")]
     for name, ms in med.items():
-        estimate = (f"{whole - floor + ms:.2f} ms = {(whole - floor + ms) / sdk:.2f}x SDK"
+        estimate = (f"{whole - ours + ms:.2f} ms = {(whole - ours + ms) / sdk:.2f}x SDK"
                     if name not in ("sdk", "exporter", PROCESS) else "")
         rows.append((name, f"{ms:.3f} ({', '.join(f'{v:.2f}' for v in paced[name])})",
                      f"{ms / sdk:.2f}x", f"{ms / ours:.2f}x",
