@@ -109,6 +109,18 @@ def test_written_callback_fires_before_the_answer(server: str) -> None:
     assert calls == ["written"]
 
 
+def test_verbose_mode_prints_nothing(server: str, capfd: pytest.CaptureFixture[str],
+                                     caplog: pytest.LogCaptureFixture) -> None:
+    """libcurl's verbose output (the request head, with its Authorization) goes to the debug
+    callback only: nothing reaches stdout, stderr or the log."""
+    caplog.set_level("DEBUG")
+    CurlTransport(server).post(server, b"{}", {"Authorization": "TC3 sekrit-signature"},
+                               timeout=10)
+    out, err = capfd.readouterr()
+    assert "sekrit" not in out + err + caplog.text
+    assert (out, err) == ("", "")
+
+
 def test_callback_is_disarmed_after_the_block(server: str) -> None:
     """A request outside on_written calls nothing (the callback fires at most once)."""
     calls: list[int] = []
