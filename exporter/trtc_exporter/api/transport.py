@@ -20,8 +20,9 @@ One request per token. libcurl re-sends a request by itself, on a fresh connecti
 reused connection turned out dead after the request was written and before any answer byte came
 back (``Curl_retry_request``; ``CURLOPT_FORBID_RETRY_ON_REUSE``, documented for 8.16 to stop
 that, is absent from the option table of the wheel's libcurl 8.23 and from pycurl). The server
-may have counted the first copy, so the second would be a request without a token. ``CURLOPT_PREREQFUNCTION`` runs once before each request is sent on a
-connection, new or reused: a second call within one ``perform`` aborts the transfer
+may have counted the first copy, so the second would be a request without a token.
+``CURLOPT_PREREQFUNCTION`` runs once before each request is sent on a connection, new or
+reused: a second call within one ``perform`` aborts the transfer
 (``CURLE_ABORTED_BY_CALLBACK``), reported as ``ConnectionError``; the client's own retry then
 takes a token, as urllib3 without retries did. ``MAXAGE_CONN`` also retires connections idle for
 longer than :data:`MAX_IDLE` seconds, below common server idle timeouts (60 to 75 s), so the race
