@@ -1,11 +1,13 @@
-"""The libcurl transport reports each request's write before its answer is awaited, keeps its
-connections alive and shares them between threads, never sends a request twice, and reads proxy
-and CA settings from the environment once."""
+"""The http.client transport reports each request's write before its answer is awaited, keeps its
+connections alive and shares them between threads, never sends a request twice, holds an attempt
+to its timeout, and reads proxy and CA settings from the environment once."""
 
 from __future__ import annotations
 
+import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -16,7 +18,7 @@ import requests
 
 from tests.coordination.conftest import self_signed
 from trtc_exporter.api import transport
-from trtc_exporter.api.transport import CurlTransport, Reply, TransportError
+from trtc_exporter.api.transport import HttpTransport, Reply, TransportError
 
 PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy",
               "NO_PROXY", "no_proxy")
@@ -69,6 +71,35 @@ class _DropsSecond(_Ok):
         return self.answered == 1
 
 
+class _ClosesIdle(_Ok):
+    """Answers as if keeping the connection alive (no ``Connection: close``), then closes it:
+    a kept-alive connection the server dropped while it sat idle."""
+
+    closed = threading.Event()
+
+    def handle(self) -> None:
+        self.handle_one_request()
+        self.request.shutdown(socket.SHUT_RDWR)  # the FIN goes out now
+        self.closed.set()
+
+
+class _Trickle(_Ok):
+    """Sends the head and then one body byte every 50 ms: each read gets something in time,
+    the whole body would take 2 s."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response_only(200)
+        self.send_header("Date", "Tue, 24 Nov 2026 10:02:00 GMT")
+        self.send_header("Content-Length", "40")
+        self.end_headers()
+        pause = threading.Event()
+        for _ in range(40):
+            self.wfile.write(b" ")
+            self.wfile.flush()
+            pause.wait(0.05)
+
+
 def _serve(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     httpd.daemon_threads = True
@@ -104,17 +135,17 @@ def test_written_callback_fires_before_the_answer(server: str) -> None:
         _SlowAnswer.written.set()  # the server answers only after this
 
     with transport.on_written(written):
-        reply = CurlTransport(server).post(server, b'{"a": 1}', {}, timeout=10)
+        reply = HttpTransport(server).post(server, b'{"a": 1}', {}, timeout=10)
     assert reply == Reply(200, "Tue, 24 Nov 2026 10:02:00 GMT", b"{}")
     assert calls == ["written"]
 
 
 def test_verbose_mode_prints_nothing(server: str, capfd: pytest.CaptureFixture[str],
                                      caplog: pytest.LogCaptureFixture) -> None:
-    """libcurl's verbose output (the request head, with its Authorization) goes to the debug
-    callback only: nothing reaches stdout, stderr or the log."""
+    """The request head, with its Authorization, reaches no stream and no log (http.client's
+    debug printing stays off)."""
     caplog.set_level("DEBUG")
-    CurlTransport(server).post(server, b"{}", {"Authorization": "TC3 sekrit-signature"},
+    HttpTransport(server).post(server, b"{}", {"Authorization": "TC3 sekrit-signature"},
                                timeout=10)
     out, err = capfd.readouterr()
     assert "sekrit" not in out + err + caplog.text
@@ -124,7 +155,7 @@ def test_verbose_mode_prints_nothing(server: str, capfd: pytest.CaptureFixture[s
 def test_callback_is_disarmed_after_the_block(server: str) -> None:
     """A request outside on_written calls nothing (the callback fires at most once)."""
     calls: list[int] = []
-    http = CurlTransport(server)
+    http = HttpTransport(server)
     with transport.on_written(lambda: calls.append(1)):
         http.post(server, b"{}", {}, timeout=10)
         http.post(server, b"{}", {}, timeout=10)
@@ -134,7 +165,7 @@ def test_callback_is_disarmed_after_the_block(server: str) -> None:
 
 def test_connection_is_kept_alive_and_shared_by_threads(server: str) -> None:
     """Requests one after another, from two threads, all go over one connection."""
-    http = CurlTransport(server)
+    http = HttpTransport(server)
     http.post(server, b"{}", {}, timeout=10)
     other = threading.Thread(target=http.post, args=(server, b"{}", {}, 10))
     other.start()
@@ -147,7 +178,7 @@ def test_connection_is_kept_alive_and_shared_by_threads(server: str) -> None:
 def test_threads_send_at_once_each_reporting_its_own_write(server: str) -> None:
     """Eight threads posting together through one transport: every request is answered and
     each thread's callback fires once per request, on that thread."""
-    http = CurlTransport(server)
+    http = HttpTransport(server)
     reports: dict[str, int] = {}
     failures: list[BaseException] = []
     start = threading.Barrier(8)
@@ -171,15 +202,16 @@ def test_threads_send_at_once_each_reporting_its_own_write(server: str) -> None:
     assert reports == {f"t{i}": 10 for i in range(8)}
     assert len(_Ok.peers) == 80
     assert len(set(_Ok.peers)) <= 8  # connections reused, never more than requests at once
-    assert 1 <= http.handles <= 8  # a handle per request in flight, not per request
+    assert 1 <= http.connections <= 8  # a connection per request in flight, not per request
 
 
 def test_a_dropped_kept_alive_connection_is_not_sent_to_again() -> None:
-    """A request written to a connection the server then closes fails as ConnectionError: libcurl
-    does not send it again on a new connection (that copy would have no budget token)."""
+    """A request written to a kept-alive connection the server then closes fails as
+    ConnectionError, and the server sees it once: it is not sent again on a new connection (that
+    copy would have no budget token)."""
     _Ok.peers.clear()
     for url in _serve(_DropsSecond):
-        http = CurlTransport(url)
+        http = HttpTransport(url)
         assert http.post(url, b"{}", {}, timeout=5).status == 200
         with pytest.raises(TransportError) as failure:
             http.post(url, b"{}", {}, timeout=5)
@@ -190,36 +222,61 @@ def test_a_dropped_kept_alive_connection_is_not_sent_to_again() -> None:
         assert len(_Ok.peers) == 3 and _Ok.peers[2] != _Ok.peers[0]
 
 
+def test_a_kept_alive_connection_closed_while_idle_is_replaced_before_use() -> None:
+    """A kept-alive connection the server closed while idle is seen before reuse: the request
+    goes once, over a new connection, and succeeds."""
+    _Ok.peers.clear()
+    for url in _serve(_ClosesIdle):
+        http = HttpTransport(url)
+        _ClosesIdle.closed.clear()
+        assert http.post(url, b"{}", {}, timeout=5).status == 200
+        assert _ClosesIdle.closed.wait(5) and http.connections == 1
+        assert http.post(url, b"{}", {}, timeout=5).body == b"{}"
+        assert len(_Ok.peers) == 2 and _Ok.peers[1] != _Ok.peers[0]
+
+
+def test_a_trickling_body_is_a_timeout_at_the_deadline() -> None:
+    """A body whose bytes keep coming, each in time, still ends the attempt at its timeout
+    (Timeout, with the answer's Date), not when the last byte comes."""
+    for url in _serve(_Trickle):
+        started = time.monotonic()
+        with pytest.raises(TransportError) as failure:
+            HttpTransport(url).post(url, b"{}", {}, timeout=0.3)
+        assert time.monotonic() - started < 1.5
+        assert (failure.value.code, str(failure.value), failure.value.date) == (
+            "Timeout", "body not complete within the timeout", "Tue, 24 Nov 2026 10:02:00 GMT")
+
+
 def test_proxy_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """HTTPS_PROXY applies to an https endpoint unless NO_PROXY names its host."""
     endpoint = "https://trtc.tencentcloudapi.com"
     assert transport.proxy_for(endpoint) is None
-    assert CurlTransport(endpoint).proxy == ""
+    assert HttpTransport(endpoint).proxy == ""
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
     assert transport.proxy_for(endpoint) == "http://proxy.internal:3128"
-    assert CurlTransport(endpoint).proxy == "http://proxy.internal:3128"
+    assert HttpTransport(endpoint).proxy == "http://proxy.internal:3128"
     monkeypatch.setenv("NO_PROXY", "tencentcloudapi.com")
     assert transport.proxy_for(endpoint) is None
-    assert CurlTransport(endpoint).proxy == ""
+    assert HttpTransport(endpoint).proxy == ""
 
 
 def test_requests_go_through_the_proxy(server: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """With HTTP_PROXY naming a server, the request goes to it in the proxy's absolute form."""
     monkeypatch.setenv("HTTP_PROXY", server.rstrip("/"))
-    http = CurlTransport("http://api.example.invalid")
+    http = HttpTransport("http://api.example.invalid")
     assert http.post("http://api.example.invalid/", b"{}", {}, timeout=5).status == 200
     assert _Ok.paths == ["http://api.example.invalid/"]
 
 
 def test_the_environment_is_read_once_and_only_as_requests_reads_it(
         server: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A proxy set after start, or one NO_PROXY excludes, is not used: libcurl does not read the
-    variables itself."""
-    http = CurlTransport(server)
+    """A proxy set after start, or one NO_PROXY excludes, is not used: the transport does not read
+    the variables again."""
+    http = HttpTransport(server)
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
     assert http.post(server, b"{}", {}, timeout=5).status == 200
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-    assert CurlTransport(server).post(server, b"{}", {}, timeout=5).status == 200
+    assert HttpTransport(server).post(server, b"{}", {}, timeout=5).status == 200
 
 
 def test_ca_bundle_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -231,7 +288,7 @@ def test_ca_bundle_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -
     assert transport.ca_bundle() == "/etc/curl.pem"
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ca.pem")
     assert transport.ca_bundle() == "/etc/ca.pem"
-    assert CurlTransport("https://trtc.tencentcloudapi.com").ca_bundle == "/etc/ca.pem"
+    assert HttpTransport("https://trtc.tencentcloudapi.com").ca_bundle == "/etc/ca.pem"
 
 
 @pytest.fixture
@@ -258,7 +315,7 @@ def test_an_untrusted_certificate_is_refused(tls_server: tuple[str, Path],
     monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
     monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
     with pytest.raises(TransportError) as failure:
-        CurlTransport(url).post(url, b"{}", {}, timeout=5)
+        HttpTransport(url).post(url, b"{}", {}, timeout=5)
     assert failure.value.code == "ConnectionError"
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(crt))
-    assert CurlTransport(url).post(url, b"{}", {}, timeout=5).body == b"{}"
+    assert HttpTransport(url).post(url, b"{}", {}, timeout=5).body == b"{}"

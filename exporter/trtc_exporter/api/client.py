@@ -51,7 +51,7 @@ class TrtcClient:
     Every attempt (retries included, at most ``max_retries`` more) first takes a token from
     ``budget``; ``timeout`` is the per-attempt limit in seconds. Times every attempt
     into ``metrics`` and feeds the response ``Date`` header to ``skew``. ``http`` sends (default:
-    a :class:`~trtc_exporter.api.transport.CurlTransport` for ``endpoint``, shared by its threads).
+    a :class:`~trtc_exporter.api.transport.HttpTransport` for ``endpoint``, shared by its threads).
     """
 
     def __init__(self, *, endpoint: str, credentials: CredentialProvider, budget: Budget,
@@ -67,7 +67,7 @@ class TrtcClient:
         self._timeout = timeout
         self._max_retries = max_retries
         self._skew = skew or SkewEstimator()
-        self._http = http or transport.CurlTransport(endpoint)
+        self._http = http or transport.HttpTransport(endpoint)
         self._rng = rng or random.Random()
 
     @property

@@ -1,65 +1,56 @@
-"""The client's HTTP transport: libcurl through pycurl, a handle per request in flight, connections
-shared, and a report of when each request has been written.
+"""The client's HTTP transport: the standard library's ``http.client``, a small pool of
+kept-alive connections shared by the worker threads, and a report of when each request has been
+written.
 
-Why libcurl (docs/performance.md, "Goal 4/5, fifth round"): a paced request costs about half the
-client CPU of urllib3's (0.47-0.54 against 1.06-1.22 ms in the spike), which is what brings the
-exporter's polling CPU toward half of the official SDK loop's. The cost is a C extension whose
-wheel bundles its own libcurl and OpenSSL (docs/development.md, "Runtime dependencies").
+Why ``http.client`` (docs/performance.md, "Goal 4/5, sixth round"): a paced request costs about
+two thirds of urllib3's client CPU (0.62-0.64 against 0.95-1.05 ms in the spike), without a
+second TLS stack: Python's ``ssl`` is loaded anyway, so it adds no memory, where pycurl's wheel
+added about 12 MB (its own libcurl and OpenSSL).
 
 The write report. The budget counts a request from the instant it leaves: the server stamps it
 when it arrives, and a thread granted a token can still be held up before its bytes reach the
-socket. ``on_written(callback)`` arms ``callback`` for the calling thread; libcurl's debug callback
-(``VERBOSE`` + ``DEBUGFUNCTION``) reports each chunk of the body as ``CURLINFO_DATA_OUT`` after it
-was sent, and the callback fires once the whole body is out, before the answer is awaited; also
-through a proxy (libcurl reports the bytes it wrote into the tunnel). The debug callback also
-sees the request head with its Authorization and X-TC-Token: it reads only the body's byte count
-and keeps nothing (and ``VERBOSE`` without it would print the head to stderr, so both are set
-together, the callback first).
+socket. ``on_written(callback)`` arms ``callback`` for the calling thread; it fires as soon as
+``HTTPConnection.request`` returns, which is after the request line, headers and body were handed
+to the kernel (``sendall``), before the answer is awaited; through a proxy too (the tunnel is set
+up inside ``request``, before the request is sent through it).
 
-One request per token. libcurl re-sends a request by itself, on a fresh connection, when a
-reused connection turned out dead after the request was written and before any answer byte came
-back (``Curl_retry_request``; ``CURLOPT_FORBID_RETRY_ON_REUSE``, documented for 8.16 to stop
-that, is absent from the option table of the wheel's libcurl 8.23 and from pycurl). The server
-may have counted the first copy, so the second would be a request without a token.
-``CURLOPT_PREREQFUNCTION`` runs once before each request is sent on a connection, new or
-reused: a second call within one ``perform`` aborts the transfer
-(``CURLE_ABORTED_BY_CALLBACK``), reported as ``ConnectionError``; the client's own retry then
-takes a token, as urllib3 without retries did. ``MAXAGE_CONN`` also retires connections idle for
-longer than :data:`MAX_IDLE` seconds, below common server idle timeouts (60 to 75 s), so the race
-with a server closing an idle connection is rare in the first place.
+One request per token. ``http.client`` never sends a request twice by itself. A kept-alive
+connection the server closed while it sat idle is found before reuse where that is cheap (its
+socket is readable: the server's FIN, or bytes nobody asked for) and replaced; one closed as the
+request arrives fails the attempt as ``ConnectionError`` ("connection lost before the answer"),
+and the client's own retry takes a fresh token. Connections idle for longer than :data:`MAX_IDLE`
+seconds are closed, not reused: below common server idle timeouts (60 to 75 s).
 
 The environment is read once, at start, with requests' functions (requests stays for the webhook
 relay and the metadata credentials), so a deployment's settings mean what they meant:
-``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY`` and ``NO_PROXY`` give ``PROXY`` (or "" for none,
-which also stops libcurl reading the variables itself), and ``REQUESTS_CA_BUNDLE`` or
-``CURL_CA_BUNDLE`` (else certifi's bundle) gives ``CAINFO``, always set: the wheel's compiled-in
-CA path need not exist on the image. Peer and host name are verified.
+``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY`` and ``NO_PROXY`` give the proxy (an ``http://`` one:
+``CONNECT`` tunnels to an https endpoint, the absolute-form request target to an http one), and
+``REQUESTS_CA_BUNDLE`` or ``CURL_CA_BUNDLE`` (else certifi's bundle) the only CAs trusted, loaded
+into one ``ssl.SSLContext`` on the first TLS connection. Peer and host name are verified.
 """
 
 from __future__ import annotations
 
-import logging
+import base64
+import http.client
 import os
+import select
+import ssl
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
+from urllib.parse import unquote, urlsplit
 
-import pycurl
 import requests
 
-log = logging.getLogger("trtc_exporter.client")
 MAX_BODY_BYTES = 1 << 20  # an answer's body beyond this is refused (InvalidResponse)
 MAX_IDLE = 30  # seconds a kept-alive connection may sit unused before it is closed, not reused
 MAX_CONNECTIONS = 64  # idle connections kept for reuse: more than the poller's workers (30)
 _armed = threading.local()
-# libcurl error numbers by name, for messages that name the failure without echoing libcurl's
-# text (which can carry the URL); the first name of each number in sorted order
-_NAMES = {getattr(pycurl, n): n[2:] for n in sorted(dir(pycurl), reverse=True)
-          if n.startswith("E_") and isinstance(getattr(pycurl, n), int)}
-_UNREACHABLE = {pycurl.E_COULDNT_CONNECT, pycurl.E_COULDNT_RESOLVE_HOST,
-                pycurl.E_COULDNT_RESOLVE_PROXY}
+Connection = http.client.HTTPConnection  # or its HTTPSConnection subclass
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +75,7 @@ class TransportError(Exception):
 
 
 class Transport(Protocol):
-    """What the client sends through (:class:`CurlTransport`; benches inject an in-process
+    """What the client sends through (:class:`HttpTransport`; benches inject an in-process
     simulator)."""
 
     def post(self, url: str, body: bytes, headers: dict[str, str], timeout: float) -> Reply:
@@ -124,146 +115,181 @@ def ca_bundle() -> str:
             or requests.utils.DEFAULT_CA_BUNDLE_PATH)
 
 
-class CurlTransport:
-    """libcurl for one endpoint: ``pycurl.Curl`` handles lent out one per request in flight (a
-    handle must not be used by two threads at once; moving between threads is allowed), all in
-    one ``CurlShare`` of connections, DNS answers and TLS sessions, so the threads reuse a few
-    kept-alive connections instead of one each. HTTP/1.1, no redirects, no retries; proxy and
-    CA bundle read from the environment here, once.
-
-    The handles are as many as requests were ever in flight at once (a handle keeps about 55 kB
-    of buffers): the most recently returned one is lent first, so the others stay idle.
+class HttpTransport:
+    """``http.client`` for one endpoint: connections lent one per request in flight (an
+    ``HTTPConnection`` is not thread-safe) from a LIFO list of idle ones, so the warm connection
+    goes first and the threads reuse a few instead of one each. HTTP/1.1 keep-alive, no
+    redirects, no retries; proxy and CA bundle read from the environment here, once.
     """
 
     def __init__(self, endpoint: str) -> None:
         self.proxy = proxy_for(endpoint) or ""
         self.ca_bundle = ca_bundle()
-        self._share = pycurl.CurlShare()  # pycurl supplies the share's locks for threads
-        for data in (pycurl.LOCK_DATA_CONNECT, pycurl.LOCK_DATA_DNS,
-                     pycurl.LOCK_DATA_SSL_SESSION):
-            self._share.setopt(pycurl.SH_SHARE, data)
-        self._idle: list[_Handle] = []  # pop and append are atomic: no lock needed
+        self._context: ssl.SSLContext | None = None
+        self._lock = threading.Lock()
+        self._idle: list[tuple[tuple[str, str], Connection, float]] = []  # (key, conn, since)
 
     def post(self, url: str, body: bytes, headers: dict[str, str], timeout: float) -> Reply:
-        """POST ``body`` to ``url`` through an idle handle; see :class:`Transport`."""
+        """POST ``body`` to ``url`` over an idle connection or a new one; see :class:`Transport`."""
+        deadline = time.monotonic() + timeout
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.netloc)
+        conn = self._reusable(key)
+        if conn is None:
+            conn = self._connect(parts.scheme, parts.hostname or "", parts.port, timeout)
+        target = url if self.proxy and parts.scheme == "http" else (parts.path or "/")
         try:
-            handle = self._idle.pop()
-        except IndexError:
-            handle = _Handle(self.proxy, self.ca_bundle, self._share)
-        try:
-            return handle.post(url, body, headers, timeout)
-        finally:
-            self._idle.append(handle)
+            reply, keep = _exchange(conn, target, body, headers, deadline, timeout)
+        except BaseException:
+            conn.close()
+            raise
+        if keep:
+            self._give_back(key, conn)
+        else:
+            conn.close()
+        return reply
 
     @property
-    def handles(self) -> int:
-        """How many handles are idle (all of them, when no request is in flight)."""
+    def connections(self) -> int:
+        """How many kept-alive connections are idle (all of them, when no request is in flight)."""
         return len(self._idle)
 
+    def _reusable(self, key: tuple[str, str]) -> Connection | None:
+        """The most recently returned idle connection to ``key`` that is still usable; stale
+        ones on the way are closed."""
+        now = time.monotonic()
+        while True:
+            with self._lock:
+                found = next((i for i in range(len(self._idle) - 1, -1, -1)
+                              if self._idle[i][0] == key), None)
+                if found is None:
+                    return None
+                _, conn, since = self._idle.pop(found)
+            if now - since <= MAX_IDLE and not _readable(conn):
+                return conn
+            conn.close()  # idle too long, or the server closed it (or sent what nobody asked)
 
-class _Handle:
-    """One ``pycurl.Curl``, lent to one request at a time, with that request's state. libcurl
-    allows passing a handle between threads, never using it from two at once (libcurl-thread(3))."""
+    def _give_back(self, key: tuple[str, str], conn: Connection) -> None:
+        with self._lock:
+            if len(self._idle) < MAX_CONNECTIONS:
+                self._idle.append((key, conn, time.monotonic()))
+                return
+        conn.close()
 
-    def __init__(self, proxy: str, ca_bundle: str, share: pycurl.CurlShare) -> None:
-        self.curl = curl = pycurl.Curl()
-        self.chunks: list[bytes] = []
-        self.lines: list[bytes] = []  # the answer's header lines, as libcurl hands them over
-        self.size = 0  # body bytes received
-        self.pending = 0  # body bytes not yet reported written
-        self.requests = 0  # requests libcurl was about to send in this perform
-        self.timeout_ms = 0
-        self.url = ""
-        curl.setopt(pycurl.SHARE, share)
-        curl.setopt(pycurl.NOSIGNAL, 1)  # threads: no SIGALRM for timeouts
-        curl.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_1_1)
-        curl.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
-        curl.setopt(pycurl.PROXY, proxy)  # "" = none, and the environment is not read again
-        curl.setopt(pycurl.NOPROXY, "")  # NO_PROXY was applied by proxy_for
-        curl.setopt(pycurl.CAINFO, ca_bundle)
-        curl.setopt(pycurl.PROXY_CAINFO, ca_bundle)
-        curl.unsetopt(pycurl.CAPATH)  # only the bundle is trusted, as with requests and urllib3
-        curl.setopt(pycurl.SSL_VERIFYPEER, 1)
-        curl.setopt(pycurl.SSL_VERIFYHOST, 2)
-        curl.setopt(pycurl.MAXAGE_CONN, MAX_IDLE)
-        curl.setopt(pycurl.MAXCONNECTS, MAX_CONNECTIONS)  # idle ones kept, in the share
-        curl.setopt(pycurl.WRITEFUNCTION, self._write)
-        curl.setopt(pycurl.HEADERFUNCTION, self.lines.append)
-        curl.setopt(pycurl.PREREQFUNCTION, self._prereq)
-        curl.setopt(pycurl.DEBUGFUNCTION, self._debug)  # before VERBOSE: nothing to stderr
-        curl.setopt(pycurl.VERBOSE, 1)  # DEBUGFUNCTION is only called in verbose mode
-
-    def post(self, url: str, body: bytes, headers: dict[str, str], timeout: float) -> Reply:
-        curl = self.curl
-        if url != self.url:
-            curl.setopt(pycurl.URL, url)
-            self.url = url
-        timeout_ms = max(1, int(timeout * 1000))
-        if timeout_ms != self.timeout_ms:
-            curl.setopt(pycurl.TIMEOUT_MS, timeout_ms)
-            curl.setopt(pycurl.CONNECTTIMEOUT_MS, timeout_ms)
-            self.timeout_ms = timeout_ms
-        # "Expect:" and "Accept:" drop libcurl's own headers of those names
-        curl.setopt(pycurl.HTTPHEADER, [f"{k}: {v}" for k, v in headers.items()]
-                    + ["Expect:", "Accept:"])
-        curl.setopt(pycurl.POSTFIELDS, body)
-        self.chunks.clear()
-        self.lines.clear()
-        self.size, self.pending, self.requests = 0, len(body), 0
+    def _connect(self, scheme: str, host: str, port: int | None, timeout: float) -> Connection:
+        """A new connection, connected (through the proxy's tunnel for https); raises
+        :class:`TransportError` (Timeout, ConnectionError)."""
+        conn: Connection
+        proxy = urlsplit(self.proxy) if self.proxy else None
+        at = (proxy.hostname or "", proxy.port or 80) if proxy else (host, port)
+        if scheme == "https":
+            conn = http.client.HTTPSConnection(*at, timeout=timeout, context=self._tls())
+            if proxy:
+                conn.set_tunnel(host, port or 443, headers=_proxy_auth(proxy.username,
+                                                                       proxy.password))
+        else:
+            conn = http.client.HTTPConnection(*at, timeout=timeout)
         try:
-            curl.perform()
-        except pycurl.error as exc:
-            return self._failed(int(exc.args[0]), timeout)
-        status, date = curl.getinfo(pycurl.RESPONSE_CODE), self._date()
-        return Reply(status, date, b"".join(self.chunks) if status == 200 else b"")
+            conn.connect()
+        except TimeoutError:
+            conn.close()
+            raise TransportError("Timeout", f"no answer within {timeout:g}s") from None
+        except ssl.SSLError as exc:  # the certificate not trusted, the handshake refused
+            conn.close()
+            raise TransportError("ConnectionError", type(exc).__name__) from None
+        except OSError:  # refused, unreachable, no name, the proxy's tunnel refused
+            conn.close()
+            raise TransportError("ConnectionError", "could not connect") from None
+        return conn
 
-    def _failed(self, errno: int, timeout: float) -> Reply:
-        """The answer's status when its head came and was not a 200 (whatever became of its
-        body); else raises the failure's :class:`TransportError`."""
-        status, date = self.curl.getinfo(pycurl.RESPONSE_CODE), self._date()
-        if status and status != 200:
-            return Reply(status, date, b"")
-        if errno in _UNREACHABLE:
-            raise TransportError("ConnectionError", "could not connect")
-        if errno == pycurl.E_OPERATION_TIMEDOUT:
-            if status:
-                raise TransportError("Timeout", "body not complete within the timeout", date)
-            raise TransportError("Timeout", f"no answer within {timeout:g}s")
-        if errno == pycurl.E_WRITE_ERROR and self.size > MAX_BODY_BYTES:
-            raise TransportError("InvalidResponse", f"body larger than {MAX_BODY_BYTES} bytes",
-                                 date)
-        if errno == pycurl.E_ABORTED_BY_CALLBACK and self.requests > 1:
-            log.debug("kept-alive connection lost after the request was written; libcurl's "
-                      "re-send on a new connection stopped (it would have had no token)")
-            raise TransportError("ConnectionError", "connection lost before the answer")
-        raise TransportError("ConnectionError", _NAMES.get(errno, f"libcurl error {errno}"))
+    def _tls(self) -> ssl.SSLContext:
+        """The one TLS context (the CA bundle only, peer and host name verified), built on first
+        use: loading the bundle costs about 1 MB and some milliseconds."""
+        with self._lock:
+            if self._context is None:
+                try:
+                    self._context = ssl.create_default_context(cafile=self.ca_bundle)
+                except OSError as exc:  # the named bundle is missing or unreadable
+                    raise TransportError("ConnectionError",
+                                         f"CA bundle unreadable: {exc.strerror}") from None
+            return self._context
 
-    def _date(self) -> str | None:
-        """The last answer's Date header (a proxy's CONNECT answer comes first)."""
-        date = None
-        for line in self.lines:
-            if line[:5] == b"HTTP/":
-                date = None
-            elif line[:5].lower() == b"date:":
-                date = line[5:].strip().decode("latin-1")
-        return date
 
-    def _write(self, data: bytes) -> int | None:
-        self.size += len(data)
-        if self.size > MAX_BODY_BYTES:
-            return 0  # anything but len(data) aborts the transfer: CURLE_WRITE_ERROR
-        self.chunks.append(data)
+def _proxy_auth(user: str | None, password: str | None) -> dict[str, str] | None:
+    """The ``Proxy-Authorization`` header a proxy URL's user and password give (as requests
+    sends it), or None."""
+    if not user:
         return None
+    pair = f"{unquote(user)}:{unquote(password or '')}".encode("latin-1")
+    return {"Proxy-Authorization": "Basic " + base64.b64encode(pair).decode("ascii")}
 
-    def _prereq(self, *_conn: object) -> int:
-        # called before each request on a connection, new or reused: a second one in a perform
-        # is libcurl re-sending on its own (see the module docstring)
-        self.requests += 1
-        return pycurl.PREREQFUNC_OK if self.requests == 1 else pycurl.PREREQFUNC_ABORT
 
-    def _debug(self, kind: int, data: bytes) -> None:
-        # libcurl reports the body's bytes (DATA_OUT) after they were sent; nothing is kept
-        if kind == pycurl.INFOTYPE_DATA_OUT and self.pending > 0:
-            self.pending -= len(data)
-            if self.pending <= 0:
-                _written()
+def _readable(conn: Connection) -> bool:
+    """Whether an idle connection's socket has something to read: the server's FIN (it closed
+    the connection) or bytes nobody asked for; either way it must not carry a request."""
+    sock = conn.sock
+    if sock is None:
+        return True
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(0))
+
+
+def _exchange(conn: Connection, target: str, body: bytes, headers: dict[str, str],
+              deadline: float, timeout: float) -> tuple[Reply, bool]:
+    """Send the request, report the write, read the answer: (the reply, whether the connection
+    may be kept). Raises :class:`TransportError`."""
+    try:
+        _limit(conn, deadline)  # a reused socket still has the last attempt's leftover
+        conn.request("POST", target, body=body, headers=headers)
+        _written()  # request() returns once head and body were handed to the kernel
+        _limit(conn, deadline)
+        response = conn.getresponse()
+    except TimeoutError:
+        raise TransportError("Timeout", f"no answer within {timeout:g}s") from None
+    except ConnectionError:  # reset, broken pipe, closed unanswered (RemoteDisconnected)
+        raise TransportError("ConnectionError", "connection lost before the answer") from None
+    except (http.client.HTTPException, OSError) as exc:  # a malformed answer head, TLS
+        raise TransportError("ConnectionError", type(exc).__name__) from None
+    date = response.getheader("Date")
+    if response.status != 200:  # its body unread: the connection goes
+        response.close()
+        return Reply(response.status, date, b""), False
+    payload = _read_capped(conn, response, deadline, date)
+    return Reply(200, date, payload), not response.will_close
+
+
+def _read_capped(conn: Connection, response: http.client.HTTPResponse, deadline: float,
+                 date: str | None) -> bytes:
+    """The whole body, at most MAX_BODY_BYTES, before the deadline: a trickling, huge or cut-off
+    body is a :class:`TransportError` carrying the answer's ``date``."""
+    chunks, size = [], 0
+    try:
+        while response.length != 0:  # None: chunked or until close
+            _limit(conn, deadline)
+            # read1 returns whatever has arrived, so a trickle cannot hold past the deadline
+            chunk = response.read1(65536)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise TransportError("InvalidResponse", f"body larger than {MAX_BODY_BYTES} "
+                                     "bytes", date)
+            chunks.append(chunk)
+    except TimeoutError:
+        raise TransportError("Timeout", "body not complete within the timeout", date) from None
+    except (http.client.HTTPException, OSError) as exc:  # cut off, a malformed chunk
+        raise TransportError("ConnectionError", type(exc).__name__, date) from None
+    if response.length:  # the server closed before Content-Length bytes came
+        raise TransportError("ConnectionError", "body cut off", date)
+    response.close()  # the answer read to its end: the connection can carry the next one
+    return b"".join(chunks)
+
+
+def _limit(conn: Connection, deadline: float) -> None:
+    """Bound the next socket read by what is left of the attempt's timeout."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError
+    if conn.sock is not None:
+        conn.sock.settimeout(left)
