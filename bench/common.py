@@ -357,9 +357,9 @@ def run_standalone(doc: str | None, run: Callable[[bool, Path], dict[str, Any]])
 class SimulatorTransport:
     """Faked at the HTTP boundary: requests go to ``SimulatorAPI.handle`` without a socket.
 
-    The answer is a ``transport.Reply`` as the client gets it from libcurl; no write is reported
-    (the client reports it once the attempt ends). The simulator's answer delay is ignored (time
-    is the FakeClock's, advanced by the budget).
+    The answer is a ``transport.Reply`` as the client gets it from its transport; no write is
+    reported (the client reports it once the attempt ends). The simulator's answer delay is
+    ignored (time is the FakeClock's, advanced by the budget).
     """
 
     def __init__(self, api: Any) -> None:

@@ -7,13 +7,13 @@ and checked) is sent through:
 
 - ``sdk``: the naive loop over ``tencentcloud-sdk-python-trtc`` (``cpu.py``'s), the reference;
 - ``exporter``: the product's ``TrtcClient.describe`` (``api/client.py`` + ``api/transport.py``:
-  budget token, write report, metrics, skew, body cap, ``parse_response``; libcurl since the
-  fifth round, docs/performance.md);
+  budget token, write report, metrics, skew, body cap, ``parse_response``; ``http.client`` since
+  the sixth round, docs/performance.md);
 - ``urllib3``: bare ``urllib3.PoolManager().request`` (no project transport code: urllib3's
   floor with its URL and pool-key parsing), and ``urllib3-pool``: one ``HTTPConnectionPool``'s
   ``urlopen`` (the same without the manager's URL and pool-key work);
-- ``pycurl`` (a runtime dependency since the fifth round): one reused ``Curl`` handle
-  (keep-alive), the body as ``POSTFIELDS``, a header list, the answer through
+- ``pycurl`` (optional, bench only: ``pip install pycurl``; the fifth round's transport): one
+  reused ``Curl`` handle (keep-alive), the body as ``POSTFIELDS``, a header list, the answer through
   ``WRITEFUNCTION``/``HEADERFUNCTION``; ``pycurl-hook``: the same with ``VERBOSE`` and a
   ``DEBUGFUNCTION`` that reports the write (what the budget needs);
 - ``httpx`` (optional, bench only: ``pip install httpx``): one sync ``httpx.Client``;

@@ -1,12 +1,12 @@
 """A stand-in for the Tencent API over real HTTP on 127.0.0.1, for tests that script its answers.
 
-The client talks libcurl (api/transport.py), which the ``responses`` library cannot
-intercept, so tests answer over a socket instead: one keep-alive server per test process
-(``SERVER``, started on first use on a free port, a daemon thread that ends with the process),
-and an :class:`ApiMock` context that scripts its answers the way ``responses.RequestsMock`` did
-(``add``/``post``, ``add_callback``, ``replace``, ``calls``). A request while no mock is active,
-or that no registered answer matches, gets its connection closed without an answer (the client
-sees a connection error) and fails the mock at exit.
+The client talks the standard library's http.client (api/transport.py), which the
+``responses`` library cannot intercept, so tests answer over a socket instead: one keep-alive
+server per test process (``SERVER``, started on first use on a free port, a daemon thread that
+ends with the process), and an :class:`ApiMock` context that scripts its answers the way
+``responses.RequestsMock`` did (``add``/``post``, ``add_callback``, ``replace``, ``calls``). A
+request while no mock is active, or that no registered answer matches, gets its connection
+closed without an answer (the client sees a connection error) and fails the mock at exit.
 """
 
 from __future__ import annotations
