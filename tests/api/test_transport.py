@@ -4,6 +4,7 @@ to its timeout, and reads proxy and CA settings from the environment once."""
 
 from __future__ import annotations
 
+import select
 import socket
 import ssl
 import threading
@@ -289,6 +290,49 @@ def test_ca_bundle_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ca.pem")
     assert transport.ca_bundle() == "/etc/ca.pem"
     assert HttpTransport("https://trtc.tencentcloudapi.com").ca_bundle == "/etc/ca.pem"
+
+
+class _Tunnel(BaseHTTPRequestHandler):
+    """A CONNECT proxy: opens the named host:port and relays bytes both ways until either side
+    closes; records what it was asked to connect to."""
+
+    targets: ClassVar[list[str]] = []
+
+    def do_CONNECT(self) -> None:
+        self.targets.append(self.path)
+        host, port = self.path.rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=5) as upstream:
+            self.send_response_only(200)
+            self.end_headers()
+            self.wfile.flush()
+            sockets = [self.connection, upstream]
+            while data_ready := select.select(sockets, [], [], 5)[0]:
+                for ready in data_ready:
+                    chunk = ready.recv(65536)
+                    if not chunk:
+                        return
+                    (upstream if ready is self.connection else self.connection).sendall(chunk)
+
+    def log_message(self, *args: object) -> None:
+        return
+
+
+def test_https_goes_through_the_proxy_tunnel_verified(tls_server: tuple[str, Path],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """With HTTPS_PROXY set, an https request goes through a CONNECT tunnel to the endpoint,
+    TLS verified end to end, and its write is reported."""
+    url, crt = tls_server
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(crt))
+    _Tunnel.targets.clear()
+    for proxy in _serve(_Tunnel):
+        monkeypatch.setenv("HTTPS_PROXY", proxy.rstrip("/").removeprefix("http://"))
+        http = HttpTransport(url)
+        assert http.proxy == proxy.rstrip("/")
+        calls: list[int] = []
+        with transport.on_written(lambda: calls.append(1)):
+            assert http.post(url, b"{}", {}, timeout=5).body == b"{}"
+        assert calls == [1]
+        assert _Tunnel.targets == [url.removeprefix("https://").rstrip("/")]
 
 
 @pytest.fixture

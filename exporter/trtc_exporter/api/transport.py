@@ -123,7 +123,8 @@ class HttpTransport:
     """
 
     def __init__(self, endpoint: str) -> None:
-        self.proxy = proxy_for(endpoint) or ""
+        proxy = proxy_for(endpoint)  # "host:port" means http://, as requests reads it
+        self.proxy = requests.utils.prepend_scheme_if_needed(proxy, "http") if proxy else ""
         self.ca_bundle = ca_bundle()
         self._context: ssl.SSLContext | None = None
         self._lock = threading.Lock()
