@@ -324,11 +324,11 @@ def test_https_goes_through_the_proxy_tunnel_verified(tls_server: tuple[str, Pat
     url, crt = tls_server
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(crt))
     _Tunnel.targets.clear()
+    calls: list[int] = []
     for proxy in _serve(_Tunnel):
         monkeypatch.setenv("HTTPS_PROXY", proxy.rstrip("/").removeprefix("http://"))
         http = HttpTransport(url)
         assert http.proxy == proxy.rstrip("/")
-        calls: list[int] = []
         with transport.on_written(lambda: calls.append(1)):
             assert http.post(url, b"{}", {}, timeout=5).body == b"{}"
         assert calls == [1]

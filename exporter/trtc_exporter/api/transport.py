@@ -123,8 +123,9 @@ class HttpTransport:
     """
 
     def __init__(self, endpoint: str) -> None:
-        proxy = proxy_for(endpoint)  # "host:port" means http://, as requests reads it
-        self.proxy = requests.utils.prepend_scheme_if_needed(proxy, "http") if proxy else ""
+        proxy = proxy_for(endpoint) or ""
+        # "host:port" means http://host:port, as requests reads it
+        self.proxy = proxy if not proxy or "://" in proxy else "http://" + proxy
         self.ca_bundle = ca_bundle()
         self._context: ssl.SSLContext | None = None
         self._lock = threading.Lock()
