@@ -20,6 +20,7 @@ import requests
 from tests.coordination.conftest import self_signed
 from trtc_exporter.api import transport
 from trtc_exporter.api.transport import HttpTransport, Reply, TransportError
+from trtc_exporter.clock import FakeClock
 
 PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy",
               "NO_PROXY", "no_proxy")
@@ -234,6 +235,22 @@ def test_a_kept_alive_connection_closed_while_idle_is_replaced_before_use() -> N
         assert _ClosesIdle.closed.wait(5) and http.connections == 1
         assert http.post(url, b"{}", {}, timeout=5).body == b"{}"
         assert len(_Ok.peers) == 2 and _Ok.peers[1] != _Ok.peers[0]
+
+
+def test_connections_idle_too_long_are_closed_not_reused(server: str) -> None:
+    """A connection idle for longer than MAX_IDLE is not reused (the next request opens a new
+    one), and other stale idle ones are closed when a connection comes back."""
+    clock = FakeClock()
+    http = HttpTransport(server, clock=clock)
+    other = server.replace("127.0.0.1", "localhost")  # a second pool key, a second connection
+    http.post(server, b"{}", {}, timeout=5)
+    http.post(other, b"{}", {}, timeout=5)
+    http.post(server, b"{}", {}, timeout=5)
+    assert _Ok.peers[2] == _Ok.peers[0] and http.connections == 2
+    clock.advance(transport.MAX_IDLE + 1)
+    http.post(server, b"{}", {}, timeout=5)
+    assert _Ok.peers[3] not in _Ok.peers[:3]
+    assert http.connections == 1  # the stale "localhost" one closed too
 
 
 def test_a_trickling_body_is_a_timeout_at_the_deadline() -> None:

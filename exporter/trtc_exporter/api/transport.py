@@ -46,6 +46,8 @@ from urllib.parse import unquote, urlsplit
 
 import requests
 
+from trtc_exporter.clock import SYSTEM_CLOCK, Clock
+
 MAX_BODY_BYTES = 1 << 20  # an answer's body beyond this is refused (InvalidResponse)
 MAX_IDLE = 30  # seconds a kept-alive connection may sit unused before it is closed, not reused
 MAX_CONNECTIONS = 64  # idle connections kept for reuse: more than the poller's workers (30)
@@ -119,10 +121,12 @@ class HttpTransport:
     """``http.client`` for one endpoint: connections lent one per request in flight (an
     ``HTTPConnection`` is not thread-safe) from a LIFO list of idle ones, so the warm connection
     goes first and the threads reuse a few instead of one each. HTTP/1.1 keep-alive, no
-    redirects, no retries; proxy and CA bundle read from the environment here, once.
+    redirects, no retries; proxy and CA bundle read from the environment here, once. ``clock``
+    ages the idle connections; an attempt's deadline is the sockets' own real time.
     """
 
-    def __init__(self, endpoint: str) -> None:
+    def __init__(self, endpoint: str, clock: Clock = SYSTEM_CLOCK) -> None:
+        self._clock = clock
         proxy = proxy_for(endpoint) or ""
         # "host:port" means http://host:port, as requests reads it
         self.proxy = proxy if not proxy or "://" in proxy else "http://" + proxy
@@ -139,7 +143,8 @@ class HttpTransport:
         conn = self._reusable(key)
         if conn is None:
             conn = self._connect(parts.scheme, parts.hostname or "", parts.port, timeout)
-        target = url if self.proxy and parts.scheme == "http" else (parts.path or "/")
+        target = url if self.proxy and parts.scheme == "http" else (
+            (parts.path or "/") + (f"?{parts.query}" if parts.query else ""))
         try:
             reply, keep = _exchange(conn, target, body, headers, deadline, timeout)
         except BaseException:
@@ -159,7 +164,7 @@ class HttpTransport:
     def _reusable(self, key: tuple[str, str]) -> Connection | None:
         """The most recently returned idle connection to ``key`` that is still usable; stale
         ones on the way are closed."""
-        now = time.monotonic()
+        now = self._clock.monotonic()
         while True:
             with self._lock:
                 found = next((i for i in range(len(self._idle) - 1, -1, -1)
@@ -172,11 +177,21 @@ class HttpTransport:
             conn.close()  # idle too long, or the server closed it (or sent what nobody asked)
 
     def _give_back(self, key: tuple[str, str], conn: Connection) -> None:
+        """Keep ``conn`` for reuse; close the ones idle too long (the list is in the order they
+        came back: the oldest first) and any beyond :data:`MAX_CONNECTIONS`."""
+        now = self._clock.monotonic()
         with self._lock:
+            stale = 0
+            while stale < len(self._idle) and now - self._idle[stale][2] > MAX_IDLE:
+                stale += 1
+            closing = [idle[1] for idle in self._idle[:stale]]
+            del self._idle[:stale]
             if len(self._idle) < MAX_CONNECTIONS:
-                self._idle.append((key, conn, time.monotonic()))
-                return
-        conn.close()
+                self._idle.append((key, conn, now))
+            else:
+                closing.append(conn)
+        for old in closing:
+            old.close()
 
     def _connect(self, scheme: str, host: str, port: int | None, timeout: float) -> Connection:
         """A new connection, connected (through the proxy's tunnel for https); raises
