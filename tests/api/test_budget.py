@@ -7,6 +7,7 @@ import gc
 import itertools
 import threading
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -485,3 +486,32 @@ def test_a_late_write_does_not_add_up_in_the_spacing() -> None:
         limiter.acquire()
         limiter.sent()  # written at 0.1
     assert abs(limiter.free_in() - 0.4) < 1e-9  # the next at 0.5, not 0.6
+
+
+def test_a_dispatcher_waking_late_each_time_keeps_the_rate() -> None:
+    """Woken 5 ms after each slot (a loaded machine), a dispatcher granting ahead still grants
+    at the planned pace: lateness does not add up into the spacing."""
+    clock = FakeClock(0.0, auto_advance=False)
+    limiter = RateLimiter(20, clock, confirm_sends=True)
+    times = []
+    while len(times) < 200:
+        grant = limiter.grant_ahead()
+        if not isinstance(grant, Grant):
+            clock.advance(grant + 0.005)
+            continue
+        with limiter.ahead(grant, 0.0):
+            limiter.acquire()
+            limiter.sent()
+        times.append(grant.time)
+    assert (len(times) - 1) / (times[-1] - times[0]) >= 0.97 * 20
+    assert max_in_window(times) <= 20
+
+
+def test_after_a_stall_grants_do_not_burst_to_catch_up() -> None:
+    """A dispatcher back after a 2 s stall gets one grant at once, then the spacing again."""
+    clock = FakeClock(0.0, auto_advance=False)
+    limiter = RateLimiter(20, clock)
+    assert isinstance(limiter.grant_ahead(), Grant)
+    clock.advance(2.0)
+    assert isinstance(limiter.grant_ahead(), Grant)
+    assert limiter.grant_ahead() == pytest.approx(0.05)

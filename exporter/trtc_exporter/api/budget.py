@@ -24,6 +24,7 @@ _LIMIT_HINT = re.compile(r"(?:frequency limit|上限)\s*`(\d+)`")
 _COUNT_HINT = re.compile(r"(?:equals to|每秒请求)\s*`(\d+)`")
 MAX_GUARD = 0.1
 ANCHOR_POLL = 0.002  # how often a grant re-checks an anchor that has not started yet
+LATE_TOLERANCE = 0.5  # spacings: a grant asked for this late keeps the plan (_next_grant)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +88,7 @@ class Grant:
 
     def __init__(self, time: float, anchor: Grant | None, span: float) -> None:
         self.time = time  # its start: the grant, then (confirming sends) the write
-        self.granted = time  # its start as granted: the next grant is spaced 1/rate after it
+        self.granted = time  # its planned start: the next grant is spaced 1/rate after it
         self.anchor = anchor
         self.span = span
         self.started = False  # set when its request really starts (or its wait was cancelled)
@@ -201,7 +202,7 @@ class RateLimiter:
                 now = self._clock.monotonic()
                 wait = grant.earliest() - now
                 if wait <= 1e-9:
-                    grant.time = grant.granted = max(grant.time, now)
+                    self._begin(grant, now)
                     grant.start()
                     grant.sent = not self._confirm
                     break
@@ -221,7 +222,7 @@ class RateLimiter:
             grant, wait = self._peek(now)
             if wait > 0:
                 return wait
-            grant.time = grant.granted = max(grant.time, now)
+            self._begin(grant, now)
             grant.start()
             grant.sent = not self._confirm
             self._grants.append(grant)
@@ -232,6 +233,11 @@ class RateLimiter:
         while unknown (the grant a window back is not written yet)."""
         with self._lock:
             return self._peek(self._clock.monotonic())[1]
+
+    def _begin(self, grant: Grant, now: float) -> None:
+        """The grant starts now, or at its slot if that is later (its window counts from
+        there); its planned start (``granted``, the next grant's spacing) stays."""
+        grant.time = max(grant.time, now)
 
     def _peek(self, now: float) -> tuple[Grant, float]:
         self._recover(now)
@@ -271,13 +277,18 @@ class RateLimiter:
         while (self._grants and self._grants[0].started and self._grants[0].sent
                and self._grants[0].time <= now - span - self._window):
             self._grants.popleft()
-        slot = max(now, self._paused_until)
+        plan = self._paused_until
         if self._grants:  # smoothness, planned from grants: a late write does not add up
-            slot = max(slot, self._grants[-1].granted + 1.0 / self._rate)
+            plan = max(plan, self._grants[-1].granted + 1.0 / self._rate)
         anchor = self._grants[-per_window] if len(self._grants) >= per_window else None
         if anchor is not None:
-            slot = max(slot, anchor.time + span)
-        return Grant(slot, anchor, span)
+            plan = max(plan, anchor.time + span)
+        grant = Grant(max(now, plan), anchor, span)
+        if 0 < now - plan <= LATE_TOLERANCE / self._rate:
+            # asked a little after its slot (a dispatcher woken late): the next grant is spaced
+            # from the plan, so lateness does not add up; a longer gap restarts the plan
+            grant.granted = plan
+        return grant
 
     def on_accepted(self, sent_at: float) -> None:
         """A request sent at ``sent_at`` (monotonic s) was not throttled: the server's window
