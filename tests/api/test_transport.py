@@ -278,6 +278,20 @@ def test_proxy_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> No
     assert HttpTransport(endpoint).proxy == ""
 
 
+def test_a_proxy_named_with_another_scheme_is_a_clear_error(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """An https:// proxy (TLS to the proxy itself) is not spoken: the start logs why and how to
+    fix it, without the proxy's password, and every attempt fails saying so, never sent around
+    the proxy."""
+    monkeypatch.setenv("HTTPS_PROXY", "https://user:s3cret@proxy.internal:3128")
+    with caplog.at_level("ERROR"):
+        http = HttpTransport("https://trtc.tencentcloudapi.com")
+    assert "http://host:port" in caplog.text and "s3cret" not in caplog.text
+    with pytest.raises(TransportError) as failed:
+        http.post("https://trtc.tencentcloudapi.com/", b"{}", {}, timeout=1)
+    assert failed.value.code == "ConnectionError" and "https:// proxy" in str(failed.value)
+
+
 def test_requests_go_through_the_proxy(server: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """With HTTP_PROXY naming a server, the request goes to it in the proxy's absolute form."""
     monkeypatch.setenv("HTTP_PROXY", server.rstrip("/"))

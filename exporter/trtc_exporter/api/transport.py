@@ -24,7 +24,9 @@ seconds are closed, not reused: below common server idle timeouts (60 to 75 s).
 The environment is read once, at start, with requests' functions (requests stays for the webhook
 relay and the metadata credentials), so a deployment's settings mean what they meant:
 ``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY`` and ``NO_PROXY`` give the proxy (an ``http://`` one:
-``CONNECT`` tunnels to an https endpoint, the absolute-form request target to an http one), and
+``CONNECT`` tunnels to an https endpoint, the absolute-form request target to an http one; an
+``https://`` or ``socks5://`` proxy is refused with an error at start and on every attempt, where
+urllib3 spoke TLS to an https one), and
 ``REQUESTS_CA_BUNDLE`` or ``CURL_CA_BUNDLE`` (else certifi's bundle) the only CAs trusted, loaded
 into one ``ssl.SSLContext`` on the first TLS connection. Peer and host name are verified.
 """
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import logging
 import os
 import select
 import ssl
@@ -47,6 +50,8 @@ from urllib.parse import unquote, urlsplit
 import requests
 
 from trtc_exporter.clock import SYSTEM_CLOCK, Clock
+
+log = logging.getLogger("trtc_exporter.client")
 
 MAX_BODY_BYTES = 1 << 20  # an answer's body beyond this is refused (InvalidResponse)
 MAX_IDLE = 30  # seconds a kept-alive connection may sit unused before it is closed, not reused
@@ -130,6 +135,10 @@ class HttpTransport:
         proxy = proxy_for(endpoint) or ""
         # "host:port" means http://host:port, as requests reads it
         self.proxy = proxy if not proxy or "://" in proxy else "http://" + proxy
+        if urlsplit(self.proxy).scheme not in ("", "http"):
+            log.error("the API proxy %s is not supported: the client speaks plain HTTP to its "
+                      "proxy (CONNECT for https); name it http://host:port in HTTPS_PROXY / "
+                      "HTTP_PROXY / ALL_PROXY", _without_password(self.proxy))
         self.ca_bundle = ca_bundle()
         self._context: ssl.SSLContext | None = None
         self._lock = threading.Lock()
@@ -198,6 +207,9 @@ class HttpTransport:
         :class:`TransportError` (Timeout, ConnectionError)."""
         conn: Connection
         proxy = urlsplit(self.proxy) if self.proxy else None
+        if proxy is not None and proxy.scheme != "http":
+            raise TransportError("ConnectionError", f"{proxy.scheme}:// proxy not supported "
+                                 "(name it http:// in the environment)")
         at = (proxy.hostname or "", proxy.port or 80) if proxy else (host, port)
         if scheme == "https":
             conn = http.client.HTTPSConnection(*at, timeout=timeout, context=self._tls())
@@ -230,6 +242,14 @@ class HttpTransport:
                     raise TransportError("ConnectionError",
                                          f"CA bundle unreadable: {exc.strerror}") from None
             return self._context
+
+
+def _without_password(url: str) -> str:
+    """``url`` with its password (if any) masked, for a log line."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")).geturl()
 
 
 def _proxy_auth(user: str | None, password: str | None) -> dict[str, str] | None:
