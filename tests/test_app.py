@@ -173,3 +173,13 @@ def test_redis_is_not_loaded_without_coordination() -> None:
     out = subprocess.run([sys.executable, "-c", NO_REDIS_PROBE], capture_output=True, text=True,
                          check=True, timeout=60)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_whole_set_task_index_is_kept_only_with_coordination() -> None:
+    """Without coordination every task is polled here and found through the poller, so the
+    second (api, task id) index of the whole set holds nothing (80 B a target, issue 16)."""
+    exporter = build_exporter({"targets": [{"task_id": f"t{i}"} for i in range(5)]})
+    assert exporter._task_index == {}
+    assert exporter._find_task("ai_transcription", "t3") == (
+        "ai_transcription", "ap-guangzhou", "t3", "", "")
+    assert exporter._find_task("ai_transcription", "t9") is None

@@ -117,7 +117,7 @@ class Exporter:
         self.poller = Poller(config, self._describe, self.store, self.budget, clock)
         self.revision = revision()
         self._all_targets: list[Target] = []  # the whole (shard's) set; the poller gets ours
-        self._task_index: dict[tuple[str, str], tuple[str, ...]] = {}  # of _all_targets
+        self._task_index: dict[tuple[str, str], tuple[str, ...]] = {}  # of _all_targets (HA)
         self._tail = CollectorRegistry(auto_describe=True)  # what follows the task families
         self.exposition = self._register_collectors(api_registry, clock, keyring is not None)
         self.webhook: WebhookHub | None = None
@@ -262,7 +262,9 @@ class Exporter:
                         log.info("capacity plan: %s", line.summary())
             self._prepare(targets, config)
             self._all_targets = merged
-            self._task_index = {(t.api, t.task_id): t.key for t in merged if t.task_id}
+            # read only with coordination (tasks polled by another replica): 80 B a target
+            self._task_index = {} if self.cluster is None else {
+                (t.api, t.task_id): t.key for t in merged if t.task_id}
             self.poller.set_targets(targets, config)
 
     def _plan_share(self) -> float:
