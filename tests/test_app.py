@@ -163,13 +163,15 @@ creds = StaticProvider(Credentials(Secret("id"), Secret("key")), "env")
 exporter = Exporter(parse_config({"targets": [{"task_id": "t"}]}), creds)
 b"".join(exporter.exposition.render(generate_latest))
 print(sorted(m for m in sys.modules
-             if m == "redis" or m.startswith(("redis.", "trtc_exporter.coordination."))))
+             if m in ("redis", "sqlite3")
+             or m.startswith(("redis.", "trtc_exporter.coordination."))))
 """
 
 
-def test_redis_is_not_loaded_without_coordination() -> None:
-    """Building and rendering an exporter without ``coordination:`` never imports redis-py or
-    the coordination modules (they cost about 9 MB of RSS, issue 16)."""
+def test_redis_and_sqlite_are_not_loaded_without_coordination_or_stores() -> None:
+    """Building and rendering an exporter without ``coordination:``, registrations or callback
+    forwarding never imports redis-py, the coordination modules (about 9 MB of RSS) or sqlite3
+    (about 1 MB; issue 16)."""
     out = subprocess.run([sys.executable, "-c", NO_REDIS_PROBE], capture_output=True, text=True,
                          check=True, timeout=60)
     assert out.stdout.strip().splitlines()[-1] == "[]"
