@@ -7,6 +7,7 @@ import gc
 import itertools
 import threading
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -386,3 +387,131 @@ def test_past_grants_are_let_go() -> None:
     for _ in range(2000):  # 100 s at the full rate
         clock.advance(limiter.reserve())
     assert _live_grants() - before < 100  # about two windows' worth, not 2 000
+
+
+def grant_ahead_times(limiter: RateLimiter, clock: FakeClock, count: int,
+                      write_lag: float = 0.0) -> list[float]:
+    """A dispatcher's loop: sleep until the limiter may grant ahead, take the grant, and hand it
+    to a sender that writes ``write_lag`` seconds later (reported through :meth:`ahead` and
+    :meth:`sent` in this thread); the grants' write times."""
+    written = []
+    while len(written) < count:
+        grant = limiter.grant_ahead()
+        if not isinstance(grant, Grant):
+            clock.advance(grant)
+            continue
+        clock.advance(write_lag)
+        with limiter.ahead(grant, 0.0):
+            limiter.acquire()
+            limiter.sent()
+        written.append(grant.time)
+    return written
+
+
+@settings(max_examples=50, deadline=None)
+@given(rate=st.integers(min_value=1, max_value=50), lag_ms=st.integers(min_value=0, max_value=5))
+def test_grants_ahead_keep_the_window_and_use_the_budget(rate: int, lag_ms: int) -> None:
+    """Granting ahead to another thread that writes up to 5 ms later (a thread hand-off) keeps
+    every 1 s window within the rate, counted from the writes, and still uses at least 97 % of
+    it under a backlog."""
+    clock = FakeClock(0.0, auto_advance=False)
+    limiter = RateLimiter(rate, clock, confirm_sends=True)
+    writes = grant_ahead_times(limiter, clock, rate * 10, write_lag=lag_ms / 1000)
+    assert max_in_window(writes) <= rate
+    assert (len(writes) - 1) / (writes[-1] - writes[0]) >= 0.97 * rate
+
+
+def test_a_grant_ahead_is_taken_by_the_senders_acquire_without_a_wait() -> None:
+    """The thread handed a grant gets it from acquire at once, with the wait it was handed,
+    and no second slot is reserved for it."""
+    clock = FakeClock(0.0, auto_advance=False)
+    limiter = RateLimiter(2, clock, guard=0.0, confirm_sends=True)
+    grant = limiter.grant_ahead()
+    assert isinstance(grant, Grant)
+    with limiter.ahead(grant, 0.25):
+        assert limiter.acquire() == 0.25
+    assert abs(limiter.free_in() - 0.5) < 1e-9  # only the one grant counts
+
+
+def test_grant_ahead_tells_the_wait_instead_of_reserving() -> None:
+    """While the window is busy, grant_ahead returns the seconds to the next slot and reserves
+    nothing: asking again later grants that same slot."""
+    clock = FakeClock(0.0, auto_advance=False)
+    limiter = RateLimiter(2, clock, guard=0.0)
+    assert isinstance(limiter.grant_ahead(), Grant)
+    assert limiter.grant_ahead() == 0.5
+    assert limiter.grant_ahead() == 0.5
+    clock.advance(0.5)
+    assert isinstance(limiter.grant_ahead(), Grant)
+
+
+def test_a_grant_ahead_never_taken_frees_its_window() -> None:
+    """A grant whose poll ended before its request (target removed) counts from its grant
+    time: it does not hold the grant a window later until some report that never comes."""
+    clock = FakeClock(0.0, auto_advance=False)
+    limiter = RateLimiter(1, clock, guard=0.0, confirm_sends=True)
+    grant = limiter.grant_ahead()
+    assert isinstance(grant, Grant)
+    with limiter.ahead(grant, 0.0):
+        pass  # never acquired: nothing was sent
+    clock.advance(1.0)
+    assert isinstance(limiter.grant_ahead(), Grant)
+
+
+def test_an_unwritten_grant_ahead_blocks_the_next_window() -> None:
+    """Granting ahead keeps the write rule: a grant handed out but not written yet holds the
+    grant a window later, however long it takes."""
+    clock = FakeClock(0.0, auto_advance=False)
+    limiter = RateLimiter(1, clock, guard=0.0, confirm_sends=True)
+    grant = limiter.grant_ahead()
+    assert isinstance(grant, Grant)
+    clock.advance(5.0)
+    assert not isinstance(limiter.grant_ahead(), Grant)
+    with limiter.ahead(grant, 0.0):
+        limiter.acquire()
+        limiter.sent()  # written at 5.0
+    assert limiter.free_in() == 1.0
+
+
+def test_a_late_write_does_not_add_up_in_the_spacing() -> None:
+    """The 1/rate spacing is planned from grants: a request written 0.1 s after its grant does
+    not push the next grant 0.1 s back (only the window a whole rate later counts from writes),
+    so a dispatcher's hand-off delay does not cost budget at every request."""
+    clock = FakeClock(0.0, auto_advance=False)
+    limiter = RateLimiter(2, clock, guard=0.0, confirm_sends=True)
+    grant = limiter.grant_ahead()
+    assert isinstance(grant, Grant)
+    clock.advance(0.1)
+    with limiter.ahead(grant, 0.0):
+        limiter.acquire()
+        limiter.sent()  # written at 0.1
+    assert abs(limiter.free_in() - 0.4) < 1e-9  # the next at 0.5, not 0.6
+
+
+def test_a_dispatcher_waking_late_each_time_keeps_the_rate() -> None:
+    """Woken 5 ms after each slot (a loaded machine), a dispatcher granting ahead still grants
+    at the planned pace: lateness does not add up into the spacing."""
+    clock = FakeClock(0.0, auto_advance=False)
+    limiter = RateLimiter(20, clock, confirm_sends=True)
+    times = []
+    while len(times) < 200:
+        grant = limiter.grant_ahead()
+        if not isinstance(grant, Grant):
+            clock.advance(grant + 0.005)
+            continue
+        with limiter.ahead(grant, 0.0):
+            limiter.acquire()
+            limiter.sent()
+        times.append(grant.time)
+    assert (len(times) - 1) / (times[-1] - times[0]) >= 0.97 * 20
+    assert max_in_window(times) <= 20
+
+
+def test_after_a_stall_grants_do_not_burst_to_catch_up() -> None:
+    """A dispatcher back after a 2 s stall gets one grant at once, then the spacing again."""
+    clock = FakeClock(0.0, auto_advance=False)
+    limiter = RateLimiter(20, clock)
+    assert isinstance(limiter.grant_ahead(), Grant)
+    clock.advance(2.0)
+    assert isinstance(limiter.grant_ahead(), Grant)
+    assert limiter.grant_ahead() == pytest.approx(0.05)

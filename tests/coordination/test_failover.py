@@ -190,3 +190,11 @@ def test_a_failed_heartbeat_extends_the_lease(own_redis: RedisProcess) -> None:
     coordinator.tick()
     assert link.up is False
     assert link.lease_end == pytest.approx(clock.monotonic() + 3.0)
+
+
+def test_the_shared_limiter_never_grants_ahead(redis_server: RedisProcess) -> None:
+    """A shared start is granted only to the thread that sends it (its write report goes to
+    Redis from that thread), so the poller's dispatcher gets no token and no slot time."""
+    _, _, limiter = _cut_off(redis_server, FakeClock(1000.0), Keys("t"))
+    assert limiter.grant_ahead() is None
+    assert limiter.free_in() is None

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from trtc_exporter.api.budget import Budget
+from trtc_exporter.api.budget import Budget, RateLimiter
 from trtc_exporter.api.outcome import Outcome
 from trtc_exporter.clock import FakeClock
 from trtc_exporter.config.model import Config, ScheduleConfig
@@ -410,3 +410,107 @@ def test_changing_targets_keeps_their_state_and_plans_like_a_whole_set() -> None
     assert task(999).key not in {t.key for t in poller.targets()}
     assert poller.demand == pytest.approx(whole.demand)
     assert poller.stretch == pytest.approx(whole.stretch)
+
+
+def _handed(poller: Poller, action: str = AI) -> list[tuple[tuple[str, ...], object]]:
+    """The jobs the dispatcher queued for a lane's workers (no worker threads run here)."""
+    lane = poller._lanes.get(action)
+    jobs = []
+    while lane is not None and not lane.empty():
+        jobs.append(lane.get_nowait())
+    return jobs
+
+
+def two_targets_half_a_second_apart(confirm_sends: bool = False
+                                    ) -> tuple[Poller, FakeClock, Budget]:
+    """Two targets 0.5 s apart in a 1 s interval on a 20 req/s budget, the clock at the first
+    one's due time."""
+    clock = FakeClock(1000.0)
+    budget = Budget({AI: 20.0, CLOUD: 20.0}, clock, confirm_sends=confirm_sends)
+    poller = Poller(Config(poll_interval=1.0), FakeApi(clock), StateStore(), budget, clock)
+    poller.set_targets([task(0), task(1)])
+    poller.mark_started()
+    first = min(poller.due_time(t.key) or 0.0 for t in (task(0), task(1)))
+    clock.advance(max(0.0, first - clock.monotonic()))
+    return poller, clock, budget
+
+
+def test_the_dispatcher_hands_each_target_out_with_its_token_and_sleeps_until_the_next_slot(
+) -> None:
+    """A due target goes to a worker with a token granted by the dispatcher; a target due
+    before the lane's next free slot (here, behind a throttle's pause) waits for that slot in
+    the dispatcher, so the dispatcher's next wake is the slot (one wake per request), not the
+    target's due time."""
+    poller, clock, budget = two_targets_half_a_second_apart()
+    assert poller.dispatch() == pytest.approx(0.5)  # the second target's due time
+    jobs = _handed(poller)
+    assert len(jobs) == 1 and jobs[0][1] is not None
+    budget.limiter(AI).on_throttled(sent_at=clock.monotonic())  # no limit stated: pause 1 s
+    assert poller.dispatch() == pytest.approx(1.0)  # the pause's end, not the due time
+    assert _handed(poller) == []
+    clock.advance(1.0)
+    assert poller.dispatch() == pytest.approx(1.0)  # nothing else waits
+    jobs = _handed(poller)
+    assert len(jobs) == 1
+    ticket = jobs[0][1]
+    assert isinstance(ticket, tuple)
+    assert ticket[2] == pytest.approx(0.5)  # waited from its due time to the slot
+
+
+def test_a_polls_first_attempt_takes_the_token_the_dispatcher_granted() -> None:
+    """The worker's first acquire returns at once with the dispatcher's grant and its wait; no
+    second slot is reserved for the same request."""
+    poller, _, budget = two_targets_half_a_second_apart()
+    limiter = budget.limiter(AI)
+    waits: list[float] = []
+
+    def poll(target: Target, cancel: threading.Event) -> Outcome:
+        waits.append(limiter.acquire(cancel))
+        return Outcome(TaskStatus("InProgress", "InProgress", 1.0, target.task_id, "", "r"), 1,
+                       0.01)
+
+    poller._poll = poll  # the client's describe acquires first, as this does
+    poller.dispatch()
+    (key, ticket), = _handed(poller)
+    poller.poll_one(key, ticket)  # type: ignore[arg-type]
+    assert waits == [0.0]
+    assert limiter.free_in() == pytest.approx(0.05)  # one grant counted, not two
+
+
+def test_a_target_removed_while_its_token_waits_gives_the_slot_back() -> None:
+    """A job whose target was removed before its poll releases its token unused: the lane's
+    window a whole rate later is not held up by a request that was never sent."""
+    poller, clock, budget = two_targets_half_a_second_apart(confirm_sends=True)
+    poller.dispatch()
+    (key, ticket), = _handed(poller)
+    poller.remove_targets([key])
+    poller.poll_one(key, ticket)  # type: ignore[arg-type]
+    for _ in range(19):  # the rest of the window
+        clock.advance(budget.limiter(AI).reserve())
+    clock.advance(1.0)
+    assert budget.limiter(AI).free_in() == 0.0  # without the release: held until a report
+
+
+class SenderOnlyLimiter(RateLimiter):
+    """Grants only to the sending thread, as the shared Redis limiter does."""
+
+    def grant_ahead(self) -> None:  # type: ignore[override]
+        return None
+
+    def free_in(self) -> None:  # type: ignore[override]
+        return None
+
+
+def test_a_limiter_that_grants_only_to_senders_gets_targets_at_their_due_time() -> None:
+    """With a limiter that never grants ahead (the shared one), due targets go to the workers
+    without a token, at their due time, and the workers acquire as before."""
+    clock = FakeClock(1000.0)
+    budget = Budget({AI: 20.0, CLOUD: 20.0}, clock,
+                    factory=lambda lane, rate: SenderOnlyLimiter(rate, clock, name=lane))
+    poller = Poller(Config(poll_interval=1.0), FakeApi(clock), StateStore(), budget, clock)
+    poller.set_targets([task(0), task(1)])
+    dues = sorted(poller.due_time(t.key) or 0.0 for t in (task(0), task(1)))
+    clock.advance(max(0.0, dues[0] - clock.monotonic()))
+    sleep = poller.dispatch()
+    assert [ticket for _, ticket in _handed(poller)] == [None]
+    assert sleep == pytest.approx(dues[1] - clock.monotonic())

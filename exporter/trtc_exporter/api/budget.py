@@ -13,7 +13,8 @@ import math
 import re
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -23,6 +24,7 @@ _LIMIT_HINT = re.compile(r"(?:frequency limit|上限)\s*`(\d+)`")
 _COUNT_HINT = re.compile(r"(?:equals to|每秒请求)\s*`(\d+)`")
 MAX_GUARD = 0.1
 ANCHOR_POLL = 0.002  # how often a grant re-checks an anchor that has not started yet
+LATE_TOLERANCE = 0.5  # spacings: a grant asked for this late keeps the plan (_next_grant)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,10 +84,11 @@ class Cancelled(Exception):
 class Grant:
     """One reserved request start; ``anchor`` is the grant one window's worth of requests back."""
 
-    __slots__ = ("anchor", "sent", "span", "started", "time")
+    __slots__ = ("anchor", "granted", "sent", "span", "started", "time")
 
     def __init__(self, time: float, anchor: Grant | None, span: float) -> None:
-        self.time = time
+        self.time = time  # its start: the grant, then (confirming sends) the write
+        self.granted = time  # its planned start: the next grant is spaced 1/rate after it
         self.anchor = anchor
         self.span = span
         self.started = False  # set when its request really starts (or its wait was cancelled)
@@ -147,6 +150,7 @@ class RateLimiter:
         self._hold = self._policy.hold
         self._confirm = confirm_sends
         self._unsent = threading.local()  # this thread's grant whose write is not reported yet
+        self._ahead = threading.local()  # a grant handed to this thread for its next acquire
 
     @property
     def effective_rate(self) -> float:
@@ -179,6 +183,12 @@ class RateLimiter:
         A cancelled wait raises :class:`Cancelled`: its slot is spent, no request may follow.
         """
         self.sent()  # this thread's previous request, if unreported, is long written
+        ahead: Grant | None = getattr(self._ahead, "grant", None)
+        if ahead is not None:  # granted to a dispatcher for this thread (grant_ahead)
+            self._ahead.grant = None
+            if self._confirm:
+                self._unsent.grant = ahead
+            return float(self._ahead.waited)
         grant, wait = self._reserve()
         started = self._clock.monotonic()
         event = cancel or threading.Event()
@@ -192,13 +202,63 @@ class RateLimiter:
                 now = self._clock.monotonic()
                 wait = grant.earliest() - now
                 if wait <= 1e-9:
-                    grant.time = max(grant.time, now)
+                    self._begin(grant, now)
                     grant.start()
                     grant.sent = not self._confirm
                     break
         if self._confirm:
             self._unsent.grant = grant
         return max(0.0, self._clock.monotonic() - started)
+
+    def grant_ahead(self) -> Grant | float:
+        """A start granted now, to a thread that hands its request to another (the poller's
+        dispatcher): the sending thread takes it with :meth:`ahead`, so the sender never sleeps
+        in :meth:`acquire` (one thread wake fewer per request: docs/performance.md). When the
+        window allows no start now: the seconds until it could (as :meth:`free_in`), nothing
+        reserved. Same rules as :meth:`acquire`: the grant counts from its request's write
+        when confirming sends, and comes after the reservations of waiting threads."""
+        with self._lock:
+            now = self._clock.monotonic()
+            grant, wait = self._peek(now)
+            if wait > 0:
+                return wait
+            self._begin(grant, now)
+            grant.start()
+            grant.sent = not self._confirm
+            self._grants.append(grant)
+            return grant
+
+    def free_in(self) -> float:
+        """Seconds until a start could be granted (0: now), reserving nothing; ``ANCHOR_POLL``
+        while unknown (the grant a window back is not written yet)."""
+        with self._lock:
+            return self._peek(self._clock.monotonic())[1]
+
+    def _begin(self, grant: Grant, now: float) -> None:
+        """The grant starts now, or at its slot if that is later (its window counts from
+        there); its planned start (``granted``, the next grant's spacing) stays."""
+        grant.time = max(grant.time, now)
+
+    def _peek(self, now: float) -> tuple[Grant, float]:
+        self._recover(now)
+        grant = self._next_grant(now)
+        wait = grant.earliest() - now
+        return grant, (ANCHOR_POLL if wait == math.inf else wait if wait > 1e-9 else 0.0)
+
+    @contextmanager
+    def ahead(self, grant: Grant, waited: float) -> Iterator[None]:
+        """Within the block, this thread's next :meth:`acquire` takes ``grant`` (from
+        :meth:`grant_ahead`) at once and returns ``waited`` (seconds the request waited for it).
+        A grant not taken by the end of the block (the poll stopped before its request) is
+        released: it counts from its grant time, so the grant a window later is not held up."""
+        self._ahead.grant, self._ahead.waited = grant, waited
+        try:
+            yield
+        finally:
+            if getattr(self._ahead, "grant", None) is grant:
+                self._ahead.grant = None
+                with self._lock:
+                    grant.sent = True
 
     def sent(self) -> None:
         """The request this thread was last granted has been written (or will never be): its
@@ -217,13 +277,18 @@ class RateLimiter:
         while (self._grants and self._grants[0].started and self._grants[0].sent
                and self._grants[0].time <= now - span - self._window):
             self._grants.popleft()
-        slot = max(now, self._paused_until)
-        if self._grants:
-            slot = max(slot, self._grants[-1].time + 1.0 / self._rate)
+        plan = self._paused_until
+        if self._grants:  # smoothness, planned from grants: a late write does not add up
+            plan = max(plan, self._grants[-1].granted + 1.0 / self._rate)
         anchor = self._grants[-per_window] if len(self._grants) >= per_window else None
         if anchor is not None:
-            slot = max(slot, anchor.time + span)
-        return Grant(slot, anchor, span)
+            plan = max(plan, anchor.time + span)
+        grant = Grant(max(now, plan), anchor, span)
+        if 0 < now - plan <= LATE_TOLERANCE / self._rate:
+            # asked a little after its slot (a dispatcher woken late): the next grant is spaced
+            # from the plan, so lateness does not add up; a longer gap restarts the plan
+            grant.granted = plan
+        return grant
 
     def on_accepted(self, sent_at: float) -> None:
         """A request sent at ``sent_at`` (monotonic s) was not throttled: the server's window
@@ -307,7 +372,8 @@ class RateLimiter:
         slot = until
         for grant in self._grants:
             if not grant.started:
-                grant.time, grant.anchor = slot, None
+                grant.time = grant.granted = slot
+                grant.anchor = None
                 slot += spacing
 
     @property
@@ -369,6 +435,19 @@ class Limiter(Protocol):
     def acquire(self, cancel: threading.Event | None = None) -> float:
         """Block until a token is granted; returns the wait in seconds; raises ``Cancelled`` when
         ``cancel`` is set first."""
+
+    def grant_ahead(self) -> Grant | float | None:
+        """A start granted now for a request another thread will send (see
+        :meth:`RateLimiter.grant_ahead`), else the seconds until one could be; None when this
+        limiter grants only to the sending thread's :meth:`acquire` (the shared limiter)."""
+
+    def free_in(self) -> float | None:
+        """Seconds until a start could be granted ahead (see :meth:`RateLimiter.free_in`); None
+        when this limiter never grants ahead."""
+
+    def ahead(self, grant: Grant, waited: float) -> AbstractContextManager[None]:
+        """The calling thread's next :meth:`acquire` takes ``grant`` (see
+        :meth:`RateLimiter.ahead`)."""
 
     def sent(self) -> None:
         """The calling thread's granted request has been written to the socket (see

@@ -26,10 +26,11 @@ heartbeats lapsed recently (for ``membership.LAPSE``; see :mod:`limiter`).
 from __future__ import annotations
 
 import threading
+from contextlib import AbstractContextManager, nullcontext
 
 import redis
 
-from trtc_exporter.api.budget import AimdPolicy, Cancelled, RateLimiter
+from trtc_exporter.api.budget import AimdPolicy, Cancelled, Grant, RateLimiter
 from trtc_exporter.clock import Clock
 from trtc_exporter.coordination.limiter import SharedRateLimiter
 from trtc_exporter.coordination.link import Link
@@ -106,6 +107,19 @@ class FailoverLimiter:
             raise Cancelled
         self._local_share().acquire(event)
         return not self._link.up
+
+    def grant_ahead(self) -> None:
+        """None: a shared start is granted only to the thread that sends it (the Redis script
+        records that thread's write report), so the poller's worker acquires it itself."""
+        return None
+
+    def free_in(self) -> None:
+        """None: see :meth:`grant_ahead`."""
+        return None
+
+    def ahead(self, grant: Grant, waited: float) -> AbstractContextManager[None]:
+        """Nothing to take: :meth:`grant_ahead` never grants (the Limiter protocol's seam)."""
+        return nullcontext()
 
     def sent(self) -> None:
         """The calling thread's request was written: told to whichever limiter granted it (each

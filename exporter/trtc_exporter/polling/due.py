@@ -61,6 +61,11 @@ class Schedule:
         self._drop_stale()
         return self._heap[0][0] if self._heap else None
 
+    def peek(self) -> tuple[float, Key] | None:
+        """The earliest (due time, key), left in place; None when nothing is scheduled."""
+        self._drop_stale()
+        return (self._heap[0][0], self._heap[0][2]) if self._heap else None
+
     def pop_due(self, now: float, limit: int | None = None) -> list[tuple[Key, float]]:
         """Keys whose time has come with their due time, earliest first (nobody starves)."""
         out: list[tuple[Key, float]] = []

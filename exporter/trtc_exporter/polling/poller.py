@@ -4,6 +4,15 @@ A dispatcher thread moves due targets into one lane per API action (per account 
 ``accounts:``, see ``Target.lane``); each lane has its own workers and its own budget, so a
 saturated 1.0 budget never delays a 2.0 poll. A target is never queued twice (no pile-up): it
 is rescheduled only when its poll has finished.
+
+The dispatcher hands a due target to a worker together with its first budget token when the
+lane's limiter grants ahead (``Limiter.grant_ahead``: the local limiter does). It wakes once per
+request, at the later of the due time and the lane's next free budget slot (a target due before
+that slot is taken from the schedule early and waits for the slot in the dispatcher), so
+neither it nor the worker sleeps twice: two thread wakes fewer per request than a dispatcher
+waking at the due time and a worker sleeping in the limiter until the slot (docs/performance.md,
+issue 16 goal 5). First due, first served; retries still take their tokens in the worker, and a
+shared (Redis) limiter, which never grants ahead, is asked by the worker as before.
 """
 
 from __future__ import annotations
@@ -12,10 +21,12 @@ import logging
 import math
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 
-from trtc_exporter.api.budget import Budget
+from trtc_exporter.api.budget import Budget, Grant, Limiter
 from trtc_exporter.api.outcome import Outcome
 from trtc_exporter.clock import Clock, MonoSeconds
 from trtc_exporter.config.model import Config
@@ -36,6 +47,8 @@ from trtc_exporter.target import Target
 
 log = logging.getLogger("trtc_exporter.scheduler")  # caller= stays as before
 PollFn = Callable[[Target, threading.Event], Outcome]
+Ticket = tuple[Limiter, Grant, float]  # a token granted ahead: its limiter, grant, seconds waited
+Job = tuple[Key, Ticket | None]
 
 
 @dataclass(slots=True)
@@ -65,7 +78,8 @@ class Poller:
         self._schedule = Schedule()
         self._targets: dict[Key, Target] = {}
         self._retired: set[Key] = set()
-        self._lanes: dict[str, queue.Queue[Key | None]] = {}
+        self._lanes: dict[str, queue.Queue[Job | None]] = {}
+        self._waiting: dict[str, deque[Key]] = {}  # due, waiting in the dispatcher for a token
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
         self._stretch: dict[str, float] = {}
@@ -320,10 +334,10 @@ class Poller:
         dispatcher.start()
         self._threads.append(dispatcher)
 
-    def _ensure_lane(self, action: str) -> queue.Queue[Key | None]:
+    def _ensure_lane(self, action: str) -> queue.Queue[Job | None]:
         if action in self._lanes:
             return self._lanes[action]
-        lane: queue.Queue[Key | None] = queue.Queue()
+        lane: queue.Queue[Job | None] = queue.Queue()
         self._lanes[action] = lane
         rate = self._budget.limiter(action).configured_rate
         workers = min(64, max(4, math.ceil(rate * 1.5)))
@@ -348,9 +362,74 @@ class Poller:
 
     def _dispatch_loop(self) -> None:
         while not self._stop.is_set():
-            for key, action in self.take_due():
-                self._ensure_lane(action).put(key)
-            self._clock.wait(self._stop, self.seconds_to_next_due())
+            self._clock.wait(self._stop, self.dispatch())
+
+    def dispatch(self) -> float:
+        """Move due targets to their lanes' workers, each with a token when its limiter grants
+        ahead; returns the seconds the dispatcher may sleep (until the next due target or the
+        next free slot of a lane with targets waiting, at most 1 s). Public so tests can drive
+        the dispatcher on a fake clock."""
+        self._wait_in_line(self.take_due())
+        for lane, keys in self._waiting.items():
+            self._hand_out(lane, keys)
+        # after the hand-outs moved the lanes' next free slots
+        self._wait_in_line(self._take_before_slot())
+        sleep = self.seconds_to_next_due()
+        for lane, keys in self._waiting.items():
+            sleep = min(sleep, self._hand_out(lane, keys))
+        return sleep
+
+    def _wait_in_line(self, due: list[tuple[Key, str]]) -> None:
+        for key, lane in due:
+            self._waiting.setdefault(lane, deque()).append(key)
+
+    def _limiter(self, lane: str) -> Limiter | None:
+        """The lane's limiter; None for a lane the budget no longer has (an account removed by
+        a reload while its targets wait): the worker's poll then reports it, as before."""
+        try:
+            return self._budget.limiter(lane)
+        except KeyError:
+            return None
+
+    def _take_before_slot(self) -> list[tuple[Key, str]]:
+        """Targets due before their lane's next free budget slot, taken from the schedule now
+        (their due time kept): they cannot start before the slot anyway, so the dispatcher
+        sleeps until the slot instead of waking at the due time to find the budget busy."""
+        taken: list[tuple[Key, str]] = []
+        with self._lock:
+            now = self._clock.monotonic()
+            while (head := self._schedule.peek()) is not None:
+                due, key = head
+                lane = self._targets[key].lane
+                limiter = self._limiter(lane)
+                free = limiter.free_in() if limiter is not None else None
+                if free is None or due > now + free:
+                    break
+                self._schedule.hold(key)
+                self._due_of[key] = due
+                taken.append((key, lane))
+        return taken
+
+    def _hand_out(self, lane: str, keys: deque[Key]) -> float:
+        """Hand a lane's waiting targets to its workers while its limiter grants ahead; the
+        seconds until it may grant again (1 s when nothing waits)."""
+        work = self._ensure_lane(lane)
+        while keys:
+            key = keys[0]
+            if key not in self._targets:  # removed while waiting: no token spent on it
+                keys.popleft()
+                continue
+            limiter = self._limiter(lane)
+            grant = limiter.grant_ahead() if limiter is not None else None
+            if limiter is None or grant is None:  # only the sender is granted: it acquires
+                work.put((keys.popleft(), None))
+                continue
+            if not isinstance(grant, Grant):
+                return grant
+            keys.popleft()
+            waited = max(0.0, self._clock.monotonic() - self._due_of.get(key, math.inf))
+            work.put((key, (limiter, grant, waited)))
+        return 1.0
 
     def take_due(self) -> list[tuple[Key, str]]:
         """Targets whose time has come (with their action), replanning at most once a second."""
@@ -372,15 +451,23 @@ class Poller:
             nxt = self._schedule.next_due()
             return 1.0 if nxt is None else min(1.0, max(0.0, nxt - self._clock.monotonic()))
 
-    def _work(self, lane: queue.Queue[Key | None]) -> None:
+    def _work(self, lane: queue.Queue[Job | None]) -> None:
         while not self._stop.is_set():
-            key = lane.get()
-            if key is None:
+            job = lane.get()
+            if job is None:
                 return
-            self.poll_one(key)
+            self.poll_one(*job)
 
-    def poll_one(self, key: Key) -> None:
-        """Poll one target now and reschedule it; public so tests can drive polls by hand."""
+    def poll_one(self, key: Key, ticket: Ticket | None = None) -> None:
+        """Poll one target now and reschedule it; public so tests can drive polls by hand.
+        ``ticket``: its first token, granted ahead by the dispatcher (released unused when the
+        target is gone)."""
+        limiter, grant, waited = ticket or (None, None, 0.0)
+        with (limiter.ahead(grant, waited) if limiter is not None and grant is not None
+              else nullcontext()):
+            self._poll_one(key)
+
+    def _poll_one(self, key: Key) -> None:
         with self._lock:
             target = self._targets.get(key)
             held = self._schedule.hold(key)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import selectors
 import socket
 import ssl
@@ -42,7 +43,6 @@ from trtc_exporter.web.toolkit.framing import (
 
 log = logging.getLogger("trtc_exporter.httpserver")
 
-_SWEEP_SECONDS = 0.1
 MAX_CONNECTIONS = 512
 """Default cap of open connections per listener (``--web.max-connections``)."""
 
@@ -129,16 +129,13 @@ class ConnectionLoop:
         self._selector.register(self._listener, selectors.EVENT_READ, None)
         self._selector.register(self._wake_r, selectors.EVENT_READ, None)
         self._stopped.clear()
-        next_sweep = 0.0
+        wait = 0.0
         try:
             while not self._stopping.is_set():
-                for key, events in self._selector.select(min(poll_interval, _SWEEP_SECONDS)):
+                for key, events in self._selector.select(min(poll_interval, wait)):
                     self._event(key, events)
                 self._take_back()
-                now = self._clock.monotonic()
-                if now >= next_sweep:
-                    self._sweep(now)
-                    next_sweep = now + _SWEEP_SECONDS
+                wait = self._sweep(self._clock.monotonic())
         finally:
             for sock in (self._listener, self._wake_r):
                 with contextlib.suppress(KeyError, ValueError):
@@ -343,12 +340,18 @@ class ConnectionLoop:
             if conn.buffer or _pending(conn.sock):
                 self._advance(conn)
 
-    def _sweep(self, now: float) -> None:
+    def _sweep(self, now: float) -> float:
+        """Close the connections past their deadline; the seconds until the next deadline
+        (inf when none). The loop sleeps exactly that long: an idle exporter's web thread
+        wakes only for connections and their deadlines, not on a fixed tick (issue 16:
+        the 10 Hz tick was half a thread wake per API request at full budget)."""
         with self._lock:
-            late = [c for c in self._conns if c.stage is not Stage.BUSY and c.deadline <= now]
+            waiting = [c for c in self._conns if c.stage is not Stage.BUSY]
+        late = [c for c in waiting if c.deadline <= now]
         for conn in late:
             log.debug("connection from %s timed out (%s)", conn.peer[0], conn.stage.name.lower())
             self._drop(conn)
+        return min((c.deadline - now for c in waiting if c.deadline > now), default=math.inf)
 
     def _drop(self, conn: Connection) -> None:
         with self._lock:
