@@ -33,6 +33,7 @@ def test_no_glibc_means_no_library_and_no_calls() -> None:
     skipped = Allocator(None)
     assert not skipped.active
     assert skipped.limit_arenas({}) is False
+    assert skipped.fix_mmap_threshold({}) is False
     assert skipped.trim() is False
 
 
@@ -48,6 +49,14 @@ def test_limit_arenas_calls_mallopt_unless_the_operator_set_the_variable() -> No
     """mallopt succeeds (returns 1) with no MALLOC_ARENA_MAX; the variable set skips the call."""
     assert PROCESS.limit_arenas({}) is True
     assert PROCESS.limit_arenas({"MALLOC_ARENA_MAX": "4"}) is False
+
+
+@glibc_only
+def test_fix_mmap_threshold_calls_mallopt_unless_the_operator_set_the_variable() -> None:
+    """mallopt(M_MMAP_THRESHOLD) succeeds with no MALLOC_MMAP_THRESHOLD_; the variable set skips
+    the call (glibc has applied the operator's value)."""
+    assert PROCESS.fix_mmap_threshold({}) is True
+    assert PROCESS.fix_mmap_threshold({"MALLOC_MMAP_THRESHOLD_": "65536"}) is False
 
 
 @glibc_only

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -146,3 +148,40 @@ def _account_labels(accounts: bool) -> dict[str, set[bool]]:
 def test_the_account_label_exists_only_with_accounts(accounts: bool) -> None:
     """Budget, API and usage families carry ``account`` exactly when ``accounts:`` is set."""
     assert _account_labels(accounts) == {group: {accounts} for group in FAMILY_GROUPS}
+
+
+NO_REDIS_PROBE = """
+import sys
+from prometheus_client import generate_latest
+from trtc_exporter.api.credentials import Credentials, StaticProvider
+from trtc_exporter.app import Exporter
+from trtc_exporter.cli import main  # noqa: F401 - the console script's imports, all of them
+from trtc_exporter.config.model import parse_config
+from trtc_exporter.secret import Secret
+
+creds = StaticProvider(Credentials(Secret("id"), Secret("key")), "env")
+exporter = Exporter(parse_config({"targets": [{"task_id": "t"}]}), creds)
+b"".join(exporter.exposition.render(generate_latest))
+print(sorted(m for m in sys.modules
+             if m in ("redis", "sqlite3")
+             or m.startswith(("redis.", "trtc_exporter.coordination."))))
+"""
+
+
+def test_redis_and_sqlite_are_not_loaded_without_coordination_or_stores() -> None:
+    """Building and rendering an exporter without ``coordination:``, registrations or callback
+    forwarding never imports redis-py, the coordination modules (about 9 MB of RSS) or sqlite3
+    (about 1 MB; issue 16)."""
+    out = subprocess.run([sys.executable, "-c", NO_REDIS_PROBE], capture_output=True, text=True,
+                         check=True, timeout=60)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_whole_set_task_index_is_kept_only_with_coordination() -> None:
+    """Without coordination every task is polled here and found through the poller, so the
+    second (api, task id) index of the whole set holds nothing (80 B a target, issue 16)."""
+    exporter = build_exporter({"targets": [{"task_id": f"t{i}"} for i in range(5)]})
+    assert exporter._task_index == {}
+    assert exporter._find_task("ai_transcription", "t3") == (
+        "ai_transcription", "ap-guangzhou", "t3", "", "")
+    assert exporter._find_task("ai_transcription", "t9") is None

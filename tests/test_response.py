@@ -81,6 +81,15 @@ def test_unknown_status_is_not_an_api_state() -> None:
     assert (result.status, result.raw_status) == ("Unknown", "Hibernating")
 
 
+def test_a_known_status_is_one_shared_string() -> None:
+    """Two answers' "InProgress" parse to the same string object (records of 10 000 targets
+    share it instead of keeping one copy each)."""
+    body = json.dumps({"Response": {"Status": "InProgress", "RequestId": "r"}}).encode()
+    first, second = parse_response(AI, body), parse_response(AI, body)
+    assert isinstance(first, TaskStatus) and isinstance(second, TaskStatus)
+    assert first.status == "InProgress" and first.status is second.status
+
+
 def test_generation_specific_states() -> None:
     """Exited is a 2.0 state; in a 1.0 answer it is Unknown, and Preparing is 1.0 only."""
     exited = json.dumps({"Response": {"Status": "Exited", "StartTime": 1795514400,

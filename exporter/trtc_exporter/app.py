@@ -10,6 +10,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from prometheus_client import (
     CollectorRegistry,
@@ -28,11 +29,9 @@ from trtc_exporter.checks import check
 from trtc_exporter.clock import SYSTEM_CLOCK, Clock, WallSeconds
 from trtc_exporter.config.coordination import changed_fields
 from trtc_exporter.config.model import Config, account_problem, load_config
-from trtc_exporter.coordination.cluster import Cluster
 from trtc_exporter.errors import ConfigError, counted
 from trtc_exporter.exposition.apps import AppCollector
 from trtc_exporter.exposition.body import Exposition, Section
-from trtc_exporter.exposition.coordination import CoordinationCollector
 from trtc_exporter.exposition.dropped import DroppedCollector
 from trtc_exporter.exposition.fragments import TaskFragments
 from trtc_exporter.exposition.health import BudgetPollerCollector
@@ -59,6 +58,9 @@ from trtc_exporter.webhook.forward_store import ForwardStorageError
 from trtc_exporter.webhook.hub import WebhookHub
 from trtc_exporter.webhook.keys import KeyRing
 from trtc_exporter.webhook.silence import SilenceRule
+
+if TYPE_CHECKING:  # imported when coordination is configured: redis-py costs ~9 MB of RSS
+    from trtc_exporter.coordination.cluster import Cluster
 
 log = logging.getLogger(__name__)
 # _created series double the counter output and no dashboard of ours uses them
@@ -97,8 +99,7 @@ class Exporter:
         self.labelled = bool(config.accounts)
         self.drops = DropCounter()  # targets left out of answers, by reason
         self.storage_errors = StorageErrors()  # faults of the stores, by store
-        self.cluster = (Cluster(config.coordination, redis_password, clock, drops=self.drops,
-                                faults=self.storage_errors)
+        self.cluster = (self._cluster(config, redis_password)
                         if config.coordination.enabled else None)
         self.budget = Budget(budget_rates(config), clock, guard=config.api.rate_guard,
                              confirm_sends=True, factory=None if self.cluster is None else
@@ -116,7 +117,7 @@ class Exporter:
         self.poller = Poller(config, self._describe, self.store, self.budget, clock)
         self.revision = revision()
         self._all_targets: list[Target] = []  # the whole (shard's) set; the poller gets ours
-        self._task_index: dict[tuple[str, str], tuple[str, ...]] = {}  # of _all_targets
+        self._task_index: dict[tuple[str, str], tuple[str, ...]] = {}  # of _all_targets (HA)
         self._tail = CollectorRegistry(auto_describe=True)  # what follows the task families
         self.exposition = self._register_collectors(api_registry, clock, keyring is not None)
         self.webhook: WebhookHub | None = None
@@ -132,6 +133,13 @@ class Exporter:
         if self.cluster is not None:
             self.poller.set_share(self._plan_share)
         self._apply_targets(config)
+
+    def _cluster(self, config: Config, password: Secret | None) -> Cluster:
+        """The Redis coordination of ``config.coordination`` (enabled). Imported here, not at
+        the top: without coordination redis-py is never loaded (≈ 9 MB of RSS, issue 16)."""
+        from trtc_exporter.coordination.cluster import Cluster
+        return Cluster(config.coordination, password, self.clock, drops=self.drops,
+                       faults=self.storage_errors)
 
     def _build_clients(self, config: Config, providers: dict[str, CredentialProvider],
                        http: Transport | None,
@@ -202,6 +210,7 @@ class Exporter:
         ProcessCollector(registry=self._tail)
         PlatformCollector(registry=self._tail)
         if self.cluster is not None:
+            from trtc_exporter.exposition.coordination import CoordinationCollector
             self._tail.register(CoordinationCollector(self.cluster.coordinator))
         for part in (api, TaskCollector(snapshot, clock.time, drops=self.drops),
                      Section(self._tail)):
@@ -253,7 +262,9 @@ class Exporter:
                         log.info("capacity plan: %s", line.summary())
             self._prepare(targets, config)
             self._all_targets = merged
-            self._task_index = {(t.api, t.task_id): t.key for t in merged if t.task_id}
+            # read only with coordination (tasks polled by another replica): 80 B a target
+            self._task_index = {} if self.cluster is None else {
+                (t.api, t.task_id): t.key for t in merged if t.task_id}
             self.poller.set_targets(targets, config)
 
     def _plan_share(self) -> float:

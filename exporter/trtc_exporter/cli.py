@@ -142,6 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     signals = Signals().install()
     allocator.PROCESS.limit_arenas()  # before any thread has an arena (allocator.py: why)
+    allocator.PROCESS.fix_mmap_threshold()  # big blocks mmapped, given back whole
     try:
         return _main(argv, signals)
     except StopDuringStartup as stop:

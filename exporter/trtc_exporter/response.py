@@ -150,12 +150,16 @@ def _text(value: object, limit: int = MAX_ID_CHARS) -> str:
 
 
 _warned_statuses: set[str] = set()
+_CANONICAL = {status: status for states in STATES.values() for status in states}
+"""Each known status, to itself: the record keeps this one string instead of the answer's own
+copy (10 000 targets hold the same few values; issue 16)."""
 
 
 def normalise_status(action: str, raw: str) -> str:
-    """Known states pass through; anything else is Unknown, logged once per distinct value."""
+    """Known states pass through (as the one shared string of that state); anything else is
+    Unknown, logged once per distinct value."""
     if raw in STATES.get(action, ()):
-        return raw
+        return _CANONICAL[raw]
     if len(_warned_statuses) < 100 and raw not in _warned_statuses:
         _warned_statuses.add(raw)
         log.warning("unknown task status %r from %s; shown as Unknown", raw[:64], action)

@@ -363,6 +363,20 @@ def test_session_targets_are_found_by_the_task_id_their_polls_resolved() -> None
     assert poller.find_task("ai_transcription", "resolved-7") == session.key
 
 
+def test_the_task_index_finds_tasks_by_api_without_a_tuple_per_target() -> None:
+    """The same TaskId under two APIs names two tasks; the index keys are the targets' own
+    TaskId strings (no (api, task id) tuple per target), and a removed target is forgotten."""
+    ai, cloud = Target(api="ai_transcription", region="ap-guangzhou", task_id="same-id"), \
+        Target(api="cloud_transcription", region="ap-guangzhou", task_id="same-id", sdk_app_id=1)
+    poller, *_ = make([ai, cloud])
+    assert poller.find_task("ai_transcription", "same-id") == ai.key
+    assert poller.find_task("cloud_transcription", "same-id") == cloud.key
+    assert next(iter(poller._by_task["ai_transcription"])) is ai.task_id
+    poller.remove_targets([ai.key])
+    assert poller.find_task("ai_transcription", "same-id") is None
+    assert poller.find_task("cloud_transcription", "same-id") == cloud.key
+
+
 def test_adding_and_removing_targets_plans_like_a_whole_set() -> None:
     """add_targets/remove_targets reach the demand, stretch and schedule that set_targets does."""
     whole, _, _, _ = make([task(i) for i in range(300)], rate=5.0)

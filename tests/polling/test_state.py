@@ -142,3 +142,19 @@ def test_retarget_gives_records_the_new_target_and_keeps_their_polls() -> None:
     assert state is not None and state.target.labels == (("team", "x"),)
     assert state.status == "InProgress"
     assert store.get(other.key) is None
+
+
+def test_the_resolved_task_id_reuses_the_targets_string() -> None:
+    """An answer naming the target's own TaskId stores the target's string, not the answer's
+    copy; another id is kept as answered, and an answer without one keeps the last."""
+    target = replace(TARGET, task_id="task-one")
+    answered = "".join(["task-", "one"])  # equal to the target's TaskId, another object
+    assert answered is not target.task_id
+    own = Outcome(TaskStatus("InProgress", "InProgress", 1.0, answered, "", "r"), 1, 0.01)
+    state = apply_outcome(TargetState(target), own, 10.0)
+    assert state.resolved_task_id is target.task_id
+    other = Outcome(TaskStatus("InProgress", "InProgress", 1.0, "t-2", "", "r"), 1, 0.01)
+    state = apply_outcome(state, other, 20.0)
+    assert state.resolved_task_id == "t-2"
+    blank = Outcome(TaskStatus("InProgress", "InProgress", 1.0, "", "", "r"), 1, 0.01)
+    assert apply_outcome(state, blank, 30.0).resolved_task_id == "t-2"

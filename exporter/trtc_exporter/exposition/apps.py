@@ -40,7 +40,10 @@ class AppCollector(Collector):
         self._now = now
         self._accounts = accounts
         self._states = states or store.snapshot
-        self._checked: dict[tuple[str, ...], tuple[Target, bool]] = {}
+        # the Target objects found printable / not, by key (a target, not a (target, bool)
+        # pair: 56 B less a target at 10 000 targets, issue 16)
+        self._checked: tuple[dict[tuple[str, ...], Target], dict[tuple[str, ...], Target]] = ({},
+                                                                                           {})
 
     def describe(self) -> Iterator[Metric]:
         """Nothing: ``register()`` then never calls ``collect()`` (client_python's
@@ -54,19 +57,26 @@ class AppCollector(Collector):
     def _printable(self, target: Target) -> bool:
         """printable_target, checked once per Target object (targets are immutable; a scrape
         at 10 000 targets would otherwise spend most of its time here)."""
-        known = self._checked.get(target.key)
-        if known is None or known[0] is not target:
-            known = self._checked[target.key] = (target, printable_target(target))
-        return known[1]
+        good, bad = self._checked
+        key = target.key
+        if good.get(key) is target:
+            return True
+        if bad.get(key) is target:
+            return False
+        printable = printable_target(target)
+        (good if printable else bad)[key] = target
+        (bad if printable else good).pop(key, None)
+        return printable
 
     def _families(self) -> list[Metric]:
         now = self._now()
         tasks = family("trtc_ai_transcription_tasks")
         counts: dict[tuple[str, str, str], dict[str, int]] = {}
         snapshot = self._states()
-        if len(self._checked) > 2 * len(snapshot) + 64:  # forget targets that left
-            self._checked = {s.target.key: self._checked[s.target.key] for s in snapshot
-                             if s.target.key in self._checked}
+        if sum(map(len, self._checked)) > 2 * len(snapshot) + 64:  # forget targets that left
+            keys = {s.target.key for s in snapshot}
+            self._checked = ({k: t for k, t in self._checked[0].items() if k in keys},
+                             {k: t for k, t in self._checked[1].items() if k in keys})
         states = [s for s in snapshot if self._printable(s.target)]
         for state in states:  # the families are sorted below: no need to sort 10 000 states
             per_app = counts.get(app_key := state.app_key)

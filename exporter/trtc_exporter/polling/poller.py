@@ -89,7 +89,8 @@ class Poller:
         self._last_plan = -1.0
         self._due_of: dict[Key, float] = {}
         self._share: Callable[[], float] = lambda: 1.0  # fraction of each lane's budget to plan
-        self._by_task: dict[tuple[str, str], Key] = {}  # (api, task_id) -> key, for callbacks
+        # api -> task_id -> key, for callbacks (nested: no (api, task_id) tuple per target)
+        self._by_task: dict[str, dict[str, Key]] = {}
         self._soon: set[Key] = set()  # confirm by a poll as soon as the current one is done
         self.stats = PollerStats(last_progress=clock.time())
         self.failures = FailureLog(clock)
@@ -180,9 +181,10 @@ class Poller:
                 if target is None:
                     continue
                 self._stretch_locked({self._shift_demand(self._state_of_target(target), -1.0)})
-                task = (key[0], target.task_id or self._resolved_id(key))
-                if self._by_task.get(task) == key:
-                    del self._by_task[task]
+                tasks = self._by_task.get(key[0], {})
+                task_id = target.task_id or self._resolved_id(key)
+                if tasks.get(task_id) == key:
+                    del tasks[task_id]
                 self._schedule.remove(key)
                 self._due_of.pop(key, None)
                 self._cycle_pending.discard(key)
@@ -259,7 +261,7 @@ class Poller:
     def find_task(self, api: str, task_id: str) -> Key | None:
         """The key of the polled target watching this task id of this API, if any."""
         with self._lock:
-            return self._by_task.get((api, task_id))
+            return self._by_task.get(api, {}).get(task_id)
 
     def _resolved_id(self, key: Key) -> str:
         state = self._store.get(key)
@@ -268,7 +270,7 @@ class Poller:
     def _index_task_locked(self, key: Key, task_id: str) -> None:
         """Callbacks name tasks by TaskId: index session targets by the TaskId polls found."""
         if task_id:
-            self._by_task.setdefault((key[0], task_id), key)
+            self._by_task.setdefault(key[0], {}).setdefault(task_id, key)
 
     def observe(self, key: Key, *, ended: str | None = None, change_time: float | None = None,
                 sentence_time: float | None = None, confirm: bool = False) -> bool:

@@ -97,13 +97,21 @@ def apply_outcome(prev: TargetState, outcome: Outcome, now: WallSeconds) -> Targ
     if isinstance(result, TaskStatus):
         return _with_status(polled, result.status, now, poll_success=True, last_success=now,
                             last_error_code="", start_time=result.start_time,
-                            resolved_task_id=result.task_id or prev.resolved_task_id,
+                            resolved_task_id=_resolved(result.task_id, prev),
                             seen=True, not_found_streak=0)
     if result.code in NOT_FOUND_CODES:
         return _with_status(polled, NOT_FOUND, now, poll_success=True,
                             last_error_code=result.code,
                             not_found_streak=prev.not_found_streak + 1)
     return replace(polled, poll_success=False, last_error_code=result.code)
+
+
+def _resolved(answered: str, prev: TargetState) -> str:
+    """The task id an answer named, as a string the record already holds when equal (the
+    target's own TaskId, or the last answer's): one string per target, not one per poll."""
+    if not answered or answered == prev.resolved_task_id:
+        return prev.resolved_task_id
+    return prev.target.task_id if answered == prev.target.task_id else answered
 
 
 def apply_event(prev: TargetState, now: WallSeconds, *, ended: str | None = None,

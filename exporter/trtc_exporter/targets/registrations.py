@@ -11,16 +11,18 @@ import contextlib
 import json
 import logging
 import os
-import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from trtc_exporter.durations import format_duration
 from trtc_exporter.errors import Errors, show
 from trtc_exporter.metrics import DropCounter, StorageErrors
 from trtc_exporter.target import Target, parse_target
+
+if TYPE_CHECKING:
+    import sqlite3
 
 log = logging.getLogger("trtc_exporter.store")  # caller= stays as before
 _SCHEMA = """CREATE TABLE IF NOT EXISTS targets (
@@ -123,6 +125,7 @@ class RegistrationStore:
                  faults: StorageErrors | None = None) -> None:
         """``drops`` counts unreadable rows; ``faults`` counts failed writes (store
         ``registrations``), each also logged."""
+        import sqlite3  # here: without a store, sqlite3 is never loaded (~1 MB of RSS)
         self.path = path
         self._drops = drops or DropCounter()
         self._faults = faults or StorageErrors()
@@ -140,6 +143,7 @@ class RegistrationStore:
 
     def _check(self) -> None:
         """Fail at start, not later: damaged pages, a foreign table layout, no write access."""
+        import sqlite3
         problems = [row[0] for row in self._db.execute("PRAGMA quick_check").fetchall()]
         if problems != ["ok"]:
             raise sqlite3.DatabaseError(f"database is damaged: {problems[0]}")
@@ -184,6 +188,7 @@ class RegistrationStore:
 
     def upsert(self, items: list[Registered]) -> None:
         """Insert or refresh targets in one transaction (idempotent by identity)."""
+        import sqlite3
         rows = [(r.target.id, target_to_json(r.target), r.created, r.expires_at) for r in items]
         with self._lock:
             try:
@@ -205,6 +210,7 @@ class RegistrationStore:
 
     def delete(self, ids: list[str]) -> int:
         """Delete registrations by Target.id; returns how many existed."""
+        import sqlite3
         with self._lock:
             try:
                 self._writable_shm()

@@ -9,11 +9,13 @@ Every SQLite or file system fault becomes a :class:`ForwardStorageError` naming 
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import sqlite3
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS forward_queue (
@@ -47,6 +49,7 @@ class ForwardStore:
     """Thread-safe access to the queue file (one connection, one lock)."""
 
     def __init__(self, path: str) -> None:
+        import sqlite3  # here: without a store, sqlite3 is never loaded (~1 MB of RSS)
         self.path = path
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
@@ -101,6 +104,7 @@ class ForwardStore:
 
     def close(self) -> None:
         """Close the database; idempotent, never raises."""
+        import sqlite3
         with self._lock:
             if self._db is not None:
                 with contextlib.suppress(sqlite3.Error):
@@ -108,6 +112,7 @@ class ForwardStore:
                 self._db = None
 
     def _run(self, sql: str, args: tuple[object, ...]) -> list[tuple[Any, ...]]:
+        import sqlite3
         with self._lock:
             if self._db is None:
                 raise ForwardStorageError(f"{self.path}: the queue is closed")
