@@ -102,6 +102,35 @@ class _Trickle(_Ok):
             pause.wait(0.05)
 
 
+class _TrickleHead(_Ok):
+    """Sends the status line, then one header line every 50 ms (3 s in all): each read gets
+    something in time, the head never completes within the attempt."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+        pause = threading.Event()
+        for n in range(60):
+            self.wfile.write(b"X-Slow-%d: x\r\n" % n)
+            self.wfile.flush()
+            pause.wait(0.05)
+        self.wfile.write(b"Content-Length: 2\r\n\r\n{}")
+
+
+class _Continues(_Ok):
+    """Answers ``100 Continue`` every 50 ms (3 s in all) before its 200: interim answers that
+    http.client skips one after another."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        pause = threading.Event()
+        for _ in range(60):
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            self.wfile.flush()
+            pause.wait(0.05)
+        self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+
+
 def _serve(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     httpd.daemon_threads = True
@@ -263,6 +292,19 @@ def test_a_trickling_body_is_a_timeout_at_the_deadline() -> None:
         assert time.monotonic() - started < 1.5
         assert (failure.value.code, str(failure.value), failure.value.date) == (
             "Timeout", "body not complete within the timeout", "Tue, 24 Nov 2026 10:02:00 GMT")
+
+
+@pytest.mark.parametrize("handler", [_TrickleHead, _Continues])
+def test_a_trickling_answer_head_is_a_timeout_at_the_deadline(
+        handler: type[BaseHTTPRequestHandler]) -> None:
+    """A head whose lines (or interim 1xx answers) keep coming, each in time, still ends the
+    attempt at its timeout, not when the server is done."""
+    for url in _serve(handler):
+        started = time.monotonic()
+        with pytest.raises(TransportError) as failure:
+            HttpTransport(url).post(url, b"{}", {}, timeout=0.3)
+        assert time.monotonic() - started < 1.5
+        assert failure.value.code == "Timeout"
 
 
 def test_proxy_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -35,21 +35,26 @@ from __future__ import annotations
 
 import base64
 import http.client
+import io
 import logging
 import os
 import select
+import socket
 import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import unquote, urlsplit
 
 import requests
 
 from trtc_exporter.clock import SYSTEM_CLOCK, Clock
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 log = logging.getLogger("trtc_exporter.client")
 
@@ -57,6 +62,7 @@ MAX_BODY_BYTES = 1 << 20  # an answer's body beyond this is refused (InvalidResp
 MAX_IDLE = 30  # seconds a kept-alive connection may sit unused before it is closed, not reused
 MAX_CONNECTIONS = 64  # idle connections kept for reuse: more than the poller's workers (30)
 _armed = threading.local()
+_deadline = threading.local()  # this thread's attempt: the monotonic instant it ends
 Connection = http.client.HTTPConnection  # or its HTTPSConnection subclass
 
 
@@ -146,7 +152,7 @@ class HttpTransport:
 
     def post(self, url: str, body: bytes, headers: dict[str, str], timeout: float) -> Reply:
         """POST ``body`` to ``url`` over an idle connection or a new one; see :class:`Transport`."""
-        deadline = time.monotonic() + timeout
+        deadline = _deadline.at = time.monotonic() + timeout
         parts = urlsplit(url)
         key = (parts.scheme, parts.netloc)
         conn = self._reusable(key)
@@ -218,6 +224,7 @@ class HttpTransport:
                                                                        proxy.password))
         else:
             conn = http.client.HTTPConnection(*at, timeout=timeout)
+        conn.response_class = _Response  # the answer (and a proxy's CONNECT reply) by the deadline
         try:
             conn.connect()
         except TimeoutError:
@@ -242,6 +249,42 @@ class HttpTransport:
                     raise TransportError("ConnectionError",
                                          f"CA bundle unreadable: {exc.strerror}") from None
             return self._context
+
+
+class _Response(http.client.HTTPResponse):
+    """An answer read from the socket through :class:`_DeadlineReader`: its head, interim 1xx
+    answers, chunk lines and trailer included, all within the attempt's deadline (http.client
+    bounds each socket read by the socket's timeout only, so a server sending a little before
+    each read times out could hold the worker for as long as it likes)."""
+
+    def __init__(self, sock: socket.socket, debuglevel: int = 0, method: str | None = None,
+                 url: str | None = None) -> None:
+        super().__init__(sock, debuglevel, method, url)
+        self.fp = io.BufferedReader(_DeadlineReader(self.fp, sock, _deadline.at))
+
+
+class _DeadlineReader(io.RawIOBase):
+    """The socket file http.client opened (kept: it holds the socket open until the answer is
+    read, after a ``Connection: close``), each read bounded by what is left until ``deadline``
+    (monotonic s): :class:`TimeoutError` once it has passed."""
+
+    def __init__(self, file: io.BufferedReader, sock: socket.socket, deadline: float) -> None:
+        super().__init__()
+        self._file, self._sock, self._deadline = file, sock, deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: WriteableBuffer) -> int | None:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError
+        self._sock.settimeout(left)
+        return self._file.raw.readinto(memoryview(buffer))
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
 
 
 def _without_password(url: str) -> str:
