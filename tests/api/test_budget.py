@@ -473,6 +473,23 @@ def test_an_unwritten_grant_ahead_blocks_the_next_window() -> None:
     assert limiter.free_in() == 1.0
 
 
+def test_a_grant_ahead_not_yet_taken_waits_behind_a_throttle_pause() -> None:
+    """A throttle's pause holds back the requests still waiting for their turn, a grant handed
+    to a queued poll included: its sender waits for the pause's end instead of sending into the
+    server's full window at once."""
+    clock = FakeClock(100.0, auto_advance=True)
+    limiter = RateLimiter(20, clock, confirm_sends=True)
+    sent = _accept(limiter, clock, 10)
+    grant = limiter.grant_ahead()
+    assert isinstance(grant, Grant)
+    assert limiter.on_throttled(sent_at=sent) is True  # pauses one window from now
+    paused_at = clock.monotonic()
+    with limiter.ahead(grant, 0.0):
+        limiter.acquire()
+        assert clock.monotonic() >= paused_at + 1.0
+        limiter.sent()
+
+
 def test_a_late_write_does_not_add_up_in_the_spacing() -> None:
     """The 1/rate spacing is planned from grants: a request written 0.1 s after its grant does
     not push the next grant 0.1 s back (only the window a whole rate later counts from writes),

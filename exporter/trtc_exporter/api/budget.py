@@ -186,9 +186,10 @@ class RateLimiter:
         ahead: Grant | None = getattr(self._ahead, "grant", None)
         if ahead is not None:  # granted to a dispatcher for this thread (grant_ahead)
             self._ahead.grant = None
-            if self._confirm:
-                self._unsent.grant = ahead
-            return float(self._ahead.waited)
+            if not self._paused_after(ahead):
+                if self._confirm:
+                    self._unsent.grant = ahead
+                return float(self._ahead.waited)
         grant, wait = self._reserve()
         started = self._clock.monotonic()
         event = cancel or threading.Event()
@@ -209,6 +210,17 @@ class RateLimiter:
         if self._confirm:
             self._unsent.grant = grant
         return max(0.0, self._clock.monotonic() - started)
+
+    def _paused_after(self, grant: Grant) -> bool:
+        """Whether a throttle paused the limiter after ``grant`` was handed out (a grant ahead
+        is never inside a pause) and the pause still runs: then the grant is released unused,
+        counting from its grant time, and its sender reserves a slot behind the pause like the
+        threads already waiting (:meth:`_pause`)."""
+        with self._lock:
+            if self._clock.monotonic() >= self._paused_until:
+                return False
+            grant.sent = True
+            return True
 
     def grant_ahead(self) -> Grant | float:
         """A start granted now, to a thread that hands its request to another (the poller's
