@@ -131,6 +131,18 @@ class _Continues(_Ok):
         self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
 
 
+class _Http10(_Ok):
+    """Answers in HTTP/1.0 without Content-Length: the body ends when the server closes."""
+
+    protocol_version = "HTTP/1.0"
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response_only(200)
+        self.end_headers()
+        self.wfile.write(b"[" + b"0," * 40000 + b"0]")
+
+
 def _serve(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     httpd.daemon_threads = True
@@ -305,6 +317,15 @@ def test_a_trickling_answer_head_is_a_timeout_at_the_deadline(
             HttpTransport(url).post(url, b"{}", {}, timeout=0.3)
         assert time.monotonic() - started < 1.5
         assert failure.value.code == "Timeout"
+
+
+def test_an_answer_read_until_the_server_closes_is_whole_and_not_kept() -> None:
+    """An HTTP/1.0 answer's body (no length: read until close) arrives whole, although
+    http.client lets the connection go before it is read, and the connection is not kept."""
+    for url in _serve(_Http10):
+        http = HttpTransport(url)
+        reply = http.post(url, b"{}", {}, timeout=5)
+        assert (reply.status, len(reply.body), http.connections) == (200, 80003, 0)
 
 
 def test_proxy_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
