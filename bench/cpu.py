@@ -5,7 +5,9 @@ Side by side in one run, against simulator processes on 127.0.0.1 (20 ms answers
 - the exporter process at its full budget (150 InProgress targets at ``poll_interval: 5s``, about
   19.6 req/s): utime + stime of all its threads (``/proc/<pid>/stat``) over the measured window,
   divided by the requests the simulator received in it. This includes everything a busy exporter
-  does besides requests (dispatcher, replanning, metrics, state, /metrics fragments). In
+  does besides requests (dispatcher, replanning, metrics, state, /metrics fragments), and the
+  thread wakes (voluntary context switches of all its threads) per request: on this 2-CPU VM a
+  thread wake alone costs 35-60 us of CPU, so they are most of the poller's share. In
   ``run.py`` the three runs of (a) are reused; run alone, one 20 ms run is made here;
 - with ``--baseline PATH`` (a checkout's ``exporter/`` folder, e.g. ``../main/exporter``), the
   same run of that package's exporter ("before");
