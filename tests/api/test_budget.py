@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from trtc_exporter.api.budget import (
     AimdPolicy,
     Budget,
+    Cancelled,
     Grant,
     RateLimiter,
     hint_from_message,
@@ -532,3 +533,19 @@ def test_after_a_stall_grants_do_not_burst_to_catch_up() -> None:
     clock.advance(2.0)
     assert isinstance(limiter.grant_ahead(), Grant)
     assert limiter.grant_ahead() == pytest.approx(0.05)
+
+
+def test_a_grant_ahead_is_not_used_once_stopping() -> None:
+    """A sender handed a grant whose cancel event is already set (shutdown) gets Cancelled, as a
+    waiting acquire would, and the grant is released: no request follows a stop."""
+    clock = FakeClock(0.0, auto_advance=False)
+    limiter = RateLimiter(1, clock, guard=0.0, confirm_sends=True)
+    grant = limiter.grant_ahead()
+    assert isinstance(grant, Grant)
+    stop = threading.Event()
+    stop.set()
+    with limiter.ahead(grant, 0.0):
+        with pytest.raises(Cancelled):
+            limiter.acquire(stop)
+    clock.advance(1.0)
+    assert limiter.free_in() == 0.0  # released: the next window is not held up

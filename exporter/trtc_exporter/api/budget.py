@@ -186,6 +186,10 @@ class RateLimiter:
         ahead: Grant | None = getattr(self._ahead, "grant", None)
         if ahead is not None:  # granted to a dispatcher for this thread (grant_ahead)
             self._ahead.grant = None
+            if cancel is not None and cancel.is_set():  # stopping: no request may follow
+                with self._lock:
+                    ahead.sent = True
+                raise Cancelled
             if not self._paused_after(ahead):
                 if self._confirm:
                     self._unsent.grant = ahead

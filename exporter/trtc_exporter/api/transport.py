@@ -288,11 +288,13 @@ class _DeadlineReader(io.RawIOBase):
 
 
 def _without_password(url: str) -> str:
-    """``url`` with its password (if any) masked, for a log line."""
+    """``url`` with its user and password (if any) masked, for a log line: a proxy's user name
+    can be an account name too."""
     parts = urlsplit(url)
-    if parts.password is None:
+    _, at, host = parts.netloc.rpartition("@")
+    if not at:
         return url
-    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")).geturl()
+    return parts._replace(netloc=f"***@{host}").geturl()
 
 
 def _proxy_auth(user: str | None, password: str | None) -> dict[str, str] | None:
