@@ -369,14 +369,19 @@ class Poller:
         ahead; returns the seconds the dispatcher may sleep (until the next due target or the
         next free slot of a lane with targets waiting, at most 1 s). Public so tests can drive
         the dispatcher on a fake clock."""
+        jobs: list[tuple[queue.Queue[Job | None], Job]] = []
         self._wait_in_line(self.take_due())
         for lane, keys in self._waiting.items():
-            self._hand_out(lane, keys)
+            self._hand_out(lane, keys, jobs)
         # after the hand-outs moved the lanes' next free slots
         self._wait_in_line(self._take_before_slot())
         sleep = self.seconds_to_next_due()
         for lane, keys in self._waiting.items():
-            sleep = min(sleep, self._hand_out(lane, keys))
+            sleep = min(sleep, self._hand_out(lane, keys, jobs))
+        # the workers are woken last, just before this thread sleeps: woken earlier, a worker
+        # finds the GIL still held here and sleeps once more waiting for it
+        for work, job in jobs:
+            work.put(job)
         return sleep
 
     def _wait_in_line(self, due: list[tuple[Key, str]]) -> None:
@@ -410,9 +415,11 @@ class Poller:
                 taken.append((key, lane))
         return taken
 
-    def _hand_out(self, lane: str, keys: deque[Key]) -> float:
-        """Hand a lane's waiting targets to its workers while its limiter grants ahead; the
-        seconds until it may grant again (1 s when nothing waits)."""
+    def _hand_out(self, lane: str, keys: deque[Key],
+                  jobs: list[tuple[queue.Queue[Job | None], Job]]) -> float:
+        """Give a lane's waiting targets their tokens while its limiter grants ahead, adding
+        each job (with its worker queue) to ``jobs``; the seconds until the limiter may grant
+        again (1 s when nothing waits)."""
         work = self._ensure_lane(lane)
         while keys:
             key = keys[0]
@@ -422,13 +429,13 @@ class Poller:
             limiter = self._limiter(lane)
             grant = limiter.grant_ahead() if limiter is not None else None
             if limiter is None or grant is None:  # only the sender is granted: it acquires
-                work.put((keys.popleft(), None))
+                jobs.append((work, (keys.popleft(), None)))
                 continue
             if not isinstance(grant, Grant):
                 return grant
             keys.popleft()
             waited = max(0.0, self._clock.monotonic() - self._due_of.get(key, math.inf))
-            work.put((key, (limiter, grant, waited)))
+            jobs.append((work, (key, (limiter, grant, waited))))
         return 1.0
 
     def take_due(self) -> list[tuple[Key, str]]:
