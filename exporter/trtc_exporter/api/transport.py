@@ -144,7 +144,7 @@ class HttpTransport:
         if urlsplit(self.proxy).scheme not in ("", "http"):
             log.error("the API proxy %s is not supported: the client speaks plain HTTP to its "
                       "proxy (CONNECT for https); name it http://host:port in HTTPS_PROXY / "
-                      "HTTP_PROXY / ALL_PROXY", _without_password(self.proxy))
+                      "HTTP_PROXY / ALL_PROXY", _without_credentials(self.proxy))
         self.ca_bundle = ca_bundle()
         self._context: ssl.SSLContext | None = None
         self._lock = threading.Lock()
@@ -287,7 +287,7 @@ class _DeadlineReader(io.RawIOBase):
         super().close()
 
 
-def _without_password(url: str) -> str:
+def _without_credentials(url: str) -> str:
     """``url`` with its user and password (if any) masked, for a log line: a proxy's user name
     can be an account name too."""
     parts = urlsplit(url)
@@ -325,8 +325,7 @@ def _exchange(conn: Connection, target: str, body: bytes, headers: dict[str, str
         _limit(conn, deadline)  # a reused socket still has the last attempt's leftover
         conn.request("POST", target, body=body, headers=headers)
         _written()  # request() returns once head and body were handed to the kernel
-        _limit(conn, deadline)
-        response = conn.getresponse()
+        response = conn.getresponse()  # every read of it bounded by _DeadlineReader
     except TimeoutError:
         raise TransportError("Timeout", f"no answer within {timeout:g}s") from None
     except ConnectionError:  # reset, broken pipe, closed unanswered (RemoteDisconnected)
@@ -337,18 +336,19 @@ def _exchange(conn: Connection, target: str, body: bytes, headers: dict[str, str
     if response.status != 200:  # its body unread: the connection goes
         response.close()
         return Reply(response.status, date, b""), False
-    payload = _read_capped(conn, response, deadline, date)
+    payload = _read_capped(response, deadline, date)
     return Reply(200, date, payload), not response.will_close
 
 
-def _read_capped(conn: Connection, response: http.client.HTTPResponse, deadline: float,
+def _read_capped(response: http.client.HTTPResponse, deadline: float,
                  date: str | None) -> bytes:
     """The whole body, at most MAX_BODY_BYTES, before the deadline: a trickling, huge or cut-off
     body is a :class:`TransportError` carrying the answer's ``date``."""
     chunks, size = [], 0
     try:
         while response.length != 0:  # None: chunked or until close
-            _limit(conn, deadline)
+            if time.monotonic() >= deadline:  # socket reads are bounded by _DeadlineReader
+                raise TimeoutError
             # read1 returns whatever has arrived, so a trickle cannot hold past the deadline
             chunk = response.read1(65536)
             if not chunk:
@@ -369,7 +369,8 @@ def _read_capped(conn: Connection, response: http.client.HTTPResponse, deadline:
 
 
 def _limit(conn: Connection, deadline: float) -> None:
-    """Bound the next socket read by what is left of the attempt's timeout."""
+    """Bound the request's send by what is left of the attempt's timeout (the answer's reads
+    are bounded by :class:`_DeadlineReader`)."""
     left = deadline - time.monotonic()
     if left <= 0:
         raise TimeoutError
