@@ -187,8 +187,7 @@ class RateLimiter:
         if ahead is not None:  # granted to a dispatcher for this thread (grant_ahead)
             self._ahead.grant = None
             if cancel is not None and cancel.is_set():  # stopping: no request may follow
-                with self._lock:
-                    ahead.sent = True
+                self._release(ahead)
                 raise Cancelled
             if not self._paused_after(ahead):
                 if self._confirm:
@@ -221,10 +220,15 @@ class RateLimiter:
         counting from its grant time, and its sender reserves a slot behind the pause like the
         threads already waiting (:meth:`_pause`)."""
         with self._lock:
-            if self._clock.monotonic() >= self._paused_until:
-                return False
+            paused = self._clock.monotonic() < self._paused_until
+        if paused:
+            self._release(grant)
+        return paused
+
+    def _release(self, grant: Grant) -> None:
+        """A grant ahead whose request will never be sent: it counts from its grant time."""
+        with self._lock:
             grant.sent = True
-            return True
 
     def grant_ahead(self) -> Grant | float:
         """A start granted now, to a thread that hands its request to another (the poller's
@@ -273,8 +277,7 @@ class RateLimiter:
         finally:
             if getattr(self._ahead, "grant", None) is grant:
                 self._ahead.grant = None
-                with self._lock:
-                    grant.sent = True
+                self._release(grant)
 
     def sent(self) -> None:
         """The request this thread was last granted has been written (or will never be): its
