@@ -421,12 +421,12 @@ class Poller:
         each job (with its worker queue) to ``jobs``; the seconds until the limiter may grant
         again (1 s when nothing waits)."""
         work = self._ensure_lane(lane)
+        limiter = self._limiter(lane)
         while keys:
             key = keys[0]
             if key not in self._targets:  # removed while waiting: no token spent on it
                 keys.popleft()
                 continue
-            limiter = self._limiter(lane)
             grant = limiter.grant_ahead() if limiter is not None else None
             if limiter is None or grant is None:  # only the sender is granted: it acquires
                 jobs.append((work, (keys.popleft(), None)))
@@ -469,9 +469,7 @@ class Poller:
         """Poll one target now and reschedule it; public so tests can drive polls by hand.
         ``ticket``: its first token, granted ahead by the dispatcher (released unused when the
         target is gone)."""
-        limiter, grant, waited = ticket or (None, None, 0.0)
-        with (limiter.ahead(grant, waited) if limiter is not None and grant is not None
-              else nullcontext()):
+        with ticket[0].ahead(ticket[1], ticket[2]) if ticket is not None else nullcontext():
             self._poll_one(key)
 
     def _poll_one(self, key: Key) -> None:
