@@ -51,6 +51,7 @@ from urllib.parse import unquote, urlsplit
 
 import requests
 
+from trtc_exporter.api.exchange import TransportError, exchange, request_bytes
 from trtc_exporter.clock import SYSTEM_CLOCK, Clock
 
 if TYPE_CHECKING:
@@ -74,17 +75,6 @@ class Reply:
     status: int
     date: str | None
     body: bytes
-
-
-class TransportError(Exception):
-    """No HTTP answer: ``code`` is the ApiFailure code (``ConnectionError``, ``Timeout``,
-    ``InvalidResponse``), the message says which failure; ``date`` is the answer's ``Date``
-    header when its head had arrived (a body cut off or too large), else None."""
-
-    def __init__(self, code: str, message: str, date: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.date = date
 
 
 class Transport(Protocol):
@@ -319,60 +309,11 @@ def _readable(conn: Connection) -> bool:
 
 def _exchange(conn: Connection, target: str, body: bytes, headers: dict[str, str],
               deadline: float, timeout: float) -> tuple[Reply, bool]:
-    """Send the request, report the write, read the answer: (the reply, whether the connection
-    may be kept). Raises :class:`TransportError`."""
-    try:
-        _limit(conn, deadline)  # a reused socket still has the last attempt's leftover
-        conn.request("POST", target, body=body, headers=headers)
-        _written()  # request() returns once head and body were handed to the kernel
-        response = conn.getresponse()  # every read of it bounded by _DeadlineReader
-    except TimeoutError:
-        raise TransportError("Timeout", f"no answer within {timeout:g}s") from None
-    except ConnectionError:  # reset, broken pipe, closed unanswered (RemoteDisconnected)
-        raise TransportError("ConnectionError", "connection lost before the answer") from None
-    except (http.client.HTTPException, OSError) as exc:  # a malformed answer head, TLS
-        raise TransportError("ConnectionError", type(exc).__name__) from None
-    date = response.getheader("Date")
-    if response.status != 200:  # its body unread: the connection goes
-        response.close()
-        return Reply(response.status, date, b""), False
-    payload = _read_capped(response, deadline, date)
-    return Reply(200, date, payload), not response.will_close
-
-
-def _read_capped(response: http.client.HTTPResponse, deadline: float,
-                 date: str | None) -> bytes:
-    """The whole body, at most MAX_BODY_BYTES, before the deadline: a trickling, huge or cut-off
-    body is a :class:`TransportError` carrying the answer's ``date``."""
-    chunks, size = [], 0
-    try:
-        while response.length != 0:  # None: chunked or until close
-            if time.monotonic() >= deadline:  # socket reads are bounded by _DeadlineReader
-                raise TimeoutError
-            # read1 returns whatever has arrived, so a trickle cannot hold past the deadline
-            chunk = response.read1(65536)
-            if not chunk:
-                break
-            size += len(chunk)
-            if size > MAX_BODY_BYTES:
-                raise TransportError("InvalidResponse", f"body larger than {MAX_BODY_BYTES} "
-                                     "bytes", date)
-            chunks.append(chunk)
-    except TimeoutError:
-        raise TransportError("Timeout", "body not complete within the timeout", date) from None
-    except (http.client.HTTPException, OSError) as exc:  # cut off, a malformed chunk
-        raise TransportError("ConnectionError", type(exc).__name__, date) from None
-    if response.length:  # the server closed before Content-Length bytes came
-        raise TransportError("ConnectionError", "body cut off", date)
-    response.close()  # the answer read to its end: the connection can carry the next one
-    return b"".join(chunks)
-
-
-def _limit(conn: Connection, deadline: float) -> None:
-    """Bound the request's send by what is left of the attempt's timeout (the answer's reads
-    are bounded by :class:`_DeadlineReader`)."""
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise TimeoutError
-    if conn.sock is not None:
-        conn.sock.settimeout(left)
+    """Send the request, report the write, read the answer (``exchange.py``): (the reply,
+    whether the connection may be kept). Raises :class:`TransportError`."""
+    if conn.sock is None:
+        raise TransportError("ConnectionError", "not connected")
+    request = request_bytes(target, headers, body)
+    status, date, payload, keep = exchange(conn.sock, request, deadline, timeout,
+                                           MAX_BODY_BYTES, _written)
+    return Reply(status, date, payload), keep
