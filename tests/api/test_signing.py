@@ -64,3 +64,21 @@ def test_parse_authorization_never_raises(header: str) -> None:
     """Arbitrary header text is either parsed or rejected with None, never an exception."""
     result = signing.parse_authorization(header)
     assert result is None or result.signature is not None
+
+
+def test_a_key_rotated_the_same_day_signs_with_the_new_key() -> None:
+    """The derived key is kept per secret key and day: a second key's signature is its own,
+    as the uncached TC3 steps compute it."""
+    import hashlib
+    import hmac
+
+    def reference(secret_key: str, string_to_sign: str, date: str) -> str:
+        key = ("TC3" + secret_key).encode()
+        for part in (date, "trtc", "tc3_request"):
+            key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+        return hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
+
+    for secret_key in ("first-key", "second-key", "first-key"):
+        parts = signing.sign(secret_id="id", secret_key=secret_key, host="trtc.test",
+                             payload=b"{}", timestamp=1795514400)
+        assert parts.signature == reference(secret_key, parts.string_to_sign, parts.date)

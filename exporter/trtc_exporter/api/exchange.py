@@ -10,7 +10,9 @@ the difference. ``http.client`` still makes the connections (TCP, TLS, a proxy's
 in ``transport.py``.
 
 What the parser does not decide is decided here as ``http.client`` did: interim 1xx answers are
-skipped; an answer head may hold at most 100 header lines within 64 KiB; a 200's body may be
+skipped; an answer head may hold at most 100 header lines within 64 KiB (http.client allowed
+64 KiB per line; the API's heads are under 1 KiB), and the bytes before a head completes, interim
+answers included, at most 64 KiB; a 200's body may be
 at most ``max_body`` bytes; an answer with neither Content-Length nor chunked encoding ends when
 the server closes. Header values go out only as Latin-1 without CR, LF or NUL (a ValueError
 otherwise, as ``http.client`` raises): no value can add a header or a request.
@@ -63,8 +65,37 @@ class _Trailing(Exception):
 class _Answer:
     """httptools' callbacks: the status, Date and body of the final (non-1xx) answer."""
 
-    __slots__ = ("parser", "status", "date", "chunks", "size", "head", "headers", "complete",
-                 "trailing", "limited", "max_body", "framed", "keep")
+    __slots__ = (
+        "chunks",
+        "complete",
+        "date",
+        "framed",
+        "head",
+        "head_size",
+        "headers",
+        "keep",
+        "limited",
+        "max_body",
+        "parser",
+        "size",
+        "status",
+        "trailing",
+    )
+
+    parser: httptools.HttpResponseParser
+    status: int
+    date: str | None
+    chunks: list[bytes]
+    size: int
+    head: bool
+    headers: int
+    head_size: int
+    complete: bool
+    trailing: bool
+    limited: bool
+    max_body: int
+    framed: bool
+    keep: bool
 
     def __init__(self, max_body: int) -> None:
         self.parser = httptools.HttpResponseParser(self)
@@ -75,7 +106,7 @@ class _Answer:
     def _reset(self) -> None:
         self.status, self.date, self.chunks, self.size = 0, None, [], 0
         self.head = self.complete = self.limited = self.framed = self.keep = False
-        self.headers = 0
+        self.headers = self.head_size = 0
 
     def on_message_begin(self) -> None:
         if self.complete:  # bytes after the answer: parsing stops here (HttpParserError)
@@ -84,6 +115,7 @@ class _Answer:
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers += 1
+        self.head_size += len(name) + len(value) + 4  # "name: value\r\n"
         name = name.lower()
         if name == b"date":
             self.date = value.decode("latin-1")
@@ -157,7 +189,8 @@ def _read(sock: socket.socket, answer: _Answer, deadline: float, timeout: float)
 
 def _verdict(answer: _Answer, fed: int) -> Result | None:
     """The result once the answer says enough; None while more must be read."""
-    if not answer.head and (fed > MAX_HEAD_BYTES or answer.headers > MAX_HEADERS):
+    if (answer.headers > MAX_HEADERS or answer.head_size > MAX_HEAD_BYTES
+            or (not answer.head and fed > MAX_HEAD_BYTES)):
         raise TransportError("ConnectionError", "answer head too large")
     if answer.head and answer.status != 200:  # its body unread: the connection goes
         return answer.status, answer.date, b"", False

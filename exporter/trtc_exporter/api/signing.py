@@ -9,8 +9,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
-from functools import lru_cache
 from datetime import UTC, datetime
+from functools import lru_cache
 
 ALGORITHM = "TC3-HMAC-SHA256"
 SERVICE = "trtc"

@@ -24,6 +24,7 @@ class SkewEstimator:
         self._value: float | None = None
         self._warned = False
         self._lock = threading.Lock()
+        self._last: tuple[str, float] = ("", 0.0)  # the last Date header read, its epoch s
 
     @property
     def seconds(self) -> float:
@@ -32,11 +33,8 @@ class SkewEstimator:
 
     def observe(self, date_header: str | None, sent_at: float, received_at: float) -> None:
         """Compare a response's Date with the midpoint of the request's local wall time."""
-        if not date_header:
-            return
-        try:
-            server = parsedate_to_datetime(date_header).timestamp()
-        except (TypeError, ValueError, IndexError, OverflowError):
+        server = self._server_time(date_header) if date_header else None
+        if server is None:
             return
         # Date is truncated to the second: +0.5 s centres it on average.
         sample = server + 0.5 - (sent_at + received_at) / 2
@@ -47,6 +45,19 @@ class SkewEstimator:
                 self._value += self._alpha * (sample - self._value)
             value = self._value
         self._warn(value)
+
+    def _server_time(self, date_header: str) -> float | None:
+        """The header's instant (epoch s), None when unparsable; the answers of one second
+        carry the same header, so the last one read is kept (a poll's costliest parse)."""
+        last = self._last
+        if last[0] == date_header:
+            return last[1]
+        try:
+            server = parsedate_to_datetime(date_header).timestamp()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        self._last = (date_header, server)
+        return server
 
     def _warn(self, value: float) -> None:
         if abs(value) > WARN_ABOVE_SECONDS and not self._warned:

@@ -51,7 +51,8 @@ from urllib.parse import unquote, urlsplit
 
 import requests
 
-from trtc_exporter.api.exchange import TransportError, exchange, request_bytes
+from trtc_exporter.api.exchange import TransportError as TransportError  # its home before
+from trtc_exporter.api.exchange import exchange, request_bytes
 from trtc_exporter.clock import SYSTEM_CLOCK, Clock
 
 if TYPE_CHECKING:

@@ -1,0 +1,186 @@
+"""One request and its answer on a socket: written in one piece and reported, the answer parsed
+by httptools with http.client's limits, the connection kept only after a clean answer."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from trtc_exporter.api.exchange import (
+    MAX_HEADERS,
+    TransportError,
+    exchange,
+    request_bytes,
+)
+
+DATE = "Tue, 24 Nov 2026 10:02:00 GMT"
+REQUEST = request_bytes("/", {"Host": "api.test", "X-TC-Action": "Describe"}, b"{}")
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    """A connected pair: the client's end and the server's end."""
+    client, server = socket.socketpair()
+    yield client, server
+    client.close()
+    server.close()
+
+
+def _ask(pair: tuple[socket.socket, socket.socket], answer: bytes, close: bool = False,
+         max_body: int = 1 << 20) -> tuple[int, str | None, bytes, bool]:
+    """Exchange REQUEST for ``answer`` (already waiting in the socket), the server's end closed
+    after it when ``close``."""
+    client, server = pair
+    server.sendall(answer)
+    if close:
+        server.shutdown(socket.SHUT_WR)
+    return exchange(client, REQUEST, time.monotonic() + 5, 5.0, max_body, lambda: None)
+
+
+def _ok(body: bytes = b"{}", *head: str) -> bytes:
+    lines = ["HTTP/1.1 200 OK", f"Date: {DATE}", f"Content-Length: {len(body)}", *head]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def test_the_request_is_one_piece_with_its_length_and_no_compression() -> None:
+    """The request line, Accept-Encoding identity, the headers in order, Content-Length, body."""
+    assert REQUEST == (b"POST / HTTP/1.1\r\nAccept-Encoding: identity\r\nHost: api.test\r\n"
+                       b"X-TC-Action: Describe\r\nContent-Length: 2\r\n\r\n{}")
+
+
+@pytest.mark.parametrize("value", ["a\r\nX-Evil: 1", "a\nb", "a\rb", "a\0b"])
+def test_a_header_value_that_could_add_a_header_is_refused_without_showing_it(value: str
+                                                                              ) -> None:
+    """CR, LF or NUL in a value raises ValueError naming the header, never the value."""
+    with pytest.raises(ValueError) as caught:
+        request_bytes("/", {"X-TC-Token": value}, b"")
+    assert "X-TC-Token" in str(caught.value) and value not in str(caught.value)
+
+
+def test_the_write_is_reported_once_the_server_can_read_it(
+        pair: tuple[socket.socket, socket.socket]) -> None:
+    """``written`` runs after the whole request is with the kernel, before the answer."""
+    client, server = pair
+    seen: list[bytes] = []
+
+    def written() -> None:
+        seen.append(server.recv(65536))
+        server.sendall(_ok())
+
+    assert exchange(client, REQUEST, time.monotonic() + 5, 5.0, 1 << 20, written) == (
+        200, DATE, b"{}", True)
+    assert seen == [REQUEST]
+
+
+def test_a_chunked_answer_is_joined_and_the_connection_kept(
+        pair: tuple[socket.socket, socket.socket]) -> None:
+    """Chunked encoding (with a trailer) gives the whole body."""
+    answer = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+              b"3\r\n{\"a\r\n4\r\n\": 1\r\n1\r\n}\r\n0\r\nX-Trailer: t\r\n\r\n")
+    assert _ask(pair, answer) == (200, None, b'{"a": 1}', True)
+
+
+@pytest.mark.parametrize("answer", [
+    b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n{}",
+    b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}",
+    _ok() + b"HTTP/1.1 200 OK\r\n",  # bytes nobody asked for after the answer
+])
+def test_a_connection_the_answer_does_not_leave_clean_is_not_kept(
+        pair: tuple[socket.socket, socket.socket], answer: bytes) -> None:
+    """HTTP/1.0, Connection: close, or bytes after the answer: the body, but not kept."""
+    assert _ask(pair, answer)[2:] == (b"{}", False)
+
+
+def test_interim_answers_are_skipped(pair: tuple[socket.socket, socket.socket]) -> None:
+    """100 Continue and 103 Early Hints before the answer are passed over."""
+    answer = (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+              + _ok(b'{"x": 1}'))
+    assert _ask(pair, answer) == (200, DATE, b'{"x": 1}', True)
+
+
+def test_another_status_is_returned_at_its_head_and_the_connection_dropped(
+        pair: tuple[socket.socket, socket.socket]) -> None:
+    """A 503's body is not awaited: status and Date at once, the connection not kept."""
+    answer = f"HTTP/1.1 503 Busy\r\nDate: {DATE}\r\nContent-Length: 100\r\n\r\n".encode()
+    assert _ask(pair, answer) == (503, DATE, b"", False)
+
+
+def test_an_answer_without_length_ends_when_the_server_closes(
+        pair: tuple[socket.socket, socket.socket]) -> None:
+    """Neither Content-Length nor chunked: the body runs to the close, not kept."""
+    assert _ask(pair, b"HTTP/1.1 200 OK\r\n\r\n{}", close=True) == (200, None, b"{}", False)
+
+
+def test_a_body_cut_off_is_a_connection_error_carrying_the_date(
+        pair: tuple[socket.socket, socket.socket]) -> None:
+    """The server closes before Content-Length bytes came."""
+    with pytest.raises(TransportError) as caught:
+        _ask(pair, _ok(b"{}")[:-1], close=True)
+    assert (caught.value.code, str(caught.value), caught.value.date) == (
+        "ConnectionError", "body cut off", DATE)
+
+
+def test_a_close_before_any_answer_is_a_lost_connection(
+        pair: tuple[socket.socket, socket.socket]) -> None:
+    """Closed unanswered (a kept-alive connection the server dropped): ConnectionError."""
+    with pytest.raises(TransportError) as caught:
+        _ask(pair, b"", close=True)
+    assert (caught.value.code, str(caught.value), caught.value.date) == (
+        "ConnectionError", "connection lost before the answer", None)
+
+
+def test_a_body_over_the_cap_is_an_invalid_response(
+        pair: tuple[socket.socket, socket.socket]) -> None:
+    """More than ``max_body`` bytes: InvalidResponse with the Date, whether announced or not."""
+    for answer, close in ((_ok(b"x" * 11), False), (b"HTTP/1.1 200 OK\r\n\r\n" + b"x" * 11, True)):
+        client, server = socket.socketpair()
+        with pytest.raises(TransportError) as caught:
+            _ask((client, server), answer, close=close, max_body=10)
+        assert caught.value.code == "InvalidResponse"
+        client.close()
+        server.close()
+
+
+def _head(*lines: str) -> bytes:
+    return ("\r\n".join(["HTTP/1.1 200 OK", *lines]) + "\r\n\r\n").encode()
+
+
+@pytest.mark.parametrize("answer", [
+    _head(*(f"X-{i}: v" for i in range(MAX_HEADERS + 1))),
+    _head(*(f"X-{i}: " + "v" * 999 for i in range(66))),
+    b"HTTP/1.1 200 OK\r\nX-Long: " + b"v" * 70_000,  # no end in sight
+    b"HTTP/1.1 100 Continue\r\n\r\n" * 3000,  # interim answers without end
+], ids=["101 lines", "66 KB head", "endless line", "endless interim answers"])
+def test_an_answer_head_beyond_http_clients_limits_is_refused(
+        pair: tuple[socket.socket, socket.socket], answer: bytes) -> None:
+    """More than 100 header lines, a head over 64 KiB, or 64 KiB without a head complete:
+    ConnectionError."""
+    with pytest.raises(TransportError) as caught:
+        _ask(pair, answer)
+    assert (caught.value.code, str(caught.value)) == ("ConnectionError", "answer head too large")
+
+
+def test_a_malformed_answer_is_a_connection_error(
+        pair: tuple[socket.socket, socket.socket]) -> None:
+    """A status line that is not HTTP: ConnectionError named by the parser's error."""
+    with pytest.raises(TransportError) as caught:
+        _ask(pair, b"SSH-2.0-OpenSSH\r\n\r\n")
+    assert caught.value.code == "ConnectionError" and caught.value.date is None
+
+
+def test_an_attempt_past_its_deadline_sends_nothing(
+        pair: tuple[socket.socket, socket.socket]) -> None:
+    """A deadline already passed: Timeout before the write, nothing reported or sent."""
+    client, server = pair
+    reported: list[bool] = []
+    with pytest.raises(TransportError) as caught:
+        exchange(client, REQUEST, time.monotonic() - 1, 5.0, 1 << 20,
+                 lambda: reported.append(True))
+    assert (caught.value.code, str(caught.value)) == ("Timeout", "no answer within 5s")
+    server.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        server.recv(1)
+    assert reported == []
