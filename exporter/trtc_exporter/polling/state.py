@@ -92,18 +92,20 @@ class TargetState:
 def apply_outcome(prev: TargetState, outcome: Outcome, now: WallSeconds) -> TargetState:
     """The new record after a poll; failures keep the last known status (it goes stale)."""
     result = outcome.result
-    polled = replace(prev, last_poll=now, last_latency=outcome.latency,
-                     attempts=outcome.attempts, last_request_id=result.request_id)
+    # one replace() per poll: the record has some 30 fields, each copy costs (issue 16)
+    polled = {"last_poll": now, "last_latency": outcome.latency, "attempts": outcome.attempts,
+              "last_request_id": result.request_id}
     if isinstance(result, TaskStatus):
-        return _with_status(polled, result.status, now, poll_success=True, last_success=now,
-                            last_error_code="", start_time=result.start_time,
+        return _with_status(prev, result.status, now, **polled, poll_success=True,
+                            last_success=now, last_error_code="", start_time=result.start_time,
                             resolved_task_id=_resolved(result.task_id, prev),
                             seen=True, not_found_streak=0)
     if result.code in NOT_FOUND_CODES:
-        return _with_status(polled, NOT_FOUND, now, poll_success=True,
+        return _with_status(prev, NOT_FOUND, now, **polled, poll_success=True,
                             last_error_code=result.code,
                             not_found_streak=prev.not_found_streak + 1)
-    return replace(polled, poll_success=False, last_error_code=result.code)
+    return replace(prev, **polled, poll_success=False,  # type: ignore[arg-type]
+                   last_error_code=result.code)
 
 
 def _resolved(answered: str, prev: TargetState) -> str:
@@ -142,15 +144,15 @@ def with_event_facts(new: TargetState, current: TargetState | None) -> TargetSta
 
 
 def _with_status(prev: TargetState, status: str, now: float, **changes: object) -> TargetState:
+    """``prev`` with an answered ``status`` at ``now`` and ``changes``, in one replace()."""
     changed = status != prev.status
     history = (prev.history + ((now, status),))[-HISTORY_LIMIT:] if changed else prev.history
-    state = replace(prev, status=status, last_answer=now,
-                    status_change_time=now if changed else prev.status_change_time,
-                    history=history, **changes)  # type: ignore[arg-type]
-    gone = status in ENDED_STATES or (status == NOT_FOUND and state.seen)
-    if not gone:
-        return replace(state, ended_at=None)
-    return state if prev.ended_at is not None else replace(state, ended_at=now)
+    seen = changes.get("seen", prev.seen)
+    gone = status in ENDED_STATES or (status == NOT_FOUND and bool(seen))
+    ended_at = (now if prev.ended_at is None else prev.ended_at) if gone else None
+    return replace(prev, status=status, last_answer=now,
+                   status_change_time=now if changed else prev.status_change_time,
+                   history=history, ended_at=ended_at, **changes)  # type: ignore[arg-type]
 
 
 def all_auth_failures(states: Iterable[TargetState]) -> str:
