@@ -1,20 +1,21 @@
-"""The client's HTTP transport: the standard library's ``http.client``, a small pool of
-kept-alive connections shared by the worker threads, and a report of when each request has been
-written.
+"""The client's HTTP transport: connections made by the standard library's ``http.client``
+(TCP, TLS, a proxy's tunnel), a small pool of them kept alive and shared by the worker threads,
+each request and answer exchanged by ``exchange.py`` (httptools parses), and a report of when
+each request has been written.
 
-Why ``http.client`` (docs/performance.md, "Goal 4/5, sixth round"): a paced request costs about
-two thirds of urllib3's client CPU (0.62-0.64 against 0.95-1.05 ms in the spike), without a
-second TLS stack: Python's ``ssl`` is loaded anyway, so it adds no memory, where pycurl's wheel
-added about 12 MB (its own libcurl and OpenSSL).
+Why ``http.client`` connects (docs/performance.md, "Goal 4/5, sixth round"): without a second TLS
+stack: Python's ``ssl`` is loaded anyway, so it adds no memory, where pycurl's wheel added about
+12 MB (its own libcurl and OpenSSL). Why it no longer sends and reads ("Goal 5, seventh round"):
+its request and response objects cost more CPU than the rest of the exchange.
 
 The write report. The budget counts a request from the instant it leaves: the server stamps it
 when it arrives, and a thread granted a token can still be held up before its bytes reach the
 socket. ``on_written(callback)`` arms ``callback`` for the calling thread; it fires as soon as
-``HTTPConnection.request`` returns, which is after the request line, headers and body were handed
-to the kernel (``sendall``), before the answer is awaited; through a proxy too (the tunnel is set
-up inside ``request``, before the request is sent through it).
+the request's one ``sendall`` returns (request line, headers and body handed to the kernel),
+before the answer is awaited; through a proxy too (the tunnel is set up when the connection is
+made, before any request is sent through it).
 
-One request per token. ``http.client`` never sends a request twice by itself. A kept-alive
+One request per token. Nothing here sends a request twice by itself. A kept-alive
 connection the server closed while it sat idle is found before reuse where that is cheap (its
 socket is readable: the server's FIN, or bytes nobody asked for) and replaced; one closed as the
 request arrives fails the attempt as ``ConnectionError`` ("connection lost before the answer"),
@@ -215,7 +216,7 @@ class HttpTransport:
                                                                        proxy.password))
         else:
             conn = http.client.HTTPConnection(*at, timeout=timeout)
-        conn.response_class = _Response  # the answer (and a proxy's CONNECT reply) by the deadline
+        conn.response_class = _Response  # a proxy's CONNECT reply, by the deadline
         try:
             conn.connect()
         except TimeoutError:
@@ -243,10 +244,11 @@ class HttpTransport:
 
 
 class _Response(http.client.HTTPResponse):
-    """An answer read from the socket through :class:`_DeadlineReader`: its head, interim 1xx
-    answers, chunk lines and trailer included, all within the attempt's deadline (http.client
-    bounds each socket read by the socket's timeout only, so a server sending a little before
-    each read times out could hold the worker for as long as it likes)."""
+    """A proxy's reply to ``CONNECT`` (the one answer http.client still reads here) read from
+    the socket through :class:`_DeadlineReader`: its head and any interim 1xx answers within
+    the attempt's deadline (http.client bounds each socket read by the socket's timeout only,
+    so a proxy sending a little before each read times out could hold the worker for as long as
+    it likes)."""
 
     def __init__(self, sock: socket.socket, debuglevel: int = 0, method: str | None = None,
                  url: str | None = None) -> None:
