@@ -61,6 +61,17 @@ def test_a_header_value_that_could_add_a_header_is_refused_without_showing_it(va
     assert "X-TC-Token" in str(caught.value) and value not in str(caught.value)
 
 
+def test_a_header_value_beyond_latin_1_is_refused_without_carrying_it() -> None:
+    """A value beyond Latin-1: ValueError naming the header; neither its message nor its
+    attributes nor its context hold the value (a UnicodeEncodeError's ``object`` would)."""
+    with pytest.raises(ValueError) as caught:
+        request_bytes("/", {"Host": "h", "X-TC-Token": "secret\u4e2dtoken"}, b"")
+    failure = caught.value
+    assert type(failure) is ValueError and "X-TC-Token" in str(failure)
+    assert "secret" not in repr(vars(failure)) + repr(failure.args) + "\u4e2d"
+    assert failure.__context__ is None or failure.__suppress_context__
+
+
 def test_the_write_is_reported_once_the_server_can_read_it(
         pair: tuple[socket.socket, socket.socket]) -> None:
     """``written`` runs after the whole request is with the kernel, before the answer."""

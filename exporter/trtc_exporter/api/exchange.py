@@ -49,14 +49,20 @@ class TransportError(Exception):
 def request_bytes(target: str, headers: dict[str, str], body: bytes) -> bytes:
     """The POST request as written: request line, ``Accept-Encoding: identity`` (no compressed
     answer), ``headers`` in their order, ``Content-Length``, then ``body``. Raises ValueError
-    for a header value with CR, LF or NUL, UnicodeEncodeError for one beyond Latin-1."""
+    for a header value with CR, LF or NUL or beyond Latin-1, naming the header, never the
+    value (nor holding it: no exception's attributes carry the request)."""
     lines = [f"POST {target} HTTP/1.1", "Accept-Encoding: identity"]
     for name, value in headers.items():
         if any(c in value for c in _FORBIDDEN) or any(c in name for c in ":\r\n\0 "):
             raise ValueError(f"Invalid header {name!r}")  # the name only: values can be secret
         lines.append(f"{name}: {value}")
     lines.append(f"Content-Length: {len(body)}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+    try:
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+    except UnicodeEncodeError:  # its message and .object would carry the value: a secret's
+        name = next((n for n, v in headers.items() if not v.isascii()
+                     and any(ord(c) > 255 for c in v)), "target")
+        raise ValueError(f"Invalid header {name!r}: not Latin-1") from None
 
 
 class _Trailing(Exception):
