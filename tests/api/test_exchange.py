@@ -4,6 +4,7 @@ by httptools with http.client's limits, the connection kept only after a clean a
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from collections.abc import Iterator
 
@@ -58,6 +59,17 @@ def test_a_header_value_that_could_add_a_header_is_refused_without_showing_it(va
     with pytest.raises(ValueError) as caught:
         request_bytes("/", {"X-TC-Token": value}, b"")
     assert "X-TC-Token" in str(caught.value) and value not in str(caught.value)
+
+
+def test_a_header_value_beyond_latin_1_is_refused_without_carrying_it() -> None:
+    """A value beyond Latin-1: ValueError naming the header; neither its message nor its
+    attributes nor its context hold the value (a UnicodeEncodeError's ``object`` would)."""
+    with pytest.raises(ValueError) as caught:
+        request_bytes("/", {"Host": "h", "X-TC-Token": "secret\u4e2dtoken"}, b"")
+    failure = caught.value
+    assert type(failure) is ValueError and "X-TC-Token" in str(failure)
+    assert "secret" not in repr(vars(failure)) + repr(failure.args) + "\u4e2d"
+    assert failure.__context__ is None or failure.__suppress_context__
 
 
 def test_the_write_is_reported_once_the_server_can_read_it(
@@ -184,3 +196,75 @@ def test_an_attempt_past_its_deadline_sends_nothing(
     with pytest.raises(BlockingIOError):
         server.recv(1)
     assert reported == []
+
+
+def test_a_switch_of_protocols_nobody_asked_for_is_returned_as_its_status(
+        pair: tuple[socket.socket, socket.socket]) -> None:
+    """A 101 (llhttp stops there as at an upgrade) is status 101, not kept, not a raw parser
+    exception."""
+    answer = (f"HTTP/1.1 101 Switching Protocols\r\nDate: {DATE}\r\nUpgrade: x\r\n"
+              "Connection: upgrade\r\n\r\n").encode() + _ok()
+    assert _ask(pair, answer) == (101, DATE, b"", False)
+
+
+def _endless(client: socket.socket, server: socket.socket, start: bytes) -> TransportError:
+    """Exchange REQUEST while the server sends ``start`` then 4 MiB of 'a' and closes."""
+
+    def send() -> None:
+        try:
+            server.sendall(start)
+            for _ in range(64):
+                server.sendall(b"a" * 65536)
+            server.shutdown(socket.SHUT_WR)
+        except OSError:  # the client gave up and closed its end
+            pass
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    try:
+        with pytest.raises(TransportError) as caught:
+            exchange(client, REQUEST, time.monotonic() + 5, 5.0, 1 << 20, lambda: None)
+    finally:
+        client.close()
+        sender.join()
+    return caught.value
+
+
+@pytest.mark.parametrize("start", [
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\nX-Trailer: ",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;ext=",
+], ids=["endless trailer", "endless chunk extension"])
+def test_an_endless_trailer_or_chunk_line_is_refused_as_a_head_is(
+        pair: tuple[socket.socket, socket.socket], start: bytes) -> None:
+    """Framing beyond the head's 64 KiB (a trailer line without end, which the parser would
+    hold whole in memory until the deadline) is refused as a head too large."""
+    client, server = pair
+    failure = _endless(client, server, start)
+    assert (failure.code, str(failure)) == ("ConnectionError", "answer head too large")
+
+
+@pytest.mark.parametrize("coding", ["chunked, gzip", "xchunked"])
+def test_a_transfer_coding_not_ending_in_chunked_runs_to_the_close(
+        pair: tuple[socket.socket, socket.socket], coding: str) -> None:
+    """As http.client and the parser read it: only a final ``chunked`` frames the body; any
+    other coding's body runs to the close (not "cut off")."""
+    answer = f"HTTP/1.1 200 OK\r\nTransfer-Encoding: {coding}\r\n\r\n{{}}".encode()
+    assert _ask(pair, answer, close=True) == (200, None, b"{}", False)
+
+
+def test_a_body_in_many_small_chunks_is_within_the_framing_allowance() -> None:
+    """64 KiB in one-byte chunks, each with a short extension: framing well beyond the head's
+    64 KiB, yet every byte of it belongs to a chunk, so the answer is read."""
+    client, server = socket.socketpair()
+    body = b"x" * 65536
+    answer = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+              + b"1;e=1\r\nx\r\n" * len(body) + b"0\r\n\r\n")
+    sender = threading.Thread(target=server.sendall, args=(answer,), daemon=True)
+    sender.start()
+    try:
+        assert exchange(client, REQUEST, time.monotonic() + 5, 5.0, 1 << 20,
+                        lambda: None) == (200, None, body, True)
+    finally:
+        sender.join()
+        client.close()
+        server.close()

@@ -29,6 +29,7 @@ import httptools
 MAX_HEAD_BYTES = 65536  # as http.client: _MAXLINE
 MAX_HEADERS = 100  # as http.client: _MAXHEADERS
 _FORBIDDEN = ("\r", "\n", "\0")
+_RECV = 65536  # bytes asked of each socket read
 
 
 Result = tuple[int, str | None, bytes, bool]  # status, Date, body, whether to keep the connection
@@ -48,14 +49,20 @@ class TransportError(Exception):
 def request_bytes(target: str, headers: dict[str, str], body: bytes) -> bytes:
     """The POST request as written: request line, ``Accept-Encoding: identity`` (no compressed
     answer), ``headers`` in their order, ``Content-Length``, then ``body``. Raises ValueError
-    for a header value with CR, LF or NUL, UnicodeEncodeError for one beyond Latin-1."""
+    for a header value with CR, LF or NUL or beyond Latin-1, naming the header, never the
+    value (nor holding it: no exception's attributes carry the request)."""
     lines = [f"POST {target} HTTP/1.1", "Accept-Encoding: identity"]
     for name, value in headers.items():
         if any(c in value for c in _FORBIDDEN) or any(c in name for c in ":\r\n\0 "):
             raise ValueError(f"Invalid header {name!r}")  # the name only: values can be secret
         lines.append(f"{name}: {value}")
     lines.append(f"Content-Length: {len(body)}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+    try:
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+    except UnicodeEncodeError:  # its message and .object would carry the value: a secret's
+        name = next((n for n, v in headers.items() if not v.isascii()
+                     and any(ord(c) > 255 for c in v)), "target")
+        raise ValueError(f"Invalid header {name!r}: not Latin-1") from None
 
 
 class _Trailing(Exception):
@@ -68,6 +75,7 @@ class _Answer:
     __slots__ = (
         "chunks",
         "complete",
+        "counted",
         "date",
         "framed",
         "head",
@@ -86,6 +94,7 @@ class _Answer:
     status: int
     date: str | None
     chunks: list[bytes]
+    counted: int
     size: int
     head: bool
     headers: int
@@ -106,7 +115,7 @@ class _Answer:
     def _reset(self) -> None:
         self.status, self.date, self.chunks, self.size = 0, None, [], 0
         self.head = self.complete = self.limited = self.framed = self.keep = False
-        self.headers = self.head_size = 0
+        self.headers = self.head_size = self.counted = 0
 
     def on_message_begin(self) -> None:
         if self.complete:  # bytes after the answer: parsing stops here (HttpParserError)
@@ -119,13 +128,20 @@ class _Answer:
         name = name.lower()
         if name == b"date":
             self.date = value.decode("latin-1")
-        elif name == b"content-length" or (name == b"transfer-encoding"
-                                          and b"chunked" in value.lower()):
-            self.framed = True  # the body's end is announced, not the connection's close
+        elif name == b"content-length" or (name == b"transfer-encoding" and value.lower()
+                                          .rsplit(b",", 1)[-1].strip() == b"chunked"):
+            # the body's end is announced, not the connection's close: only a final "chunked"
+            # frames it (RFC 9112 6.3; llhttp and http.client read any other to the close)
+            self.framed = True
 
     def on_headers_complete(self) -> None:
         self.status = self.parser.get_status_code()
-        self.head = not 100 <= self.status < 200  # an interim answer: the real one follows
+        # an interim answer: the real one follows; but not a 101 (llhttp stops at it as at an
+        # upgrade, which this client never asks for): that is the answer, as for http.client
+        self.head = self.status == 101 or not 100 <= self.status < 200
+
+    def on_chunk_header(self) -> None:
+        self.counted += 1  # for the framing's allowance: each chunk's size line
 
     def on_body(self, chunk: bytes) -> None:
         if self.status != 200 or self.limited:
@@ -168,7 +184,7 @@ def _read(sock: socket.socket, answer: _Answer, deadline: float, timeout: float)
     while True:
         try:
             _settimeout(sock, deadline)
-            data = sock.recv(65536)
+            data = sock.recv(_RECV)
         except TimeoutError:
             raise _late(answer, timeout) from None
         except OSError as exc:
@@ -178,6 +194,9 @@ def _read(sock: socket.socket, answer: _Answer, deadline: float, timeout: float)
         fed += len(data)
         try:
             answer.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:  # a 101: answered at its head by _verdict
+            if not answer.head:
+                raise _lost(answer, "HttpParserUpgrade") from None
         except httptools.HttpParserError as exc:
             if not answer.complete:
                 raise _lost(answer, type(exc).__name__) from None
@@ -190,7 +209,8 @@ def _read(sock: socket.socket, answer: _Answer, deadline: float, timeout: float)
 def _verdict(answer: _Answer, fed: int) -> Result | None:
     """The result once the answer says enough; None while more must be read."""
     if (answer.headers > MAX_HEADERS or answer.head_size > MAX_HEAD_BYTES
-            or (not answer.head and fed > MAX_HEAD_BYTES)):
+            or (not answer.head and fed > MAX_HEAD_BYTES)
+            or (not answer.complete and fed - answer.size > _framing(answer))):
         raise TransportError("ConnectionError", "answer head too large")
     if answer.head and answer.status != 200:  # its body unread: the connection goes
         return answer.status, answer.date, b"", False
@@ -201,6 +221,14 @@ def _verdict(answer: _Answer, fed: int) -> Result | None:
         return None
     keep = answer.keep and not answer.trailing
     return 200, answer.date, b"".join(answer.chunks), keep
+
+
+def _framing(answer: _Answer) -> int:
+    """The bytes besides the body an answer may take: up to 64 KiB before its head completes,
+    the read that completes it, 64 KiB of trailer and chunk extensions, and 24 bytes of each
+    chunk's size line. Without it a trailer line without end would be held whole in memory
+    (the parser reports a header only once it is complete) until the deadline."""
+    return 2 * MAX_HEAD_BYTES + _RECV + 24 * answer.counted
 
 
 def _closed(answer: _Answer) -> Result:
