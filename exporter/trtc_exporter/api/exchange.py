@@ -10,12 +10,14 @@ the difference. ``http.client`` still makes the connections (TCP, TLS, a proxy's
 in ``transport.py``.
 
 What the parser does not decide is decided here as ``http.client`` did: interim 1xx answers are
-skipped; an answer head may hold at most 100 header lines within 64 KiB (http.client allowed
-64 KiB per line; the API's heads are under 1 KiB), and the bytes before a head completes, interim
-answers included, at most 64 KiB; a 200's body may be
-at most ``max_body`` bytes; an answer with neither Content-Length nor chunked encoding ends when
-the server closes. Header values go out only as Latin-1 without CR, LF or NUL (a ValueError
-otherwise, as ``http.client`` raises): no value can add a header or a request.
+skipped (a 101 is an answer: this client never asks to switch protocols); an answer head may
+hold at most 100 header lines within 64 KiB (http.client allowed 64 KiB per line; the API's
+heads are under 1 KiB), and the bytes before a head completes, interim answers included, at
+most 64 KiB; chunk size lines, extensions and trailers get a bounded allowance (the parser
+holds an unfinished line whole); a 200's body may be at most ``max_body`` bytes; an answer whose
+length is neither given nor chunked ends when the server closes. Header values go out only as
+Latin-1 without CR, LF or NUL (a ValueError naming the header, never holding its value): no
+value can add a header or a request.
 """
 
 from __future__ import annotations
