@@ -177,7 +177,11 @@ def exchange(sock: socket.socket, request: bytes, deadline: float, timeout: floa
     except OSError as exc:
         raise TransportError("ConnectionError", type(exc).__name__) from None
     written()
-    return _read(sock, _Answer(max_body), deadline, timeout)
+    answer = _Answer(max_body)
+    try:
+        return _read(sock, answer, deadline, timeout)
+    finally:  # the parser holds the answer: no cycle left for the garbage collector
+        del answer.parser
 
 
 def _read(sock: socket.socket, answer: _Answer, deadline: float, timeout: float) -> Result:
