@@ -7,8 +7,9 @@ and checked) is sent through:
 
 - ``sdk``: the naive loop over ``tencentcloud-sdk-python-trtc`` (``cpu.py``'s), the reference;
 - ``exporter``: the product's ``TrtcClient.describe`` (``api/client.py`` + ``api/transport.py``:
-  budget token, write report, metrics, skew, body cap, ``parse_response``; ``http.client`` since
-  the sixth round, docs/performance.md);
+  budget token, write report, metrics, skew, body cap, ``parse_response``; since the seventh
+  round its exchange is ``api/exchange.py`` on httptools, ``http.client`` only connecting,
+  docs/performance.md);
 - ``urllib3``: bare ``urllib3.PoolManager().request`` (no project transport code: urllib3's
   floor with its URL and pool-key parsing), and ``urllib3-pool``: one ``HTTPConnectionPool``'s
   ``urlopen`` (the same without the manager's URL and pool-key work);
