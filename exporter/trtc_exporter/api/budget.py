@@ -207,8 +207,6 @@ class RateLimiter:
                 wait = grant.earliest() - now
                 if wait <= 1e-9:
                     self._begin(grant, now)
-                    grant.start()
-                    grant.sent = not self._confirm
                     break
         if self._confirm:
             self._unsent.grant = grant
@@ -243,8 +241,6 @@ class RateLimiter:
             if wait > 0:
                 return wait
             self._begin(grant, now)
-            grant.start()
-            grant.sent = not self._confirm
             self._grants.append(grant)
             return grant
 
@@ -256,8 +252,11 @@ class RateLimiter:
 
     def _begin(self, grant: Grant, now: float) -> None:
         """The grant starts now, or at its slot if that is later (its window counts from
-        there); its planned start (``granted``, the next grant's spacing) stays."""
+        there); its planned start (``granted``, the next grant's spacing) stays. Confirming
+        sends, it counts as unsent until its request's write is reported (:meth:`sent`)."""
         grant.time = max(grant.time, now)
+        grant.start()
+        grant.sent = not self._confirm
 
     def _peek(self, now: float) -> tuple[Grant, float]:
         self._recover(now)
