@@ -371,13 +371,14 @@ class Poller:
         the dispatcher on a fake clock."""
         jobs: list[tuple[queue.Queue[Job | None], Job]] = []
         self._wait_in_line(self.take_due())
-        for lane, keys in self._waiting.items():
-            self._hand_out(lane, keys, jobs)
-        # after the hand-outs moved the lanes' next free slots
-        self._wait_in_line(self._take_before_slot())
-        sleep = self.seconds_to_next_due()
-        for lane, keys in self._waiting.items():
-            sleep = min(sleep, self._hand_out(lane, keys, jobs))
+        waits = {lane: self._hand_out(lane, keys, jobs) for lane, keys in self._waiting.items()}
+        # after the hand-outs moved the lanes' next free slots; only a lane given more targets
+        # here is asked again (the others' waits were just computed)
+        early = self._take_before_slot()
+        self._wait_in_line(early)
+        for lane in dict.fromkeys(lane for _, lane in early):
+            waits[lane] = self._hand_out(lane, self._waiting[lane], jobs)
+        sleep = min(self.seconds_to_next_due(), *waits.values())
         # the workers are woken last, just before this thread sleeps: woken earlier, a worker
         # finds the GIL still held here and sleeps once more waiting for it
         for work, job in jobs:
@@ -401,13 +402,16 @@ class Poller:
         (their due time kept): they cannot start before the slot anyway, so the dispatcher
         sleeps until the slot instead of waking at the due time to find the budget busy."""
         taken: list[tuple[Key, str]] = []
+        free_in: dict[str, float | None] = {}  # per lane: nothing here moves its free slot
         with self._lock:
             now = self._clock.monotonic()
             while (head := self._schedule.peek()) is not None:
                 due, key = head
                 lane = self._targets[key].lane
-                limiter = self._limiter(lane)
-                free = limiter.free_in() if limiter is not None else None
+                if lane not in free_in:
+                    limiter = self._limiter(lane)
+                    free_in[lane] = limiter.free_in() if limiter is not None else None
+                free = free_in[lane]
                 if free is None or due > now + free:
                     break
                 self._schedule.hold(key)
