@@ -168,7 +168,7 @@ def exchange(sock: socket.socket, request: bytes, deadline: float, timeout: floa
     and the connection is not kept). ``written`` is called once the request is with the
     kernel, before the answer is awaited. Raises :class:`TransportError`."""
     try:
-        _settimeout(sock, deadline)
+        settimeout_until(sock, deadline)
         sock.sendall(request)
     except TimeoutError:
         raise TransportError("Timeout", f"no answer within {timeout:g}s") from None
@@ -189,7 +189,7 @@ def _read(sock: socket.socket, answer: _Answer, deadline: float, timeout: float)
     fed = 0
     while True:
         try:
-            _settimeout(sock, deadline)
+            settimeout_until(sock, deadline)
             data = sock.recv(_RECV)
         except TimeoutError:
             raise _late(answer, timeout) from None
@@ -262,7 +262,9 @@ def _lost(answer: _Answer, why: str) -> TransportError:
     return TransportError("ConnectionError", why, answer.date if answer.head else None)
 
 
-def _settimeout(sock: socket.socket, deadline: float) -> None:
+def settimeout_until(sock: socket.socket, deadline: float) -> None:
+    """Bound ``sock``'s next operation by what is left until ``deadline`` (``time.monotonic``
+    seconds); :class:`TimeoutError` once it has passed."""
     left = deadline - time.monotonic()
     if left <= 0:
         raise TimeoutError

@@ -53,7 +53,7 @@ from urllib.parse import unquote, urlsplit
 import requests
 
 from trtc_exporter.api.exchange import TransportError as TransportError  # its home before
-from trtc_exporter.api.exchange import exchange, request_bytes
+from trtc_exporter.api.exchange import exchange, request_bytes, settimeout_until
 from trtc_exporter.clock import SYSTEM_CLOCK, Clock
 
 if TYPE_CHECKING:
@@ -269,10 +269,7 @@ class _DeadlineReader(io.RawIOBase):
         return True
 
     def readinto(self, buffer: WriteableBuffer) -> int | None:
-        left = self._deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError
-        self._sock.settimeout(left)
+        settimeout_until(self._sock, self._deadline)
         return self._file.raw.readinto(memoryview(buffer))
 
     def close(self) -> None:
