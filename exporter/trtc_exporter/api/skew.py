@@ -48,7 +48,8 @@ class SkewEstimator:
 
     def _server_time(self, date_header: str) -> float | None:
         """The header's instant (epoch s), None when unparsable; the answers of one second
-        carry the same header, so the last one read is kept (a poll's costliest parse)."""
+        carry the same header, so the last one read is kept (its parse costs more than the rest
+        of the estimate)."""
         last = self._last
         if last[0] == date_header:
             return last[1]
