@@ -514,3 +514,13 @@ def test_a_limiter_that_grants_only_to_senders_gets_targets_at_their_due_time() 
     sleep = poller.dispatch()
     assert [ticket for _, ticket in _handed(poller)] == [None]
     assert sleep == pytest.approx(dues[1] - clock.monotonic())
+
+
+def test_the_dispatcher_with_no_targets_sleeps_at_most_a_second() -> None:
+    """No target and no lane waiting (an exporter started empty, waiting for registrations or
+    callbacks): a dispatch hands out nothing and sleeps 1 s instead of failing."""
+    clock = FakeClock(1000.0)
+    budget = Budget({AI: 20.0}, clock)
+    poller = Poller(Config(poll_interval=1.0), FakeApi(clock), StateStore(), budget, clock)
+    assert poller.dispatch() == 1.0
+    assert _handed(poller) == []

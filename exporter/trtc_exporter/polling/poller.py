@@ -378,7 +378,7 @@ class Poller:
         self._wait_in_line(early)
         for lane in dict.fromkeys(lane for _, lane in early):
             waits[lane] = self._hand_out(lane, self._waiting[lane], jobs)
-        sleep = min(self.seconds_to_next_due(), *waits.values())
+        sleep = min([self.seconds_to_next_due(), *waits.values()])  # waits may be empty
         # the workers are woken last, just before this thread sleeps: woken earlier, a worker
         # finds the GIL still held here and sleeps once more waiting for it
         for work, job in jobs:
