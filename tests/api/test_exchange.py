@@ -61,6 +61,21 @@ def test_a_header_value_that_could_add_a_header_is_refused_without_showing_it(va
     assert "X-TC-Token" in str(caught.value) and value not in str(caught.value)
 
 
+@pytest.mark.parametrize("name", ["X-Evil:", "X Evil", "X-Evil\r\nHost", "X-\0", "X-\u4e2d"])
+def test_a_header_name_that_is_not_a_token_is_refused_naming_it(name: str) -> None:
+    """A colon, space, CR, LF, NUL or a character beyond Latin-1 in a name is refused too,
+    and only that header is named (the others are fine)."""
+    with pytest.raises(ValueError, match="Invalid header") as caught:
+        request_bytes("/", {"Host": "h", name: "v", "X-TC-Token": "ok"}, b"")
+    assert repr(name) in str(caught.value)
+
+
+def test_a_target_beyond_latin_1_is_refused_without_carrying_it() -> None:
+    with pytest.raises(ValueError, match="'target'") as caught:
+        request_bytes("/\u4e2d", {"Host": "h", "X-TC-Token": "secret"}, b"")
+    assert "secret" not in repr(vars(caught.value)) + repr(caught.value.args)
+
+
 def test_a_header_value_beyond_latin_1_is_refused_without_carrying_it() -> None:
     """A value beyond Latin-1: ValueError naming the header; neither its message nor its
     attributes nor its context hold the value (a UnicodeEncodeError's ``object`` would)."""

@@ -22,6 +22,7 @@ value can add a header or a request.
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 from collections.abc import Callable
@@ -30,7 +31,8 @@ import httptools
 
 MAX_HEAD_BYTES = 65536  # as http.client: _MAXLINE
 MAX_HEADERS = 100  # as http.client: _MAXHEADERS
-_FORBIDDEN = ("\r", "\n", "\0")
+_BAD_VALUE = re.compile("[\r\n\0]|[^\x00-\xff]")  # a line break, a NUL, or beyond Latin-1
+_BAD_NAME = re.compile("[:\r\n\0 ]|[^\x00-\xff]")
 _RECV = 65536  # bytes asked of each socket read
 
 
@@ -53,18 +55,22 @@ def request_bytes(target: str, headers: dict[str, str], body: bytes) -> bytes:
     answer), ``headers`` in their order, ``Content-Length``, then ``body``. Raises ValueError
     for a header value with CR, LF or NUL or beyond Latin-1, naming the header, never the
     value (nor holding it: no exception's attributes carry the request)."""
-    lines = [f"POST {target} HTTP/1.1", "Accept-Encoding: identity"]
-    for name, value in headers.items():
-        if any(c in value for c in _FORBIDDEN) or any(c in name for c in ":\r\n\0 "):
-            raise ValueError(f"Invalid header {name!r}")  # the name only: values can be secret
-        lines.append(f"{name}: {value}")
-    lines.append(f"Content-Length: {len(body)}")
+    # one search over all values and one over all names: a loop per header was a measurable
+    # share of the request's CPU (issue 16); the slow path finds the header to name
+    if _BAD_VALUE.search("".join(headers.values())) or _BAD_NAME.search("".join(headers)):
+        raise ValueError(f"Invalid header {_first_bad(headers)!r}")  # the name: values are secret
+    fields = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
+    head = (f"POST {target} HTTP/1.1\r\nAccept-Encoding: identity\r\n{fields}"
+            f"Content-Length: {len(body)}\r\n\r\n")
     try:
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
-    except UnicodeEncodeError:  # its message and .object would carry the value: a secret's
-        name = next((n for n, v in headers.items() if not v.isascii()
-                     and any(ord(c) > 255 for c in v)), "target")
-        raise ValueError(f"Invalid header {name!r}: not Latin-1") from None
+        return head.encode("latin-1") + body
+    except UnicodeEncodeError:  # the target: its message and .object would carry the request
+        raise ValueError("Invalid header 'target': not Latin-1") from None
+
+
+def _first_bad(headers: dict[str, str]) -> str:
+    return next(name for name, value in headers.items()
+                if _BAD_VALUE.search(value) or _BAD_NAME.search(name))
 
 
 class _Trailing(Exception):
