@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields, replace
+
+import pytest
 
 from trtc_exporter.api.outcome import Outcome
-from trtc_exporter.polling.state import HISTORY_LIMIT, StateStore, TargetState, apply_outcome
+from trtc_exporter.polling.state import (
+    HISTORY_LIMIT,
+    StateStore,
+    TargetState,
+    apply_outcome,
+    evolve,
+)
 from trtc_exporter.response import ApiFailure, TaskStatus
 from trtc_exporter.target import Target
 
@@ -158,3 +166,24 @@ def test_the_resolved_task_id_reuses_the_targets_string() -> None:
     assert state.resolved_task_id == "t-2"
     blank = Outcome(TaskStatus("InProgress", "InProgress", 1.0, "", "", "r"), 1, 0.01)
     assert apply_outcome(state, blank, 30.0).resolved_task_id == "t-2"
+
+
+def test_evolve_makes_the_record_replace_makes_for_every_field() -> None:
+    """Each field changed alone, and several at once, give what dataclasses.replace gives."""
+    prev = TargetState(Target(api="ai_transcription", region="ap-guangzhou", task_id="t"),
+                       status="InProgress", history=((1.0, "InProgress"),), sentences=3)
+    other = TargetState(Target(api="ai_transcription", region="ap-tokyo", task_id="u"),
+                        status="Stopped", start_time=2.0, resolved_task_id="u", last_success=3.0,
+                        last_answer=4.0, last_poll=5.0, poll_success=True,
+                        status_change_time=6.0, last_error_code="E", last_request_id="r",
+                        last_latency=0.1, attempts=2, interval=7.0, next_poll=8.0, seen=True,
+                        ended_at=9.0, not_found_streak=1, history=((2.0, "Stopped"),),
+                        sentences=4, last_sentence=10.0, event_time=11.0, first_event=12.0)
+    for field in fields(TargetState):
+        change = {field.name: getattr(other, field.name)}
+        assert evolve(prev, **change) == replace(prev, **change)  # type: ignore[arg-type]
+    assert evolve(prev, status="Stopped", attempts=5) == replace(prev, status="Stopped",
+                                                                 attempts=5)
+    assert evolve(prev) == prev and evolve(prev) is not prev
+    with pytest.raises(KeyError):
+        evolve(prev, no_such_field=1)

@@ -24,7 +24,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable
 from contextlib import nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from trtc_exporter.api.budget import Budget, Grant, Limiter
 from trtc_exporter.api.outcome import Outcome
@@ -40,6 +40,7 @@ from trtc_exporter.polling.state import (
     TargetState,
     apply_event,
     apply_outcome,
+    evolve,
     with_event_facts,
 )
 from trtc_exporter.response import ApiFailure
@@ -509,7 +510,7 @@ class Poller:
             if key in self._soon:
                 self._soon.discard(key)
                 due = now
-            new = replace(new, interval=interval, next_poll=now_wall + (due - now))
+            new = evolve(new, interval=interval, next_poll=now_wall + (due - now))
             self._store.record_poll(prev, new)
             self._schedule.set(key, due)
             self._index_task_locked(key, new.resolved_task_id)

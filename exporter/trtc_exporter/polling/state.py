@@ -6,9 +6,10 @@ for each target without ever blocking a poll for long.
 
 from __future__ import annotations
 
+import operator
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 from trtc_exporter.api.outcome import Outcome
 from trtc_exporter.clock import WallSeconds
@@ -89,10 +90,26 @@ class TargetState:
         return (*self.app_key, self.target.account)
 
 
+_FIELDS = tuple(field.name for field in fields(TargetState))
+_values = operator.attrgetter(*_FIELDS)
+_POSITION = {name: i for i, name in enumerate(_FIELDS)}
+
+
+def evolve(state: TargetState, **changes: object) -> TargetState:
+    """``dataclasses.replace(state, **changes)`` for the records a poll writes, at about 60 %
+    of its CPU (2.3 against 3.9 us warm on the 2-CPU bench VM; ``replace`` reads the fields in
+    a Python loop, ``attrgetter`` in one C call; a poll makes two; issue 16). KeyError for a
+    name that is not a field."""
+    values = list(_values(state))
+    for name, value in changes.items():
+        values[_POSITION[name]] = value
+    return TargetState(*values)
+
+
 def apply_outcome(prev: TargetState, outcome: Outcome, now: WallSeconds) -> TargetState:
     """The new record after a poll; failures keep the last known status (it goes stale)."""
     result = outcome.result
-    # one replace() per poll: the record has some 30 fields, each copy costs (issue 16)
+    # one copy per poll: the record has some 25 fields, each copy costs (issue 16)
     polled = {"last_poll": now, "last_latency": outcome.latency, "attempts": outcome.attempts,
               "last_request_id": result.request_id}
     if isinstance(result, TaskStatus):
@@ -104,8 +121,7 @@ def apply_outcome(prev: TargetState, outcome: Outcome, now: WallSeconds) -> Targ
         return _with_status(prev, NOT_FOUND, now, **polled, poll_success=True,
                             last_error_code=result.code,
                             not_found_streak=prev.not_found_streak + 1)
-    return replace(prev, **polled, poll_success=False,  # type: ignore[arg-type]
-                   last_error_code=result.code)
+    return evolve(prev, **polled, poll_success=False, last_error_code=result.code)
 
 
 def _resolved(answered: str, prev: TargetState) -> str:
@@ -144,15 +160,15 @@ def with_event_facts(new: TargetState, current: TargetState | None) -> TargetSta
 
 
 def _with_status(prev: TargetState, status: str, now: float, **changes: object) -> TargetState:
-    """``prev`` with an answered ``status`` at ``now`` and ``changes``, in one replace()."""
+    """``prev`` with an answered ``status`` at ``now`` and ``changes``, in one copy."""
     changed = status != prev.status
     history = (prev.history + ((now, status),))[-HISTORY_LIMIT:] if changed else prev.history
     seen = changes.get("seen", prev.seen)
     gone = status in ENDED_STATES or (status == NOT_FOUND and bool(seen))
     ended_at = (now if prev.ended_at is None else prev.ended_at) if gone else None
-    return replace(prev, status=status, last_answer=now,
-                   status_change_time=now if changed else prev.status_change_time,
-                   history=history, ended_at=ended_at, **changes)  # type: ignore[arg-type]
+    return evolve(prev, status=status, last_answer=now,
+                  status_change_time=now if changed else prev.status_change_time,
+                  history=history, ended_at=ended_at, **changes)
 
 
 def all_auth_failures(states: Iterable[TargetState]) -> str:
