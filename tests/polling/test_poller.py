@@ -13,8 +13,10 @@ from trtc_exporter.api.budget import Budget, RateLimiter
 from trtc_exporter.api.outcome import Outcome
 from trtc_exporter.clock import FakeClock
 from trtc_exporter.config.model import Config, ScheduleConfig
+from trtc_exporter.polling import poller as poller_module
+from trtc_exporter.polling.planning import state_interval
 from trtc_exporter.polling.poller import Poller
-from trtc_exporter.polling.state import StateStore
+from trtc_exporter.polling.state import StateStore, TargetState
 from trtc_exporter.response import ApiFailure, TaskStatus
 from trtc_exporter.target import Target
 
@@ -410,6 +412,70 @@ def test_changing_targets_keeps_their_state_and_plans_like_a_whole_set() -> None
     assert task(999).key not in {t.key for t in poller.targets()}
     assert poller.demand == pytest.approx(whole.demand)
     assert poller.stretch == pytest.approx(whole.stretch)
+
+
+def _counted_afresh(poller: Poller, store: StateStore, config: Config) -> dict[str, float]:
+    """Each lane's requests/s counted from scratch from the targets' records now (no callbacks
+    in these scenarios, so no interval depends on the time)."""
+    demand: dict[str, float] = {}
+    for target in poller.targets():
+        state = store.get(target.key) or TargetState(target)
+        interval = state_interval(target, state.status, state.seen, state.not_found_streak,
+                                  config)
+        demand[target.lane] = demand.get(target.lane, 0.0) + 1.0 / interval
+    return demand
+
+
+def test_the_demand_follows_every_poll_and_change_as_a_fresh_count_would() -> None:
+    """Statuses change (cadences 1x, 2x, 10x), NotFound backs off poll by poll, tasks retire,
+    targets come, go and change: after each step the demand kept change by change equals a
+    count from scratch, per lane, with no whole-set pass once a second."""
+    config = Config(poll_interval=10.0, schedule=ScheduleConfig(stopped_retention=60.0,
+                                                                not_found_backoff_max=80.0))
+    targets = [task(i) for i in range(40)] + [task(i, "cloud_transcription") for i in range(20)]
+    poller, api, clock, store = make(targets, config, rate=3.0)
+    statuses = ["InProgress", "Idle", "Stopped", None, "error"]
+    for i in range(40):
+        api.status[f"t{i}"] = statuses[i % 5]
+    for step in range(6):
+        run(poller, clock, 30.0)
+        assert poller.demand == pytest.approx(_counted_afresh(poller, store, config)), step
+        for i in range(step, 40, 6):
+            api.status[f"t{i}"] = statuses[(i + step) % 5]
+        poller.add_targets([task(100 + step)])
+        poller.remove_targets([task(30 + step).key])
+        poller.change_targets([replace(task(20 + step), poll_interval=5.0)])
+    assert poller.stats.retired > 0
+    assert poller.demand == pytest.approx(_counted_afresh(poller, store, config))
+
+
+def test_a_callback_moves_the_demand_at_once() -> None:
+    """A sentence callback on an InProgress task relaxes its interval to 4x: the demand drops
+    by its share right away, not at its next poll; a removed lane's demand is exactly 0."""
+    poller, _, clock, _ = make([task(0), task(1)])
+    run(poller, clock, 12.0)
+    assert poller.demand[AI] == pytest.approx(0.2)
+    poller.observe(task(0).key, sentence_time=clock.time())
+    assert poller.demand[AI] == pytest.approx(0.1 + 0.1 / 4)
+    poller.remove_targets([task(0).key, task(1).key])
+    assert poller.demand[AI] == 0.0
+
+
+def test_the_once_a_second_replan_does_not_visit_every_target(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Between polls, a dispatcher's once-a-second replan recomputes only each lane's stretch:
+    no target's interval is computed (at 10 000 targets a whole pass cost 6 ms a second)."""
+    poller, _, clock, _ = make([task(i) for i in range(50)], Config(poll_interval=600.0))
+    counted: list[Target] = []
+    real = poller_module.state_interval
+    monkeypatch.setattr(poller_module, "state_interval",
+                        lambda target, *rest: counted.append(target) or real(target, *rest))
+    for _ in range(5):
+        clock.advance(1.0)
+        poller.take_due()
+    assert counted == []
+    poller.add_targets([task(99)])
+    assert {t.key for t in counted} == {task(99).key}  # its own interval only
 
 
 def _handed(poller: Poller, action: str = AI) -> list[tuple[tuple[str, ...], object]]:

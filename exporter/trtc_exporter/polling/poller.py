@@ -84,7 +84,8 @@ class Poller:
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
         self._stretch: dict[str, float] = {}
-        self._demand: dict[str, float] = {}
+        self._demand: dict[str, float] = {}  # per lane: the sum of its targets' _rate_of
+        self._rate_of: dict[Key, float] = {}  # per target: requests/s at its last interval
         self._cycle_pending: set[Key] = set()
         self._cycle_start: float = clock.monotonic()  # MonoSeconds
         self._last_plan = -1.0
@@ -133,8 +134,7 @@ class Poller:
     def add_targets(self, targets: Iterable[Target]) -> None:
         """Add targets without re-planning the whole set (a registration): O(added).
 
-        Their demand joins the plan of their action at once; the next periodic re-plan (at most
-        a second later) recomputes every state-aware interval exactly, as after set_targets.
+        Their demand joins the plan of their action at once.
         """
         with self._lock:
             new = {t.key: t for t in targets
@@ -145,7 +145,7 @@ class Poller:
             self._store.add(new.values())
             for key, target in new.items():
                 self._index_task_locked(key, target.task_id or self._resolved_id(key))
-            self._stretch_locked({self._shift_demand(self._state_of(key), 1.0) for key in new})
+            self._stretch_locked({self._count_locked(key, self._state_of(key)) for key in new})
             self._schedule_new_locked(list(new))
 
     def change_targets(self, targets: Iterable[Target]) -> None:
@@ -159,19 +159,33 @@ class Poller:
             changed = {t.key: t for t in targets if t.key in self._targets}
             lanes: set[str] = set()
             for key, target in changed.items():
-                lanes.add(self._shift_demand(self._state_of(key), -1.0))
+                lanes.add(self._uncount_locked(key, self._targets[key].lane))
                 self._targets[key] = target
             self._store.retarget(changed.values())
             for key in changed:
-                lanes.add(self._shift_demand(self._state_of(key), 1.0))
+                lanes.add(self._count_locked(key, self._state_of(key)))
             self._stretch_locked(lanes)
 
-    def _shift_demand(self, state: TargetState, sign: float) -> str:
-        """Add (sign 1) or take away (-1) one target's requests/s in its lane; the lane."""
+    def _count_locked(self, key: Key, state: TargetState) -> str:
+        """Count the requests/s of ``state``'s interval as ``key``'s share of its lane's demand,
+        in place of what was counted for it before (an O(1) step); the lane. Called wherever a
+        target's state-aware interval may change: added, changed, polled, told by a callback."""
         lane = state.target.lane
-        self._demand[lane] = max(0.0, self._demand.get(lane, 0.0)
-                                 + sign / self._base_interval(state))
+        rate = 1.0 / self._base_interval(state)
+        self._add_demand(lane, rate - self._rate_of.get(key, 0.0))
+        self._rate_of[key] = rate
         return lane
+
+    def _uncount_locked(self, key: Key, lane: str) -> str:
+        """Take ``key``'s requests/s out of ``lane``'s demand (removed, retired, moved); the
+        lane."""
+        self._add_demand(lane, -self._rate_of.pop(key, 0.0))
+        return lane
+
+    def _add_demand(self, lane: str, change: float) -> None:
+        # a sum kept by additions carries rounding: what is left of a lane's last target is 0
+        total = self._demand.get(lane, 0.0) + change
+        self._demand[lane] = total if total > 1e-9 else 0.0
 
     def remove_targets(self, keys: list[Key]) -> None:
         """Drop targets without re-planning the whole set (a deregistration): O(removed)."""
@@ -181,7 +195,7 @@ class Poller:
                 self._retired.discard(key)
                 if target is None:
                     continue
-                self._stretch_locked({self._shift_demand(self._state_of_target(target), -1.0)})
+                self._stretch_locked({self._uncount_locked(key, target.lane)})
                 tasks = self._by_task.get(key[0], {})
                 task_id = target.task_id or self._resolved_id(key)
                 if tasks.get(task_id) == key:
@@ -249,9 +263,6 @@ class Poller:
     def _state_of(self, key: Key) -> TargetState:
         return self._store.get(key) or TargetState(self._targets[key])
 
-    def _state_of_target(self, target: Target) -> TargetState:
-        return self._store.get(target.key) or TargetState(target)
-
     def _base_interval(self, state: TargetState) -> float:
         """The state-aware interval before stretching."""
         age = self._clock.time() - state.event_time if state.event_time else None
@@ -281,9 +292,10 @@ class Poller:
         with self._lock:
             if key not in self._targets:
                 return False
-            prev = self._state_of(key)
-            self._store.put(apply_event(prev, self._clock.time(), ended=ended,
-                                        change_time=change_time, sentence_time=sentence_time))
+            state = apply_event(self._state_of(key), self._clock.time(), ended=ended,
+                                change_time=change_time, sentence_time=sentence_time)
+            self._store.put(state)
+            self._count_locked(key, state)
             if confirm:
                 self._poll_soon_locked(key)
             return True
@@ -301,13 +313,12 @@ class Poller:
         return self._base_interval(state) * self._stretch.get(state.target.lane, 1.0)
 
     def _replan_locked(self) -> None:
-        demand: dict[str, float] = {}
-        for key, target in self._targets.items():
-            interval = self._base_interval(self._state_of(key))
-            demand[target.lane] = demand.get(target.lane, 0.0) + 1.0 / interval
-        self._demand = demand
-        self._stretch = {lane: self._stretch.get(lane, 1.0) for lane in demand}
-        self._stretch_locked(set(demand))
+        """Count every target's demand afresh (a whole new target set: O(targets))."""
+        self._demand, self._rate_of = {}, {}
+        for key in self._targets:
+            self._count_locked(key, self._state_of(key))
+        self._stretch = {lane: self._stretch.get(lane, 1.0) for lane in self._demand}
+        self._stretch_locked(set(self._demand))
 
     def _stretch_locked(self, lanes: set[str]) -> None:
         """Recompute the stretch of these lanes from ``_demand`` (an O(1) step per lane), with
@@ -444,11 +455,13 @@ class Poller:
         return 1.0
 
     def take_due(self) -> list[tuple[Key, str]]:
-        """Targets whose time has come (with their action), replanning at most once a second."""
+        """Targets whose time has come (with their action); once a second each lane's stretch
+        is recomputed from its demand (O(lanes): the limiter's effective rate and this
+        replica's share of it change without a poll; the demand is kept by each change)."""
         with self._lock:
             now = self._clock.monotonic()
             if now - self._last_plan >= 1.0:
-                self._replan_locked()
+                self._stretch_locked(set(self._demand))
                 self._last_plan = now
             if not self._targets or not self._cycle_pending:
                 self.stats.last_progress = self._clock.time()
@@ -505,6 +518,7 @@ class Poller:
             self._due_of.pop(key, None)
             self._retire_locked(key, new)
         else:
+            self._count_locked(key, new)
             interval = self._interval_after(new)
             due = self._next_due(self._due_of.pop(key, now), interval, now)
             if key in self._soon:
@@ -534,6 +548,7 @@ class Poller:
                  state.target.describe(), state.status)
         self._retired.add(key)
         self._targets.pop(key, None)
+        self._uncount_locked(key, state.target.lane)
         self._store.remove(key)
         self.stats.retired += 1
 
