@@ -73,3 +73,20 @@ def test_an_idle_loop_sleeps_its_whole_poll_interval_and_a_connection_until_its_
         thread.join(5.0)
     assert all(t is not None and t >= 0 for t in recording.timeouts)
     assert 0.1 not in recording.timeouts
+
+
+def test_without_a_poll_interval_an_idle_loop_sleeps_until_woken() -> None:
+    """The default: no connection, no deadline, so the wait has no timeout at all (an idle
+    exporter's web thread does not wake twice a second); stop() still ends it at once."""
+    loop, recording, listener = _loop(FakeClock(100.0))
+    thread = threading.Thread(target=loop.run, daemon=True)
+    thread.start()
+    try:
+        assert _until(lambda: None in recording.timeouts)
+    finally:
+        loop.stop()
+        thread.join(5.0)
+        loop.close()
+        listener.close()
+    assert not thread.is_alive()
+    assert all(t is None or t == 0.0 for t in recording.timeouts)

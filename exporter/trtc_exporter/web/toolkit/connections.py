@@ -122,8 +122,10 @@ class ConnectionLoop:
         self._stopping = threading.Event()
         self._stopped = threading.Event()
 
-    def run(self, poll_interval: float = 0.5) -> None:
-        """Serve until :meth:`stop`; ``poll_interval`` bounds each wait in the selector."""
+    def run(self, poll_interval: float | None = None) -> None:
+        """Serve until :meth:`stop`; ``poll_interval`` (seconds) bounds each wait in the
+        selector, None leaves it unbounded: :meth:`stop` and returning workers wake the loop
+        through its wake socket, and each connection's deadline bounds the wait anyway."""
         self._listener.setblocking(False)
         self._wake_r.setblocking(False)
         self._selector.register(self._listener, selectors.EVENT_READ, None)
@@ -132,7 +134,9 @@ class ConnectionLoop:
         wait = 0.0
         try:
             while not self._stopping.is_set():
-                for key, events in self._selector.select(min(poll_interval, wait)):
+                timeout = wait if poll_interval is None else min(poll_interval, wait)
+                for key, events in self._selector.select(None if timeout == math.inf
+                                                         else timeout):
                     self._event(key, events)
                 self._take_back()
                 wait = self._sweep(self._clock.monotonic())

@@ -129,8 +129,10 @@ class ExporterHTTPServer(socketserver.TCPServer):
         """The config in force now (None without ``--web.config.file``)."""
         return self.web_config_store.current() if self.web_config_store else None
 
-    def serve_forever(self, poll_interval: float = 0.5) -> None:
-        """Serve until :meth:`shutdown` (called from another thread)."""
+    def serve_forever(self, poll_interval: float | None = None) -> None:
+        """Serve until :meth:`shutdown` (called from another thread). Unlike socketserver's,
+        the loop needs no ``poll_interval`` to notice a shutdown (it is woken); a number bounds
+        each wait anyway. An idle exporter's web thread sleeps until a connection comes."""
         self.loop.run(poll_interval)
 
     def shutdown(self) -> None:
