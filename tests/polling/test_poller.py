@@ -479,12 +479,10 @@ def test_the_once_a_second_replan_does_not_visit_every_target(
 
 
 def _handed(poller: Poller, action: str = AI) -> list[tuple[tuple[str, ...], object]]:
-    """The jobs the dispatcher queued for a lane's workers (no worker threads run here)."""
+    """The jobs the dispatcher queued for a lane's workers (the poller is not started: no
+    worker threads run here)."""
     lane = poller._lanes.get(action)
-    jobs = []
-    while lane is not None and not lane.empty():
-        jobs.append(lane.get_nowait())
-    return jobs
+    return [] if lane is None else lane.take_queued()
 
 
 def two_targets_half_a_second_apart(confirm_sends: bool = False

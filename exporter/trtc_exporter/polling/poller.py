@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import math
-import queue
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -43,6 +42,7 @@ from trtc_exporter.polling.state import (
     evolve,
     with_event_facts,
 )
+from trtc_exporter.polling.workers import Workers
 from trtc_exporter.response import ApiFailure
 from trtc_exporter.target import Target
 
@@ -79,9 +79,10 @@ class Poller:
         self._schedule = Schedule()
         self._targets: dict[Key, Target] = {}
         self._retired: set[Key] = set()
-        self._lanes: dict[str, queue.Queue[Job | None]] = {}
+        self._lanes: dict[str, Workers[Job]] = {}
         self._waiting: dict[str, deque[Key]] = {}  # due, waiting in the dispatcher for a token
         self._threads: list[threading.Thread] = []
+        self._running = False
         self._stop = threading.Event()
         self._stretch: dict[str, float] = {}
         self._demand: dict[str, float] = {}  # per lane: the sum of its targets' _rate_of
@@ -338,26 +339,25 @@ class Poller:
 
     # -- running ----------------------------------------------------------------------------
     def start(self) -> None:
-        """Start the dispatch thread and one worker lane per action."""
-        for action in sorted({t.lane for t in self._targets.values()} |
-                             {a for a, _ in self._budget.items()}):
-            self._ensure_lane(action)
+        """Start the dispatch thread; each lane's workers start as its jobs come."""
+        self._running = True
+        for lane in self._lanes.values():
+            lane.start()
         dispatcher = threading.Thread(target=self._dispatch_loop, name="dispatcher", daemon=True)
         dispatcher.start()
         self._threads.append(dispatcher)
 
-    def _ensure_lane(self, action: str) -> queue.Queue[Job | None]:
+    def _ensure_lane(self, action: str) -> Workers[Job]:
+        """The lane's workers: at most 1.5 x its configured rate (4-64) threads, enough for
+        the requests in flight at full budget with answers taking up to 1.5 s."""
         if action in self._lanes:
             return self._lanes[action]
-        lane: queue.Queue[Job | None] = queue.Queue()
-        self._lanes[action] = lane
         rate = self._budget.limiter(action).configured_rate
-        workers = min(64, max(4, math.ceil(rate * 1.5)))
-        for i in range(workers):
-            thread = threading.Thread(target=self._work, args=(lane,), daemon=True,
-                                      name=f"poll-{action}-{i}")
-            thread.start()
-            self._threads.append(thread)
+        lane = Workers[Job](self._run_job, min(64, max(4, math.ceil(rate * 1.5))),
+                            f"poll-{action}")
+        self._lanes[action] = lane
+        if self._running:
+            lane.start()
         return lane
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -365,11 +365,12 @@ class Poller:
         self._stop.set()
         with self._lock:
             self._lock.notify_all()
+        threads = list(self._threads)
         for lane in self._lanes.values():
-            for _ in range(64):
-                lane.put(None)
+            lane.close()
+            threads += lane.threads
         deadline = self._clock.monotonic() + timeout
-        for thread in self._threads:
+        for thread in threads:
             thread.join(max(0.0, deadline - self._clock.monotonic()))
 
     def _dispatch_loop(self) -> None:
@@ -381,7 +382,7 @@ class Poller:
         ahead; returns the seconds the dispatcher may sleep (until the next due target or the
         next free slot of a lane with targets waiting, at most 1 s). Public so tests can drive
         the dispatcher on a fake clock."""
-        jobs: list[tuple[queue.Queue[Job | None], Job]] = []
+        jobs: list[tuple[Workers[Job], Job]] = []
         self._wait_in_line(self.take_due())
         waits = {lane: self._hand_out(lane, keys, jobs) for lane, keys in self._waiting.items()}
         # after the hand-outs moved the lanes' next free slots; only a lane given more targets
@@ -394,7 +395,7 @@ class Poller:
         # the workers are woken last, just before this thread sleeps: woken earlier, a worker
         # finds the GIL still held here and sleeps once more waiting for it
         for work, job in jobs:
-            work.put(job)
+            work.submit(job)
         return sleep
 
     def _wait_in_line(self, due: list[tuple[Key, str]]) -> None:
@@ -432,9 +433,9 @@ class Poller:
         return taken
 
     def _hand_out(self, lane: str, keys: deque[Key],
-                  jobs: list[tuple[queue.Queue[Job | None], Job]]) -> float:
+                  jobs: list[tuple[Workers[Job], Job]]) -> float:
         """Give a lane's waiting targets their tokens while its limiter grants ahead, adding
-        each job (with its worker queue) to ``jobs``; the seconds until the limiter may grant
+        each job (with its lane's workers) to ``jobs``; the seconds until the limiter may grant
         again (1 s when nothing waits)."""
         work = self._ensure_lane(lane)
         limiter = self._limiter(lane)
@@ -476,11 +477,8 @@ class Poller:
             nxt = self._schedule.next_due()
             return 1.0 if nxt is None else min(1.0, max(0.0, nxt - self._clock.monotonic()))
 
-    def _work(self, lane: queue.Queue[Job | None]) -> None:
-        while not self._stop.is_set():
-            job = lane.get()
-            if job is None:
-                return
+    def _run_job(self, job: Job) -> None:
+        if not self._stop.is_set():
             self.poll_one(*job)
 
     def poll_one(self, key: Key, ticket: Ticket | None = None) -> None:
