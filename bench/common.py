@@ -224,10 +224,16 @@ class Workdir:
 
 # -- /proc --------------------------------------------------------------------------------------
 def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (all its threads) from /proc/<pid>/stat."""
-    raw = Path(f"/proc/{pid}/stat").read_text()
-    fields = raw[raw.rindex(")") + 2:].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14 and 15 of stat(5)
+    """The CPU time of a process, all its threads (ended ones included), in seconds, from the
+    kernel's per-process CPU clock (clock_getcpuclockid(3): ``((~pid) << 3) | 2`` on Linux):
+    nanoseconds, where ``/proc/<pid>/stat``'s utime + stime count 10 ms ticks (3 % of a 20 s
+    window at 20 req/s). Falls back to /proc when the clock cannot be read."""
+    try:
+        return time.clock_gettime(((~pid) << 3) | 2)
+    except OSError:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+        fields = raw[raw.rindex(")") + 2:].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14 and 15 of stat(5)
 
 
 def proc_status(pid: int | str = "self") -> dict[str, int]:

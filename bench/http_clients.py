@@ -69,9 +69,9 @@ from cpu import (
     TARGETS,
     back_to_back,
     exporter_client,
-    exporter_run,
     paced_cpu,
     sdk_client,
+    side_by_side,
 )
 
 from trtc_exporter.api import signing
@@ -260,7 +260,8 @@ def paced_run(names: list[str], rounds: int, seconds: float) -> dict[str, list[f
                 per[name].append(result["cpu_ms_per_request"])
                 log(f"  round {r + 1} {name}: {result['cpu_ms_per_request']:.3f} ms "
                     f"({result['rate']:.1f} req/s)")
-            whole = exporter_run(seconds)  # cpu.py's: 150 targets, full budget, own simulator
+            # cpu.py's exporter run: 150 targets, full budget, own simulator
+            whole = side_by_side(seconds, with_sdk=False)["exporter"]
             per.setdefault(PROCESS, []).append(whole["cpu_ms_per_request"])
             log(f"  round {r + 1} {PROCESS}: {whole['cpu_ms_per_request']:.3f} ms "
                 f"({whole['rate']:.1f} req/s)")

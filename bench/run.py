@@ -105,7 +105,7 @@ def main() -> int:
         elif key == "c":
             results[key] = staleness.run(args.quick, args.out)
         elif key == "d":
-            results[key] = cpu.run(args.quick, args.out, results.get("a"))
+            results[key] = cpu.run(args.quick, args.out)
         elif key == "e":
             results[key] = render.run(args.quick, args.out)
         elif key == "k":
