@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections import defaultdict
 from dataclasses import replace
 
@@ -316,6 +317,25 @@ def test_a_callback_makes_its_target_due_now_within_the_budget() -> None:
     assert poller.observe(task(0).key, confirm=True)
     assert [key for key, _ in poller.take_due()] == [task(0).key]
     assert len(api.polls["t0"]) == before  # handed out, not polled behind the budget's back
+
+
+def test_a_running_dispatcher_wakes_for_a_confirming_callback_at_once() -> None:
+    """A sleeping dispatcher (next due 10 s away) hands a confirming callback's target out
+    without fake time moving: the callback wakes it (it used to sleep on until its next wake,
+    up to a second later)."""
+    poller, api, clock, _ = make([task(0)])
+    run(poller, clock, 12.0)
+    before = len(api.polls["t0"])
+    poller.start()
+    try:
+        assert clock.await_sleepers(1)  # the dispatcher waits for its next due time
+        assert poller.observe(task(0).key, confirm=True)
+        deadline = time.monotonic() + 5.0
+        while len(api.polls["t0"]) == before and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert len(api.polls["t0"]) == before + 1
+    finally:
+        poller.stop(timeout=0.0)
 
 
 def test_a_stop_callback_shows_the_end_at_once_with_the_event_time() -> None:

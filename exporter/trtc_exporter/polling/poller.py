@@ -75,7 +75,7 @@ class Poller:
         self._store = store
         self._budget = budget
         self._clock = clock
-        self._lock = threading.Condition()
+        self._lock = threading.RLock()
         self._schedule = Schedule()
         self._targets: dict[Key, Target] = {}
         self._retired: set[Key] = set()
@@ -84,6 +84,7 @@ class Poller:
         self._threads: list[threading.Thread] = []
         self._running = False
         self._stop = threading.Event()
+        self._wake = threading.Event()  # the schedule changed: the dispatcher looks again now
         self._stretch: dict[str, float] = {}
         self._demand: dict[str, float] = {}  # per lane: the sum of its targets' _rate_of
         self._rate_of: dict[Key, float] = {}  # per target: requests/s at its last interval
@@ -130,7 +131,7 @@ class Poller:
             self._schedule.set(key, now + offsets[key] *
                                self._interval_after(self._state_of(key)))
         self._cycle_pending |= set(new_keys)
-        self._lock.notify_all()
+        self._wake.set()
 
     def add_targets(self, targets: Iterable[Target]) -> None:
         """Add targets without re-planning the whole set (a registration): O(added).
@@ -207,7 +208,6 @@ class Poller:
                 self._soon.discard(key)
                 self._store.remove(key)
             self.failures.forget(keys)
-            self._lock.notify_all()
 
     def set_share(self, share: Callable[[], float]) -> None:
         """Plan with the fraction ``share()`` (0 < x <= 1, read at every replan) of each lane's
@@ -306,7 +306,7 @@ class Poller:
         if key in self._schedule:
             if (self._schedule.due_at(key) or now) > now:
                 self._schedule.set(key, now)
-                self._lock.notify_all()
+                self._wake.set()
         else:  # being polled now: poll again right after
             self._soon.add(key)
 
@@ -363,8 +363,7 @@ class Poller:
     def stop(self, timeout: float = 5.0) -> None:
         """Stop dispatching, let in-flight polls finish within ``timeout`` seconds."""
         self._stop.set()
-        with self._lock:
-            self._lock.notify_all()
+        self._wake.set()
         threads = list(self._threads)
         for lane in self._lanes.values():
             lane.close()
@@ -375,7 +374,8 @@ class Poller:
 
     def _dispatch_loop(self) -> None:
         while not self._stop.is_set():
-            self._clock.wait(self._stop, self.dispatch())
+            if self._clock.wait(self._wake, self.dispatch()):
+                self._wake.clear()  # whoever set it changed the schedule first: dispatch sees it
 
     def dispatch(self) -> float:
         """Move due targets to their lanes' workers, each with a token when its limiter grants
