@@ -434,6 +434,29 @@ def test_changing_targets_keeps_their_state_and_plans_like_a_whole_set() -> None
     assert poller.stretch == pytest.approx(whole.stretch)
 
 
+def test_a_target_changed_while_its_poll_is_in_flight_keeps_its_new_version() -> None:
+    """A target moved to another account's lane (and relabelled) while its poll is in flight,
+    which finds it Idle: the poll's record carries the new version, and the demand follows the
+    new interval in the new lane only."""
+    poller, api, clock, store = make([task(0), task(1)])
+    poller._budget = Budget({AI: 20.0, CLOUD: 20.0, f"acme/{AI}": 20.0}, clock)
+    run(poller, clock, 12.0)
+    moved = replace(task(0), account="acme", labels=(("team", "x"),))
+    api.status["t0"] = "Idle"
+    real = api.__call__
+
+    def changed_meanwhile(target: Target, cancel: threading.Event) -> Outcome:
+        if target.key == moved.key:
+            poller.change_targets([moved])
+        return real(target, cancel)
+
+    poller._poll = changed_meanwhile
+    poller.poll_one(task(0).key)
+    state = store.get(task(0).key)
+    assert state is not None and state.target == moved
+    assert poller.demand == pytest.approx({AI: 0.1, f"acme/{AI}": 0.05})
+
+
 def _counted_afresh(poller: Poller, store: StateStore, config: Config) -> dict[str, float]:
     """Each lane's requests/s counted from scratch from the targets' records now (no callbacks
     in these scenarios, so no interval depends on the time)."""

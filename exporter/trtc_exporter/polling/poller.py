@@ -505,9 +505,12 @@ class Poller:
         self.failures.observe(target, outcome.result)
         new = apply_outcome(prev, outcome, self._clock.time())
         with self._lock:
-            if key not in self._targets:
+            current = self._targets.get(key)
+            if current is None:
                 self._due_of.pop(key, None)
                 return
+            if current is not target:  # changed in flight: its new labels, interval and lane
+                new = evolve(new, target=current)
             self._finish_locked(key, prev, with_event_facts(new, self._store.get(key)))
 
     def _finish_locked(self, key: Key, prev: TargetState, new: TargetState) -> None:
