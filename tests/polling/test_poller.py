@@ -338,6 +338,42 @@ def test_a_running_dispatcher_wakes_for_a_confirming_callback_at_once() -> None:
         poller.stop(timeout=0.0)
 
 
+def test_a_confirming_callback_during_a_poll_gets_its_poll_right_after_it() -> None:
+    """A confirming callback arriving while its target's poll is in flight: the poll's end
+    wakes the sleeping dispatcher for the confirming poll, which waits only for the budget's
+    next slot (not for the dispatcher's next wake, up to a second later)."""
+    poller, api, clock, _ = make([task(0)])
+    run(poller, clock, 12.0)
+    before = len(api.polls["t0"])
+    entered, release = threading.Event(), threading.Event()
+    real = api.__call__
+
+    def held(target: Target, cancel: threading.Event) -> Outcome:
+        entered.set()
+        release.wait(5.0)
+        return real(target, cancel)
+
+    poller._poll = held
+    poller.start()
+    try:
+        assert clock.await_sleepers(1)
+        assert poller.observe(task(0).key, confirm=True)
+        assert entered.wait(5.0)
+        assert poller.observe(task(0).key, confirm=True)  # its poll is in flight
+        release.set()
+        deadline = time.monotonic() + 5.0
+        while len(api.polls["t0"]) < before + 1 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert clock.await_sleepers(1)
+        clock.advance(0.1)  # the budget's next slot (20/s) comes; the next wake was 1 s away
+        while len(api.polls["t0"]) < before + 2 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert len(api.polls["t0"]) == before + 2
+    finally:
+        release.set()
+        poller.stop(timeout=0.0)
+
+
 def test_a_stop_callback_shows_the_end_at_once_with_the_event_time() -> None:
     """observe(ended=...) shows Stopped now with the event's time as the change time."""
     poller, _, clock, store = make([task(0)])

@@ -85,6 +85,7 @@ class Poller:
         self._running = False
         self._stop = threading.Event()
         self._wake = threading.Event()  # the schedule changed: the dispatcher looks again now
+        self._wake_at = math.inf  # monotonic s: when the dispatcher looks next by itself
         self._stretch: dict[str, float] = {}
         self._demand: dict[str, float] = {}  # per lane: the sum of its targets' _rate_of
         self._rate_of: dict[Key, float] = {}  # per target: requests/s at its last interval
@@ -391,12 +392,21 @@ class Poller:
         self._wait_in_line(early)
         for lane in dict.fromkeys(lane for _, lane in early):
             waits[lane] = self._hand_out(lane, self._waiting[lane], jobs)
-        sleep = min([self.seconds_to_next_due(), *waits.values()])  # waits may be empty
+        sleep = self._plan_wake(min(waits.values(), default=1.0))
         # the workers are woken last, just before this thread sleeps: woken earlier, a worker
         # finds the GIL still held here and sleeps once more waiting for it
         for work, job in jobs:
             work.submit(job)
         return sleep
+
+    def _plan_wake(self, wait: float) -> float:
+        """Seconds the dispatcher sleeps: ``wait`` or until the next due target if sooner.
+        Noted with the schedule read under the lock, so a poll finishing later with an earlier
+        due time (a confirming callback came during it, a short interval) wakes it."""
+        with self._lock:
+            sleep = min(wait, self.seconds_to_next_due())
+            self._wake_at = self._clock.monotonic() + sleep
+            return sleep
 
     def _wait_in_line(self, due: list[tuple[Key, str]]) -> None:
         for key, lane in due:
@@ -528,6 +538,8 @@ class Poller:
             new = evolve(new, interval=interval, next_poll=now_wall + (due - now))
             self._store.record_poll(prev, new)
             self._schedule.set(key, due)
+            if due < self._wake_at:
+                self._wake.set()
             self._index_task_locked(key, new.resolved_task_id)
         self.stats.last_progress = now_wall
         self._cycle_done_locked(key, now)
