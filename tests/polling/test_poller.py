@@ -374,6 +374,18 @@ def test_a_confirming_callback_during_a_poll_gets_its_poll_right_after_it() -> N
         poller.stop(timeout=0.0)
 
 
+def test_a_lane_first_met_after_stop_starts_no_worker() -> None:
+    """A dispatch still running when stop comes (here: one after it) meets a lane for the first
+    time: its workers never start, so no worker thread outlives stop."""
+    poller, _, _, _ = make([task(0)])
+    poller.start()
+    poller.stop(timeout=1.0)
+    poller.add_targets([task(0, "cloud_transcription")])
+    poller.dispatch()
+    assert CLOUD in poller._lanes
+    assert [t.name for lane in poller._lanes.values() for t in lane.threads if t.is_alive()] == []
+
+
 def test_a_stop_callback_shows_the_end_at_once_with_the_event_time() -> None:
     """observe(ended=...) shows Stopped now with the event's time as the change time."""
     poller, _, clock, store = make([task(0)])

@@ -351,14 +351,18 @@ class Poller:
     def _ensure_lane(self, action: str) -> Workers[Job]:
         """The lane's workers: at most 1.5 x its configured rate (4-64) threads, enough for
         the requests in flight at full budget with answers taking up to 1.5 s."""
-        if action in self._lanes:
-            return self._lanes[action]
+        lane = self._lanes.get(action)
+        if lane is not None:
+            return lane
         rate = self._budget.limiter(action).configured_rate
         lane = Workers[Job](self._run_job, min(64, max(4, math.ceil(rate * 1.5))),
                             f"poll-{action}")
-        self._lanes[action] = lane
-        if self._running:
-            lane.start()
+        with self._lock:  # stop() closes the lanes it sees under the lock, so none is missed
+            self._lanes[action] = lane
+            if self._stop.is_set():
+                lane.close()  # met by a dispatch still running at stop: takes no job
+            elif self._running:
+                lane.start()
         return lane
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -366,7 +370,9 @@ class Poller:
         self._stop.set()
         self._wake.set()
         threads = list(self._threads)
-        for lane in self._lanes.values():
+        with self._lock:  # the dispatcher may be adding a lane (_ensure_lane)
+            lanes = list(self._lanes.values())
+        for lane in lanes:
             lane.close()
             threads += lane.threads
         deadline = self._clock.monotonic() + timeout
