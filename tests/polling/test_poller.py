@@ -338,6 +338,54 @@ def test_a_running_dispatcher_wakes_for_a_confirming_callback_at_once() -> None:
         poller.stop(timeout=0.0)
 
 
+def test_a_confirming_callback_during_a_poll_gets_its_poll_right_after_it() -> None:
+    """A confirming callback arriving while its target's poll is in flight: the poll's end
+    wakes the sleeping dispatcher for the confirming poll, which waits only for the budget's
+    next slot (not for the dispatcher's next wake, up to a second later)."""
+    poller, api, clock, _ = make([task(0)])
+    run(poller, clock, 12.0)
+    before = len(api.polls["t0"])
+    entered, release = threading.Event(), threading.Event()
+    real = api.__call__
+
+    def held(target: Target, cancel: threading.Event) -> Outcome:
+        entered.set()
+        release.wait(5.0)
+        return real(target, cancel)
+
+    poller._poll = held
+    poller.start()
+    try:
+        assert clock.await_sleepers(1)
+        assert poller.observe(task(0).key, confirm=True)
+        assert entered.wait(5.0)
+        assert poller.observe(task(0).key, confirm=True)  # its poll is in flight
+        release.set()
+        deadline = time.monotonic() + 5.0
+        while len(api.polls["t0"]) < before + 1 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert clock.await_sleepers(1)
+        clock.advance(0.1)  # the budget's next slot (20/s) comes; the next wake was 1 s away
+        while len(api.polls["t0"]) < before + 2 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert len(api.polls["t0"]) == before + 2
+    finally:
+        release.set()
+        poller.stop(timeout=0.0)
+
+
+def test_a_lane_first_met_after_stop_starts_no_worker() -> None:
+    """A dispatch still running when stop comes (here: one after it) meets a lane for the first
+    time: its workers never start, so no worker thread outlives stop."""
+    poller, _, _, _ = make([task(0)])
+    poller.start()
+    poller.stop(timeout=1.0)
+    poller.add_targets([task(0, "cloud_transcription")])
+    poller.dispatch()
+    assert CLOUD in poller._lanes
+    assert [t.name for lane in poller._lanes.values() for t in lane.threads if t.is_alive()] == []
+
+
 def test_a_stop_callback_shows_the_end_at_once_with_the_event_time() -> None:
     """observe(ended=...) shows Stopped now with the event's time as the change time."""
     poller, _, clock, store = make([task(0)])
@@ -432,6 +480,29 @@ def test_changing_targets_keeps_their_state_and_plans_like_a_whole_set() -> None
     assert task(999).key not in {t.key for t in poller.targets()}
     assert poller.demand == pytest.approx(whole.demand)
     assert poller.stretch == pytest.approx(whole.stretch)
+
+
+def test_a_target_changed_while_its_poll_is_in_flight_keeps_its_new_version() -> None:
+    """A target moved to another account's lane (and relabelled) while its poll is in flight,
+    which finds it Idle: the poll's record carries the new version, and the demand follows the
+    new interval in the new lane only."""
+    poller, api, clock, store = make([task(0), task(1)])
+    poller._budget = Budget({AI: 20.0, CLOUD: 20.0, f"acme/{AI}": 20.0}, clock)
+    run(poller, clock, 12.0)
+    moved = replace(task(0), account="acme", labels=(("team", "x"),))
+    api.status["t0"] = "Idle"
+    real = api.__call__
+
+    def changed_meanwhile(target: Target, cancel: threading.Event) -> Outcome:
+        if target.key == moved.key:
+            poller.change_targets([moved])
+        return real(target, cancel)
+
+    poller._poll = changed_meanwhile
+    poller.poll_one(task(0).key)
+    state = store.get(task(0).key)
+    assert state is not None and state.target == moved
+    assert poller.demand == pytest.approx({AI: 0.1, f"acme/{AI}": 0.05})
 
 
 def _counted_afresh(poller: Poller, store: StateStore, config: Config) -> dict[str, float]:

@@ -85,6 +85,7 @@ class Poller:
         self._running = False
         self._stop = threading.Event()
         self._wake = threading.Event()  # the schedule changed: the dispatcher looks again now
+        self._wake_at = math.inf  # monotonic s: when the dispatcher looks next by itself
         self._stretch: dict[str, float] = {}
         self._demand: dict[str, float] = {}  # per lane: the sum of its targets' _rate_of
         self._rate_of: dict[Key, float] = {}  # per target: requests/s at its last interval
@@ -350,14 +351,18 @@ class Poller:
     def _ensure_lane(self, action: str) -> Workers[Job]:
         """The lane's workers: at most 1.5 x its configured rate (4-64) threads, enough for
         the requests in flight at full budget with answers taking up to 1.5 s."""
-        if action in self._lanes:
-            return self._lanes[action]
+        lane = self._lanes.get(action)
+        if lane is not None:
+            return lane
         rate = self._budget.limiter(action).configured_rate
         lane = Workers[Job](self._run_job, min(64, max(4, math.ceil(rate * 1.5))),
                             f"poll-{action}")
-        self._lanes[action] = lane
-        if self._running:
-            lane.start()
+        with self._lock:  # stop() closes the lanes it sees under the lock, so none is missed
+            self._lanes[action] = lane
+            if self._stop.is_set():
+                lane.close()  # met by a dispatch still running at stop: takes no job
+            elif self._running:
+                lane.start()
         return lane
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -365,7 +370,9 @@ class Poller:
         self._stop.set()
         self._wake.set()
         threads = list(self._threads)
-        for lane in self._lanes.values():
+        with self._lock:  # the dispatcher may be adding a lane (_ensure_lane)
+            lanes = list(self._lanes.values())
+        for lane in lanes:
             lane.close()
             threads += lane.threads
         deadline = self._clock.monotonic() + timeout
@@ -391,12 +398,21 @@ class Poller:
         self._wait_in_line(early)
         for lane in dict.fromkeys(lane for _, lane in early):
             waits[lane] = self._hand_out(lane, self._waiting[lane], jobs)
-        sleep = min([self.seconds_to_next_due(), *waits.values()])  # waits may be empty
+        sleep = self._plan_wake(min(waits.values(), default=1.0))
         # the workers are woken last, just before this thread sleeps: woken earlier, a worker
         # finds the GIL still held here and sleeps once more waiting for it
         for work, job in jobs:
             work.submit(job)
         return sleep
+
+    def _plan_wake(self, wait: float) -> float:
+        """Seconds the dispatcher sleeps: ``wait`` or until the next due target if sooner.
+        Noted with the schedule read under the lock, so a poll finishing later with an earlier
+        due time (a confirming callback came during it, a short interval) wakes it."""
+        with self._lock:
+            sleep = min(wait, self.seconds_to_next_due())
+            self._wake_at = self._clock.monotonic() + sleep
+            return sleep
 
     def _wait_in_line(self, due: list[tuple[Key, str]]) -> None:
         for key, lane in due:
@@ -505,9 +521,12 @@ class Poller:
         self.failures.observe(target, outcome.result)
         new = apply_outcome(prev, outcome, self._clock.time())
         with self._lock:
-            if key not in self._targets:
+            current = self._targets.get(key)
+            if current is None:
                 self._due_of.pop(key, None)
                 return
+            if current is not target:  # changed in flight: its new labels, interval and lane
+                new = evolve(new, target=current)
             self._finish_locked(key, prev, with_event_facts(new, self._store.get(key)))
 
     def _finish_locked(self, key: Key, prev: TargetState, new: TargetState) -> None:
@@ -525,6 +544,8 @@ class Poller:
             new = evolve(new, interval=interval, next_poll=now_wall + (due - now))
             self._store.record_poll(prev, new)
             self._schedule.set(key, due)
+            if due < self._wake_at:
+                self._wake.set()
             self._index_task_locked(key, new.resolved_task_id)
         self.stats.last_progress = now_wall
         self._cycle_done_locked(key, now)
