@@ -458,3 +458,38 @@ def test_an_untrusted_certificate_is_refused(tls_server: tuple[str, Path],
     assert failure.value.code == "ConnectionError"
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(crt))
     assert HttpTransport(url).post(url, b"{}", {}, timeout=5).body == b"{}"
+
+
+def test_a_slow_connect_leaves_the_tls_handshake_only_the_rest_of_the_timeout(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The TCP connect and the TLS handshake share the attempt's timeout: after a connect that
+    took most of it, a server that never answers the handshake ends the attempt at the
+    timeout (Timeout), not a whole timeout later as http.client allowed."""
+    listener = socket.create_server(("127.0.0.1", 0))  # accepts, never speaks TLS
+    url = f"https://127.0.0.1:{listener.getsockname()[1]}/"
+    real = socket.create_connection
+
+    def slow(address: tuple[str, int], *args: object) -> socket.socket:
+        time.sleep(0.6)  # a slow network: the connect takes 0.6 s of the 0.8 s
+        return real(address, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(transport.socket, "create_connection", slow)
+    try:
+        started = time.monotonic()
+        with pytest.raises(TransportError) as failure:
+            HttpTransport(url).post(url, b"{}", {}, timeout=0.8)
+        took = time.monotonic() - started
+    finally:
+        listener.close()
+    assert failure.value.code == "Timeout"
+    assert took < 1.2  # the whole timeout again for the handshake: 1.4 s
+
+
+def test_an_attempt_past_its_deadline_does_not_connect(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A connect asked for after the attempt's deadline is a Timeout without any connect."""
+    connects: list[object] = []
+    monkeypatch.setattr(transport.socket, "create_connection",
+                        lambda *args: connects.append(args))
+    with pytest.raises(TransportError) as failure:
+        HttpTransport("http://127.0.0.1:9/").post("http://127.0.0.1:9/", b"{}", {}, timeout=0.0)
+    assert failure.value.code == "Timeout" and connects == []

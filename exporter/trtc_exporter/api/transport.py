@@ -84,8 +84,9 @@ class Transport(Protocol):
     simulator)."""
 
     def post(self, url: str, body: bytes, headers: dict[str, str], timeout: float) -> Reply:
-        """POST ``body`` to ``url``; the connect and the whole answer within ``timeout``
-        seconds. Raises :class:`TransportError`."""
+        """POST ``body`` to ``url``; the connect (TCP, TLS, a proxy's tunnel; not the name
+        lookup) and the whole answer within ``timeout`` seconds. Raises
+        :class:`TransportError`."""
 
 
 @contextmanager
@@ -217,6 +218,7 @@ class HttpTransport:
         else:
             conn = http.client.HTTPConnection(*at, timeout=timeout)
         conn.response_class = _Response  # a proxy's CONNECT reply, by the deadline
+        conn._create_connection = _connect_by_deadline  # type: ignore[attr-defined]
         try:
             conn.connect()
         except TimeoutError:
@@ -241,6 +243,27 @@ class HttpTransport:
                     raise TransportError("ConnectionError",
                                          f"CA bundle unreadable: {exc.strerror}") from None
             return self._context
+
+
+def _connect_by_deadline(address: tuple[str, int], timeout: float | None = None,
+                         source_address: tuple[str, int] | None = None) -> socket.socket:
+    """``socket.create_connection`` for ``http.client``, bounded by this thread's attempt
+    deadline (``_deadline.at``): the TCP connect gets what is left of it, and so does what
+    follows on the socket (the TLS handshake, a proxy's tunnel), where ``http.client`` gave the
+    connect and then the handshake the whole ``timeout`` each (an attempt could take twice
+    ``api.timeout``). Not bounded: the name lookup (``getaddrinfo`` takes no timeout), and a
+    host with several addresses gives each connect try what was left when the first began.
+    Raises TimeoutError once the deadline has passed."""
+    left = _deadline.at - time.monotonic()
+    if left <= 0:
+        raise TimeoutError
+    sock = socket.create_connection(address, left, source_address)
+    try:
+        settimeout_until(sock, _deadline.at)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 class _Response(http.client.HTTPResponse):
