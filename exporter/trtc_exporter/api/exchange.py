@@ -227,8 +227,7 @@ def _verdict(answer: _Answer, fed: int) -> Result | None:
     if answer.head and answer.status != 200:  # its body unread: the connection goes
         return answer.status, answer.date, b"", False
     if answer.limited:
-        raise TransportError("InvalidResponse", "body larger than "
-                            f"{answer.max_body} bytes", answer.date)
+        raise _too_large(answer)
     if not answer.complete:
         return None
     keep = answer.keep and not answer.trailing
@@ -253,8 +252,7 @@ def _closed(answer: _Answer) -> Result:
     if answer.framed:
         raise TransportError("ConnectionError", "body cut off", answer.date)
     if answer.limited:
-        raise TransportError("InvalidResponse", f"body larger than {answer.max_body} bytes",
-                             answer.date)
+        raise _too_large(answer)
     return 200, answer.date, b"".join(answer.chunks), False
 
 
@@ -262,6 +260,11 @@ def _late(answer: _Answer, timeout: float) -> TransportError:
     if not answer.head:
         return TransportError("Timeout", f"no answer within {timeout:g}s")
     return TransportError("Timeout", "body not complete within the timeout", answer.date)
+
+
+def _too_large(answer: _Answer) -> TransportError:
+    return TransportError("InvalidResponse", f"body larger than {answer.max_body} bytes",
+                          answer.date)
 
 
 def _lost(answer: _Answer, why: str) -> TransportError:
