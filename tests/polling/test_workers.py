@@ -3,21 +3,11 @@
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 
 import pytest
 
+from tests.waiting import until
 from trtc_exporter.polling.workers import Workers
-
-
-def _until(predicate: Callable[[], bool], seconds: float = 5.0) -> bool:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.002)
-    return False
 
 
 class Recorder:
@@ -50,7 +40,7 @@ def test_nothing_runs_before_start_and_the_jobs_waiting_run_after() -> None:
     workers.submit("b")
     assert workers.threads == [] and recorder.ran == []
     workers.start()
-    assert _until(lambda: len(recorder.ran) == 2)
+    assert until(lambda: len(recorder.ran) == 2)
     workers.close()
 
 
@@ -62,7 +52,7 @@ def test_jobs_one_at_a_time_are_run_by_one_thread() -> None:
     workers.start()
     for i in range(20):
         workers.submit(f"j{i}")
-        assert _until(lambda i=i: len(recorder.ran) == i + 1 and _idle(workers) == 1)
+        assert until(lambda i=i: len(recorder.ran) == i + 1 and _idle(workers) == 1)
     assert len(workers.threads) == 1
     assert {name for _, name in recorder.ran} == {"w-0"}
     workers.close()
@@ -78,15 +68,15 @@ def test_the_worker_idle_last_takes_the_next_job() -> None:
     workers.start()
     for job in "abc":
         workers.submit(job)
-    assert _until(lambda: len(workers.threads) == 3)
+    assert until(lambda: len(workers.threads) == 3)
     for done, job in enumerate("cab", start=1):
         gates[job].set()
-        assert _until(lambda done=done: _idle(workers) == done)
+        assert until(lambda done=done: _idle(workers) == done)
     recorder.gates["next"] = threading.Event()  # keeps b's thread busy while "after" comes
     workers.submit("next")
     workers.submit("after")
     recorder.gates["next"].set()
-    assert _until(lambda: len(recorder.ran) == 5)
+    assert until(lambda: len(recorder.ran) == 5)
     assert recorder.thread_of("next") == recorder.thread_of("b")
     assert recorder.thread_of("after") == recorder.thread_of("a")
     assert len(workers.threads) == 3
@@ -101,10 +91,10 @@ def test_beyond_most_busy_workers_jobs_wait_in_order() -> None:
     workers.start()
     for job in "abcd":
         workers.submit(job)
-    assert _until(lambda: len(workers.threads) == 2 and len(workers._queued) == 2)
+    assert until(lambda: len(workers.threads) == 2 and len(workers._queued) == 2)
     assert list(workers._queued) == ["c", "d"] and recorder.ran == []
     gate.set()
-    assert _until(lambda: len(recorder.ran) == 4)
+    assert until(lambda: len(recorder.ran) == 4)
     assert len(workers.threads) == 2
     workers.close()
 
@@ -116,7 +106,7 @@ def test_close_ends_the_workers_and_returns_the_jobs_no_worker_took() -> None:
     workers = Workers[str](recorder, 1, "w")
     workers.start()
     workers.submit("busy")
-    assert _until(lambda: len(workers.threads) == 1 and not workers._queued)
+    assert until(lambda: len(workers.threads) == 1 and not workers._queued)
     workers.submit("left")
     assert workers.close() == ["left"]
     workers.submit("after close")
@@ -140,6 +130,6 @@ def test_a_job_that_raises_does_not_cost_the_lane_its_worker(
     workers.start()
     workers.submit("bad")
     workers.submit("good")
-    assert _until(lambda: ran == ["good"])
+    assert until(lambda: ran == ["good"])
     assert "RuntimeError" in caplog.text and "secret detail" not in caplog.text
     workers.close()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import selectors
 import socket
 import threading
-import time
 from typing import Any
 
+from tests.waiting import until
 from trtc_exporter.clock import FakeClock
 from trtc_exporter.web.toolkit.connections import ConnectionLoop, Limits, Request
 
@@ -37,15 +37,6 @@ def _loop(clock: FakeClock) -> tuple[ConnectionLoop, RecordingSelector, socket.s
     return loop, recording, listener
 
 
-def _until(predicate: Any, seconds: float = 5.0) -> bool:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.005)
-    return False
-
-
 def test_an_idle_loop_sleeps_its_whole_poll_interval_and_a_connection_until_its_deadline(
 ) -> None:
     """With no connection the loop waits the whole poll interval (it used to wake 10 times a
@@ -55,15 +46,15 @@ def test_an_idle_loop_sleeps_its_whole_poll_interval_and_a_connection_until_its_
     thread = threading.Thread(target=loop.run, args=(30.0,), daemon=True)
     thread.start()
     try:
-        assert _until(lambda: 30.0 in recording.timeouts)
+        assert until(lambda: 30.0 in recording.timeouts)
         client = socket.create_connection(listener.getsockname())
         try:
-            assert _until(lambda: any(t is not None and abs(t - 7.0) < 1e-6
+            assert until(lambda: any(t is not None and abs(t - 7.0) < 1e-6
                                       for t in recording.timeouts))
-            assert _until(lambda: loop.open_connections == 1)
+            assert until(lambda: loop.open_connections == 1)
             clock.advance(7.0)  # the deadline passed: the next wake closes it
             loop._wake_w.send(b"x")
-            assert _until(lambda: loop.open_connections == 0)
+            assert until(lambda: loop.open_connections == 0)
         finally:
             client.close()
     finally:
@@ -82,7 +73,7 @@ def test_without_a_poll_interval_an_idle_loop_sleeps_until_woken() -> None:
     thread = threading.Thread(target=loop.run, daemon=True)
     thread.start()
     try:
-        assert _until(lambda: None in recording.timeouts)
+        assert until(lambda: None in recording.timeouts)
     finally:
         loop.stop()
         thread.join(5.0)
