@@ -82,3 +82,33 @@ def test_a_key_rotated_the_same_day_signs_with_the_new_key() -> None:
         parts = signing.sign(secret_id="id", secret_key=secret_key, host="trtc.test",
                              payload=b"{}", timestamp=1795514400)
         assert parts.signature == reference(secret_key, parts.string_to_sign, parts.date)
+
+
+def test_signatures_from_copied_contexts_match_fresh_ones_across_threads() -> None:
+    """Each signature copies one shared, already keyed HMAC context and a set-up SHA-256 one:
+    eight threads signing different bodies at once get what a fresh computation gives."""
+    import hashlib
+    import hmac
+    import threading
+
+    key = signing._signing_key("secret", "2026-11-24", "trtc")
+    results: dict[int, tuple[str, str, str]] = {}
+
+    def sign_many(worker: int) -> None:
+        for i in range(200):
+            payload = f'{{"TaskId": "t-{worker}-{i}"}}'.encode()
+            parts = signing.sign(secret_id="id", secret_key="secret", host="trtc.test",
+                                 payload=payload, timestamp=1795514400)
+            results[worker * 1000 + i] = (parts.hashed_payload, parts.string_to_sign,
+                                          parts.signature)
+
+    threads = [threading.Thread(target=sign_many, args=(w,)) for w in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 1600
+    for n, (hashed, string_to_sign, signature) in results.items():
+        payload = f'{{"TaskId": "t-{n // 1000}-{n % 1000}"}}'.encode()
+        assert hashed == hashlib.sha256(payload).hexdigest()
+        assert signature == hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()

@@ -35,6 +35,25 @@ def _hmac(key: bytes, msg: str) -> bytes:
     return hmac.digest(key, msg.encode("utf-8"), "sha256")  # one C call, no HMAC object
 
 
+# OpenSSL 3 sets up each new digest or HMAC context through its provider registry (a name and
+# property lookup under a global lock: openssl/openssl#19612, #25858); copying a context that is
+# already set up skips that. Per request, from cold caches, that was 6 % of the exporter's CPU
+# (docs/performance.md, issue 16 goal 5). The copies are the hashlib and hmac public API.
+_SHA256 = hashlib.sha256()
+
+
+def _sha256_hex(data: bytes) -> str:
+    digest = _SHA256.copy()
+    digest.update(data)
+    return digest.hexdigest()
+
+
+@lru_cache(maxsize=4)
+def _keyed(secret_key: str, date: str, service: str) -> hmac.HMAC:
+    """An HMAC context keyed with the day's derived key, copied for each signature."""
+    return hmac.new(_signing_key(secret_key, date, service), digestmod="sha256")
+
+
 @lru_cache(maxsize=4)
 def _signing_key(secret_key: str, date: str, service: str) -> bytes:
     """The derived key (kSigning) of a secret key for one UTC date and service: it changes
@@ -67,16 +86,18 @@ def sign(
     """Compute the TC3 signature of one POST / request with the given body bytes."""
     date = utc_date(timestamp)
     scope = f"{date}/{service}/tc3_request"
-    hashed_payload = hashlib.sha256(payload).hexdigest()
+    hashed_payload = _sha256_hex(payload)
     canonical_headers = f"content-type:{content_type}\nhost:{host}\n"
     canonical_request = (
         f"POST\n/\n\n{canonical_headers}\n{SIGNED_HEADERS}\n{hashed_payload}"
     )
     string_to_sign = (
         f"{ALGORITHM}\n{timestamp}\n{scope}\n"
-        + hashlib.sha256(canonical_request.encode("utf-8")).hexdigest()
+        + _sha256_hex(canonical_request.encode("utf-8"))
     )
-    signature = _hmac(_signing_key(secret_key, date, service), string_to_sign).hex()
+    mac = _keyed(secret_key, date, service).copy()
+    mac.update(string_to_sign.encode("utf-8"))
+    signature = mac.hexdigest()
     authorization = (
         f"{ALGORITHM} Credential={secret_id}/{scope}, "
         f"SignedHeaders={SIGNED_HEADERS}, Signature={signature}"
