@@ -258,3 +258,18 @@ def test_id_problem_is_the_one_check_for_ids() -> None:
         f"longer than {MAX_ID_CHARS} characters (got {MAX_ID_CHARS + 1}); TRTC ids and label "
         f"values must fit in {MAX_ID_CHARS}")
     assert id_problem("a\ud800") == "must be valid Unicode text (found a lone surrogate)"
+
+
+def test_body_is_the_lookup_as_json_built_once_and_fresh_after_replace() -> None:
+    """The request body is built at first use and the same bytes object afterwards; a target
+    made from it by ``dataclasses.replace`` builds its own."""
+    import dataclasses
+    import json
+
+    target = Target(api=AI_TRANSCRIPTION, region="ap-guangzhou", task_id="t-1")
+    body = target.body
+    assert json.loads(body) == {"TaskId": "t-1"}
+    assert target.body is body
+    other = dataclasses.replace(target, task_id="t-2")
+    assert json.loads(other.body) == {"TaskId": "t-2"}
+    assert target == dataclasses.replace(target) and "body" not in repr(target)

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 from tests.apimock import SERVER, ApiMock
 from trtc_exporter.api import signing
 from trtc_exporter.api.budget import Budget, RateLimiter
-from trtc_exporter.api.client import TrtcClient, host_of, request_params
+from trtc_exporter.api.client import TrtcClient, host_of
 from trtc_exporter.api.credentials import Credentials, StaticProvider
 from trtc_exporter.clock import FakeClock
 from trtc_exporter.metrics import ApiMetrics
@@ -106,10 +106,10 @@ def test_request_is_signed_like_the_sdk(api: ApiMock, env: dict[str, object]) ->
 
 def test_request_bodies_per_target_kind() -> None:
     """Session lookups send TaskId "", 2.0 sends SdkAppId and TaskId."""
-    assert request_params(TASK) == {"TaskId": "task-1"}
-    assert request_params(SESSION) == {"TaskId": "", "SdkAppId": 1400000001,
+    assert json.loads(TASK.body) == {"TaskId": "task-1"}
+    assert json.loads(SESSION.body) == {"TaskId": "", "SdkAppId": 1400000001,
                                        "SessionId": "room-42"}
-    assert request_params(CLOUD) == {"SdkAppId": 1400000001, "TaskId": "c-1"}
+    assert json.loads(CLOUD.body) == {"SdkAppId": 1400000001, "TaskId": "c-1"}
 
 
 def test_signed_host_keeps_non_default_ports_only() -> None:

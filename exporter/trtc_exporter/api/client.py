@@ -7,7 +7,6 @@ the shared budget first: the budget is the one rule nothing may bypass.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import threading
@@ -20,19 +19,12 @@ from trtc_exporter.api.credentials import CredentialProvider
 from trtc_exporter.api.outcome import Outcome
 from trtc_exporter.api.skew import SkewEstimator
 from trtc_exporter.clock import Clock
-from trtc_exporter.generations import GENERATIONS
 from trtc_exporter.metrics import ApiMetrics
 from trtc_exporter.response import ApiFailure, TaskStatus, bounded_code, is_throttle, parse_response
 from trtc_exporter.target import Target
 
 log = logging.getLogger("trtc_exporter.client")  # caller= stays as before
 VERSION = "2019-07-22"
-
-
-def request_params(target: Target) -> dict[str, object]:
-    """The action's body, as the target's API generation defines it."""
-    return GENERATIONS[target.api].request_params(target.task_id, target.sdk_app_id,
-                                                  target.session_id)
 
 
 def host_of(endpoint: str) -> str:
@@ -87,7 +79,7 @@ class TrtcClient:
 
     def describe(self, target: Target, cancel: threading.Event | None = None) -> Outcome:
         """Poll one target, retrying retryable failures within max_retries, each with a token."""
-        body = json.dumps(request_params(target)).encode("utf-8")
+        body = target.body
         attempts, total = 0, 0.0
         while True:
             attempts += 1
