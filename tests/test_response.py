@@ -176,3 +176,21 @@ def test_start_time_fast_path_agrees_with_strptime(moment: Any, digits: int, pad
         text += "." + f"{moment.microsecond:06d}"[:digits]
     expected = datetime.strptime(text, "%Y-%m-%d %H:%M:%S" + (".%f" if digits else ""))
     assert parse_start_time(pad + text + pad) == expected.replace(tzinfo=BEIJING).timestamp()
+
+
+def test_start_times_are_kept_only_at_the_api_s_length() -> None:
+    """A repeated StartTime is answered from the kept parses, with the same value; a string
+    longer than the API's form (an odd answer, up to 1 MiB) is parsed and not kept."""
+    from trtc_exporter import response
+
+    cached = response._parse_start_cached
+    text = "2026-11-24 18:00:00.654321"
+    first = parse_start_time(text)
+    hits = cached.cache_info().hits
+    assert parse_start_time(text) == first == pytest.approx(1795514400.654321)
+    assert cached.cache_info().hits == hits + 1
+    size = cached.cache_info().currsize
+    long_text = " " * 30 + "2026-11-24 18:00:00" + " " * 30
+    assert parse_start_time(long_text) == 1795514400.0
+    assert parse_start_time(long_text + "x" * 100_000) is None
+    assert cached.cache_info().currsize == size
