@@ -194,3 +194,23 @@ def test_start_times_are_kept_only_at_the_api_s_length() -> None:
     assert parse_start_time(long_text) == 1795514400.0
     assert parse_start_time(long_text + "x" * 100_000) is None
     assert cached.cache_info().currsize == size
+
+
+START_TEXT = st.one_of(
+    st.text(max_size=48),
+    st.builds(lambda d, pad, tail: pad + d.strftime("%Y-%m-%d %H:%M:%S.%f")[:tail] + pad,
+              st.datetimes(), st.sampled_from(["", " ", "\t", "\u3000", "\n", "\x85"]),
+              st.integers(16, 26)),
+    st.integers(0, 2**40).map(str),
+    st.sampled_from(["\ud800", "2026-11-24 18:00:00\udfff", " 2026-11-24 18:00:00.1 "]),
+)
+
+
+@given(st.lists(START_TEXT, max_size=8))
+def test_kept_start_times_equal_the_uncached_parse(texts: list[str]) -> None:
+    """Whatever strings come (whitespace variants, surrogates, numeric text, repeats), the
+    kept parse answers exactly what the uncached parser does."""
+    from trtc_exporter import response
+
+    for text in texts + texts:
+        assert parse_start_time(text) == response._parse_start_text(text)

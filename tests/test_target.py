@@ -273,3 +273,12 @@ def test_body_is_the_lookup_as_json_built_once_and_fresh_after_replace() -> None
     other = dataclasses.replace(target, task_id="t-2")
     assert json.loads(other.body) == {"TaskId": "t-2"}
     assert target == dataclasses.replace(target) and "body" not in repr(target)
+
+
+def test_targets_of_one_account_share_one_lane_string() -> None:
+    """The kept lane is one string per account and action, not one per target (10 000
+    targets of an account would each hold a copy of the same text)."""
+    first, second = (Target(api=AI_TRANSCRIPTION, region="ap-guangzhou", task_id=task,
+                            account="prod") for task in ("t-1", "t-2"))
+    assert first.lane == "prod/DescribeAITranscription"
+    assert first.lane is second.lane

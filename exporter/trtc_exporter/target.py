@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -86,7 +87,9 @@ class Target:
         object.__setattr__(self, "lookup", key[:3] if by_task_only else key)
         action = ACTIONS[self.api]
         object.__setattr__(self, "action", action)
-        object.__setattr__(self, "lane", f"{self.account}/{action}" if self.account else action)
+        # interned: one string per account and action, not a copy per target (10 000 targets)
+        lane = sys.intern(f"{self.account}/{action}") if self.account else action
+        object.__setattr__(self, "lane", lane)
 
     @property
     def body(self) -> bytes:

@@ -112,3 +112,24 @@ def test_signatures_from_copied_contexts_match_fresh_ones_across_threads() -> No
         payload = f'{{"TaskId": "t-{n // 1000}-{n % 1000}"}}'.encode()
         assert hashed == hashlib.sha256(payload).hexdigest()
         assert signature == hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
+
+
+@given(st.lists(st.tuples(st.integers(0, 6), st.integers(1795478400 - 3, 1795478400 + 2),
+                          st.binary(max_size=64)), min_size=1, max_size=20))
+def test_kept_keys_sign_like_fresh_ones_across_keys_and_midnight(
+        calls: list[tuple[int, int, bytes]]) -> None:
+    """Seven accounts' keys (more than the kept four) signing in any order around a UTC
+    midnight each get the signature the uncached TC3 steps compute for their key and day."""
+    import hashlib
+    import hmac
+
+    for account, timestamp, payload in calls:
+        secret_key = f"key-of-account-{account}"
+        parts = signing.sign(secret_id="id", secret_key=secret_key, host="trtc.test",
+                             payload=payload, timestamp=timestamp)
+        key = ("TC3" + secret_key).encode()
+        for part in (signing.utc_date(timestamp), "trtc", "tc3_request"):
+            key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+        assert parts.hashed_payload == hashlib.sha256(payload).hexdigest()
+        assert parts.signature == hmac.new(key, parts.string_to_sign.encode(),
+                                           hashlib.sha256).hexdigest()
