@@ -133,3 +133,17 @@ def test_kept_keys_sign_like_fresh_ones_across_keys_and_midnight(
         assert parts.hashed_payload == hashlib.sha256(payload).hexdigest()
         assert parts.signature == hmac.new(key, parts.string_to_sign.encode(),
                                            hashlib.sha256).hexdigest()
+
+
+def test_eight_accounts_signing_in_turn_keep_their_contexts() -> None:
+    """Accounts that sign in turn (each poll of each account) are all kept: from the second
+    round on no signature sets up a key."""
+    keys = [f"account-{n}-key" for n in range(8)]
+    for key in keys:  # the first round sets each up
+        signing.sign(secret_id="id", secret_key=key, host="trtc.test", payload=b"{}",
+                     timestamp=1795514400)
+    misses = signing._keyed.cache_info().misses
+    for key in keys * 3:
+        signing.sign(secret_id="id", secret_key=key, host="trtc.test", payload=b"{}",
+                     timestamp=1795514400)
+    assert signing._keyed.cache_info().misses == misses

@@ -48,17 +48,21 @@ def _sha256_hex(data: bytes) -> str:
     return digest.hexdigest()
 
 
-@lru_cache(maxsize=4)
+# 32 kept per cache: one per account (each account signs with its own key every poll; with
+# more accounts than entries every signature would miss), rotated keys age out
+_KEPT_KEYS = 32
+
+
+@lru_cache(maxsize=_KEPT_KEYS)
 def _keyed(secret_key: str, date: str, service: str) -> hmac.HMAC:
     """An HMAC context keyed with the day's derived key, copied for each signature."""
     return hmac.new(_signing_key(secret_key, date, service), digestmod="sha256")
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=_KEPT_KEYS)
 def _signing_key(secret_key: str, date: str, service: str) -> bytes:
     """The derived key (kSigning) of a secret key for one UTC date and service: it changes
-    once a day, so three of a signature's four HMACs are done once a day, not per request. A
-    few entries: the accounts' keys, rotated keys age out."""
+    once a day, so three of a signature's four HMACs are done once a day, not per request."""
     k_date = _hmac(("TC3" + secret_key).encode("utf-8"), date)
     return _hmac(_hmac(k_date, service), "tc3_request")
 
