@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -55,11 +56,49 @@ def test_stop_during_start_up_interrupts_and_is_remembered() -> None:
     signals = Signals().install()
     with pytest.raises(StopDuringStartup):
         signal.raise_signal(signal.SIGTERM)
-    assert signals.stop.is_set()
+    assert signals.stop.wait(5)  # set by the signals thread
     signals.stop.clear()
     signals.running(lambda: None)
     signal.raise_signal(signal.SIGTERM)
-    assert signals.stop.is_set()
+    assert signals.stop.wait(5)
+
+
+def test_a_stop_signal_never_waits_for_a_lock_the_main_thread_holds() -> None:
+    """A SIGTERM that lands while the main thread holds the stop event's lock (entering or
+    leaving its wait) returns at once, and stop is set; a handler that set the event itself
+    would wait for that lock for ever (here a helper frees it after 2 s and the test fails)."""
+    signals = Signals().install()
+    signals.running(lambda: None)
+    held = signals.stop._cond  # the Condition of Event.wait's `with self._cond:`
+    returned, rescued = threading.Event(), threading.Event()
+
+    def rescue() -> None:
+        if not returned.wait(2.0):
+            rescued.set()
+            held.release()  # a plain Lock: another thread may release it
+
+    held.acquire()
+    helper = threading.Thread(target=rescue)
+    helper.start()
+    signal.raise_signal(signal.SIGTERM)
+    returned.set()
+    helper.join()
+    if not rescued.is_set():
+        held.release()
+    assert not rescued.is_set(), "the SIGTERM handler waited for the stop event's lock"
+    assert signals.stop.wait(5)
+
+
+def test_sighup_reloads_off_the_main_thread_once_running() -> None:
+    """Once running, SIGHUP runs ``reload`` in a thread of its own (a slow config read never
+    delays a stop behind it)."""
+    signals = Signals().install()
+    called: list[str] = []
+    done = threading.Event()
+    signals.running(lambda: (called.append(threading.current_thread().name), done.set()))
+    signal.raise_signal(signal.SIGHUP)
+    assert done.wait(5)
+    assert called == ["sighup-reload"]
 
 
 def test_main_exits_zero_when_stopped_during_start_up(tmp_path: Path,

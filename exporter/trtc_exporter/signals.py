@@ -5,11 +5,19 @@ for good, so a SIGTERM that arrived while a large config was still loading used 
 requested during start-up interrupts the slow work at once (:class:`StopDuringStartup`); once the
 exporter runs, a stop sets an event the serve loop waits on. Takes plain callables so that nothing
 here depends on the exporter or the web layer.
+
+The handlers take no lock that the main thread may hold: a Python handler runs in the main
+thread between two of its bytecodes, so one that set ``stop`` itself would wait forever for the
+event's lock if the signal landed while the main thread held it (entering or leaving
+``stop.wait()``; a second Ctrl-C during the first's wake-up). The interpreter writes each
+signal's number to a pipe (``signal.set_wakeup_fd``, at the C level, before any handler runs)
+and a ``signals`` thread reading it sets ``stop`` and starts reloads.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from collections.abc import Callable
@@ -31,13 +39,24 @@ class Signals:
     configuration is being read anyway).
     """
 
+    _wakeup = -1  # the write end of the pipe installed last (one wakeup fd per process)
+
     def __init__(self) -> None:
         self.stop = threading.Event()
         self._reload: Callable[[], object] | None = None
 
     def install(self) -> Signals:
-        """Install the handlers (main thread only; elsewhere a no-op); returns self."""
+        """Install the handlers and start the ``signals`` thread (main thread only; elsewhere a
+        no-op); returns self. The process's signal wakeup fd becomes this one's pipe."""
         if threading.current_thread() is threading.main_thread():
+            read, write = os.pipe()
+            os.set_blocking(write, False)  # the interpreter never blocks writing a signal
+            threading.Thread(target=self._watch, args=(read,), name="signals",
+                             daemon=True).start()
+            previous = signal.set_wakeup_fd(write)
+            if previous != -1 and previous == Signals._wakeup:
+                os.close(previous)  # installed again (tests): the previous thread reads EOF
+            Signals._wakeup = write
             signal.signal(signal.SIGTERM, self._on_stop)
             signal.signal(signal.SIGINT, self._on_stop)
             signal.signal(signal.SIGHUP, self._on_hup)
@@ -48,18 +67,32 @@ class Signals:
         self._reload = reload
 
     def _on_stop(self, signum: int, frame: FrameType | None) -> None:
+        # logging's locks are reentrant: a record the main thread was writing cannot block it
         name = signal.Signals(signum).name
-        self.stop.set()
         if self._reload is None:
             log.info("received %s during start-up; exiting", name)
             raise StopDuringStartup(name)
         log.info("received %s; shutting down", name)
 
     def _on_hup(self, signum: int, frame: FrameType | None) -> None:
-        reload = self._reload
-        if reload is None:
+        if self._reload is None:
             log.info("received SIGHUP during start-up; the configuration is being read anyway")
-            return
-        # off the signal handler, so a slow config read never blocks the main thread
-        threading.Thread(target=reload, name="sighup-reload", daemon=True).start()
+
+    def _watch(self, read: int) -> None:
+        """The ``signals`` thread: each signal number the interpreter writes to the pipe (a
+        SIGHUP that came during start-up and is read once running reloads: the file may have
+        changed just then)."""
+        try:
+            while data := os.read(read, 64):
+                for signum in data:
+                    self._act(signum)
+        finally:
+            os.close(read)
+
+    def _act(self, signum: int) -> None:
+        if signum in (signal.SIGTERM, signal.SIGINT):
+            self.stop.set()
+        elif signum == signal.SIGHUP and (reload := self._reload) is not None:
+            # its own thread, so a slow config read never delays a stop behind it
+            threading.Thread(target=reload, name="sighup-reload", daemon=True).start()
 

@@ -114,8 +114,8 @@ def serve(exporter: ExporterProtocol, args: argparse.Namespace,
     exporter.start()
     for server in servers:
         _start(server, "http", f"/ (metrics at {args.telemetry_path})")
-    # no timeout: the signal handlers run during the wait (a lock wait is interrupted by
-    # signals on POSIX, Python >= 3.2), so the main thread does not wake twice a second
+    # no timeout: the ``signals`` thread sets stop (signals.py), so the main thread does not
+    # wake twice a second
     stop.wait()
     if webhook is not None:
         webhook.shutdown()
