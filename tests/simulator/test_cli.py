@@ -6,6 +6,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ import yaml
 
 from trtc_exporter.secret import Secret
 from trtc_exporter.simulator import Credential, post
-from trtc_exporter.simulator.cli import main
+from trtc_exporter.simulator.cli import _stop_on_signals, main
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "simulator"
 
@@ -142,3 +143,33 @@ def test_an_unparseable_callbacks_url_exits_2_without_a_traceback(
     err = capsys.readouterr().err
     assert f"--callbacks.url: must be an http:// or https:// URL, got {url!r}" in err
     assert "Traceback" not in err
+
+
+def test_a_stop_signal_never_waits_for_the_lock_of_the_event_simulate_waits_on() -> None:
+    """A SIGTERM landing while the main thread holds the lock of the event ``simulate`` waits
+    on (entering or leaving its 0.5 s wait) returns at once and still stops it; a handler that
+    set the event itself would wait for that lock for ever (a helper frees it after 2 s)."""
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    try:
+        stop = _stop_on_signals()
+        held = stop._cond  # the Condition of Event.wait
+        returned, rescued = threading.Event(), threading.Event()
+
+        def rescue() -> None:
+            if not returned.wait(2.0):
+                rescued.set()
+                held.release()  # a plain Lock: another thread may release it
+
+        held.acquire()
+        helper = threading.Thread(target=rescue)
+        helper.start()
+        signal.raise_signal(signal.SIGTERM)
+        returned.set()
+        helper.join()
+        if not rescued.is_set():
+            held.release()
+        assert not rescued.is_set(), "simulate's SIGTERM handler waited for its event's lock"
+        assert stop.wait(5)
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import signal
 import sys
 import threading
 from collections.abc import Sequence
@@ -21,6 +20,7 @@ import yaml
 from trtc_exporter import logsetup
 from trtc_exporter.errors import Errors
 from trtc_exporter.secret import Secret
+from trtc_exporter.signals import Signals
 from trtc_exporter.simulator.auth import Credential
 from trtc_exporter.simulator.callback_config import CallbackSpec, check_url
 from trtc_exporter.simulator.demo import demo_scenario, demo_targets
@@ -152,16 +152,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _wait_for_signal() -> None:
-    stop = threading.Event()
-
-    def _on_signal(signum: int, _frame: object) -> None:
-        stop.set()
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, _on_signal)
+    stop = _stop_on_signals()
     while not stop.wait(0.5):
         pass
 
+
+def _stop_on_signals() -> threading.Event:
+    """An event SIGTERM/SIGINT set, through the exporter's :class:`Signals` (its handlers take
+    no lock the main thread may hold: one that set this event itself hung if the signal landed
+    while the 0.5 s wait held the event's lock). SIGHUP is logged, nothing to reload."""
+    signals = Signals().install()
+    signals.running(lambda: log.info("SIGHUP: the simulator has nothing to reload"))
+    return signals.stop
 
 if __name__ == "__main__":
     raise SystemExit(main())
