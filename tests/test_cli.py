@@ -101,6 +101,26 @@ def test_sighup_reloads_off_the_main_thread_once_running() -> None:
     assert called == ["sighup-reload"]
 
 
+def test_a_reload_that_cannot_start_never_loses_later_stops(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A SIGHUP whose reload thread cannot start (the OS's thread limit, e.g. a container's
+    pids.max, stood in for by a patched start) leaves the ``signals`` thread reading: a later
+    SIGTERM still sets stop."""
+    signals = Signals().install()
+    signals.running(lambda: None)
+    start = threading.Thread.start
+
+    def no_reload_thread(thread: threading.Thread) -> None:
+        if thread.name == "sighup-reload":
+            raise RuntimeError("can't start new thread")
+        start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", no_reload_thread)
+    signal.raise_signal(signal.SIGHUP)
+    signal.raise_signal(signal.SIGTERM)
+    assert signals.stop.wait(5), "the signals thread died with the reload"
+
+
 def test_main_exits_zero_when_stopped_during_start_up(tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """A stop that arrives while the config is read ends main() with 0, not a traceback."""

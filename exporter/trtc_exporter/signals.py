@@ -85,7 +85,10 @@ class Signals:
         try:
             while data := os.read(read, 64):
                 for signum in data:
-                    self._act(signum)
+                    try:
+                        self._act(signum)
+                    except Exception:  # e.g. no thread for a reload: later stops still count
+                        log.exception("could not act on signal %d", signum)
         finally:
             os.close(read)
 
