@@ -79,9 +79,8 @@ class Signals:
             log.info("received SIGHUP during start-up; the configuration is being read anyway")
 
     def _watch(self, read: int) -> None:
-        """The ``signals`` thread: each signal number the interpreter writes to the pipe (a
-        SIGHUP that came during start-up and is read once running reloads: the file may have
-        changed just then)."""
+        """The ``signals`` thread: acts on each signal number the interpreter writes to the
+        pipe, at once (a SIGHUP read before :meth:`running` is dropped, as its handler logs)."""
         try:
             while data := os.read(read, 64):
                 for signum in data:
