@@ -133,3 +133,22 @@ def test_main_exits_zero_when_stopped_during_start_up(tmp_path: Path,
 
     monkeypatch.setattr("trtc_exporter.cli.load_config", slow_load)
     assert main(["--config.file", str(path)]) == 0
+
+
+def test_malloc_arenas_are_limited_before_the_signals_thread_starts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """main() limits glibc's arenas while the main thread is still the only one of its own:
+    the signals thread, started by the handlers' install, would otherwise get an arena of its
+    own before the limit."""
+    from trtc_exporter import allocator
+
+    seen: list[set[int | None]] = []
+    monkeypatch.setattr(allocator.PROCESS, "limit_arenas",
+                        lambda: seen.append({t.ident for t in threading.enumerate()}) or True)
+    monkeypatch.setenv("TENCENTCLOUD_SECRET_ID", "AKIDtest")
+    monkeypatch.setenv("TENCENTCLOUD_SECRET_KEY", "key")
+    before = {t.ident for t in threading.enumerate()}
+    path = tmp_path / "c.yml"
+    path.write_text("targets: []\n", encoding="utf-8")
+    assert main(["--config.file", str(path), "--config.check"]) == 0
+    assert len(seen) == 1 and not seen[0] - before  # no thread started before the limit

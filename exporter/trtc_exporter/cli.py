@@ -140,9 +140,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     Signal handlers go in before anything slow: as PID 1 an unhandled SIGTERM is ignored for
     good. A SIGTERM or SIGINT during start-up ends it at once with exit code 0.
     """
-    signals = Signals().install()
     allocator.PROCESS.limit_arenas()  # before any thread has an arena (allocator.py: why)
     allocator.PROCESS.fix_mmap_threshold()  # big blocks mmapped, given back whole
+    signals = Signals().install()  # after: it starts the signals thread (two mallopt calls)
     try:
         return _main(argv, signals)
     except StopDuringStartup as stop:
