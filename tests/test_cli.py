@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.signalling import handler_waited_for_lock
 from trtc_exporter.cli import build_parser, main
 from trtc_exporter.signals import Signals, StopDuringStartup
 
@@ -69,23 +70,7 @@ def test_a_stop_signal_never_waits_for_a_lock_the_main_thread_holds() -> None:
     would wait for that lock for ever (here a helper frees it after 2 s and the test fails)."""
     signals = Signals().install()
     signals.running(lambda: None)
-    held = signals.stop._cond  # the Condition of Event.wait's `with self._cond:`
-    returned, rescued = threading.Event(), threading.Event()
-
-    def rescue() -> None:
-        if not returned.wait(2.0):
-            rescued.set()
-            held.release()  # a plain Lock: another thread may release it
-
-    held.acquire()
-    helper = threading.Thread(target=rescue)
-    helper.start()
-    signal.raise_signal(signal.SIGTERM)
-    returned.set()
-    helper.join()
-    if not rescued.is_set():
-        held.release()
-    assert not rescued.is_set(), "the SIGTERM handler waited for the stop event's lock"
+    assert not handler_waited_for_lock(signals.stop), "the SIGTERM handler waited for its lock"
     assert signals.stop.wait(5)
 
 

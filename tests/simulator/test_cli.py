@@ -6,13 +6,13 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 import requests
 import yaml
 
+from tests.signalling import handler_waited_for_lock
 from trtc_exporter.secret import Secret
 from trtc_exporter.simulator import Credential, post
 from trtc_exporter.simulator.cli import _stop_on_signals, main
@@ -152,23 +152,7 @@ def test_a_stop_signal_never_waits_for_the_lock_of_the_event_simulate_waits_on()
     saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
     try:
         stop = _stop_on_signals()
-        held = stop._cond  # the Condition of Event.wait
-        returned, rescued = threading.Event(), threading.Event()
-
-        def rescue() -> None:
-            if not returned.wait(2.0):
-                rescued.set()
-                held.release()  # a plain Lock: another thread may release it
-
-        held.acquire()
-        helper = threading.Thread(target=rescue)
-        helper.start()
-        signal.raise_signal(signal.SIGTERM)
-        returned.set()
-        helper.join()
-        if not rescued.is_set():
-            held.release()
-        assert not rescued.is_set(), "simulate's SIGTERM handler waited for its event's lock"
+        assert not handler_waited_for_lock(stop), "simulate's SIGTERM handler waited for its lock"
         assert stop.wait(5)
     finally:
         for sig, handler in saved.items():
