@@ -147,7 +147,7 @@ def test_an_unparseable_callbacks_url_exits_2_without_a_traceback(
 
 def test_a_stop_signal_never_waits_for_the_lock_of_the_event_simulate_waits_on() -> None:
     """A SIGTERM landing while the main thread holds the lock of the event ``simulate`` waits
-    on (entering or leaving its 0.5 s wait) returns at once and still stops it; a handler that
+    on (entering or leaving its wait) returns at once and still stops it; a handler that
     set the event itself would wait for that lock for ever (a helper frees it after 2 s)."""
     saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
     try:

@@ -152,18 +152,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _wait_for_signal() -> None:
-    stop = _stop_on_signals()
-    while not stop.wait(0.5):
-        pass
+    _stop_on_signals().wait()  # no timeout: the signals thread sets it
 
 
 def _stop_on_signals() -> threading.Event:
     """An event SIGTERM/SIGINT set, through the exporter's :class:`Signals` (its handlers take
     no lock the main thread may hold: one that set this event itself hung if the signal landed
-    while the 0.5 s wait held the event's lock). SIGHUP is logged, nothing to reload."""
+    while the wait held the event's lock). SIGHUP is logged, nothing to reload."""
     signals = Signals().install()
     signals.running(lambda: log.info("SIGHUP: the simulator has nothing to reload"))
     return signals.stop
+
 
 if __name__ == "__main__":
     raise SystemExit(main())
